@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/steward-privacy/steward/internal/api"
+	"github.com/steward-privacy/steward/internal/apikey"
+	"github.com/steward-privacy/steward/internal/clock"
+	"github.com/steward-privacy/steward/internal/config"
+	"github.com/steward-privacy/steward/internal/consent"
+	"github.com/steward-privacy/steward/internal/db"
+	"github.com/steward-privacy/steward/internal/identity"
+	"github.com/steward-privacy/steward/internal/notify"
+	"github.com/steward-privacy/steward/internal/policy"
+	"github.com/steward-privacy/steward/internal/receipt"
+	"github.com/steward-privacy/steward/policies"
+)
+
+// application is one fully wired Steward replica. Tests build two of them on
+// one database to prove cross-replica behaviour.
+type application struct {
+	cfg      config.Config
+	log      *slog.Logger
+	pool     *pgxpool.Pool
+	engine   *policy.Engine
+	listener *db.Listener
+	keys     *apikey.Store
+	consent  *consent.Service
+	worker   *notify.Worker
+	http     *fiber.App
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func policyFS(cfg config.Config) fs.FS {
+	if cfg.PolicyDir != "" {
+		return os.DirFS(cfg.PolicyDir)
+	}
+	return policies.FS
+}
+
+func loadPolicy(ctx context.Context, cfg config.Config) (*policy.Engine, error) {
+	return policy.Load(ctx, policyFS(cfg))
+}
+
+// newApplication wires a replica: migrate (under the advisory lock), load
+// policy, connect, and build the HTTP app. Background loops start with start.
+func newApplication(ctx context.Context, cfg config.Config, log *slog.Logger, clk clock.Clock) (*application, error) {
+	if err := cfg.RequireDatabase(); err != nil {
+		return nil, err
+	}
+	kr, err := identity.ParseKeyring(cfg.IdentityKeys)
+	if err != nil {
+		return nil, fmt.Errorf("STEWARD_IDENTITY_KEYS: %w", err)
+	}
+	if cfg.ReceiptSigningKey == "" {
+		return nil, errors.New("STEWARD_RECEIPT_SIGNING_KEY is not set (base64 of a 32-byte Ed25519 seed)")
+	}
+	seed, err := receipt.ParseSeed(cfg.ReceiptSigningKey)
+	if err != nil {
+		return nil, fmt.Errorf("STEWARD_RECEIPT_SIGNING_KEY: %w", err)
+	}
+	var retired []ed25519PublicKey
+	for _, k := range cfg.ReceiptRetiredKeys {
+		pk, err := receipt.ParsePublicKey(k)
+		if err != nil {
+			return nil, fmt.Errorf("STEWARD_RECEIPT_RETIRED_KEYS: %w", err)
+		}
+		retired = append(retired, pk)
+	}
+	signer, err := receipt.NewSigner(seed, retired...)
+	if err != nil {
+		return nil, fmt.Errorf("receipt signer: %w", err)
+	}
+	resendCfg := notify.ResendConfig{APIKey: cfg.ResendAPIKey, BaseURL: cfg.ResendBaseURL, AudienceID: cfg.ResendAudienceID}
+	if err := resendCfg.Validate(); err != nil {
+		return nil, fmt.Errorf("resend: %w", err)
+	}
+	engine, err := loadPolicy(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := db.MigrateUp(ctx, cfg.DatabaseURL, log); err != nil {
+		return nil, err
+	}
+	pool, err := db.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("policy loaded", "revision", engine.Revision(), "purposes", len(engine.Purposes))
+
+	a := &application{cfg: cfg, log: log, pool: pool, engine: engine}
+	a.listener = db.NewListener(cfg.DatabaseURL, log)
+	a.keys = apikey.NewStore(pool, clk, nil)
+	cache := consent.NewCache(cfg.CacheSubjects)
+	outbox := notify.NewOutbox(kr, clk, log)
+	a.consent = consent.NewService(pool, kr, engine, clk, log, cache, consent.Options{Unsubscriber: outbox})
+	a.listener.Subscribe(consent.NotifyChannel, cache)
+	a.listener.Subscribe(apikey.NotifyChannel, a.keys)
+	a.worker = notify.NewWorker(pool, kr, notify.WorkerConfig{Resend: resendCfg, PollInterval: cfg.OutboxPoll}, clk, log, nil)
+	a.http = api.New(api.Config{
+		BodyLimit: cfg.BodyLimit, ReadTimeout: cfg.ReadTimeout, WriteTimeout: cfg.WriteTimeout, IdleTimeout: cfg.IdleTimeout,
+	}, api.Deps{
+		Log: log, Consent: a.consent, Keys: a.keys, Receipts: signer, Metrics: api.NewMetrics(),
+		Ready: a.ready,
+	})
+	return a, nil
+}
+
+func (a *application) ready(ctx context.Context) error {
+	if err := a.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("database unreachable")
+	}
+	if a.engine == nil {
+		return errors.New("policies not loaded")
+	}
+	return nil
+}
+
+// start runs the background loops: the notification listener and the outbox worker.
+func (a *application) start(ctx context.Context) {
+	ctx, a.cancel = context.WithCancel(ctx)
+	a.wg.Add(2)
+	go func() { defer a.wg.Done(); a.listener.Run(ctx) }()
+	go func() { defer a.wg.Done(); a.worker.Run(ctx) }()
+}
+
+// waitListening blocks until the invalidation listener is up (caches on).
+func (a *application) waitListening(ctx context.Context) error {
+	for !a.listener.Up() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("listener did not connect: %w", ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// shutdown lets in-flight requests finish, then stops background work.
+func (a *application) shutdown(timeout time.Duration) error {
+	err := a.http.ShutdownWithTimeout(timeout)
+	if a.cancel != nil {
+		a.cancel()
+	}
+	a.wg.Wait()
+	a.pool.Close()
+	return err
+}

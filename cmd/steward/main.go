@@ -1,0 +1,265 @@
+// Command steward is the Steward privacy control plane: the HTTP service and
+// its operator commands (migrations, API keys, policy tests).
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"sort"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/steward-privacy/steward/internal/apikey"
+	"github.com/steward-privacy/steward/internal/apperr"
+	"github.com/steward-privacy/steward/internal/clock"
+	"github.com/steward-privacy/steward/internal/config"
+	"github.com/steward-privacy/steward/internal/db"
+	"github.com/steward-privacy/steward/internal/policy"
+)
+
+type ed25519PublicKey = ed25519.PublicKey
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `steward — privacy and data-governance control plane
+
+Usage:
+  steward serve                               run the HTTP API (migrates first)
+  steward migrate up|down|status              manage the database schema
+  steward keys create --name N --role R [--quiet]
+  steward keys list
+  steward keys revoke KEY_ID
+  steward policy test [-v]                    run the Rego unit tests
+  steward policy data                         print the policy data document (JSON)
+  steward version
+
+Configuration is read from the environment; see README.md.
+`
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+}
+
+// run is main without the process: tests call it with their own args and env.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		fmt.Fprintln(stderr, "steward: config:", err)
+		return 2
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		err = serve(ctx, cfg, log)
+	case "migrate":
+		err = migrate(ctx, cfg, rest, stdout, log)
+	case "keys":
+		err = keys(ctx, cfg, rest, stdout)
+	case "policy":
+		err = policyCmd(ctx, cfg, rest, stdout)
+	case "version":
+		fmt.Fprintln(stdout, versionString())
+	default:
+		fmt.Fprintf(stderr, "steward: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	if err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(stderr, "steward %s: %v\n\n%s", cmd, err, usage)
+			return 2
+		}
+		fmt.Fprintf(stderr, "steward %s: %v\n", cmd, err)
+		return 1
+	}
+	return 0
+}
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func versionString() string {
+	v := version
+	if bi, ok := debug.ReadBuildInfo(); ok && v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		v = bi.Main.Version
+	}
+	return fmt.Sprintf("steward %s (%s)", v, runtime.Version())
+}
+
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	a, err := newApplication(ctx, cfg, log, clock.Real{})
+	if err != nil {
+		return err
+	}
+	a.start(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- a.http.Listen(cfg.Addr) }()
+	log.Info("steward listening", "addr", cfg.Addr, "version", versionString(), "policy_revision", a.engine.Revision())
+	select {
+	case err := <-errc:
+		_ = a.shutdown(cfg.ShutdownTimeout)
+		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing in-flight requests", "timeout", cfg.ShutdownTimeout.String())
+	if err := a.shutdown(cfg.ShutdownTimeout); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func migrate(ctx context.Context, cfg config.Config, args []string, stdout io.Writer, log *slog.Logger) error {
+	if len(args) != 1 {
+		return usageError{"want one of up, down, status"}
+	}
+	if err := cfg.RequireDatabase(); err != nil {
+		return err
+	}
+	switch args[0] {
+	case "up":
+		n, err := db.MigrateUp(ctx, cfg.DatabaseURL, log)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "applied %d migration(s)\n", n)
+		return nil
+	case "down":
+		return db.MigrateDown(ctx, cfg.DatabaseURL, log)
+	case "status":
+		return db.MigrateStatus(ctx, cfg.DatabaseURL, stdout)
+	}
+	return usageError{fmt.Sprintf("unknown migrate command %q", args[0])}
+}
+
+func keys(ctx context.Context, cfg config.Config, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return usageError{"want create, list or revoke"}
+	}
+	if err := cfg.RequireDatabase(); err != nil {
+		return err
+	}
+	if _, err := db.MigrateUp(ctx, cfg.DatabaseURL, slog.New(slog.DiscardHandler)); err != nil {
+		return err
+	}
+	pool, err := db.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	store := apikey.NewStore(pool, clock.Real{}, nil)
+	switch args[0] {
+	case "create":
+		fs := flag.NewFlagSet("keys create", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		name := fs.String("name", "", "key name, e.g. web-frontend")
+		role := fs.String("role", "", "sdk, frontend, reviewer, admin or auditor")
+		quiet := fs.Bool("quiet", false, "print only the secret")
+		if err := fs.Parse(args[1:]); err != nil {
+			return usageError{err.Error()}
+		}
+		engine, err := loadPolicy(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		roles := map[string]bool{}
+		for r := range engine.Roles {
+			roles[r] = true
+		}
+		k, secret, err := store.Create(ctx, *name, *role, roles)
+		if err != nil {
+			if ae, ok := apperr.As(err); ok {
+				names := make([]string, 0, len(roles))
+				for r := range roles {
+					names = append(names, r)
+				}
+				sort.Strings(names)
+				return usageError{fmt.Sprintf("%s (roles: %v)", ae.Message, names)}
+			}
+			return err
+		}
+		if *quiet {
+			fmt.Fprintln(stdout, secret)
+			return nil
+		}
+		fmt.Fprintf(stdout, "id:     %s\nname:   %s\nrole:   %s\nsecret: %s\n\nThe secret is shown only now; Steward stores only its hash.\n", k.ID, k.Name, k.Role, secret)
+		return nil
+	case "list":
+		ks, err := store.List(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tROLE\tPREFIX\tCREATED\tREVOKED")
+		for _, k := range ks {
+			revoked := "-"
+			if k.RevokedAt != nil {
+				revoked = k.RevokedAt.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s…\t%s\t%s\n", k.ID, k.Name, k.Role, k.Prefix, k.CreatedAt.UTC().Format(time.RFC3339), revoked)
+		}
+		return tw.Flush()
+	case "revoke":
+		if len(args) != 2 {
+			return usageError{"want: keys revoke KEY_ID"}
+		}
+		k, err := store.Revoke(ctx, args[1])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "revoked %s (%s) at %s\n", k.ID, k.Name, k.RevokedAt.UTC().Format(time.RFC3339))
+		return nil
+	}
+	return usageError{fmt.Sprintf("unknown keys command %q", args[0])}
+}
+
+func policyCmd(ctx context.Context, cfg config.Config, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return usageError{"want test or data"}
+	}
+	switch args[0] {
+	case "test":
+		fs := flag.NewFlagSet("policy test", flag.ContinueOnError)
+		verbose := fs.Bool("v", false, "list every test")
+		if err := fs.Parse(args[1:]); err != nil {
+			return usageError{err.Error()}
+		}
+		_, failed, err := policy.RunTests(ctx, policyFS(cfg), stdout, *verbose)
+		if err != nil {
+			return err
+		}
+		if failed > 0 {
+			return fmt.Errorf("%d policy test(s) failed", failed)
+		}
+		return nil
+	case "data":
+		engine, err := loadPolicy(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(map[string]any{"steward": engine.Data()})
+	}
+	return usageError{fmt.Sprintf("unknown policy command %q", args[0])}
+}

@@ -1,0 +1,184 @@
+package api
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/steward-privacy/steward/internal/apikey"
+	"github.com/steward-privacy/steward/internal/apperr"
+)
+
+const (
+	localRequestID = "rid"
+	localKey       = "key"
+)
+
+// Request ids are a per-process random prefix plus a counter: unique across
+// replicas, sortable within one, and far cheaper than a random UUID per call.
+var (
+	ridPrefix = func() string {
+		b := make([]byte, 6)
+		_, _ = rand.Read(b)
+		return hex.EncodeToString(b)
+	}()
+	ridCounter atomic.Uint64
+)
+
+func newRequestID() string {
+	return ridPrefix + "-" + strconv.FormatUint(ridCounter.Add(1), 36)
+}
+
+// validRequestID accepts a caller's id only if it is short and plain, so it
+// can be logged safely.
+func validRequestID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func routeOf(c *fiber.Ctx) string {
+	if r := c.Route(); r != nil && r.Path != "/" && r.Path != "" {
+		return r.Path
+	}
+	return "unmatched"
+}
+
+// observe is the outermost middleware: it assigns the request id, recovers
+// panics, renders errors as problems (so the status is known here), then
+// records metrics and the access log. The log carries the route pattern,
+// never the path or query, because subjects travel in the query string.
+func (s *server) observe(c *fiber.Ctx) (err error) {
+	start := time.Now()
+	rid := c.Get(fiber.HeaderXRequestID)
+	if !validRequestID(rid) {
+		rid = newRequestID()
+	} else {
+		rid = strings.Clone(rid)
+	}
+	c.Locals(localRequestID, rid)
+	c.Set(fiber.HeaderXRequestID, rid)
+	defer func() {
+		if r := recover(); r != nil {
+			s.Log.Error("panic serving request", "request_id", rid, "route", routeOf(c), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			err = apperr.New(apperr.Internal, "internal error")
+		}
+		if err != nil {
+			if werr := s.writeProblem(c, err); werr != nil {
+				s.Log.Error("write problem", "request_id", rid, "err", werr)
+			}
+			err = nil
+		}
+		status := c.Response().StatusCode()
+		route := routeOf(c)
+		elapsed := time.Since(start)
+		s.Metrics.observeRequest(route, c.Method(), status, elapsed)
+		level := slog.LevelInfo
+		if status >= 500 {
+			level = slog.LevelError
+		}
+		if !s.Log.Enabled(c.UserContext(), level) {
+			return
+		}
+		attrs := []slog.Attr{
+			slog.String("request_id", rid),
+			slog.String("method", c.Method()),
+			slog.String("route", route),
+			slog.Int("status", status),
+			slog.Int64("duration_us", elapsed.Microseconds()),
+			slog.Int("bytes_out", len(c.Response().Body())),
+		}
+		if k, ok := c.Locals(localKey).(apikey.Key); ok {
+			attrs = append(attrs, slog.String("key_id", k.ID), slog.String("role", k.Role))
+		}
+		s.Log.LogAttrs(c.UserContext(), level, "http_request", attrs...)
+	}()
+	return c.Next()
+}
+
+// authenticate requires a valid Bearer API key.
+func (s *server) authenticate(c *fiber.Ctx) error {
+	h := c.Get(fiber.HeaderAuthorization)
+	scheme, secret, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") {
+		return apikey.ErrInvalid
+	}
+	k, err := s.Keys.Authenticate(c.UserContext(), strings.TrimSpace(secret))
+	if err != nil {
+		return err
+	}
+	c.Locals(localKey, k)
+	return c.Next()
+}
+
+// authorize asks the authz policy whether the caller's role may do action on
+// subjects of the given kinds.
+func (s *server) authorize(c *fiber.Ctx, action string, kinds ...string) error {
+	k, ok := c.Locals(localKey).(apikey.Key)
+	if !ok {
+		return apikey.ErrInvalid
+	}
+	d, err := s.Consent.Engine().Authorize(c.UserContext(), k.Role, action, kinds)
+	if err != nil {
+		return fmt.Errorf("authorize: %w", err)
+	}
+	if !d.Allow {
+		return apperr.New(apperr.Forbidden, "%s", d.Reason)
+	}
+	return nil
+}
+
+func callerKey(c *fiber.Ctx) apikey.Key {
+	k, _ := c.Locals(localKey).(apikey.Key)
+	return k
+}
+
+// errNotJSON is returned for a body sent with another content type.
+var errNotJSON = apperr.New(apperr.UnsupportedMedia, "send the body as JSON with Content-Type: application/json")
+
+func requireJSON(c *fiber.Ctx) error {
+	ct := strings.ToLower(strings.TrimSpace(strings.SplitN(c.Get(fiber.HeaderContentType), ";", 2)[0]))
+	if ct != fiber.MIMEApplicationJSON {
+		return errNotJSON
+	}
+	return nil
+}
+
+// checkQuery refuses query parameters the endpoint does not know, so a typo
+// ("purpse") is an error instead of a silently different question.
+func checkQuery(c *fiber.Ctx, allowed ...string) error {
+	var bad string
+	c.Context().QueryArgs().VisitAll(func(k, _ []byte) {
+		if bad != "" {
+			return
+		}
+		for _, a := range allowed {
+			if string(k) == a {
+				return
+			}
+		}
+		bad = string(k)
+	})
+	if bad != "" {
+		if len(bad) > 40 {
+			bad = bad[:40] + "…"
+		}
+		return apperr.Field(bad, "unknown query parameter; allowed: %s", strings.Join(allowed, ", "))
+	}
+	return nil
+}

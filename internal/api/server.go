@@ -1,0 +1,92 @@
+// Package api is Steward's HTTP API on fiber: request ids, a JSON access log
+// without personal data, panic recovery, limits and timeouts, API-key
+// authentication with policy-decided authorization, RFC 9457 problem
+// responses, health, readiness, metrics, the OpenAPI document, and one file
+// per resource. It holds no business logic: handlers decode, authorize, call a
+// feature service, and encode.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/steward-privacy/steward/internal/apikey"
+	"github.com/steward-privacy/steward/internal/consent"
+	"github.com/steward-privacy/steward/internal/receipt"
+)
+
+// Config holds the HTTP limits.
+type Config struct {
+	BodyLimit    int
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	IdleTimeout  time.Duration
+}
+
+// DefaultConfig is what `steward serve` uses unless configured otherwise.
+func DefaultConfig() Config {
+	return Config{BodyLimit: 1 << 20, ReadTimeout: 10 * time.Second, WriteTimeout: 15 * time.Second, IdleTimeout: 60 * time.Second}
+}
+
+// Deps are the services the API fronts.
+type Deps struct {
+	Log      *slog.Logger
+	Consent  *consent.Service
+	Keys     *apikey.Store
+	Receipts *receipt.Signer
+	Metrics  *Metrics
+	// Ready reports whether the service can take traffic (database reachable,
+	// policies loaded); nil error means ready.
+	Ready func(ctx context.Context) error
+}
+
+type server struct {
+	Deps
+	cfg Config
+}
+
+// New builds the fiber app.
+func New(cfg Config, d Deps) *fiber.App {
+	if d.Metrics == nil {
+		d.Metrics = NewMetrics()
+	}
+	s := &server{Deps: d, cfg: cfg}
+	app := fiber.New(fiber.Config{
+		AppName:               "steward",
+		BodyLimit:             cfg.BodyLimit,
+		ReadTimeout:           cfg.ReadTimeout,
+		WriteTimeout:          cfg.WriteTimeout,
+		IdleTimeout:           cfg.IdleTimeout,
+		DisableStartupMessage: true,
+		JSONEncoder:           json.Marshal,
+		JSONDecoder:           json.Unmarshal,
+		ErrorHandler:          s.writeProblem,
+		// Proxies are not trusted by default: the client IP is the peer's.
+		EnableTrustedProxyCheck: true,
+	})
+	app.Use(s.observe)
+
+	app.Get("/healthz", s.healthz)
+	app.Get("/readyz", s.readyz)
+	app.Get("/metrics", s.metrics)
+	app.Get("/openapi.json", s.openapi)
+
+	v1 := app.Group("/v1")
+	// Public: anyone holding a receipt must be able to verify it.
+	v1.Get("/consents/receipts/jwks.json", s.jwks)
+
+	authed := v1.Group("", s.authenticate)
+	authed.Post("/consents", s.recordConsent)
+	authed.Get("/consents", s.currentConsent)
+	authed.Get("/consents/history", s.consentHistory)
+	authed.Get("/consents/receipts/:event_id", s.consentReceipt)
+	authed.Get("/consent/check", s.checkConsent)
+	authed.Post("/consent/check", s.checkConsentBatch)
+	return app
+}
+
+func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

@@ -1,0 +1,124 @@
+// Package config reads Steward's configuration from the environment. Every
+// variable is listed in the README's configuration table; a bad value is an
+// error naming the variable, never a silent default.
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the whole service configuration.
+type Config struct {
+	DatabaseURL        string
+	Addr               string
+	PolicyDir          string
+	IdentityKeys       string
+	ReceiptSigningKey  string
+	ReceiptRetiredKeys []string
+	ResendAPIKey       string
+	ResendBaseURL      string
+	ResendAudienceID   string
+	LogLevel           slog.Level
+	BodyLimit          int
+	ReadTimeout        time.Duration
+	WriteTimeout       time.Duration
+	IdleTimeout        time.Duration
+	ShutdownTimeout    time.Duration
+	CacheSubjects      int
+	OutboxPoll         time.Duration
+}
+
+// Var documents one environment variable.
+type Var struct{ Name, Default, Help string }
+
+// Vars is the documented set, in README order.
+var Vars = []Var{
+	{"DATABASE_URL", "", "PostgreSQL URL (required). `make run` sets it to the local server."},
+	{"STEWARD_ADDR", "127.0.0.1:8080", "Listen address."},
+	{"STEWARD_POLICY_DIR", "(embedded bundle)", "Directory with the Rego policy bundle, to run edited policies without rebuilding."},
+	{"STEWARD_IDENTITY_KEYS", "", "Identity keys, `kid:base64(32 bytes)[,kid:...]`, newest first; required for serve."},
+	{"STEWARD_RECEIPT_SIGNING_KEY", "", "Base64 Ed25519 seed (32 bytes) signing consent receipts; required for serve."},
+	{"STEWARD_RECEIPT_RETIRED_KEYS", "", "Comma-separated base64 Ed25519 public keys still published in the JWKS after rotation."},
+	{"STEWARD_RESEND_API_KEY", "", "Resend API key; without it the outbox keeps messages until one is set."},
+	{"STEWARD_RESEND_BASE_URL", "https://api.resend.com/", "Resend API base URL."},
+	{"STEWARD_RESEND_AUDIENCE_ID", "", "Resend audience whose contacts are unsubscribed on marketing withdrawal."},
+	{"STEWARD_LOG_LEVEL", "info", "debug, info, warn or error. Access logs are written at info."},
+	{"STEWARD_BODY_LIMIT", "1048576", "Largest request body in bytes."},
+	{"STEWARD_READ_TIMEOUT", "10s", "HTTP read timeout."},
+	{"STEWARD_WRITE_TIMEOUT", "15s", "HTTP write timeout."},
+	{"STEWARD_IDLE_TIMEOUT", "60s", "HTTP keep-alive idle timeout."},
+	{"STEWARD_SHUTDOWN_TIMEOUT", "30s", "How long in-flight requests may take to finish on SIGTERM."},
+	{"STEWARD_CACHE_SUBJECTS", "100000", "Subjects whose consent state is cached in process."},
+	{"STEWARD_OUTBOX_POLL", "1s", "How often the outbox worker looks for due messages."},
+}
+
+// Load reads the configuration through getenv (os.Getenv in production).
+func Load(getenv func(string) string) (Config, error) {
+	get := func(name string) string {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+		for _, v := range Vars {
+			if v.Name == name && !strings.HasPrefix(v.Default, "(") {
+				return v.Default
+			}
+		}
+		return ""
+	}
+	c := Config{
+		DatabaseURL:       get("DATABASE_URL"),
+		Addr:              get("STEWARD_ADDR"),
+		PolicyDir:         get("STEWARD_POLICY_DIR"),
+		IdentityKeys:      get("STEWARD_IDENTITY_KEYS"),
+		ReceiptSigningKey: get("STEWARD_RECEIPT_SIGNING_KEY"),
+		ResendAPIKey:      get("STEWARD_RESEND_API_KEY"),
+		ResendBaseURL:     get("STEWARD_RESEND_BASE_URL"),
+		ResendAudienceID:  get("STEWARD_RESEND_AUDIENCE_ID"),
+	}
+	if r := get("STEWARD_RECEIPT_RETIRED_KEYS"); r != "" {
+		for _, k := range strings.Split(r, ",") {
+			c.ReceiptRetiredKeys = append(c.ReceiptRetiredKeys, strings.TrimSpace(k))
+		}
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(get("STEWARD_LOG_LEVEL"))); err != nil {
+		return c, fmt.Errorf("STEWARD_LOG_LEVEL: want debug, info, warn or error")
+	}
+	var err error
+	if c.BodyLimit, err = positiveInt(get, "STEWARD_BODY_LIMIT"); err != nil {
+		return c, err
+	}
+	if c.CacheSubjects, err = positiveInt(get, "STEWARD_CACHE_SUBJECTS"); err != nil {
+		return c, err
+	}
+	for name, dst := range map[string]*time.Duration{
+		"STEWARD_READ_TIMEOUT": &c.ReadTimeout, "STEWARD_WRITE_TIMEOUT": &c.WriteTimeout, "STEWARD_IDLE_TIMEOUT": &c.IdleTimeout,
+		"STEWARD_SHUTDOWN_TIMEOUT": &c.ShutdownTimeout, "STEWARD_OUTBOX_POLL": &c.OutboxPoll,
+	} {
+		d, err := time.ParseDuration(get(name))
+		if err != nil || d <= 0 {
+			return c, fmt.Errorf("%s: want a positive duration such as 10s", name)
+		}
+		*dst = d
+	}
+	return c, nil
+}
+
+func positiveInt(get func(string) string, name string) (int, error) {
+	n, err := strconv.Atoi(get(name))
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%s: want a positive whole number", name)
+	}
+	return n, nil
+}
+
+// RequireDatabase checks DATABASE_URL is set.
+func (c Config) RequireDatabase() error {
+	if c.DatabaseURL == "" {
+		return fmt.Errorf("DATABASE_URL is not set (make run sets it for you; see README)")
+	}
+	return nil
+}

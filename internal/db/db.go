@@ -1,0 +1,146 @@
+// Package db owns Steward's PostgreSQL plumbing: the pgx pool, schema
+// migrations (goose, guarded by an advisory lock so replicas never race), and
+// the LISTEN/NOTIFY listener that keeps in-process caches honest across
+// replicas.
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+
+	"github.com/steward-privacy/steward/migrations"
+)
+
+// Open connects a pool and checks the database answers.
+func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse DATABASE_URL: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("ping database: %w", err)
+	}
+	return pool, nil
+}
+
+// migrationLockID is the advisory lock key goose holds while migrating; every
+// replica starting at once queues on it instead of racing to apply DDL.
+const migrationLockID = 7_403_112_001
+
+func provider(url string) (*goose.Provider, *sql.DB, error) {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return nil, nil, fmt.Errorf("parse DATABASE_URL: %w", err)
+	}
+	sqldb := stdlib.OpenDB(*cfg)
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(migrationLockID), lock.WithLockTimeout(1, 600))
+	if err != nil {
+		sqldb.Close()
+		return nil, nil, fmt.Errorf("migration lock: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, sqldb, migrations.FS,
+		goose.WithSessionLocker(locker), goose.WithTableName("steward_schema_migrations"))
+	if err != nil {
+		sqldb.Close()
+		return nil, nil, fmt.Errorf("migrations: %w", err)
+	}
+	return p, sqldb, nil
+}
+
+// MigrateUp applies every pending migration and returns how many ran.
+func MigrateUp(ctx context.Context, url string, log *slog.Logger) (int, error) {
+	p, sqldb, err := provider(url)
+	if err != nil {
+		return 0, err
+	}
+	defer sqldb.Close()
+	res, err := p.Up(ctx)
+	if err != nil {
+		return len(res), fmt.Errorf("migrate up: %w", err)
+	}
+	for _, r := range res {
+		log.Info("migration applied", "version", r.Source.Version, "file", r.Source.Path, "duration_ms", r.Duration.Milliseconds())
+	}
+	return len(res), nil
+}
+
+// MigrateDown rolls back the most recent migration.
+func MigrateDown(ctx context.Context, url string, log *slog.Logger) error {
+	p, sqldb, err := provider(url)
+	if err != nil {
+		return err
+	}
+	defer sqldb.Close()
+	r, err := p.Down(ctx)
+	if err != nil {
+		if errors.Is(err, goose.ErrNoNextVersion) {
+			return errors.New("migrate down: nothing to roll back")
+		}
+		return fmt.Errorf("migrate down: %w", err)
+	}
+	log.Info("migration rolled back", "version", r.Source.Version, "file", r.Source.Path)
+	return nil
+}
+
+// MigrateStatus writes one line per migration: version, state, file.
+func MigrateStatus(ctx context.Context, url string, w io.Writer) error {
+	p, sqldb, err := provider(url)
+	if err != nil {
+		return err
+	}
+	defer sqldb.Close()
+	st, err := p.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate status: %w", err)
+	}
+	for _, s := range st {
+		applied := "pending"
+		if s.State == goose.StateApplied {
+			applied = "applied " + s.AppliedAt.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(w, "%05d  %-30s  %s\n", s.Source.Version, applied, s.Source.Path)
+	}
+	return nil
+}
+
+// IsUniqueViolation reports whether err is a unique-constraint violation.
+func IsUniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}
+
+// Tx runs fn in a transaction, committing when it returns nil. Store methods
+// that change state use it so each public method owns its transaction.
+func Tx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error {
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,187 @@
+package identity
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"hash"
+	"strings"
+	"sync"
+)
+
+// Keyring holds the identity keys. Each key is a 32-byte secret from which a
+// lookup (HMAC) key and an encryption (AES-256-GCM) key are derived with HKDF,
+// so one configured secret per generation is all an operator manages. The
+// first key is active: new hashes and ciphertexts use it; older keys still
+// verify lookups and decrypt until the data is re-keyed.
+type Keyring struct {
+	active string
+	order  []string
+	keys   map[string]*ringKey
+}
+
+type ringKey struct {
+	id      string
+	macPool sync.Pool // of hash.Hash; hmac.New per call would allocate on the hot path
+	aead    cipher.AEAD
+}
+
+// ParseKeyring reads "kid:BASE64[,kid:BASE64...]"; every secret must be 32 bytes.
+func ParseKeyring(spec string) (*Keyring, error) {
+	spec = strings.TrimSpace(spec)
+	if spec == "" {
+		return nil, errors.New("identity keyring: no keys configured (STEWARD_IDENTITY_KEYS=kid:base64-of-32-bytes)")
+	}
+	kr := &Keyring{keys: map[string]*ringKey{}}
+	for _, part := range strings.Split(spec, ",") {
+		kid, b64, ok := strings.Cut(strings.TrimSpace(part), ":")
+		if !ok || kid == "" || len(kid) > 32 {
+			return nil, fmt.Errorf("identity keyring: entry %q: want kid:base64", redactKey(part))
+		}
+		secret, err := decodeB64(b64)
+		if err != nil || len(secret) != 32 {
+			return nil, fmt.Errorf("identity keyring: key %q: want base64 of exactly 32 bytes", kid)
+		}
+		if _, dup := kr.keys[kid]; dup {
+			return nil, fmt.Errorf("identity keyring: key id %q appears twice", kid)
+		}
+		k, err := newRingKey(kid, secret)
+		if err != nil {
+			return nil, err
+		}
+		kr.keys[kid] = k
+		kr.order = append(kr.order, kid)
+	}
+	kr.active = kr.order[0]
+	return kr, nil
+}
+
+// NewRandomKeyring makes a single-key ring with a fresh random secret (tests, demos).
+func NewRandomKeyring(kid string) *Keyring {
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		panic(err)
+	}
+	kr, err := ParseKeyring(kid + ":" + base64.StdEncoding.EncodeToString(secret))
+	if err != nil {
+		panic(err)
+	}
+	return kr
+}
+
+func redactKey(part string) string {
+	if kid, _, ok := strings.Cut(part, ":"); ok {
+		return kid + ":…"
+	}
+	return "…"
+}
+
+func decodeB64(s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			return b, nil
+		}
+	}
+	return nil, errors.New("not base64")
+}
+
+func newRingKey(kid string, secret []byte) (*ringKey, error) {
+	macKey, err := hkdf.Key(sha256.New, secret, nil, "steward identity lookup v1", 32)
+	if err != nil {
+		return nil, fmt.Errorf("derive lookup key: %w", err)
+	}
+	encKey, err := hkdf.Key(sha256.New, secret, nil, "steward identity encryption v1", 32)
+	if err != nil {
+		return nil, fmt.Errorf("derive encryption key: %w", err)
+	}
+	block, err := aes.NewCipher(encKey)
+	if err != nil {
+		return nil, fmt.Errorf("aes: %w", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, fmt.Errorf("gcm: %w", err)
+	}
+	k := &ringKey{id: kid, aead: aead}
+	k.macPool.New = func() any { return hmac.New(sha256.New, macKey) }
+	return k, nil
+}
+
+// ActiveKID is the id of the key used for new writes.
+func (kr *Keyring) ActiveKID() string { return kr.active }
+
+// KIDs lists key ids, active first.
+func (kr *Keyring) KIDs() []string { return append([]string(nil), kr.order...) }
+
+// Domain separates what is hashed, so an identity hash can never collide with
+// an IP hash made from the same bytes.
+const (
+	domainSubject = "subject\x00"
+	domainIP      = "ip\x00"
+	domainValue   = "value\x00"
+)
+
+func (k *ringKey) mac(domain, v string) []byte {
+	h := k.macPool.Get().(hash.Hash)
+	h.Reset()
+	h.Write([]byte(domain))
+	h.Write([]byte(v))
+	sum := h.Sum(make([]byte, 0, sha256.Size))
+	k.macPool.Put(h)
+	return sum
+}
+
+// Hash is the lookup hash of s under the active key.
+func (kr *Keyring) Hash(s Subject) []byte { return kr.keys[kr.active].mac(domainSubject, s.String()) }
+
+// Hashes returns the lookup hash of s under every key, active first, so a
+// lookup finds identities written before a rotation.
+func (kr *Keyring) Hashes(s Subject) [][]byte {
+	out := make([][]byte, 0, len(kr.order))
+	for _, kid := range kr.order {
+		out = append(out, kr.keys[kid].mac(domainSubject, s.String()))
+	}
+	return out
+}
+
+// HashIP is a keyed hash of an IP address: the same address links events as
+// proof, but the address itself is never stored.
+func (kr *Keyring) HashIP(ip string) []byte { return kr.keys[kr.active].mac(domainIP, ip) }
+
+// HashValue is a keyed hash of any other personal value (e.g. for pseudonyms in logs).
+func (kr *Keyring) HashValue(v string) []byte { return kr.keys[kr.active].mac(domainValue, v) }
+
+// Seal encrypts plaintext with the active key; aad binds the ciphertext to its
+// context (e.g. the subject kind) so it cannot be swapped between rows.
+func (kr *Keyring) Seal(plaintext, aad []byte) (kid string, ciphertext []byte, err error) {
+	k := kr.keys[kr.active]
+	nonce := make([]byte, k.aead.NonceSize(), k.aead.NonceSize()+len(plaintext)+k.aead.Overhead())
+	if _, err := rand.Read(nonce); err != nil {
+		return "", nil, fmt.Errorf("seal: nonce: %w", err)
+	}
+	return k.id, k.aead.Seal(nonce, nonce, plaintext, aad), nil
+}
+
+// Open decrypts a ciphertext made by Seal with key kid.
+func (kr *Keyring) Open(kid string, ciphertext, aad []byte) ([]byte, error) {
+	k, ok := kr.keys[kid]
+	if !ok {
+		return nil, fmt.Errorf("open: unknown key id %q", kid)
+	}
+	ns := k.aead.NonceSize()
+	if len(ciphertext) < ns+k.aead.Overhead() {
+		return nil, errors.New("open: ciphertext too short")
+	}
+	pt, err := k.aead.Open(nil, ciphertext[:ns], ciphertext[ns:], aad)
+	if err != nil {
+		return nil, fmt.Errorf("open: %w", err)
+	}
+	return pt, nil
+}

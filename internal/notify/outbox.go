@@ -1,0 +1,444 @@
+// Package notify carries consent changes to outside systems through a
+// transactional outbox. A message is written in the same database transaction
+// as the change that causes it, so it exists exactly when the change does and
+// survives the far side being down; a Worker then delivers it with retries,
+// exponential backoff with jitter and a stable idempotency key. Today the only
+// message marks a contact unsubscribed in Resend when marketing consent is
+// withdrawn.
+//
+// Payloads never hold personal data in the clear: an email address is sealed
+// with the identity keyring, bound to the message kind and idempotency key,
+// and erased from the row once delivered. Errors and logs are redacted too.
+package notify
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/steward-privacy/steward/internal/clock"
+	"github.com/steward-privacy/steward/internal/identity"
+)
+
+// KindResendUnsubscribe marks a contact unsubscribed in the Resend audience.
+const KindResendUnsubscribe = "resend.contact.unsubscribe"
+
+// Outbox writes messages inside callers' transactions.
+type Outbox struct {
+	kr  *identity.Keyring
+	clk clock.Clock
+	log *slog.Logger
+}
+
+// NewOutbox returns an Outbox that seals personal data with kr.
+func NewOutbox(kr *identity.Keyring, clk clock.Clock, log *slog.Logger) *Outbox {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Outbox{kr: kr, clk: clk, log: log}
+}
+
+// unsubscribePayload is the jsonb payload of KindResendUnsubscribe. The email
+// is only ever stored sealed; []byte marshals as standard base64.
+type unsubscribePayload struct {
+	V        int    `json:"v"`
+	EmailKID string `json:"email_kid"`
+	EmailCT  []byte `json:"email_ct"`
+}
+
+// payloadAAD binds a sealed value to its message: a ciphertext copied into
+// another row (or another kind of message) no longer opens.
+func payloadAAD(kind, idempotencyKey string) []byte {
+	return []byte("steward outbox v1\x00" + kind + "\x00" + idempotencyKey)
+}
+
+// EnqueueUnsubscribe writes, inside the caller's transaction, a message to
+// mark email unsubscribed in Resend. It becomes visible to workers only when
+// tx commits, and disappears with it if tx rolls back.
+func (o *Outbox) EnqueueUnsubscribe(ctx context.Context, tx pgx.Tx, email string) error {
+	email = strings.TrimSpace(email)
+	if email == "" || !strings.Contains(email, "@") {
+		// Never echo the value: it is personal data.
+		return errors.New("outbox: unsubscribe needs an email address")
+	}
+	key := uuid.NewString()
+	kid, ct, err := o.kr.Seal([]byte(email), payloadAAD(KindResendUnsubscribe, key))
+	if err != nil {
+		return fmt.Errorf("outbox: seal email: %w", err)
+	}
+	payload, err := json.Marshal(unsubscribePayload{V: 1, EmailKID: kid, EmailCT: ct})
+	if err != nil {
+		return fmt.Errorf("outbox: encode payload: %w", err)
+	}
+	now := o.clk.Now()
+	var id int64
+	err = tx.QueryRow(ctx, `
+		INSERT INTO outbox (kind, payload, idempotency_key, status, attempts, next_attempt_at, created_at)
+		VALUES ($1, $2, $3, 'pending', 0, $4, $4)
+		RETURNING id`, KindResendUnsubscribe, payload, key, now).Scan(&id)
+	if err != nil {
+		return fmt.Errorf("outbox: insert: %w", err)
+	}
+	o.log.InfoContext(ctx, "outbox message queued", "outbox_kind", KindResendUnsubscribe, "outbox_id", id)
+	return nil
+}
+
+// WorkerConfig tunes delivery. Zero fields take the defaults noted.
+type WorkerConfig struct {
+	Resend       ResendConfig
+	BatchSize    int           // messages per RunOnce; default 10
+	PollInterval time.Duration // between polls in Run; default 1s
+	BaseBackoff  time.Duration // first retry delay; default 5s
+	MaxBackoff   time.Duration // cap on the retry delay; default 1h
+	MaxAttempts  int           // attempts before a message fails for good; default 12
+}
+
+func (c WorkerConfig) withDefaults() WorkerConfig {
+	if c.BatchSize <= 0 {
+		c.BatchSize = 10
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = time.Second
+	}
+	if c.BaseBackoff <= 0 {
+		c.BaseBackoff = 5 * time.Second
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = time.Hour
+	}
+	if c.MaxBackoff < c.BaseBackoff {
+		c.MaxBackoff = c.BaseBackoff
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 12
+	}
+	return c
+}
+
+// Message describes an outbox message to a FinalFailure hook. It has no
+// payload, so nothing personal reaches audit entries.
+type Message struct {
+	ID             int64
+	Kind           string
+	IdempotencyKey string
+	Attempts       int
+	LastError      string // redacted
+}
+
+// FinalFailure is called inside the transaction that marks a message failed
+// for good, so whatever it records (an audit entry) commits with the failure
+// or not at all. If it returns an error the message stays pending and is
+// retried after a backoff.
+type FinalFailure func(ctx context.Context, tx pgx.Tx, m Message) error
+
+// RunResult counts what one RunOnce did.
+type RunResult struct {
+	Delivered int // sent and acknowledged
+	Retried   int // attempt failed, rescheduled with backoff
+	Failed    int // failed for good (permanent error or attempts exhausted)
+	Kept      int // pending and not attempted because delivery is not configured
+}
+
+// Worker delivers due outbox messages. Several workers (replicas) may run at
+// once: each message is locked while it is delivered and skipped by the rest.
+type Worker struct {
+	pool   *pgxpool.Pool
+	kr     *identity.Keyring
+	cfg    WorkerConfig
+	clk    clock.Clock
+	log    *slog.Logger
+	onFail FinalFailure
+
+	resend    *resendDeliverer // nil: not configured, messages are kept
+	configErr error            // why resend is nil when a key was given
+	warned    atomic.Bool      // the keep-warning is logged once per worker
+}
+
+// NewWorker returns a worker. Without cfg.Resend.APIKey it delivers nothing
+// and keeps messages; a key without an audience is treated the same, with an
+// error logged (call ResendConfig.Validate at startup to refuse it instead).
+func NewWorker(pool *pgxpool.Pool, kr *identity.Keyring, cfg WorkerConfig, clk clock.Clock, log *slog.Logger, onFail FinalFailure) *Worker {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	w := &Worker{pool: pool, kr: kr, cfg: cfg.withDefaults(), clk: clk, log: log, onFail: onFail}
+	if strings.TrimSpace(cfg.Resend.APIKey) != "" {
+		w.resend, w.configErr = newResendDeliverer(cfg.Resend)
+	}
+	return w
+}
+
+// Pending counts messages not yet delivered or failed, due or not.
+func (w *Worker) Pending(ctx context.Context) (int, error) {
+	var n int
+	if err := w.pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE status = 'pending'`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("outbox: count pending: %w", err)
+	}
+	return n, nil
+}
+
+// Run calls RunOnce every PollInterval until ctx is done. After a full batch
+// it goes again at once, so a backlog drains at delivery speed rather than
+// one batch per interval.
+func (w *Worker) Run(ctx context.Context) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		res, err := w.RunOnce(ctx)
+		if err != nil && ctx.Err() == nil {
+			w.log.ErrorContext(ctx, "outbox worker run failed", "err", err)
+		}
+		next := w.cfg.PollInterval
+		if err == nil && res.Delivered+res.Retried+res.Failed >= w.cfg.BatchSize {
+			next = 0
+		}
+		timer.Reset(next)
+	}
+}
+
+// RunOnce delivers up to BatchSize due messages, each in its own transaction
+// that holds the row (SELECT ... FOR UPDATE SKIP LOCKED) while it is sent, so
+// concurrent workers never send the same message and one message's failure
+// never undoes another's success.
+func (w *Worker) RunOnce(ctx context.Context) (RunResult, error) {
+	var res RunResult
+	if w.resend == nil {
+		n, err := w.Pending(ctx)
+		if err != nil {
+			return res, err
+		}
+		res.Kept = n
+		if n > 0 && !w.warned.Swap(true) {
+			if w.configErr != nil {
+				w.log.ErrorContext(ctx, "outbox messages are being kept: Resend is misconfigured", "pending", n, "err", w.configErr)
+			} else {
+				w.log.WarnContext(ctx, "outbox messages are being kept until STEWARD_RESEND_API_KEY is set", "pending", n)
+			}
+		}
+		return res, nil
+	}
+	// seen stops a message rescheduled by this run from being taken again in
+	// the same run, whatever the backoff settings.
+	seen := []int64{}
+	var errs []error
+	for range w.cfg.BatchSize {
+		id, out, err := w.deliverNext(ctx, seen)
+		if err != nil {
+			if id == 0 || ctx.Err() != nil {
+				return res, errors.Join(append(errs, err)...)
+			}
+			errs = append(errs, err)
+		}
+		if id == 0 {
+			break
+		}
+		seen = append(seen, id)
+		switch out {
+		case outcomeDelivered:
+			res.Delivered++
+		case outcomeRetried:
+			res.Retried++
+		case outcomeFailed:
+			res.Failed++
+		}
+	}
+	return res, errors.Join(errs...)
+}
+
+type outcome int
+
+const (
+	outcomeNone outcome = iota
+	outcomeDelivered
+	outcomeRetried
+	outcomeFailed
+)
+
+// row is a locked outbox message.
+type row struct {
+	id       int64
+	kind     string
+	payload  []byte
+	key      string
+	attempts int
+}
+
+// deliverNext locks, sends and records one due message. It returns id 0 when
+// nothing is due; with a non-zero id and an error, the message was handled
+// (its state is recorded) but something beside delivery went wrong.
+func (w *Worker) deliverNext(ctx context.Context, seen []int64) (int64, outcome, error) {
+	tx, err := w.pool.Begin(ctx)
+	if err != nil {
+		return 0, outcomeNone, fmt.Errorf("outbox: begin: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
+
+	var r row
+	err = tx.QueryRow(ctx, `
+		SELECT id, kind, payload, idempotency_key::text, attempts
+		FROM outbox
+		WHERE status = 'pending' AND next_attempt_at <= $1 AND id <> ALL(coalesce($2::bigint[], '{}'))
+		ORDER BY next_attempt_at, id
+		LIMIT 1
+		FOR UPDATE SKIP LOCKED`, w.clk.Now(), seen).Scan(&r.id, &r.kind, &r.payload, &r.key, &r.attempts)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, outcomeNone, nil
+	}
+	if err != nil {
+		return 0, outcomeNone, fmt.Errorf("outbox: select due: %w", err)
+	}
+
+	derr := w.deliver(ctx, r)
+	if ctx.Err() != nil {
+		// Shutting down mid-send is not the message's fault: leave it as it
+		// was; the idempotency key covers a send that did reach Resend.
+		return 0, outcomeNone, ctx.Err()
+	}
+	attempts := r.attempts + 1
+	now := w.clk.Now()
+	log := w.log.With("outbox_id", r.id, "outbox_kind", r.kind, "attempts", attempts)
+
+	if derr == nil {
+		// The payload is no longer needed once delivered: erase the sealed
+		// address rather than keep personal data for no purpose.
+		_, err = tx.Exec(ctx, `
+			UPDATE outbox SET status = 'delivered', attempts = $2, delivered_at = $3,
+			       last_error = NULL, payload = '{}'::jsonb
+			WHERE id = $1`, r.id, attempts, now)
+		if err != nil {
+			return 0, outcomeNone, fmt.Errorf("outbox: mark delivered: %w", err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			// Left pending: it will be sent again under the same idempotency key.
+			return 0, outcomeNone, fmt.Errorf("outbox: commit delivered: %w", err)
+		}
+		log.InfoContext(ctx, "outbox message delivered")
+		return r.id, outcomeDelivered, nil
+	}
+
+	if derr.permanent || attempts >= w.cfg.MaxAttempts {
+		hookErr := w.markFailed(ctx, tx, r, attempts, now, derr.msg)
+		if hookErr == nil {
+			log.ErrorContext(ctx, "outbox message failed for good", "err", derr.msg, "permanent", derr.permanent)
+			return r.id, outcomeFailed, nil
+		}
+		// The failure could not be recorded with its audit trail: back off
+		// and try again later rather than lose either.
+		_ = tx.Rollback(ctx)
+		msg := derr.msg + "; recording the final failure failed"
+		if err := w.reschedule(ctx, r.id, attempts, w.backoff(r.attempts, 0), msg); err != nil {
+			return 0, outcomeNone, errors.Join(hookErr, err)
+		}
+		log.ErrorContext(ctx, "outbox final failure not recorded; will retry", "err", hookErr)
+		return r.id, outcomeRetried, hookErr
+	}
+
+	delay := w.backoff(r.attempts, derr.retryAfter)
+	_, err = tx.Exec(ctx, `
+		UPDATE outbox SET attempts = $2, next_attempt_at = $3, last_error = $4 WHERE id = $1`,
+		r.id, attempts, now.Add(delay), derr.msg)
+	if err != nil {
+		return 0, outcomeNone, fmt.Errorf("outbox: reschedule: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, outcomeNone, fmt.Errorf("outbox: commit reschedule: %w", err)
+	}
+	log.WarnContext(ctx, "outbox delivery failed; will retry", "err", derr.msg, "retry_in", delay.Round(time.Millisecond).String())
+	return r.id, outcomeRetried, nil
+}
+
+// markFailed records the final failure and calls the hook in the same
+// transaction, committing both or neither.
+func (w *Worker) markFailed(ctx context.Context, tx pgx.Tx, r row, attempts int, now time.Time, msg string) error {
+	_, err := tx.Exec(ctx, `
+		UPDATE outbox SET status = 'failed', attempts = $2, failed_at = $3, last_error = $4
+		WHERE id = $1`, r.id, attempts, now, msg)
+	if err != nil {
+		return fmt.Errorf("outbox: mark failed: %w", err)
+	}
+	if w.onFail != nil {
+		m := Message{ID: r.id, Kind: r.kind, IdempotencyKey: r.key, Attempts: attempts, LastError: msg}
+		if err := w.onFail(ctx, tx, m); err != nil {
+			return fmt.Errorf("outbox: final failure hook: %w", err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("outbox: commit failed: %w", err)
+	}
+	return nil
+}
+
+// reschedule records a failed attempt outside the original transaction (used
+// after that transaction had to be rolled back).
+func (w *Worker) reschedule(ctx context.Context, id int64, attempts int, delay time.Duration, msg string) error {
+	_, err := w.pool.Exec(ctx, `
+		UPDATE outbox SET attempts = $2, next_attempt_at = $3, last_error = $4
+		WHERE id = $1 AND status = 'pending'`, id, attempts, w.clk.Now().Add(delay), msg)
+	if err != nil {
+		return fmt.Errorf("outbox: reschedule: %w", err)
+	}
+	return nil
+}
+
+// deliver opens the payload and performs the message. Problems with the row
+// itself (unknown kind, undecryptable payload) are permanent: retrying cannot
+// fix them.
+func (w *Worker) deliver(ctx context.Context, r row) *deliveryError {
+	switch r.kind {
+	case KindResendUnsubscribe:
+		var p unsubscribePayload
+		if err := json.Unmarshal(r.payload, &p); err != nil || p.V != 1 || len(p.EmailCT) == 0 {
+			return permanentError("outbox: unreadable %s payload", r.kind)
+		}
+		email, err := w.kr.Open(p.EmailKID, p.EmailCT, payloadAAD(r.kind, r.key))
+		if err != nil {
+			// Most likely the key was removed from the keyring before the
+			// outbox drained. err names only the key id.
+			return permanentError("outbox: cannot open payload: %v", err)
+		}
+		cctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		defer cancel()
+		return w.resend.unsubscribe(cctx, string(email), r.key)
+	default:
+		return permanentError("outbox: unknown message kind %q", r.kind)
+	}
+}
+
+// jitter is the ± fraction applied to each delay, so replicas (and messages
+// that failed together during an outage) do not all retry in the same instant.
+const jitter = 0.2
+
+// backoff is min(MaxBackoff, BaseBackoff·2^prior) ± 20%, where prior is the
+// number of attempts before the one that just failed; never less than
+// Resend's Retry-After hint, and never above MaxBackoff.
+func (w *Worker) backoff(prior int, retryAfter time.Duration) time.Duration {
+	return backoffDelay(w.cfg.BaseBackoff, w.cfg.MaxBackoff, prior, retryAfter, rand.Float64())
+}
+
+// backoffDelay is backoff with its random draw u ∈ [0,1) passed in, so tests
+// can pin it.
+func backoffDelay(base, limit time.Duration, prior int, retryAfter time.Duration, u float64) time.Duration {
+	d := base
+	for i := 0; i < prior && d < limit; i++ {
+		d *= 2 // doubling until the cap avoids overflowing 2^prior
+	}
+	d = min(d, limit)
+	d = time.Duration(float64(d) * (1 - jitter + 2*jitter*u))
+	d = max(d, retryAfter, time.Millisecond)
+	return min(d, limit)
+}

@@ -1,0 +1,357 @@
+// Package policy loads Steward's OPA bundle (policies/), validates its data,
+// prepares every query once, and answers typed, explainable decisions
+// in-process with OPA's v1 Go packages. Decisions are memoized per distinct
+// input for the loaded revision: a policy is a pure function of its input and
+// the bundle, so the memo can never be stale while the revision stands.
+package policy
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/tester"
+	"github.com/open-policy-agent/opa/v1/util"
+)
+
+// Purpose is one processing purpose from data/purposes.json.
+type Purpose struct {
+	Name                    string   `json:"name"`
+	Description             string   `json:"description"`
+	DataUse                 string   `json:"data_use"`
+	DPV                     string   `json:"dpv"`
+	LegalBasis              string   `json:"legal_basis"`
+	Essential               bool     `json:"essential"`
+	GPCApplies              bool     `json:"gpc_applies"`
+	MinorRestricted         bool     `json:"minor_restricted"`
+	RequiresExplicitConsent bool     `json:"requires_explicit_consent"`
+	Products                []string `json:"products"`
+}
+
+// Product is one front-end product (web, bot) from data/products.json.
+type Product struct {
+	Name          string `json:"name"`
+	Description   string `json:"description"`
+	MinimumAge    int    `json:"minimum_age"`
+	NoticeVersion string `json:"notice_version"`
+	Controller    struct {
+		Name    string `json:"name"`
+		Contact string `json:"contact"`
+	} `json:"controller"`
+}
+
+// Role is an API caller role from data/roles.json.
+type Role struct {
+	Description string   `json:"description"`
+	VisitorOnly bool     `json:"visitor_only"`
+	Permissions []string `json:"permissions"`
+}
+
+// Regime is a legal regime from data/jurisdictions.json.
+type Regime struct {
+	Name       string `json:"name"`
+	Model      string `json:"model"`
+	HonoursGPC bool   `json:"honours_gpc"`
+}
+
+// Jurisdictions maps places to regimes.
+type Jurisdictions struct {
+	Regimes      map[string]Regime `json:"regimes"`
+	Countries    map[string]string `json:"countries"`
+	Subdivisions map[string]string `json:"subdivisions"`
+}
+
+// Engine is a loaded, compiled bundle. It is immutable once loaded; a new
+// bundle means a new Engine (and so a fresh memo).
+type Engine struct {
+	revision      string
+	data          map[string]any
+	Purposes      map[string]Purpose
+	Products      map[string]Product
+	Roles         map[string]Role
+	Jurisdictions Jurisdictions
+	maxMinAge     int
+
+	consentQ rego.PreparedEvalQuery
+	authzQ   rego.PreparedEvalQuery
+
+	consentMemo sync.Map // ConsentInput -> Decision
+	authzMemo   sync.Map // string -> AuthzDecision
+	memoSize    atomic.Int64
+}
+
+// memoLimit bounds the memo so hostile input (many distinct jurisdictions or
+// notice versions) cannot grow memory without bound; past it, decisions are
+// still made, just not remembered.
+const memoLimit = 200_000
+
+// Load reads a bundle: *.rego modules (tests excluded) and data/*.json files,
+// each file's content placed at data.steward.<file name>.
+func Load(ctx context.Context, fsys fs.FS) (*Engine, error) {
+	b, err := read(fsys, false)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{revision: b.revision, data: b.data}
+	if err := e.decodeData(b.raw); err != nil {
+		return nil, err
+	}
+	compiler := ast.NewCompiler()
+	if compiler.Compile(b.modules); compiler.Failed() {
+		return nil, fmt.Errorf("policy: compile: %w", compiler.Errors)
+	}
+	store := inmem.NewFromObject(map[string]any{"steward": b.data})
+	prep := func(q string) (rego.PreparedEvalQuery, error) {
+		pq, err := rego.New(rego.Query(q), rego.Compiler(compiler), rego.Store(store)).PrepareForEval(ctx)
+		if err != nil {
+			return pq, fmt.Errorf("policy: prepare %s: %w", q, err)
+		}
+		return pq, nil
+	}
+	if e.consentQ, err = prep("data.steward.consent.decision"); err != nil {
+		return nil, err
+	}
+	if e.authzQ, err = prep("data.steward.authz.decision"); err != nil {
+		return nil, err
+	}
+	// Smoke-evaluate both queries once so a bundle that compiles but cannot
+	// answer (a rule renamed, a data file missing) fails at load, not on the
+	// first request.
+	if _, err := e.evalConsent(ctx, ConsentInput{Purpose: "essential", Product: "web", Age: -1}); err != nil {
+		return nil, fmt.Errorf("policy: consent smoke test: %w", err)
+	}
+	if _, err := e.evalAuthz(ctx, "admin", "consent.read", nil); err != nil {
+		return nil, fmt.Errorf("policy: authz smoke test: %w", err)
+	}
+	return e, nil
+}
+
+type bundle struct {
+	modules  map[string]*ast.Module
+	data     map[string]any
+	raw      map[string][]byte
+	revision string
+}
+
+func read(fsys fs.FS, withTests bool) (*bundle, error) {
+	b := &bundle{modules: map[string]*ast.Module{}, data: map[string]any{}, raw: map[string][]byte{}}
+	h := sha256.New()
+	var files []string
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		if strings.HasSuffix(p, ".rego") || (strings.HasPrefix(p, "data/") && strings.HasSuffix(p, ".json")) {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("policy: read bundle: %w", err)
+	}
+	sort.Strings(files)
+	for _, p := range files {
+		src, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return nil, fmt.Errorf("policy: read %s: %w", p, err)
+		}
+		// The revision covers tests too: a changed test is a changed bundle.
+		fmt.Fprintf(h, "%s\x00%d\x00", p, len(src))
+		h.Write(src)
+		switch {
+		case strings.HasSuffix(p, "_test.rego") && !withTests:
+		case strings.HasSuffix(p, ".rego"):
+			m, err := ast.ParseModuleWithOpts(p, string(src), ast.ParserOptions{RegoVersion: ast.RegoV1})
+			if err != nil {
+				return nil, fmt.Errorf("policy: parse %s: %w", p, err)
+			}
+			b.modules[p] = m
+		default:
+			name := strings.TrimSuffix(path.Base(p), ".json")
+			if !identRe.MatchString(name) {
+				return nil, fmt.Errorf("policy: data file %s: name must be a Rego identifier", p)
+			}
+			var v any
+			if err := util.UnmarshalJSON(src, &v); err != nil {
+				return nil, fmt.Errorf("policy: data file %s: %w", p, err)
+			}
+			b.data[name] = v
+			b.raw[name] = src
+		}
+	}
+	if len(b.modules) == 0 {
+		return nil, errors.New("policy: bundle has no .rego modules")
+	}
+	b.revision = hex.EncodeToString(h.Sum(nil))[:16]
+	return b, nil
+}
+
+var (
+	identRe   = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+	versionRe = regexp.MustCompile(`^[0-9]{1,6}(\.[0-9]{1,6}){0,2}$`)
+)
+
+// decodeData decodes the data files Steward itself relies on into typed
+// structs, strictly, and checks their cross references; every error names
+// the file and entry so an operator can fix a bad edit.
+func (e *Engine) decodeData(raw map[string][]byte) error {
+	strict := func(file string, v any) error {
+		src, ok := raw[file]
+		if !ok {
+			return fmt.Errorf("policy: data/%s.json is missing", file)
+		}
+		dec := json.NewDecoder(bytes.NewReader(src))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(v); err != nil {
+			return fmt.Errorf("policy: data/%s.json: %w", file, err)
+		}
+		return nil
+	}
+	if err := strict("purposes", &e.Purposes); err != nil {
+		return err
+	}
+	if err := strict("products", &e.Products); err != nil {
+		return err
+	}
+	if err := strict("roles", &e.Roles); err != nil {
+		return err
+	}
+	if err := strict("jurisdictions", &e.Jurisdictions); err != nil {
+		return err
+	}
+	if p, ok := e.Purposes["essential"]; !ok || !p.Essential {
+		return errors.New("policy: data/purposes.json: an \"essential\" purpose marked essential is required")
+	}
+	for name, p := range e.Purposes {
+		if !identRe.MatchString(name) {
+			return fmt.Errorf("policy: data/purposes.json: purpose %q: name must be lowercase letters, digits and _", name)
+		}
+		if p.DataUse == "" || p.DPV == "" {
+			return fmt.Errorf("policy: data/purposes.json: purpose %q: data_use and dpv are required", name)
+		}
+		for _, pr := range p.Products {
+			if _, ok := e.Products[pr]; !ok {
+				return fmt.Errorf("policy: data/purposes.json: purpose %q: unknown product %q", name, pr)
+			}
+		}
+	}
+	if _, ok := e.Products["web"]; !ok {
+		return errors.New("policy: data/products.json: a \"web\" product is required (it is the default)")
+	}
+	for name, p := range e.Products {
+		if !versionRe.MatchString(p.NoticeVersion) {
+			return fmt.Errorf("policy: data/products.json: product %q: notice_version %q must look like 2 or 2.1", name, p.NoticeVersion)
+		}
+		if p.MinimumAge < 0 || p.MinimumAge > 21 {
+			return fmt.Errorf("policy: data/products.json: product %q: minimum_age must be 0-21", name)
+		}
+		e.maxMinAge = max(e.maxMinAge, p.MinimumAge)
+	}
+	if _, ok := e.Jurisdictions.Regimes["default"]; !ok {
+		return errors.New("policy: data/jurisdictions.json: a \"default\" regime is required")
+	}
+	for name, r := range e.Jurisdictions.Regimes {
+		if r.Model != "opt_in" && r.Model != "opt_out" {
+			return fmt.Errorf("policy: data/jurisdictions.json: regime %q: model must be opt_in or opt_out", name)
+		}
+	}
+	for _, m := range []map[string]string{e.Jurisdictions.Countries, e.Jurisdictions.Subdivisions} {
+		for place, regime := range m {
+			if _, ok := e.Jurisdictions.Regimes[regime]; !ok {
+				return fmt.Errorf("policy: data/jurisdictions.json: %q maps to unknown regime %q", place, regime)
+			}
+		}
+	}
+	for name, r := range e.Roles {
+		if len(r.Permissions) == 0 {
+			return fmt.Errorf("policy: data/roles.json: role %q has no permissions", name)
+		}
+	}
+	return nil
+}
+
+// Revision identifies the loaded bundle (a content hash), so every decision
+// and record can say which policy made it.
+func (e *Engine) Revision() string { return e.revision }
+
+// Data returns the bundle's data document as OPA sees it under data.steward.
+func (e *Engine) Data() map[string]any { return e.data }
+
+// NoticeMajor returns the major number of a notice version ("2.1" -> 2).
+func NoticeMajor(v string) (int, bool) {
+	if !versionRe.MatchString(v) {
+		return 0, false
+	}
+	n := 0
+	for _, c := range v {
+		if c == '.' {
+			break
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}
+
+// ValidNoticeVersion reports whether v is a well-formed notice version.
+func ValidNoticeVersion(v string) bool { return versionRe.MatchString(v) }
+
+// RunTests compiles the bundle with its *_test.rego files and runs them,
+// writing OPA's report to w. It returns the number of failed tests.
+func RunTests(ctx context.Context, fsys fs.FS, w io.Writer, verbose bool) (passed, failed int, err error) {
+	b, err := read(fsys, true)
+	if err != nil {
+		return 0, 0, err
+	}
+	store := inmem.NewFromObject(map[string]any{"steward": b.data})
+	compiler := ast.NewCompiler().WithEnablePrintStatements(true)
+	runner := tester.NewRunner().SetCompiler(compiler).SetStore(store).SetModules(b.modules).CapturePrintOutput(true)
+	txn, err := store.NewTransaction(ctx, storage.TransactionParams{})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer store.Abort(ctx, txn)
+	ch, err := runner.RunTests(ctx, txn)
+	if err != nil {
+		return 0, 0, fmt.Errorf("policy test: %w", err)
+	}
+	results := make(chan *tester.Result)
+	done := make(chan error, 1)
+	go func() {
+		done <- (tester.PrettyReporter{Output: w, Verbose: verbose, FailureLine: true}).Report(results)
+	}()
+	for r := range ch {
+		if r.Pass() {
+			passed++
+		} else if !r.Skip {
+			failed++
+		}
+		results <- r
+	}
+	close(results)
+	if err := <-done; err != nil {
+		return passed, failed, err
+	}
+	if passed+failed == 0 {
+		return 0, 0, errors.New("policy test: no tests found")
+	}
+	return passed, failed, nil
+}

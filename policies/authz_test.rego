@@ -1,0 +1,39 @@
+package steward.authz_test
+
+import data.steward.authz
+
+test_unknown_role_denied if {
+	not authz.allow with input as {"role": "intruder", "action": "consent.check"}
+}
+
+test_default_deny_unlisted_action if {
+	not authz.allow with input as {"role": "frontend", "action": "keys.manage"}
+}
+
+test_frontend_checks_any_subject if {
+	authz.allow with input as {"role": "frontend", "action": "consent.check", "subject_kinds": ["tg", "email"]}
+}
+
+test_sdk_visitor_only if {
+	authz.allow with input as {"role": "sdk", "action": "consent.record", "subject_kinds": ["visitor"]}
+	not authz.allow with input as {"role": "sdk", "action": "consent.record", "subject_kinds": ["email"]}
+	not authz.allow with input as {"role": "sdk", "action": "consent.check", "subject_kinds": ["visitor", "tg"]}
+	not authz.allow with input as {"role": "sdk", "action": "consent.check"}
+}
+
+test_reviewer_cannot_record if {
+	not authz.allow with input as {"role": "reviewer", "action": "consent.record", "subject_kinds": ["email"]}
+}
+
+test_auditor_reads_audit_not_consent_writes if {
+	authz.allow with input as {"role": "auditor", "action": "audit.read"}
+	not authz.allow with input as {"role": "auditor", "action": "consent.record", "subject_kinds": ["tg"]}
+}
+
+test_reason_names_the_gap if {
+	d := authz.decision with input as {"role": "reviewer", "action": "consent.record", "subject_kinds": ["tg"]}
+	d.allow == false
+	d.reason == "role reviewer may not perform consent.record"
+	s := authz.decision with input as {"role": "sdk", "action": "consent.check", "subject_kinds": ["tg"]}
+	s.reason == "this key may only act on visitor: subjects"
+}

@@ -1,0 +1,287 @@
+#!/usr/bin/env bash
+# bench.sh: consent-check throughput of Steward against two reference points.
+#
+#   steward     bin/steward serve (auth, database, in-process policy)
+#   bare        bench/bare: fiber returning a constant body (HTTP ceiling)
+#   opa-design  bench/opadesign: fiber + parameter checks + a POST to an
+#               `opa run --server` sidecar per request (the design not taken)
+#
+# All four servers (steward, bare, opa, opadesign) listen on 127.0.0.1 ports
+# picked at random. Each target gets a short warm-up, then
+#   wrk -t1 -c32 -d${BENCH_SECONDS}s --latency -H 'Authorization: Bearer KEY' URL
+# The table (target, req/s, p99) and the ratios steward/bare and
+# steward/opa-design are printed and written to var/bench/consent-check.txt.
+#
+# Installs wrk (apt) and opa (go install, pinned) if missing. Uses a fresh
+# database steward_bench on the server scripts/ensure-postgres.sh finds (or on
+# the server of $DATABASE_URL), dropped again on exit, and throwaway secrets.
+#
+# Environment (optional):
+#   BENCH_SECONDS       measured seconds per target (default 10)
+#   BENCH_WARM_SECONDS  warm-up seconds per target (default 3)
+#   BENCH_LOG_LEVEL     STEWARD_LOG_LEVEL for steward serve (default warn)
+#   BENCH_KEEP=1        keep the temp dir with the server logs
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+OPA_VERSION=v1.22.2
+BENCH_SECONDS="${BENCH_SECONDS:-10}"
+BENCH_WARM_SECONDS="${BENCH_WARM_SECONDS:-3}"
+BENCH_LOG_LEVEL="${BENCH_LOG_LEVEL:-warn}"
+BENCH_DB=steward_bench
+SUBJECT="visitor:bench0000abcd"
+QUERY="subject=$SUBJECT&purpose=analytics&jurisdiction=US-CA"
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+for v in BENCH_SECONDS BENCH_WARM_SECONDS; do
+	[[ "${!v}" =~ ^[1-9][0-9]{0,3}$ ]] || die "$v must be a whole number of seconds (1-9999)"
+done
+
+if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
+	PATH="/usr/local/go/bin:$PATH"
+fi
+command -v go >/dev/null 2>&1 || die "go not found"
+PATH="$PATH:$(go env GOPATH)/bin"
+export PATH
+
+# ---------------------------------------------------------------- cleanup
+work="$(mktemp -d "${TMPDIR:-/tmp}/steward-bench.XXXXXX")"
+pids=()
+admin_url=""
+db_created=0
+cleanup() {
+	local rc=$? pid i
+	trap - EXIT INT TERM
+	for pid in "${pids[@]}"; do
+		kill -TERM "$pid" 2>/dev/null || true
+	done
+	for pid in "${pids[@]}"; do
+		for ((i = 0; i < 50; i++)); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	if [ "$db_created" = 1 ]; then
+		PGOPTIONS="-c client_min_messages=warning" psql "$admin_url" -XAtq -c "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)" >/dev/null 2>&1 ||
+			log "could not drop database $BENCH_DB"
+	fi
+	if [ "$rc" -ne 0 ] || [ "${BENCH_KEEP:-0}" = 1 ]; then
+		log "logs kept in $work"
+	else
+		rm -rf "$work"
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------- tools
+if ! command -v wrk >/dev/null 2>&1; then
+	log "installing wrk (apt)"
+	if [ "$(id -u)" -eq 0 ]; then sudo=(); else sudo=(sudo -n); fi
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >&2 ||
+		{ "${sudo[@]}" apt-get update -qq >&2 && "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >&2; }
+fi
+command -v wrk >/dev/null 2>&1 || die "wrk is not installed"
+
+opa_bin=""
+for cand in "$(command -v opa || true)" "$(go env GOPATH)/bin/opa"; do
+	if [ -n "$cand" ] && [ -x "$cand" ] && "$cand" version 2>/dev/null | grep -qx "Version: ${OPA_VERSION#v}"; then
+		opa_bin="$cand"
+		break
+	fi
+done
+if [ -z "$opa_bin" ]; then
+	log "installing opa $OPA_VERSION (go install; takes a few minutes)"
+	GOFLAGS='' GOBIN="$(go env GOPATH)/bin" go install "github.com/open-policy-agent/opa@$OPA_VERSION"
+	opa_bin="$(go env GOPATH)/bin/opa"
+fi
+command -v psql >/dev/null 2>&1 || die "psql not found"
+command -v curl >/dev/null 2>&1 || die "curl not found"
+
+# ---------------------------------------------------------------- build
+log "building bin/steward, bin/bench-bare, bin/bench-opadesign"
+go build -o bin/steward ./cmd/steward
+go build -o bin/bench-bare ./bench/bare
+go build -o bin/bench-opadesign ./bench/opadesign
+
+# ---------------------------------------------------------------- database
+# with_db URL NAME: URL with its database path replaced by NAME.
+with_db() {
+	local url="$1" name="$2" query="" rest authority
+	case "$url" in
+	postgres://* | postgresql://*) ;;
+	*) die "DATABASE_URL must be a postgres:// URL for the bench" ;;
+	esac
+	if [[ "$url" == *\?* ]]; then
+		query="?${url#*\?}"
+		url="${url%%\?*}"
+	fi
+	rest="${url#*://}"
+	authority="${rest%%/*}"
+	printf '%s://%s/%s%s\n' "${url%%://*}" "$authority" "$name" "$query"
+}
+if [ -n "${DATABASE_URL:-}" ]; then
+	scripts/ensure-postgres.sh >/dev/null
+	admin_url="$(with_db "$DATABASE_URL" postgres)"
+else
+	admin_url="$(scripts/ensure-postgres.sh)"
+fi
+bench_url="$(with_db "$admin_url" "$BENCH_DB")"
+log "fresh database $BENCH_DB on ${admin_url%%\?*}"
+db_created=1
+PGOPTIONS="-c client_min_messages=warning" psql "$admin_url" -XAtq -v ON_ERROR_STOP=1 \
+	-c "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)" \
+	-c "CREATE DATABASE $BENCH_DB" >/dev/null
+
+rand32() { head -c 32 /dev/urandom | base64 | tr -d '\n'; }
+steward_env=(
+	"DATABASE_URL=$bench_url"
+	"STEWARD_IDENTITY_KEYS=bench:$(rand32)"
+	"STEWARD_RECEIPT_SIGNING_KEY=$(rand32)"
+	"STEWARD_LOG_LEVEL=$BENCH_LOG_LEVEL"
+)
+steward() { env "${steward_env[@]}" bin/steward "$@"; }
+
+log "migrating"
+steward migrate up >"$work/migrate.log" 2>&1 || { cat "$work/migrate.log" >&2; die "migrate up failed"; }
+key="$(steward keys create --name bench-frontend --role frontend --quiet 2>"$work/keys.log" | tr -d '\r\n')" ||
+	{ cat "$work/keys.log" >&2; die "keys create failed"; }
+[ -n "$key" ] || die "keys create printed no key"
+mkdir -p "$work/policy"
+steward policy data >"$work/policy/data.json" 2>"$work/policy-data.log" ||
+	{ cat "$work/policy-data.log" >&2; die "steward policy data failed"; }
+rego=()
+for f in policies/*.rego; do
+	[[ "$f" == *_test.rego ]] || rego+=("$f")
+done
+[ "${#rego[@]}" -gt 0 ] || die "no policies/*.rego"
+
+# ---------------------------------------------------------------- servers
+# port_free PORT: true if nothing listens on 127.0.0.1:PORT.
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+taken=" "
+pick_port() {
+	local i p
+	for ((i = 0; i < 100; i++)); do
+		p=$((20000 + RANDOM % 20000))
+		if [[ "$taken" != *" $p "* ]] && port_free "$p"; then
+			taken+="$p "
+			printf '%s\n' "$p"
+			return 0
+		fi
+	done
+	die "no free port found"
+}
+p_steward="$(pick_port)"
+p_bare="$(pick_port)"
+p_opa="$(pick_port)"
+p_opadesign="$(pick_port)"
+
+log "starting steward on :$p_steward, bare on :$p_bare, opa on :$p_opa, opadesign on :$p_opadesign"
+env "${steward_env[@]}" STEWARD_ADDR="127.0.0.1:$p_steward" bin/steward serve \
+	>"$work/steward.out" 2>"$work/steward.log" &
+pids+=($!)
+bin/bench-bare -addr "127.0.0.1:$p_bare" >"$work/bare.log" 2>&1 &
+pids+=($!)
+"$opa_bin" run --server --skip-version-check --log-level error \
+	--addr "127.0.0.1:$p_opa" "${rego[@]}" "$work/policy/data.json" >"$work/opa.log" 2>&1 &
+pids+=($!)
+bin/bench-opadesign -addr "127.0.0.1:$p_opadesign" -opa "http://127.0.0.1:$p_opa" >"$work/opadesign.log" 2>&1 &
+pids+=($!)
+
+# wait_healthy NAME PID URL LOG: poll URL for up to 60 s while PID lives.
+wait_healthy() {
+	local name="$1" pid="$2" url="$3" logf="$4" i
+	for ((i = 0; i < 120; i++)); do
+		if curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null; then
+			log "$name is up"
+			return 0
+		fi
+		if ! kill -0 "$pid" 2>/dev/null; then
+			tail -n 20 "$logf" >&2 || true
+			die "$name exited before becoming healthy"
+		fi
+		sleep 0.5
+	done
+	tail -n 20 "$logf" >&2 || true
+	die "$name not healthy after 60 s ($url)"
+}
+wait_healthy steward "${pids[0]}" "http://127.0.0.1:$p_steward/healthz" "$work/steward.log"
+wait_healthy bare "${pids[1]}" "http://127.0.0.1:$p_bare/healthz" "$work/bare.log"
+wait_healthy opa "${pids[2]}" "http://127.0.0.1:$p_opa/health" "$work/opa.log"
+wait_healthy opadesign "${pids[3]}" "http://127.0.0.1:$p_opadesign/healthz" "$work/opadesign.log"
+
+targets=(steward bare opa-design)
+declare -A url=(
+	[steward]="http://127.0.0.1:$p_steward/v1/consent/check?$QUERY"
+	[bare]="http://127.0.0.1:$p_bare/v1/consent/check?$QUERY"
+	[opa-design]="http://127.0.0.1:$p_opadesign/v1/consent/check?$QUERY"
+)
+auth="Authorization: Bearer $key"
+
+# Every target must answer the check with 200 before it is measured.
+for t in "${targets[@]}"; do
+	code="$(curl -sS --max-time 5 -o "$work/$t.body" -w '%{http_code}' -H "$auth" "${url[$t]}")" || code=000
+	if [ "$code" != 200 ]; then
+		{ head -c 2000 "$work/$t.body"; echo; } >&2 2>/dev/null || true
+		die "$t answered $code to ${url[$t]%%\?*}"
+	fi
+	log "$t: $(head -c 300 "$work/$t.body")"
+done
+
+# ---------------------------------------------------------------- measure
+# to_ms VALUE: wrk latency (e.g. 812.00us, 1.23ms, 2.01s, 1.50m) in ms.
+to_ms() {
+	awk -v v="$1" 'BEGIN {
+		n = v; sub(/[a-z]+$/, "", n); u = v; sub(/^[0-9.]+/, "", u)
+		f = (u == "us") ? 0.001 : (u == "ms") ? 1 : (u == "s") ? 1000 : (u == "m") ? 60000 : (u == "h") ? 3600000 : -1
+		if (f < 0 || n == "") { print "?"; exit }
+		printf "%.3f", n * f
+	}'
+}
+
+declare -A rps=() p99=()
+for t in "${targets[@]}"; do
+	log "warming $t for ${BENCH_WARM_SECONDS}s"
+	wrk -t1 -c32 -d"${BENCH_WARM_SECONDS}s" -H "$auth" "${url[$t]}" >"$work/$t.warm" 2>&1 ||
+		{ cat "$work/$t.warm" >&2; die "wrk warm-up failed for $t"; }
+	log "measuring $t for ${BENCH_SECONDS}s"
+	wrk -t1 -c32 -d"${BENCH_SECONDS}s" --latency -H "$auth" "${url[$t]}" >"$work/$t.wrk" 2>&1 ||
+		{ cat "$work/$t.wrk" >&2; die "wrk failed for $t"; }
+	if grep -q 'Non-2xx or 3xx responses' "$work/$t.wrk"; then
+		cat "$work/$t.wrk" >&2
+		die "$t answered errors under load; its numbers would be meaningless"
+	fi
+	rps[$t]="$(awk '/^Requests\/sec:/ {print $2}' "$work/$t.wrk")"
+	p99[$t]="$(to_ms "$(awk '$1 == "99%" {print $2}' "$work/$t.wrk")")"
+	[ -n "${rps[$t]}" ] || { cat "$work/$t.wrk" >&2; die "could not parse wrk output for $t"; }
+	if grep -q 'Socket errors' "$work/$t.wrk"; then
+		log "$t: $(grep 'Socket errors' "$work/$t.wrk" | sed 's/^ *//')"
+	fi
+done
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }'; }
+
+mkdir -p var/bench
+out=var/bench/consent-check.txt
+{
+	echo "# consent check: GET /v1/consent/check?$QUERY"
+	echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ)  commit $(git rev-parse --short HEAD 2>/dev/null || echo none)  $(go version | cut -d' ' -f3)  $(nproc) cores"
+	echo "# wrk -t1 -c32 -d${BENCH_SECONDS}s --latency (after ${BENCH_WARM_SECONDS}s warm-up); steward log level $BENCH_LOG_LEVEL; opa $OPA_VERSION"
+	printf '%-12s %12s %10s\n' target req/s p99
+	for t in "${targets[@]}"; do
+		printf '%-12s %12.0f %8sms\n' "$t" "${rps[$t]}" "${p99[$t]}"
+	done
+	echo
+	printf 'steward/bare        %s\n' "$(ratio "${rps[steward]}" "${rps[bare]}")"
+	printf 'steward/opa-design  %s\n' "$(ratio "${rps[steward]}" "${rps[opa-design]}")"
+} >"$out"
+cat "$out"
+log "written to $out"

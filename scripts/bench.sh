@@ -19,7 +19,7 @@
 # Environment (optional):
 #   BENCH_SECONDS       measured seconds per target (default 10)
 #   BENCH_WARM_SECONDS  warm-up seconds per target (default 3)
-#   BENCH_LOG_LEVEL     STEWARD_LOG_LEVEL for steward serve (default warn)
+#   BENCH_LOG_LEVEL     STEWARD_LOG_LEVEL for steward serve (default info: access log on, as in production)
 #   BENCH_KEEP=1        keep the temp dir with the server logs
 set -euo pipefail
 
@@ -28,7 +28,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 OPA_VERSION=v1.22.2
 BENCH_SECONDS="${BENCH_SECONDS:-10}"
 BENCH_WARM_SECONDS="${BENCH_WARM_SECONDS:-3}"
-BENCH_LOG_LEVEL="${BENCH_LOG_LEVEL:-warn}"
+BENCH_LOG_LEVEL="${BENCH_LOG_LEVEL:-info}"
 BENCH_DB=steward_bench
 SUBJECT="visitor:bench0000abcd"
 QUERY="subject=$SUBJECT&purpose=analytics&jurisdiction=US-CA"

@@ -63,8 +63,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		fmt.Fprintln(stderr, "steward: config:", err)
 		return 2
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	cmd, rest := args[0], args[1:]
+	logOut := io.Writer(stderr)
+	if cmd == "serve" {
+		bw := newBufferedWriter(stderr, 200*time.Millisecond)
+		defer bw.Close()
+		logOut = bw
+	}
+	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	switch cmd {
 	case "serve":
 		err = serve(ctx, cfg, log)

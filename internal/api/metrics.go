@@ -2,6 +2,7 @@ package api
 
 import (
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -59,13 +60,17 @@ func (m *Metrics) observeRequest(route, method string, status int, d time.Durati
 	rk := reqKey{route, method, status}
 	c, ok := m.reqChildren.Load(rk)
 	if !ok {
-		c, _ = m.reqChildren.LoadOrStore(rk, m.requests.WithLabelValues(route, method, strconv.Itoa(status)))
+		// Keys outlive the request: copy strings that may point into
+		// fiber's reused request buffers before storing them.
+		rk = reqKey{strings.Clone(route), strings.Clone(method), status}
+		c, _ = m.reqChildren.LoadOrStore(rk, m.requests.WithLabelValues(rk.route, rk.method, strconv.Itoa(status)))
 	}
 	c.(prometheus.Counter).Inc()
 	lk := latKey{route, method}
 	o, ok := m.latChildren.Load(lk)
 	if !ok {
-		o, _ = m.latChildren.LoadOrStore(lk, m.latency.WithLabelValues(route, method))
+		lk = latKey{strings.Clone(route), strings.Clone(method)}
+		o, _ = m.latChildren.LoadOrStore(lk, m.latency.WithLabelValues(lk.route, lk.method))
 	}
 	o.(prometheus.Observer).Observe(d.Seconds())
 }
@@ -74,6 +79,7 @@ func (m *Metrics) observeDecision(allow bool, reason string) {
 	k := decKey{allow, reason}
 	c, ok := m.decChildren.Load(k)
 	if !ok {
+		k.reason = strings.Clone(reason)
 		result := "deny"
 		if allow {
 			result = "allow"

@@ -94,6 +94,12 @@ func (s *server) writeProblem(c *fiber.Ctx, err error) error {
 		status = fiber.StatusInternalServerError
 	}
 	rid, _ := c.Locals(localRequestID).(string)
+	if rid == "" {
+		// The server refused the request before any middleware ran (e.g. a
+		// body over the limit): it still gets an id to quote.
+		rid = newRequestID()
+		c.Set(fiber.HeaderXRequestID, rid)
+	}
 	if status >= 500 {
 		s.Log.Error("request failed", "request_id", rid, "route", routeOf(c), "err", err)
 	}

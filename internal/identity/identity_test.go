@@ -1,0 +1,179 @@
+package identity_test
+
+import (
+	"bytes"
+	"encoding/base64"
+	"strings"
+	"testing"
+
+	"github.com/steward-privacy/steward/internal/identity"
+)
+
+var parseCases = []struct {
+	in   string
+	want string // canonical form; "" = must be refused
+}{
+	{"email:Ann@Example.COM", "email:ann@example.com"},
+	{"email:  ann@example.com ", "email:ann@example.com"},
+	{"email:ann+news@example.com", "email:ann+news@example.com"},
+	{"email:ann@bücher.de", "email:ann@xn--bcher-kva.de"},
+	{"email:ann.lee@example.com", "email:ann.lee@example.com"},
+	{"tg:123456789", "tg:123456789"},
+	{"user:42", "user:42"},
+	{"user:3f2a-uuid_like.id", "user:3f2a-uuid_like.id"},
+	{"visitor:abcdefgh", "visitor:abcdefgh"},
+	{"stripe:cus_Nf0abc123", "stripe:cus_Nf0abc123"},
+	{"creem:cust_123", "creem:cust_123"},
+	{"oauth:Google:10987654321", "oauth:google:10987654321"},
+	{"oauth:github:octo-cat", "oauth:github:octo-cat"},
+	{"", ""},
+	{"email", ""},
+	{"email:", ""},
+	{"email:no-at", ""},
+	{"email:a@b", ""},
+	{"email:@example.com", ""},
+	{"email:a b@example.com", ""},
+	{"email:a@exa mple.com", ""},
+	{"tg:0", ""},
+	{"tg:-1", ""},
+	{"tg:007", ""},
+	{"tg:12a", ""},
+	{"tg:99999999999999999999", ""},
+	{"user:", ""},
+	{"user:a/b", ""},
+	{"user:../../etc", ""},
+	{"visitor:short", ""},
+	{"stripe:123", ""},
+	{"oauth:google", ""},
+	{"oauth::123", ""},
+	{"oauth:goo gle:1", ""},
+	{"oauth:google:has space", ""},
+	{"phone:+15551234", ""},
+	{"EMAIL:a@example.com", ""},
+	{"user:" + strings.Repeat("a", 400), ""},
+	{"email:\xff@example.com", ""},
+}
+
+func TestParse(t *testing.T) {
+	t.Parallel()
+	for _, tc := range parseCases {
+		s, err := identity.Parse(tc.in)
+		if tc.want == "" {
+			if err == nil {
+				t.Errorf("Parse(%q) accepted as %q", tc.in, s)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("Parse(%q): %v", tc.in, err)
+			continue
+		}
+		if s.String() != tc.want {
+			t.Errorf("Parse(%q) = %q, want %q", tc.in, s, tc.want)
+		}
+	}
+}
+
+func TestParseErrorsNeverEchoTheValue(t *testing.T) {
+	t.Parallel()
+	for _, in := range []string{"email:secret-person-at-example", "tg:secret123", "oauth:x:has secret"} {
+		_, err := identity.Parse(in)
+		if err == nil || strings.Contains(err.Error(), "secret") {
+			t.Errorf("Parse(%q) error %v", in, err)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, tc := range parseCases {
+		f.Add(tc.in)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		s, err := identity.Parse(in)
+		if err != nil {
+			return
+		}
+		// Canonical forms are fixed points: parsing them again changes nothing.
+		again, err := identity.Parse(s.String())
+		if err != nil || again != s {
+			t.Fatalf("Parse(%q) = %q, reparse = %q, %v", in, s, again, err)
+		}
+		if s.Kind() == "" || s.Value == "" {
+			t.Fatalf("empty kind or value from %q", in)
+		}
+	})
+}
+
+func TestKeyringHashAndEncrypt(t *testing.T) {
+	t.Parallel()
+	kr := identity.NewRandomKeyring("k1")
+	a := identity.MustParse("email:ann@example.com")
+	b := identity.MustParse("email:ANN@example.com")
+	if !bytes.Equal(kr.Hash(a), kr.Hash(b)) {
+		t.Fatal("normalized identities hash differently")
+	}
+	if bytes.Equal(kr.Hash(a), kr.Hash(identity.MustParse("email:bob@example.com"))) {
+		t.Fatal("different identities hash alike")
+	}
+	// Domain separation: an IP hash is never an identity hash of the same bytes.
+	if bytes.Equal(kr.HashIP("email:ann@example.com"), kr.Hash(a)) {
+		t.Fatal("ip and subject hashes collide")
+	}
+	kid, ct, err := kr.Seal([]byte(a.String()), []byte("email"))
+	if err != nil || kid != "k1" || bytes.Contains(ct, []byte("ann")) {
+		t.Fatalf("seal: %v %s", err, kid)
+	}
+	pt, err := kr.Open(kid, ct, []byte("email"))
+	if err != nil || string(pt) != a.String() {
+		t.Fatalf("open: %v %q", err, pt)
+	}
+	if _, err := kr.Open(kid, ct, []byte("tg")); err == nil {
+		t.Fatal("ciphertext opened under another context")
+	}
+	ct[len(ct)-1] ^= 1
+	if _, err := kr.Open(kid, ct, []byte("email")); err == nil {
+		t.Fatal("tampered ciphertext opened")
+	}
+}
+
+func TestKeyringRotation(t *testing.T) {
+	t.Parallel()
+	old := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))
+	nw := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{2}, 32))
+	before, err := identity.ParseKeyring("k1:" + old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := identity.ParseKeyring("k2:" + nw + ",k1:" + old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := identity.MustParse("tg:42")
+	kid, ct, _ := before.Seal([]byte("tg:42"), nil)
+	if after.ActiveKID() != "k2" {
+		t.Fatal(after.ActiveKID())
+	}
+	// Lookups made after rotation still find hashes made before it.
+	found := false
+	for _, h := range after.Hashes(s) {
+		found = found || bytes.Equal(h, before.Hash(s))
+	}
+	if !found {
+		t.Fatal("old hash not among lookup hashes after rotation")
+	}
+	if pt, err := after.Open(kid, ct, nil); err != nil || string(pt) != "tg:42" {
+		t.Fatalf("old ciphertext: %v", err)
+	}
+}
+
+func TestParseKeyringErrors(t *testing.T) {
+	t.Parallel()
+	good := base64.StdEncoding.EncodeToString(make([]byte, 32))
+	for _, spec := range []string{"", "nokid", "k1:" + base64.StdEncoding.EncodeToString(make([]byte, 16)), "k1:!!!", "k1:" + good + ",k1:" + good, ":" + good} {
+		if _, err := identity.ParseKeyring(spec); err == nil {
+			t.Errorf("ParseKeyring(%q) accepted", spec)
+		} else if strings.Contains(err.Error(), good) {
+			t.Errorf("error leaks the key: %v", err)
+		}
+	}
+}

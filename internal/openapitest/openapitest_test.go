@@ -1,0 +1,442 @@
+package openapitest_test
+
+import (
+	"encoding/json"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/steward-privacy/steward/internal/openapitest"
+)
+
+// The real document and router, read by relative path so the tests check
+// exactly what the server embeds and registers.
+const (
+	docPath    = "../api/openapi.json"
+	serverPath = "../api/server.go"
+)
+
+func loadDoc(t *testing.T) (*openapitest.Doc, []byte) {
+	t.Helper()
+	raw, err := os.ReadFile(docPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := openapitest.Load(raw)
+	if err != nil {
+		t.Fatalf("Load(%s): %v", docPath, err)
+	}
+	return d, raw
+}
+
+const (
+	eventID = "01925f3e-7c1a-7b4e-9a3d-2f6b8c1d4e5a"
+	rev     = "3f9c2a7b1d4e8f60"
+	hashHex = "9b1f0c6e2a7d4b38e5f1a2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f607"
+	jsonCT  = "application/json"
+	probCT  = "application/problem+json"
+)
+
+// A recorded event as consent.Event marshals it, with every optional field.
+const eventFull = `{"id":"` + eventID + `","subject_kind":"email","purpose":"marketing","state":"granted",
+	"source":"web_banner","notice_version":"2.0","jurisdiction":"DE","language":"en","product":"web","gpc":false,
+	"user_agent":"Mozilla/5.0","ip_hash":"` + hashHex + `","recorded_by":"key_5f1c2a9e7b30",
+	"policy_revision":"` + rev + `","recorded_at":"2025-03-14T09:26:53.589793Z"}`
+
+// An event Steward recorded itself on a GPC signal: no omitempty field set.
+const eventGPC = `{"id":"01925f3e-7c19-7d02-8b6f-0e1a2b3c4d5e","subject_kind":"oauth:google","purpose":"model_training",
+	"state":"denied","source":"gpc","notice_version":"1.0","product":"bot","gpc":true,
+	"policy_revision":"` + rev + `","recorded_at":"2025-03-10T18:02:11Z"}`
+
+const receiptBody = `{"receipt":{
+	"header":{"record_id":"` + eventID + `","schema_version":"ISO/IEC TS 27560:2023","profile":"steward-consent-receipt/1",
+		"record_timestamp":"2025-03-14T09:26:53.589793Z","language":"en","policy_revision":"` + rev + `"},
+	"processing":{"purposes":[{"name":"Marketing","purpose_id":"marketing","data_use":"marketing.communications.email","dpv_purpose":"dpv:DirectMarketing"}],
+		"legal_basis":"dpv:Consent","jurisdiction":"DE","regime":"gdpr","notice_version":"2.0"},
+	"parties":{"data_controller":{"name":"Nano Banana Pro","contact":"support@nano-bananapro.com"},
+		"data_subject":{"pseudonymous_id":"` + hashHex + `","id_type":"email"}},
+	"event":{"type":"given","state":"granted","time":"2025-03-14T09:26:53.589793Z","method":"web_banner","product":"web","gpc":false,
+		"user_agent":"Mozilla/5.0","ip_hash":"` + hashHex + `"}},
+	"jws":"eyJhbGciOiJFZERTQSJ9.eyJoZWFkZXIiOnt9fQ.c2lnbmF0dXJl",
+	"jwks_url":"/v1/consents/receipts/jwks.json"}`
+
+func problem(status int, code string, extra string) string {
+	return `{"type":"urn:steward:problem:` + code + `","title":"t","status":` + strconv.Itoa(status) +
+		`,"detail":"d","code":"` + code + `"` + extra + `}`
+}
+
+type sample struct {
+	name        string
+	method      string
+	path        string
+	status      int
+	contentType string
+	body        string
+}
+
+// samples are hand-written from the Go structs the handlers encode
+// (internal/api/consent.go, health.go, problem.go; consent.Event,
+// consent.PurposeState, receipt.Receipt, receipt.JWKS), not copied from the
+// document, so they catch a document that drifted from the code.
+func samples(doc []byte) []sample {
+	return []sample{
+		{"healthz", "GET", "/healthz", 200, jsonCT, `{"status":"ok"}`},
+		{"readyz", "GET", "/readyz", 200, jsonCT, `{"status":"ready","policy_revision":"` + rev + `"}`},
+		{"readyz not ready", "GET", "/readyz", 503, probCT, problem(503, "unavailable", `,"request_id":"abc-1"`)},
+		{"metrics", "GET", "/metrics", 200, "text/plain; version=0.0.4; charset=utf-8; escaping=underscores",
+			"# HELP steward_http_requests_total HTTP requests.\n# TYPE steward_http_requests_total counter\nsteward_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 1\n"},
+		{"openapi", "GET", "/openapi.json", 200, jsonCT, string(doc)},
+		{"jwks", "GET", "/v1/consents/receipts/jwks.json", 200, jsonCT,
+			`{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"NZKq_8uxiKOtBDVmEHwKBPjlaOQ0HX_VV9TioV4NIGo","use":"sig","alg":"EdDSA"},
+				{"kty":"OKP","crv":"Ed25519","x":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","kid":"BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"}]}`},
+		{"record", "POST", "/v1/consents", 201, jsonCT, `{"event":` + eventFull + `,"receipt_url":"/v1/consents/receipts/` + eventID + `"}`},
+		{"record invalid", "POST", "/v1/consents", 400, probCT,
+			problem(400, "invalid_request", `,"request_id":"5f2a9c1e7b3d-1a","errors":[{"field":"linked_subjects[0]","message":"unknown type"}]`)},
+		{"record unauthenticated", "POST", "/v1/consents", 401, probCT, problem(401, "unauthenticated", `,"request_id":"r1"`)},
+		{"record forbidden", "POST", "/v1/consents", 403, probCT, problem(403, "forbidden", `,"request_id":"r1"`)},
+		// Refused by fasthttp before the request-id middleware runs.
+		{"record too large", "POST", "/v1/consents", 413, probCT, problem(413, "payload_too_large", "")},
+		{"record not json", "POST", "/v1/consents", 415, probCT, problem(415, "unsupported_media_type", `,"request_id":"r1"`)},
+		{"record internal", "POST", "/v1/consents", 500, probCT, problem(500, "internal", `,"request_id":"r1"`)},
+		{"current", "GET", "/v1/consents?subject=email%3Aann%40example.com", 200, "application/json; charset=utf-8",
+			`{"subject":"email:ann@example.com","purposes":[
+				{"purpose":"analytics","state":"none","gpc":false},
+				{"purpose":"marketing","state":"withdrawn","source":"web_settings","notice_version":"2.0","gpc":true,
+				 "event_id":"` + eventID + `","updated_at":"2025-03-14T09:26:53.589793Z"}]}`},
+		{"history last page", "GET", "/v1/consents/history", 200, jsonCT,
+			`{"subject":"oauth:google:1098","events":[` + eventGPC + `],"next_cursor":null}`},
+		{"history more", "GET", "/v1/consents/history", 200, jsonCT,
+			`{"subject":"email:ann@example.com","events":[` + eventFull + `,` + eventGPC + `],"next_cursor":"MTc0MTk0NDQxMzU4OTc5My4w"}`},
+		{"history empty", "GET", "/v1/consents/history", 200, jsonCT, `{"subject":"visitor:abcdefgh","events":[],"next_cursor":null}`},
+		{"receipt", "GET", "/v1/consents/receipts/" + eventID, 200, jsonCT, receiptBody},
+		{"receipt not found", "GET", "/v1/consents/receipts/" + eventID, 404, probCT, problem(404, "not_found", `,"request_id":"r1"`)},
+		{"receipt bad id", "GET", "/v1/consents/receipts/nope", 400, probCT,
+			problem(400, "invalid_request", `,"errors":[{"field":"event_id","message":"must be a UUID"}]`)},
+		{"check", "GET", "/v1/consent/check?subject=tg%3A1&purpose=broadcast", 200, jsonCT,
+			`{"allow":false,"reason":"below_minimum_age","rule":"minor_restricted_purpose","regime":"default","policy_revision":"` + rev + `"}`},
+		{"check batch", "POST", "/v1/consent/check", 200, jsonCT,
+			`{"policy_revision":"` + rev + `","results":[{"allow":true,"reason":"opt_out_default","rule":"opt_out_regime_default","regime":"ccpa"},
+				{"allow":false,"reason":"gpc_opt_out","rule":"stored_refusal","regime":"us_state"}]}`},
+	}
+}
+
+func TestDocumentLoads(t *testing.T) {
+	d, _ := loadDoc(t)
+	want := []string{
+		"GET /healthz", "GET /metrics", "GET /openapi.json", "GET /readyz",
+		"GET /v1/consent/check", "GET /v1/consents", "GET /v1/consents/history",
+		"GET /v1/consents/receipts/jwks.json", "GET /v1/consents/receipts/{event_id}",
+		"POST /v1/consent/check", "POST /v1/consents",
+	}
+	if got := d.Operations(); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("Operations() =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestSamplesValidate(t *testing.T) {
+	d, raw := loadDoc(t)
+	covered := map[string]bool{}
+	for _, s := range samples(raw) {
+		if err := d.Validate(s.method, s.path, s.status, s.contentType, []byte(s.body)); err != nil {
+			t.Errorf("%s: %v", s.name, err)
+		}
+		covered[s.method+" "+templateOf(s.path)] = true
+	}
+	// A new operation must come with a sample.
+	for _, op := range d.Operations() {
+		if !covered[op] {
+			t.Errorf("no sample exercises %s", op)
+		}
+	}
+}
+
+// templateOf maps a sample's concrete path to its template, for coverage.
+func templateOf(p string) string {
+	p, _, _ = strings.Cut(p, "?")
+	if strings.HasPrefix(p, "/v1/consents/receipts/") && p != "/v1/consents/receipts/jwks.json" {
+		return "/v1/consents/receipts/{event_id}"
+	}
+	return p
+}
+
+// TestDocumentExamplesValidate checks that every response example in the
+// document matches its own schema: a stale example misleads the reader of
+// the docs as much as a wrong schema.
+func TestDocumentExamplesValidate(t *testing.T) {
+	d, raw := loadDoc(t)
+	var doc map[string]any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for tmpl, item := range doc["paths"].(map[string]any) {
+		concrete := strings.ReplaceAll(tmpl, "{event_id}", eventID)
+		for method, op := range item.(map[string]any) {
+			for status, resp := range op.(map[string]any)["responses"].(map[string]any) {
+				r := resp.(map[string]any)
+				if ref, ok := r["$ref"].(string); ok {
+					r = doc["components"].(map[string]any)["responses"].(map[string]any)[strings.TrimPrefix(ref, "#/components/responses/")].(map[string]any)
+				}
+				content, _ := r["content"].(map[string]any)
+				for mt, m := range content {
+					ex, ok := m.(map[string]any)["example"]
+					if !ok {
+						continue
+					}
+					var body []byte
+					if s, ok := ex.(string); ok && !strings.HasSuffix(mt, "json") {
+						body = []byte(s)
+					} else {
+						body, _ = json.Marshal(ex)
+					}
+					code, _ := strconv.Atoi(status)
+					if err := d.Validate(method, concrete, code, mt, body); err != nil {
+						t.Errorf("example of %s %s %s %s: %v", strings.ToUpper(method), tmpl, status, mt, err)
+					}
+					n++
+				}
+			}
+		}
+	}
+	if n < 20 {
+		t.Errorf("only %d response examples found; expected one per documented response", n)
+	}
+}
+
+func TestValidateRejects(t *testing.T) {
+	d, _ := loadDoc(t)
+	checkOK := `{"allow":true,"reason":"granted","rule":"stored_grant","regime":"gdpr","policy_revision":"` + rev + `"}`
+	if err := d.Validate("GET", "/v1/consent/check", 200, jsonCT, []byte(checkOK)); err != nil {
+		t.Fatalf("baseline body must validate: %v", err)
+	}
+	cases := []struct {
+		name        string
+		method      string
+		path        string
+		status      int
+		contentType string
+		body        string
+		want        []string // every one must appear in the error
+	}{
+		{"extra property", "GET", "/v1/consent/check", 200, jsonCT,
+			strings.Replace(checkOK, `{`, `{"debug":true,`, 1),
+			[]string{"GET /v1/consent/check", "status 200", "additional properties 'debug'", "CheckResult"}},
+		{"extra property nested", "POST", "/v1/consents", 201, jsonCT,
+			`{"event":` + strings.Replace(eventFull, `{`, `{"subject_hash":"ab",`, 1) + `,"receipt_url":"/v1/consents/receipts/` + eventID + `"}`,
+			[]string{"POST /v1/consents", "status 201", "'/event'", "subject_hash"}},
+		{"missing required", "GET", "/v1/consent/check", 200, jsonCT,
+			strings.Replace(checkOK, `,"policy_revision":"`+rev+`"`, ``, 1),
+			[]string{"missing property 'policy_revision'"}},
+		{"missing next_cursor", "GET", "/v1/consents/history", 200, jsonCT,
+			`{"subject":"tg:1","events":[]}`,
+			[]string{"GET /v1/consents/history", "next_cursor"}},
+		{"wrong type", "GET", "/v1/consent/check", 200, jsonCT,
+			strings.Replace(checkOK, `"allow":true`, `"allow":"true"`, 1),
+			[]string{"'/allow'", "want boolean"}},
+		{"wrong type nested", "GET", "/v1/consents/history", 200, jsonCT,
+			`{"subject":"tg:1","events":[` + strings.Replace(eventGPC, `"gpc":true`, `"gpc":1`, 1) + `],"next_cursor":null}`,
+			[]string{"'/events/0/gpc'", "want boolean"}},
+		{"null where not nullable", "GET", "/v1/consents", 200, jsonCT,
+			`{"subject":"tg:1","purposes":null}`,
+			[]string{"'/purposes'", "want array"}},
+		{"bad date-time", "GET", "/v1/consents/history", 200, jsonCT,
+			`{"subject":"tg:1","events":[` + strings.Replace(eventGPC, `2025-03-10T18:02:11Z`, `2025-03-10 18:02:11`, 1) + `],"next_cursor":null}`,
+			[]string{"'/events/0/recorded_at'", "date-time"}},
+		{"unknown enum value", "GET", "/v1/consents", 200, jsonCT,
+			`{"subject":"tg:1","purposes":[{"purpose":"ads","state":"none","gpc":false}]}`,
+			[]string{"'/purposes/0/purpose'", "must be one of"}},
+		{"problem with wrong status", "GET", "/v1/consents/receipts/" + eventID, 404, probCT,
+			problem(400, "invalid_request", ""),
+			[]string{"status 404", "'/status'", "'/code'"}},
+		{"undeclared status", "GET", "/healthz", 500, probCT, problem(500, "internal", ""),
+			[]string{"GET /healthz", "status 500", "not documented", "documented: 200"}},
+		{"undeclared status on authed route", "GET", "/v1/consents", 404, probCT, problem(404, "not_found", ""),
+			[]string{"GET /v1/consents", "status 404", "not documented", "401"}},
+		{"undeclared content type", "GET", "/v1/consent/check", 200, "text/html; charset=utf-8", checkOK,
+			[]string{"status 200", `"text/html" is not documented`, "application/json"}},
+		{"error sent as plain json", "GET", "/v1/consent/check", 400, jsonCT, problem(400, "invalid_request", ""),
+			[]string{"status 400", `"application/json" is not documented`, "application/problem+json"}},
+		{"no content type", "GET", "/healthz", 200, "", `{"status":"ok"}`,
+			[]string{"no Content-Type"}},
+		{"not json", "GET", "/healthz", 200, jsonCT, `{"status":"ok"`,
+			[]string{"GET /healthz", "not valid JSON"}},
+		{"trailing data", "GET", "/healthz", 200, jsonCT, `{"status":"ok"} {}`,
+			[]string{"not valid JSON"}},
+		{"unknown path", "GET", "/v1/consent", 200, jsonCT, `{}`,
+			[]string{"GET /v1/consent", "no path in the document matches"}},
+		{"undocumented method", "DELETE", "/v1/consents", 200, jsonCT, `{}`,
+			[]string{"DELETE /v1/consents", "method is not documented", "GET /v1/consents", "POST /v1/consents"}},
+		{"receipt body at the jwks path", "GET", "/v1/consents/receipts/jwks.json", 200, jsonCT, receiptBody,
+			[]string{"GET /v1/consents/receipts/jwks.json", "JWKS"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := d.Validate(c.method, c.path, c.status, c.contentType, []byte(c.body))
+			if err == nil {
+				t.Fatal("Validate accepted it")
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not mention %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+// A synthetic document exercises matching rules the real one has no case
+// for: literal-vs-template at different positions, declaration order, mixed
+// segments, status ranges and default, and responses without a body.
+const synthetic = `{
+  "openapi": "3.1.0",
+  "info": {"title": "t", "version": "1"},
+  "components": {
+    "schemas": {"Which": {"type": "object", "required": ["which"], "properties": {"which": {"type": "string"}}}},
+    "responses": {
+      "Which": {"$ref": "#/components/responses/WhichInner"},
+      "WhichInner": {"description": "d", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Which"}}}}
+    }
+  },
+  "paths": {
+    "/a/{x}/c": {"get": {"responses": {"200": {"description": "d", "content": {"application/json": {"schema": {"properties": {"which": {"const": "x"}}}}}}}}},
+    "/a/b/{y}": {"get": {"responses": {"200": {"description": "d", "content": {"application/json": {"schema": {"properties": {"which": {"const": "y"}}}}}}}}},
+    "/a/b/c":   {"get": {"responses": {"200": {"description": "d", "content": {"application/json": {"schema": {"properties": {"which": {"const": "literal"}}}}}}}}},
+    "/files/{name}.json": {"get": {"responses": {"200": {"$ref": "#/components/responses/Which"}}}},
+    "/r": {"get": {"responses": {
+      "204": {"description": "no body"},
+      "2XX": {"description": "d", "content": {"text/*": {"schema": {"type": "string", "maxLength": 3}}}},
+      "default": {"description": "d", "content": {"application/problem+json": {"schema": {"type": "object", "required": ["code"]}}, "image/png": {}}}
+    }}}
+  }
+}`
+
+func TestMatching(t *testing.T) {
+	d, err := openapitest.Load([]byte(synthetic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := func(method, path string, status int, ct, body string) {
+		t.Helper()
+		if err := d.Validate(method, path, status, ct, []byte(body)); err != nil {
+			t.Errorf("%s %s %d: %v", method, path, status, err)
+		}
+	}
+	bad := func(method, path string, status int, ct, body, want string) {
+		t.Helper()
+		err := d.Validate(method, path, status, ct, []byte(body))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s %s %d: got %v, want an error mentioning %q", method, path, status, err, want)
+		}
+	}
+	// /a/b/c matches all three templates; the fully literal one wins.
+	ok("GET", "/a/b/c", 200, jsonCT, `{"which":"literal"}`)
+	bad("GET", "/a/b/c", 200, jsonCT, `{"which":"y"}`, "GET /a/b/c (path /a/b/c)")
+	// /a/b/z: /a/b/{y} (literal at position 2) beats /a/{x}/c, which does not match anyway.
+	ok("GET", "/a/b/z", 200, jsonCT, `{"which":"y"}`)
+	// /a/q/c: only /a/{x}/c matches.
+	ok("GET", "/a/q/c", 200, jsonCT, `{"which":"x"}`)
+	// Query strings are ignored; segments match exactly.
+	ok("get", "/a/q/c?which=y", 200, jsonCT, `{"which":"x"}`)
+	bad("GET", "/a/b/c/", 200, jsonCT, `{}`, "no path in the document matches")
+	bad("GET", "/a//c", 200, jsonCT, `{}`, "no path in the document matches")
+	// Mixed segment, and a response $ref chain down to a schema $ref.
+	ok("GET", "/files/report.json", 200, jsonCT, `{"which":"any"}`)
+	bad("GET", "/files/report.json", 200, jsonCT, `{}`, "missing property 'which'")
+	bad("GET", "/files/.json", 200, jsonCT, `{}`, "no path in the document matches")
+	bad("GET", "/files/report.xml", 200, jsonCT, `{}`, "no path in the document matches")
+	// Exact status, then range, then default.
+	ok("GET", "/r", 204, "", "")
+	bad("GET", "/r", 204, jsonCT, `{}`, "declares no body")
+	ok("GET", "/r", 200, "text/plain; charset=utf-8", "abc")
+	ok("GET", "/r", 206, "TEXT/CSV", "a,b")
+	bad("GET", "/r", 200, "text/plain", "abcd", "maxLength")
+	bad("GET", "/r", 200, jsonCT, `"a"`, `"application/json" is not documented`)
+	ok("GET", "/r", 418, probCT, `{"code":"teapot"}`)
+	ok("GET", "/r", 503, "image/png", "\x89PNG") // declared without a schema: any body
+	bad("GET", "/r", 500, probCT, `{}`, "status 500")
+}
+
+func TestLoadRefuses(t *testing.T) {
+	cases := map[string]struct{ doc, want string }{
+		"not json":    {`{`, "not JSON"},
+		"openapi 3.0": {`{"openapi":"3.0.3","paths":{}}`, "only 3.1.x"},
+		"broken schema ref": {`{"openapi":"3.1.0","paths":{"/x":{"get":{"responses":{"200":{"description":"d",
+			"content":{"application/json":{"schema":{"$ref":"#/components/schemas/Missing"}}}}}}}}}`, "GET /x 200 application/json"},
+		"broken response ref": {`{"openapi":"3.1.0","paths":{"/x":{"get":{"responses":{"200":{"$ref":"#/components/responses/Nope"}}}}}}`, "GET /x 200"},
+		"bad status key":      {`{"openapi":"3.1.0","paths":{"/x":{"get":{"responses":{"ok":{"description":"d"}}}}}}`, `"ok"`},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			_, err := openapitest.Load([]byte(c.doc))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("got %v, want an error mentioning %q", err, c.want)
+			}
+		})
+	}
+}
+
+// TestServerRoutesDocumented reads the route registrations in server.go and
+// checks they and the document's operations are the same set, so adding a
+// route without documenting it (or documenting one that does not exist)
+// fails here rather than in a client.
+func TestServerRoutesDocumented(t *testing.T) {
+	src, err := os.ReadFile(serverPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes := fiberRoutes(t, string(src))
+	if len(routes) < 10 {
+		t.Fatalf("found only %d routes in %s; has the registration style changed?\n%s", len(routes), serverPath, strings.Join(routes, "\n"))
+	}
+	d, _ := loadDoc(t)
+	documented := map[string]bool{}
+	for _, op := range d.Operations() {
+		documented[op] = true
+	}
+	registered := map[string]bool{}
+	for _, r := range routes {
+		registered[r] = true
+		if !documented[r] {
+			t.Errorf("%s is registered in server.go but not in openapi.json", r)
+		}
+	}
+	for op := range documented {
+		if !registered[op] {
+			t.Errorf("%s is in openapi.json but not registered in server.go", op)
+		}
+	}
+}
+
+var (
+	groupRe = regexp.MustCompile(`(\w+)\s*:=\s*(\w+)\.Group\(\s*"([^"]*)"`)
+	routeRe = regexp.MustCompile(`(\w+)\.(Get|Post|Put|Patch|Delete|Head|Options)\(\s*"([^"]*)"`)
+	paramRe = regexp.MustCompile(`:(\w+)`)
+)
+
+// fiberRoutes returns "METHOD /template" for each fiber route registered in
+// src, with group prefixes applied and :param turned into {param}. Groups
+// are resolved in source order, which is how Go requires them to be declared.
+func fiberRoutes(t *testing.T, src string) []string {
+	t.Helper()
+	prefix := map[string]string{"app": ""}
+	for _, m := range groupRe.FindAllStringSubmatch(src, -1) {
+		parent, ok := prefix[m[2]]
+		if !ok {
+			t.Fatalf("group %s is made from unknown router %s", m[1], m[2])
+		}
+		prefix[m[1]] = parent + m[3]
+	}
+	var out []string
+	for _, m := range routeRe.FindAllStringSubmatch(src, -1) {
+		p, ok := prefix[m[1]]
+		if !ok {
+			t.Fatalf("route %s %q is registered on unknown router %s", m[2], m[3], m[1])
+		}
+		out = append(out, strings.ToUpper(m[2])+" "+paramRe.ReplaceAllString(p+m[3], "{$1}"))
+	}
+	sort.Strings(out)
+	return out
+}

@@ -116,9 +116,11 @@ func Load(ctx context.Context, fsys fs.FS) (*Engine, error) {
 	if compiler.Compile(b.modules); compiler.Failed() {
 		return nil, fmt.Errorf("policy: compile: %w", compiler.Errors)
 	}
-	store := inmem.NewFromObject(map[string]any{"steward": b.data})
+	// AST values on read: otherwise every evaluation converts the data
+	// document from Go values again, which dominated the cost of a decision.
+	store := inmem.NewFromObjectWithOpts(map[string]any{"steward": b.data}, inmem.OptReturnASTValuesOnRead(true))
 	prep := func(q string) (rego.PreparedEvalQuery, error) {
-		pq, err := rego.New(rego.Query(q), rego.Compiler(compiler), rego.Store(store)).PrepareForEval(ctx)
+		pq, err := rego.New(rego.Query(q), rego.Compiler(compiler), rego.Store(store), rego.StoreReadAST(true)).PrepareForEval(ctx)
 		if err != nil {
 			return pq, fmt.Errorf("policy: prepare %s: %w", q, err)
 		}

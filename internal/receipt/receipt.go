@@ -224,7 +224,7 @@ func Build(ev Event, c Controller) Receipt {
 			NoticeVersion: ev.NoticeVersion,
 		},
 		Parties: Parties{
-			DataController: DataController{Name: c.Name, Contact: c.Contact},
+			DataController: DataController(c),
 			DataSubject: DataSubject{
 				PseudonymousID: ev.SubjectHash,
 				IDType:         ev.SubjectType,

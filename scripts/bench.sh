@@ -145,6 +145,7 @@ steward_env=(
 	"DATABASE_URL=$bench_url"
 	"STEWARD_IDENTITY_KEYS=bench:$(rand32)"
 	"STEWARD_RECEIPT_SIGNING_KEY=$(rand32)"
+	"STEWARD_AUDIT_SIGNING_KEY=$(rand32)"
 	"STEWARD_LOG_LEVEL=$BENCH_LOG_LEVEL"
 )
 steward() { env "${steward_env[@]}" bin/steward "$@"; }

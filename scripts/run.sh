@@ -39,7 +39,8 @@ else
 fi
 export DATABASE_URL
 
-# 2. Secrets, created once.
+# 2. Secrets, created once; a secret added in a later version is appended
+#    to an existing file, never replacing what is there.
 secrets=var/secrets.env
 rand32() { head -c 32 /dev/urandom | base64 | tr -d '\n'; }
 if [ ! -e "$secrets" ]; then
@@ -48,8 +49,6 @@ if [ ! -e "$secrets" ]; then
 	{
 		echo "# Created by scripts/run.sh on $(date -u +%Y-%m-%dT%H:%M:%SZ). Keep secret; never commit."
 		echo "# Losing STEWARD_IDENTITY_KEYS makes stored identities unreadable."
-		echo "STEWARD_IDENTITY_KEYS=k1:$(rand32)"
-		echo "STEWARD_RECEIPT_SIGNING_KEY=$(rand32)"
 	} >"$tmp"
 	# ln fails if the target exists: never overwrite, even in a race.
 	if ln "$tmp" "$secrets" 2>/dev/null; then
@@ -57,6 +56,14 @@ if [ ! -e "$secrets" ]; then
 	fi
 	rm -f "$tmp"
 fi
+for name in STEWARD_IDENTITY_KEYS STEWARD_RECEIPT_SIGNING_KEY STEWARD_AUDIT_SIGNING_KEY; do
+	if ! grep -q "^$name=" "$secrets"; then
+		value="$(rand32)"
+		[ "$name" = STEWARD_IDENTITY_KEYS ] && value="k1:$value"
+		echo "$name=$value" >>"$secrets"
+		log "added $name to $secrets"
+	fi
+done
 chmod 0600 "$secrets"
 set -a
 # shellcheck source=/dev/null

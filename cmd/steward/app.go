@@ -11,10 +11,12 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"gocloud.dev/blob"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/steward-privacy/steward/internal/api"
 	"github.com/steward-privacy/steward/internal/apikey"
+	"github.com/steward-privacy/steward/internal/audit"
 	"github.com/steward-privacy/steward/internal/clock"
 	"github.com/steward-privacy/steward/internal/config"
 	"github.com/steward-privacy/steward/internal/consent"
@@ -37,6 +39,9 @@ type application struct {
 	keys     *apikey.Store
 	consent  *consent.Service
 	worker   *notify.Worker
+	audit    *audit.Log
+	sealer   *audit.Sealer
+	bucket   *blob.Bucket
 	http     *fiber.App
 
 	cancel context.CancelFunc
@@ -87,6 +92,17 @@ func newApplication(ctx context.Context, cfg config.Config, log *slog.Logger, cl
 	if err := resendCfg.Validate(); err != nil {
 		return nil, fmt.Errorf("resend: %w", err)
 	}
+	auditSigner, auditTrust, err := auditKeys(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if auditSigner == nil {
+		return nil, errors.New("STEWARD_AUDIT_SIGNING_KEY is not set (base64 of a 32-byte Ed25519 seed)")
+	}
+	bucket, err := openCheckpointBucket(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
 	engine, err := loadPolicy(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -98,22 +114,32 @@ func newApplication(ctx context.Context, cfg config.Config, log *slog.Logger, cl
 	if err != nil {
 		return nil, err
 	}
+	a := &application{cfg: cfg, log: log, pool: pool, engine: engine, bucket: bucket}
+	a.audit = audit.New(clk, engine.Revision())
+	source := "embedded"
+	if cfg.PolicyDir != "" {
+		source = "dir"
+	}
+	if err := recordPolicyLoaded(ctx, pool, a.audit, engine.Revision(), source, len(engine.Purposes)); err != nil {
+		pool.Close()
+		return nil, err
+	}
 	log.Info("policy loaded", "revision", engine.Revision(), "purposes", len(engine.Purposes))
-
-	a := &application{cfg: cfg, log: log, pool: pool, engine: engine}
+	a.sealer = newSealer(pool, cfg, auditSigner, bucket, clk, log)
 	a.listener = db.NewListener(cfg.DatabaseURL, log)
-	a.keys = apikey.NewStore(pool, clk, nil)
+	a.keys = apikey.NewStore(pool, clk, keyAudit(a.audit, "system:api"))
 	cache := consent.NewCache(cfg.CacheSubjects)
 	outbox := notify.NewOutbox(kr, clk, log)
-	a.consent = consent.NewService(pool, kr, engine, clk, log, cache, consent.Options{Unsubscriber: outbox})
+	a.consent = consent.NewService(pool, kr, engine, clk, log, cache, consent.Options{Unsubscriber: outbox, OnGPC: gpcAudit(a.audit)})
 	a.listener.Subscribe(consent.NotifyChannel, cache)
 	a.listener.Subscribe(apikey.NotifyChannel, a.keys)
-	a.worker = notify.NewWorker(pool, kr, notify.WorkerConfig{Resend: resendCfg, PollInterval: cfg.OutboxPoll}, clk, log, nil)
+	a.listener.Subscribe(audit.NotifyChannel, a.sealer)
+	a.worker = notify.NewWorker(pool, kr, notify.WorkerConfig{Resend: resendCfg, PollInterval: cfg.OutboxPoll}, clk, log, outboxAudit(a.audit))
 	a.http = api.New(api.Config{
 		BodyLimit: cfg.BodyLimit, ReadTimeout: cfg.ReadTimeout, WriteTimeout: cfg.WriteTimeout, IdleTimeout: cfg.IdleTimeout,
 	}, api.Deps{
 		Log: log, Consent: a.consent, Keys: a.keys, Receipts: signer, Metrics: api.NewMetrics(),
-		Ready: a.ready,
+		Audit: audit.Reader{Pool: pool, Keys: auditTrust}, Ready: a.ready,
 	})
 	return a, nil
 }
@@ -131,9 +157,10 @@ func (a *application) ready(ctx context.Context) error {
 // start runs the background loops: the notification listener and the outbox worker.
 func (a *application) start(ctx context.Context) {
 	ctx, a.cancel = context.WithCancel(ctx)
-	a.wg.Add(2)
+	a.wg.Add(3)
 	go func() { defer a.wg.Done(); a.listener.Run(ctx) }()
 	go func() { defer a.wg.Done(); a.worker.Run(ctx) }()
+	go func() { defer a.wg.Done(); a.sealer.Run(ctx) }()
 }
 
 // waitListening blocks until the invalidation listener is up (caches on).
@@ -155,6 +182,16 @@ func (a *application) shutdown(timeout time.Duration) error {
 		a.cancel()
 	}
 	a.wg.Wait()
+	// Seal what this replica's last requests appended, so a clean stop
+	// leaves nothing pending.
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, serr := a.sealer.SealAll(sctx); serr != nil {
+		a.log.Warn("final audit seal failed; another replica or the next start will seal", "err", serr)
+	}
+	if a.bucket != nil {
+		_ = a.bucket.Close()
+	}
 	a.pool.Close()
 	return err
 }

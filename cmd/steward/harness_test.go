@@ -46,6 +46,7 @@ func newEnv(t *testing.T, extra map[string]string) *env {
 		"DATABASE_URL":                url,
 		"STEWARD_IDENTITY_KEYS":       "k1:" + randB64(32),
 		"STEWARD_RECEIPT_SIGNING_KEY": randB64(32),
+		"STEWARD_AUDIT_SIGNING_KEY":   randB64(32),
 		"STEWARD_OUTBOX_POLL":         "1h", // tests drive the outbox with RunOnce
 	}
 	for k, v := range extra {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/steward-privacy/steward/internal/apikey"
 	"github.com/steward-privacy/steward/internal/apperr"
+	"github.com/steward-privacy/steward/internal/audit"
 	"github.com/steward-privacy/steward/internal/clock"
 	"github.com/steward-privacy/steward/internal/config"
 	"github.com/steward-privacy/steward/internal/db"
@@ -41,6 +42,8 @@ Usage:
   steward keys create --name N --role R [--quiet]
   steward keys list
   steward keys revoke KEY_ID
+  steward audit verify [--from CHECKPOINT.json]
+                                              recompute the audit chain and check checkpoint signatures
   steward policy test [-v]                    run the Rego unit tests
   steward policy data                         print the policy data document (JSON)
   steward version
@@ -80,6 +83,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = keys(ctx, cfg, rest, stdout)
 	case "policy":
 		err = policyCmd(ctx, cfg, rest, stdout)
+	case "audit":
+		err = auditCmd(ctx, cfg, rest, stdout)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 	default:
@@ -173,7 +178,20 @@ func keys(ctx context.Context, cfg config.Config, args []string, stdout io.Write
 		return err
 	}
 	defer pool.Close()
-	store := apikey.NewStore(pool, clock.Real{}, nil)
+	engine, err := loadPolicy(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	auditLog := audit.New(clock.Real{}, engine.Revision())
+	store := apikey.NewStore(pool, clock.Real{}, keyAudit(auditLog, "system:cli"))
+	// Seal the entry the change wrote, so the log is complete even when no
+	// server is running; a running server would seal it within a moment.
+	defer func() {
+		signer, _, err := auditKeys(cfg)
+		if err == nil {
+			_, _ = newSealer(pool, cfg, signer, nil, clock.Real{}, slog.New(slog.DiscardHandler)).SealAll(ctx)
+		}
+	}()
 	switch args[0] {
 	case "create":
 		fs := flag.NewFlagSet("keys create", flag.ContinueOnError)
@@ -183,10 +201,6 @@ func keys(ctx context.Context, cfg config.Config, args []string, stdout io.Write
 		quiet := fs.Bool("quiet", false, "print only the secret")
 		if err := fs.Parse(args[1:]); err != nil {
 			return usageError{err.Error()}
-		}
-		engine, err := loadPolicy(ctx, cfg)
-		if err != nil {
-			return err
 		}
 		roles := map[string]bool{}
 		for r := range engine.Roles {
@@ -269,3 +283,46 @@ func policyCmd(ctx context.Context, cfg config.Config, args []string, stdout io.
 	}
 	return usageError{fmt.Sprintf("unknown policy command %q", args[0])}
 }
+
+func auditCmd(ctx context.Context, cfg config.Config, args []string, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "verify" {
+		return usageError{"want: audit verify [--from CHECKPOINT.json]"}
+	}
+	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	from := fs.String("from", "", "start from this trusted checkpoint (a JSON document exported to object storage)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return usageError{err.Error()}
+	}
+	if err := cfg.RequireDatabase(); err != nil {
+		return err
+	}
+	var doc []byte
+	if *from != "" {
+		b, err := os.ReadFile(*from)
+		if err != nil {
+			return fmt.Errorf("read checkpoint: %w", err)
+		}
+		doc = b
+	}
+	pool, err := db.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	r, err := auditVerify(ctx, cfg, pool, doc)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, r.String())
+	if r.Pending > 0 {
+		fmt.Fprintf(stdout, "(%d entries appended but not yet sealed; a running server seals them)\n", r.Pending)
+	}
+	if !r.OK {
+		return errVerifyFailed
+	}
+	return nil
+}
+
+// errVerifyFailed makes `audit verify` exit non-zero after printing why.
+var errVerifyFailed = errors.New("audit log verification failed")

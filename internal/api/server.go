@@ -15,6 +15,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/steward-privacy/steward/internal/apikey"
+	"github.com/steward-privacy/steward/internal/audit"
 	"github.com/steward-privacy/steward/internal/consent"
 	"github.com/steward-privacy/steward/internal/receipt"
 )
@@ -39,9 +40,17 @@ type Deps struct {
 	Keys     *apikey.Store
 	Receipts *receipt.Signer
 	Metrics  *Metrics
+	Audit    AuditReader
 	// Ready reports whether the service can take traffic (database reachable,
 	// policies loaded); nil error means ready.
 	Ready func(ctx context.Context) error
+}
+
+// AuditReader reads and verifies the audit log.
+type AuditReader interface {
+	List(ctx context.Context, f audit.Filter) ([]audit.Entry, string, error)
+	Each(ctx context.Context, f audit.Filter, fn func(audit.Entry) error) error
+	Verify(ctx context.Context) (audit.Result, error)
 }
 
 type server struct {
@@ -86,6 +95,9 @@ func New(cfg Config, d Deps) *fiber.App {
 	authed.Get("/consents/receipts/:event_id", s.consentReceipt)
 	authed.Get("/consent/check", s.checkConsent)
 	authed.Post("/consent/check", s.checkConsentBatch)
+	authed.Get("/admin/audit", s.listAudit)
+	authed.Get("/admin/audit/export", s.exportAudit)
+	authed.Get("/admin/audit/verify", s.verifyAudit)
 	return app
 }
 

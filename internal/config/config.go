@@ -30,6 +30,12 @@ type Config struct {
 	ShutdownTimeout    time.Duration
 	CacheSubjects      int
 	OutboxPoll         time.Duration
+
+	AuditSigningKey         string
+	AuditRetiredKeys        []string
+	AuditCheckpointEvery    int
+	AuditCheckpointInterval time.Duration
+	AuditCheckpointBucket   string
 }
 
 // Var documents one environment variable.
@@ -54,6 +60,11 @@ var Vars = []Var{
 	{"STEWARD_SHUTDOWN_TIMEOUT", "30s", "How long in-flight requests may take to finish on SIGTERM."},
 	{"STEWARD_CACHE_SUBJECTS", "100000", "Subjects whose consent state is cached in process."},
 	{"STEWARD_OUTBOX_POLL", "1s", "How often the outbox worker looks for due messages."},
+	{"STEWARD_AUDIT_SIGNING_KEY", "", "Base64 Ed25519 seed (32 bytes) signing audit checkpoints; required for serve."},
+	{"STEWARD_AUDIT_RETIRED_KEYS", "", "Comma-separated base64 Ed25519 public keys of earlier audit signing keys, still trusted by verify."},
+	{"STEWARD_AUDIT_CHECKPOINT_EVERY", "1000", "A signed checkpoint at least every N audit entries."},
+	{"STEWARD_AUDIT_CHECKPOINT_INTERVAL", "5m", "... and at least this often while entries are being added."},
+	{"STEWARD_AUDIT_CHECKPOINT_BUCKET", "", "Object-storage URL that also receives every checkpoint (s3://bucket?endpoint=...&region=..., file:///dir)."},
 }
 
 // Load reads the configuration through getenv (os.Getenv in production).
@@ -79,11 +90,10 @@ func Load(getenv func(string) string) (Config, error) {
 		ResendBaseURL:     get("STEWARD_RESEND_BASE_URL"),
 		ResendAudienceID:  get("STEWARD_RESEND_AUDIENCE_ID"),
 	}
-	if r := get("STEWARD_RECEIPT_RETIRED_KEYS"); r != "" {
-		for _, k := range strings.Split(r, ",") {
-			c.ReceiptRetiredKeys = append(c.ReceiptRetiredKeys, strings.TrimSpace(k))
-		}
-	}
+	c.ReceiptRetiredKeys = list(get("STEWARD_RECEIPT_RETIRED_KEYS"))
+	c.AuditSigningKey = get("STEWARD_AUDIT_SIGNING_KEY")
+	c.AuditRetiredKeys = list(get("STEWARD_AUDIT_RETIRED_KEYS"))
+	c.AuditCheckpointBucket = get("STEWARD_AUDIT_CHECKPOINT_BUCKET")
 	if err := c.LogLevel.UnmarshalText([]byte(get("STEWARD_LOG_LEVEL"))); err != nil {
 		return c, fmt.Errorf("STEWARD_LOG_LEVEL: want debug, info, warn or error")
 	}
@@ -94,9 +104,13 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.CacheSubjects, err = positiveInt(get, "STEWARD_CACHE_SUBJECTS"); err != nil {
 		return c, err
 	}
+	if c.AuditCheckpointEvery, err = positiveInt(get, "STEWARD_AUDIT_CHECKPOINT_EVERY"); err != nil {
+		return c, err
+	}
 	for name, dst := range map[string]*time.Duration{
 		"STEWARD_READ_TIMEOUT": &c.ReadTimeout, "STEWARD_WRITE_TIMEOUT": &c.WriteTimeout, "STEWARD_IDLE_TIMEOUT": &c.IdleTimeout,
 		"STEWARD_SHUTDOWN_TIMEOUT": &c.ShutdownTimeout, "STEWARD_OUTBOX_POLL": &c.OutboxPoll,
+		"STEWARD_AUDIT_CHECKPOINT_INTERVAL": &c.AuditCheckpointInterval,
 	} {
 		d, err := time.ParseDuration(get(name))
 		if err != nil || d <= 0 {
@@ -105,6 +119,16 @@ func Load(getenv func(string) string) (Config, error) {
 		*dst = d
 	}
 	return c, nil
+}
+
+func list(v string) []string {
+	var out []string
+	for _, k := range strings.Split(v, ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 func positiveInt(get func(string) string, name string) (int, error) {

@@ -184,6 +184,21 @@ func (d *Doc) Operations() []string {
 	return out
 }
 
+// Operation returns "METHOD /template" for the operation a request with
+// this method and concrete path is documented under, by the same matching
+// rules as Validate, so a test can record which entries of Operations it
+// exercised.
+func (d *Doc) Operation(method, path string) (string, error) {
+	if i := strings.IndexAny(path, "?#"); i >= 0 {
+		path = path[:i]
+	}
+	op, err := d.find(strings.ToUpper(method), path)
+	if err != nil {
+		return "", err
+	}
+	return op.method + " " + op.template, nil
+}
+
 // Validate checks one real response:
 //
 //   - the operation is found by method (case-insensitive) and the concrete

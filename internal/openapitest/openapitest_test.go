@@ -63,10 +63,15 @@ const receiptBody = `{"receipt":{
 	"jws":"eyJhbGciOiJFZERTQSJ9.eyJoZWFkZXIiOnt9fQ.c2lnbmF0dXJl",
 	"jwks_url":"/v1/consents/receipts/jwks.json"}`
 
+// problem is an api.Problem body; writeProblem always sets request_id.
 func problem(status int, code string, extra string) string {
 	return `{"type":"urn:steward:problem:` + code + `","title":"t","status":` + strconv.Itoa(status) +
-		`,"detail":"d","code":"` + code + `"` + extra + `}`
+		`,"detail":"d","code":"` + code + `","request_id":"5f2a9c1e7b3d-1a"` + extra + `}`
 }
+
+const auditEntry = `{"seq":1,"at":"2026-02-03T10:15:30.123456Z","actor":"key:key_5f1c2a9e7b30","action":"key.revoked",
+	"target_type":"api_key","target_id":"key_0a1b2c3d4e5f","details":{},"policy_revision":"` + rev + `",
+	"prev_hash":"0000000000000000000000000000000000000000000000000000000000000000","hash":"` + hashHex + `"}`
 
 type sample struct {
 	name        string
@@ -85,7 +90,7 @@ func samples(doc []byte) []sample {
 	return []sample{
 		{"healthz", "GET", "/healthz", 200, jsonCT, `{"status":"ok"}`},
 		{"readyz", "GET", "/readyz", 200, jsonCT, `{"status":"ready","policy_revision":"` + rev + `"}`},
-		{"readyz not ready", "GET", "/readyz", 503, probCT, problem(503, "unavailable", `,"request_id":"abc-1"`)},
+		{"readyz not ready", "GET", "/readyz", 503, probCT, problem(503, "unavailable", "")},
 		{"metrics", "GET", "/metrics", 200, "text/plain; version=0.0.4; charset=utf-8; escaping=underscores",
 			"# HELP steward_http_requests_total HTTP requests.\n# TYPE steward_http_requests_total counter\nsteward_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 1\n"},
 		{"openapi", "GET", "/openapi.json", 200, jsonCT, string(doc)},
@@ -94,13 +99,12 @@ func samples(doc []byte) []sample {
 				{"kty":"OKP","crv":"Ed25519","x":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","kid":"BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"}]}`},
 		{"record", "POST", "/v1/consents", 201, jsonCT, `{"event":` + eventFull + `,"receipt_url":"/v1/consents/receipts/` + eventID + `"}`},
 		{"record invalid", "POST", "/v1/consents", 400, probCT,
-			problem(400, "invalid_request", `,"request_id":"5f2a9c1e7b3d-1a","errors":[{"field":"linked_subjects[0]","message":"unknown type"}]`)},
-		{"record unauthenticated", "POST", "/v1/consents", 401, probCT, problem(401, "unauthenticated", `,"request_id":"r1"`)},
-		{"record forbidden", "POST", "/v1/consents", 403, probCT, problem(403, "forbidden", `,"request_id":"r1"`)},
-		// Refused by fasthttp before the request-id middleware runs.
+			problem(400, "invalid_request", `,"errors":[{"field":"linked_subjects[0]","message":"unknown type"}]`)},
+		{"record unauthenticated", "POST", "/v1/consents", 401, probCT, problem(401, "unauthenticated", "")},
+		{"record forbidden", "POST", "/v1/consents", 403, probCT, problem(403, "forbidden", "")},
 		{"record too large", "POST", "/v1/consents", 413, probCT, problem(413, "payload_too_large", "")},
-		{"record not json", "POST", "/v1/consents", 415, probCT, problem(415, "unsupported_media_type", `,"request_id":"r1"`)},
-		{"record internal", "POST", "/v1/consents", 500, probCT, problem(500, "internal", `,"request_id":"r1"`)},
+		{"record not json", "POST", "/v1/consents", 415, probCT, problem(415, "unsupported_media_type", "")},
+		{"record internal", "POST", "/v1/consents", 500, probCT, problem(500, "internal", "")},
 		{"current", "GET", "/v1/consents?subject=email%3Aann%40example.com", 200, "application/json; charset=utf-8",
 			`{"subject":"email:ann@example.com","purposes":[
 				{"purpose":"analytics","state":"none","gpc":false},
@@ -112,11 +116,26 @@ func samples(doc []byte) []sample {
 			`{"subject":"email:ann@example.com","events":[` + eventFull + `,` + eventGPC + `],"next_cursor":"MTc0MTk0NDQxMzU4OTc5My4w"}`},
 		{"history empty", "GET", "/v1/consents/history", 200, jsonCT, `{"subject":"visitor:abcdefgh","events":[],"next_cursor":null}`},
 		{"receipt", "GET", "/v1/consents/receipts/" + eventID, 200, jsonCT, receiptBody},
-		{"receipt not found", "GET", "/v1/consents/receipts/" + eventID, 404, probCT, problem(404, "not_found", `,"request_id":"r1"`)},
+		{"receipt not found", "GET", "/v1/consents/receipts/" + eventID, 404, probCT, problem(404, "not_found", "")},
 		{"receipt bad id", "GET", "/v1/consents/receipts/nope", 400, probCT,
 			problem(400, "invalid_request", `,"errors":[{"field":"event_id","message":"must be a UUID"}]`)},
 		{"check", "GET", "/v1/consent/check?subject=tg%3A1&purpose=broadcast", 200, jsonCT,
 			`{"allow":false,"reason":"below_minimum_age","rule":"minor_restricted_purpose","regime":"default","policy_revision":"` + rev + `"}`},
+		{"audit list", "GET", "/v1/admin/audit?order=asc", 200, jsonCT,
+			`{"entries":[` + auditEntry + `,` + strings.Replace(auditEntry, `"details":{}`, `"details":{"name":"web","role":"frontend"}`, 1) + `],"next_cursor":"YToy"}`},
+		{"audit list empty", "GET", "/v1/admin/audit", 200, jsonCT, `{"entries":[],"next_cursor":null}`},
+		{"audit list forbidden", "GET", "/v1/admin/audit", 403, probCT, problem(403, "forbidden", "")},
+		{"audit export jsonl", "GET", "/v1/admin/audit/export", 200, "application/jsonl", strings.ReplaceAll(auditEntry, "\n\t", "") + "\n"},
+		{"audit export csv", "GET", "/v1/admin/audit/export?format=csv", 200, "text/csv; charset=utf-8",
+			"seq,at,actor,action,target_type,target_id,details,policy_revision,prev_hash,hash\n"},
+		{"audit export bad format", "GET", "/v1/admin/audit/export?format=xml", 400, probCT,
+			problem(400, "invalid_request", `,"errors":[{"field":"format","message":"must be csv or jsonl"}]`)},
+		{"audit verify ok", "GET", "/v1/admin/audit/verify", 200, jsonCT,
+			`{"ok":true,"entries":1,"head_seq":1,"head_hash":"` + hashHex + `","checkpoints":0,"pending":2,"summary":"OK 1 entries, head 1 ` + hashHex + `"}`},
+		{"audit verify empty log", "GET", "/v1/admin/audit/verify", 200, jsonCT,
+			`{"ok":true,"entries":0,"head_seq":0,"head_hash":"","checkpoints":0,"pending":0,"summary":"OK 0 entries, head 0 "}`},
+		{"audit verify broken", "GET", "/v1/admin/audit/verify", 200, jsonCT,
+			`{"ok":false,"entries":4,"head_seq":4,"head_hash":"` + hashHex + `","checkpoints":1,"pending":0,"broken_seq":5,"reason":"hash mismatch: the entry was altered","summary":"FAIL at seq 5: hash mismatch: the entry was altered"}`},
 		{"check batch", "POST", "/v1/consent/check", 200, jsonCT,
 			`{"policy_revision":"` + rev + `","results":[{"allow":true,"reason":"opt_out_default","rule":"opt_out_regime_default","regime":"ccpa"},
 				{"allow":false,"reason":"gpc_opt_out","rule":"stored_refusal","regime":"us_state"}]}`},
@@ -127,12 +146,23 @@ func TestDocumentLoads(t *testing.T) {
 	d, _ := loadDoc(t)
 	want := []string{
 		"GET /healthz", "GET /metrics", "GET /openapi.json", "GET /readyz",
+		"GET /v1/admin/audit", "GET /v1/admin/audit/export", "GET /v1/admin/audit/verify",
 		"GET /v1/consent/check", "GET /v1/consents", "GET /v1/consents/history",
 		"GET /v1/consents/receipts/jwks.json", "GET /v1/consents/receipts/{event_id}",
 		"POST /v1/consent/check", "POST /v1/consents",
 	}
 	if got := d.Operations(); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("Operations() =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// The literal jwks.json path must win over the {event_id} template.
+	for path, want := range map[string]string{
+		"/v1/consents/receipts/jwks.json":  "GET /v1/consents/receipts/jwks.json",
+		"/v1/consents/receipts/" + eventID: "GET /v1/consents/receipts/{event_id}",
+		"/v1/consents/receipts/jwks.jsonx": "GET /v1/consents/receipts/{event_id}",
+	} {
+		if got, err := d.Operation("GET", path); got != want || err != nil {
+			t.Errorf("Operation(GET, %s) = %q, %v; want %q", path, got, err, want)
+		}
 	}
 }
 
@@ -143,7 +173,11 @@ func TestSamplesValidate(t *testing.T) {
 		if err := d.Validate(s.method, s.path, s.status, s.contentType, []byte(s.body)); err != nil {
 			t.Errorf("%s: %v", s.name, err)
 		}
-		covered[s.method+" "+templateOf(s.path)] = true
+		op, err := d.Operation(s.method, s.path)
+		if err != nil {
+			t.Errorf("%s: %v", s.name, err)
+		}
+		covered[op] = true
 	}
 	// A new operation must come with a sample.
 	for _, op := range d.Operations() {
@@ -151,15 +185,6 @@ func TestSamplesValidate(t *testing.T) {
 			t.Errorf("no sample exercises %s", op)
 		}
 	}
-}
-
-// templateOf maps a sample's concrete path to its template, for coverage.
-func templateOf(p string) string {
-	p, _, _ = strings.Cut(p, "?")
-	if strings.HasPrefix(p, "/v1/consents/receipts/") && p != "/v1/consents/receipts/jwks.json" {
-		return "/v1/consents/receipts/{event_id}"
-	}
-	return p
 }
 
 // TestDocumentExamplesValidate checks that every response example in the
@@ -239,6 +264,9 @@ func TestValidateRejects(t *testing.T) {
 		{"wrong type nested", "GET", "/v1/consents/history", 200, jsonCT,
 			`{"subject":"tg:1","events":[` + strings.Replace(eventGPC, `"gpc":true`, `"gpc":1`, 1) + `],"next_cursor":null}`,
 			[]string{"'/events/0/gpc'", "want boolean"}},
+		{"problem without request_id", "POST", "/v1/consents", 413, probCT,
+			strings.Replace(problem(413, "payload_too_large", ""), `,"request_id":"5f2a9c1e7b3d-1a"`, ``, 1),
+			[]string{"POST /v1/consents", "status 413", "missing property 'request_id'"}},
 		{"null where not nullable", "GET", "/v1/consents", 200, jsonCT,
 			`{"subject":"tg:1","purposes":null}`,
 			[]string{"'/purposes'", "want array"}},
@@ -330,6 +358,16 @@ func TestMatching(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s %s %d: got %v, want an error mentioning %q", method, path, status, err, want)
 		}
+	}
+	for path, want := range map[string]string{
+		"/a/b/c": "GET /a/b/c", "/a/b/z?q=1": "GET /a/b/{y}", "/a/q/c": "GET /a/{x}/c", "/files/x.json": "GET /files/{name}.json",
+	} {
+		if got, err := d.Operation("GET", path); got != want || err != nil {
+			t.Errorf("Operation(GET, %s) = %q, %v; want %q", path, got, err, want)
+		}
+	}
+	if got, err := d.Operation("POST", "/a/b/c"); err == nil || !strings.Contains(err.Error(), "method is not documented") {
+		t.Errorf("Operation(POST, /a/b/c) = %q, %v; want a method error", got, err)
 	}
 	// /a/b/c matches all three templates; the fully literal one wins.
 	ok("GET", "/a/b/c", 200, jsonCT, `{"which":"literal"}`)

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"gocloud.dev/blob"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"gocloud.dev/blob"
 
 	"github.com/steward-privacy/steward/internal/api"
 	"github.com/steward-privacy/steward/internal/apikey"

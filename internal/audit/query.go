@@ -200,7 +200,9 @@ type Reader struct {
 }
 
 // List returns one page of entries.
-func (r Reader) List(ctx context.Context, f Filter) ([]Entry, string, error) { return List(ctx, r.Pool, f) }
+func (r Reader) List(ctx context.Context, f Filter) ([]Entry, string, error) {
+	return List(ctx, r.Pool, f)
+}
 
 // Each streams entries.
 func (r Reader) Each(ctx context.Context, f Filter, fn func(Entry) error) error {

@@ -133,7 +133,6 @@ func newApplication(ctx context.Context, cfg config.Config, log *slog.Logger, cl
 	a.consent = consent.NewService(pool, kr, engine, clk, log, cache, consent.Options{Unsubscriber: outbox, OnGPC: gpcAudit(a.audit)})
 	a.listener.Subscribe(consent.NotifyChannel, cache)
 	a.listener.Subscribe(apikey.NotifyChannel, a.keys)
-	a.listener.Subscribe(audit.NotifyChannel, a.sealer)
 	a.worker = notify.NewWorker(pool, kr, notify.WorkerConfig{Resend: resendCfg, PollInterval: cfg.OutboxPoll}, clk, log, outboxAudit(a.audit))
 	a.http = api.New(api.Config{
 		BodyLimit: cfg.BodyLimit, ReadTimeout: cfg.ReadTimeout, WriteTimeout: cfg.WriteTimeout, IdleTimeout: cfg.IdleTimeout,

@@ -18,7 +18,6 @@ import (
 	"github.com/steward-privacy/steward/internal/audit"
 	"github.com/steward-privacy/steward/internal/clock"
 	"github.com/steward-privacy/steward/internal/config"
-	"github.com/steward-privacy/steward/internal/db"
 	"github.com/steward-privacy/steward/internal/notify"
 	"github.com/steward-privacy/steward/internal/receipt"
 )
@@ -99,10 +98,8 @@ func outboxAudit(l *audit.Log) notify.FinalFailure {
 
 // recordPolicyLoaded writes the policy revision a replica starts with.
 func recordPolicyLoaded(ctx context.Context, pool *pgxpool.Pool, l *audit.Log, revision, source string, purposes int) error {
-	return db.Tx(ctx, pool, func(tx pgx.Tx) error {
-		return l.Append(ctx, tx, audit.Record{Actor: "system:serve", Action: "policy.loaded", TargetType: "policy", TargetID: revision,
-			Details: map[string]any{"source": source, "purposes": purposes}})
-	})
+	return l.Record(ctx, pool, audit.Record{Actor: "system:serve", Action: "policy.loaded", TargetType: "policy", TargetID: revision,
+		Details: map[string]any{"source": source, "purposes": purposes}})
 }
 
 // auditCmd implements `steward audit verify [--from CHECKPOINT.json]`.

@@ -6,10 +6,13 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -240,7 +243,9 @@ func (r *replica) do(method, path, key string, body any, headers ...string) resp
 	if err := openapiDoc(r.t).Validate(method, p, res.StatusCode, res.Header.Get("Content-Type"), b); err != nil && !undocumented {
 		r.t.Errorf("response does not match openapi.json: %v\nbody: %s", err, b)
 	}
-	exercised.Store(method+" "+p, true)
+	if op, err := openapiDoc(r.t).Operation(method, p); err == nil {
+		exercised.Store(op, true)
+	}
 	return resp{status: res.StatusCode, header: res.Header, body: b}
 }
 
@@ -251,4 +256,23 @@ func countRows(t *testing.T, pool *pgxpool.Pool, table string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestMain fails the run if any documented operation was never called by a
+// test: the contract check above only covers what the tests exercise.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 && doc != nil && flag.Lookup("test.run").Value.String() == "" {
+		var missing []string
+		for _, op := range doc.Operations() {
+			if _, ok := exercised.Load(op); !ok {
+				missing = append(missing, op)
+			}
+		}
+		if len(missing) > 0 {
+			fmt.Fprintf(os.Stderr, "documented operations no test exercised: %v\n", missing)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }

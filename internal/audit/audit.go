@@ -21,12 +21,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/steward-privacy/steward/internal/clock"
 )
-
-// NotifyChannel wakes the sealer when entries are appended.
-const NotifyChannel = "steward_audit"
 
 // Record is what a caller appends.
 type Record struct {
@@ -83,9 +81,20 @@ func New(clk clock.Clock, policyRevision string) *Log {
 // SetPolicyRevision changes the revision stamped on later entries.
 func (l *Log) SetPolicyRevision(rev string) { l.revision.Store(&rev) }
 
+// Execer is a pgx.Tx or a pool.
+type Execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
 // Append writes r inside tx, the transaction that makes the change r
 // records: it commits or rolls back with it.
-func (l *Log) Append(ctx context.Context, tx pgx.Tx, r Record) error {
+func (l *Log) Append(ctx context.Context, tx pgx.Tx, r Record) error { return l.insert(ctx, tx, r) }
+
+// Record writes an entry that stands alone (no other change to commit with
+// it, e.g. "policy.loaded") as one autocommit statement.
+func (l *Log) Record(ctx context.Context, db Execer, r Record) error { return l.insert(ctx, db, r) }
+
+func (l *Log) insert(ctx context.Context, db Execer, r Record) error {
 	if !actionRe.MatchString(r.Action) {
 		return fmt.Errorf("audit: action %q is not a dotted name like dsar.approved", r.Action)
 	}
@@ -107,14 +116,11 @@ func (l *Log) Append(ctx context.Context, tx pgx.Tx, r Record) error {
 		details = b
 	}
 	at := l.clock.Now().UTC().Truncate(time.Microsecond)
-	if _, err := tx.Exec(ctx, `
+	if _, err := db.Exec(ctx, `
 		INSERT INTO audit_pending (at, actor, action, target_type, target_id, details, policy_revision)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 		at, r.Actor, r.Action, r.TargetType, r.TargetID, string(details), *l.revision.Load()); err != nil {
 		return fmt.Errorf("audit: append %s: %w", r.Action, err)
-	}
-	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, '')`, NotifyChannel); err != nil {
-		return fmt.Errorf("audit: notify: %w", err)
 	}
 	return nil
 }

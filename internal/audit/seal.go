@@ -76,7 +76,10 @@ func (c SealerConfig) withDefaults() SealerConfig {
 		c.CheckpointInterval = 5 * time.Minute
 	}
 	if c.Poll <= 0 {
-		c.Poll = time.Second
+		// Appends send no NOTIFY: at high rates every notifying commit
+		// contends on PostgreSQL's notification queue lock. A short poll
+		// seals within a fraction of a second instead.
+		c.Poll = 200 * time.Millisecond
 	}
 	return c
 }
@@ -89,24 +92,12 @@ type Sealer struct {
 	signer *Signer
 	bucket *blob.Bucket // optional copy of every checkpoint outside the database
 	cfg    SealerConfig
-	wake   chan struct{}
 }
 
 // NewSealer returns a sealer; bucket may be nil.
 func NewSealer(pool *pgxpool.Pool, signer *Signer, bucket *blob.Bucket, cfg SealerConfig, clk clock.Clock, log *slog.Logger) *Sealer {
-	return &Sealer{pool: pool, clock: clk, log: log, signer: signer, bucket: bucket, cfg: cfg.withDefaults(), wake: make(chan struct{}, 1)}
+	return &Sealer{pool: pool, clock: clk, log: log, signer: signer, bucket: bucket, cfg: cfg.withDefaults()}
 }
-
-// Notify wakes the sealer (it subscribes to NotifyChannel).
-func (s *Sealer) Notify(string) {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
-
-// Connected is part of db.Subscriber; the sealer polls anyway.
-func (s *Sealer) Connected(bool) {}
 
 // Run seals until ctx ends.
 func (s *Sealer) Run(ctx context.Context) {
@@ -119,7 +110,6 @@ func (s *Sealer) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-s.wake:
 		case <-t.C:
 		}
 	}

@@ -36,7 +36,8 @@ const docURL = "mem://steward/openapi.json"
 // methods are the operation fields of an OpenAPI path item.
 var methods = []string{"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
-// Doc is a loaded OpenAPI document with every response schema compiled.
+// Doc is a loaded OpenAPI document with every response schema compiled. It
+// is immutable after Load, so parallel tests may share one.
 type Doc struct {
 	ops []*operation
 }
@@ -165,7 +166,10 @@ func Load(doc []byte) (*Doc, error) {
 					}
 					r.content[mt] = md
 				}
-				op.responses[strings.ToUpper(key)] = r
+				if key != "default" {
+					key = strings.ToUpper(key) // 2xx and 2XX are the same range
+				}
+				op.responses[key] = r
 			}
 			d.ops = append(d.ops, op)
 		}
@@ -237,8 +241,7 @@ func (d *Doc) Validate(method, path string, status int, contentType string, body
 		r, ok = op.responses[key]
 	}
 	if !ok {
-		key = "DEFAULT"
-		r, ok = op.responses[key]
+		r, ok = op.responses["default"]
 	}
 	if !ok {
 		return fmt.Errorf("openapitest: %s: status is not documented; documented: %s", where, strings.Join(op.statuses(), ", "))
@@ -359,7 +362,7 @@ func moreSpecific(a, b *operation) bool {
 func (op *operation) statuses() []string {
 	out := make([]string, 0, len(op.responses))
 	for k := range op.responses {
-		out = append(out, strings.ToLower(k))
+		out = append(out, k)
 	}
 	sort.Strings(out)
 	return out

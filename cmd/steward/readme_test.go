@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/steward-privacy/steward/internal/config"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -81,6 +82,20 @@ func TestREADMEWalkthrough(t *testing.T) {
 			if !strings.Contains(blockOut, w) {
 				t.Errorf("README block %d: output lacks %q:\n%s\n--- block:\n%s", i, w, blockOut, blocks[i][1])
 			}
+		}
+	}
+}
+
+// TestREADMEDocumentsEveryVariable keeps the configuration table complete.
+func TestREADMEDocumentsEveryVariable(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range config.Vars {
+		if !strings.Contains(string(readme), "| `"+v.Name+"` |") {
+			t.Errorf("README's configuration table lacks %s", v.Name)
 		}
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/steward-privacy/steward/internal/config"
-	"github.com/steward-privacy/steward/internal/notify"
 	"github.com/steward-privacy/steward/internal/notify/resendtest"
 	"github.com/steward-privacy/steward/internal/receipt"
 )
@@ -255,7 +254,6 @@ func TestOutboxKeepsMessagesWithoutResendKey(t *testing.T) {
 	if !strings.Contains(r.logs.String(), "STEWARD_RESEND_API_KEY") {
 		t.Fatal("the log does not say messages are kept for lack of a key")
 	}
-	_ = notify.KindResendUnsubscribe
 }
 
 func TestOperationalEndpointsAndObservability(t *testing.T) {

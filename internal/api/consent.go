@@ -9,6 +9,7 @@ import (
 	"github.com/steward-privacy/steward/internal/apperr"
 	"github.com/steward-privacy/steward/internal/consent"
 	"github.com/steward-privacy/steward/internal/identity"
+	"github.com/steward-privacy/steward/internal/policy"
 	"github.com/steward-privacy/steward/internal/receipt"
 )
 
@@ -338,4 +339,10 @@ func (s *server) consentReceipt(c *fiber.Ctx) error {
 func (s *server) jwks(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderCacheControl, "public, max-age=300")
 	return c.JSON(s.Receipts.JWKS())
+}
+
+// policyProbe builds the smallest consent input that makes the policy name
+// the regime an event was recorded under.
+func policyProbe(ev consent.Event) policy.ConsentInput {
+	return policy.ConsentInput{Purpose: ev.Purpose, Jurisdiction: ev.Jurisdiction, Product: ev.Product, Age: -1}
 }

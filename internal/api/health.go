@@ -10,8 +10,6 @@ import (
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"github.com/steward-privacy/steward/internal/apperr"
-	"github.com/steward-privacy/steward/internal/consent"
-	"github.com/steward-privacy/steward/internal/policy"
 )
 
 // OpenAPI is the API description served at /openapi.json.
@@ -43,10 +41,4 @@ func (s *server) metrics(c *fiber.Ctx) error {
 func (s *server) openapi(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	return c.Send(OpenAPI)
-}
-
-// policyProbe builds the smallest consent input that makes the policy name
-// the regime an event was recorded under.
-func policyProbe(ev consent.Event) policy.ConsentInput {
-	return policy.ConsentInput{Purpose: ev.Purpose, Jurisdiction: ev.Jurisdiction, Product: ev.Product, Age: -1}
 }

@@ -188,8 +188,32 @@ func NormalizeEmail(raw string) (string, error) {
 		}
 	}
 	ascii, err := idna.Lookup.ToASCII(strings.TrimSuffix(domain, "."))
-	if err != nil || !strings.Contains(ascii, ".") || len(ascii) > 253 {
+	if err != nil || !validHost(ascii) {
 		return "", perr("email: domain is not a valid host name")
 	}
 	return strings.ToLower(local) + "@" + strings.ToLower(ascii), nil
+}
+
+// validHost checks a host name: at least two labels of 1-63 letters, digits
+// or hyphens, no label starting or ending with a hyphen, at most 253 bytes.
+func validHost(h string) bool {
+	if len(h) == 0 || len(h) > 253 {
+		return false
+	}
+	labels := strings.Split(h, ".")
+	if len(labels) < 2 {
+		return false
+	}
+	for _, l := range labels {
+		if len(l) == 0 || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(l); i++ {
+			c := l[i] | 0x20
+			if !(c >= 'a' && c <= 'z' || l[i] >= '0' && l[i] <= '9' || l[i] == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -104,7 +104,7 @@ func (s *Sealer) Run(ctx context.Context) {
 	t := time.NewTicker(s.cfg.Poll)
 	defer t.Stop()
 	for {
-		if _, err := s.SealAll(ctx); err != nil && ctx.Err() == nil {
+		if _, err := s.sealBatches(ctx, false); err != nil && ctx.Err() == nil {
 			s.log.Error("audit sealing failed; will retry", "err", err)
 		}
 		select {
@@ -116,11 +116,15 @@ func (s *Sealer) Run(ctx context.Context) {
 }
 
 // SealAll seals batches until nothing is pending and returns how many
-// entries it chained.
-func (s *Sealer) SealAll(ctx context.Context) (int, error) {
+// entries it chained. Unlike the background loop it waits for a sealer on
+// another replica to finish, so when it returns everything appended before
+// the call is in the chain (shutdown, CLI and tests rely on that).
+func (s *Sealer) SealAll(ctx context.Context) (int, error) { return s.sealBatches(ctx, true) }
+
+func (s *Sealer) sealBatches(ctx context.Context, wait bool) (int, error) {
 	total := 0
 	for {
-		n, err := s.RunOnce(ctx)
+		n, err := s.runOnce(ctx, wait)
 		total += n
 		if err != nil || n < s.cfg.Batch {
 			return total, err
@@ -128,10 +132,14 @@ func (s *Sealer) SealAll(ctx context.Context) (int, error) {
 	}
 }
 
-// RunOnce seals one batch in one transaction. Sealers on other replicas
-// skip while one holds the head (FOR UPDATE SKIP LOCKED), so exactly one
-// extends the chain at a time.
-func (s *Sealer) RunOnce(ctx context.Context) (int, error) {
+// RunOnce seals one batch in one transaction, skipping if another sealer
+// holds the head right now.
+func (s *Sealer) RunOnce(ctx context.Context) (int, error) { return s.runOnce(ctx, false) }
+
+// runOnce seals one batch. Sealers on other replicas serialise on the head
+// row, so exactly one extends the chain at a time; the background loop skips
+// (SKIP LOCKED) rather than queue behind it.
+func (s *Sealer) runOnce(ctx context.Context, wait bool) (int, error) {
 	var sealed int
 	var made []Checkpoint
 	tx, err := s.pool.Begin(ctx)
@@ -141,7 +149,14 @@ func (s *Sealer) RunOnce(ctx context.Context) (int, error) {
 	defer tx.Rollback(ctx) //nolint:errcheck
 	var headSeq int64
 	var headHash []byte
-	err = tx.QueryRow(ctx, `SELECT seq, hash FROM audit_head FOR UPDATE SKIP LOCKED`).Scan(&headSeq, &headHash)
+	lockHead := `SELECT seq, hash FROM audit_head FOR UPDATE SKIP LOCKED`
+	if wait {
+		if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '30s'`); err != nil {
+			return 0, fmt.Errorf("audit seal: %w", err)
+		}
+		lockHead = `SELECT seq, hash FROM audit_head FOR UPDATE`
+	}
+	err = tx.QueryRow(ctx, lockHead).Scan(&headSeq, &headHash)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, nil // another replica is sealing
 	}

@@ -8,5 +8,5 @@ import "embed"
 
 // FS holds the Rego modules, their tests and the data files.
 //
-//go:embed *.rego data/*.json
+//go:embed *.rego data/*.json data/*.yaml
 var FS embed.FS

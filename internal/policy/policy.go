@@ -28,6 +28,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/tester"
 	"github.com/open-policy-agent/opa/v1/util"
+	"go.yaml.in/yaml/v3"
 )
 
 // Purpose is one processing purpose from data/purposes.json.
@@ -132,6 +133,9 @@ func Load(ctx context.Context, fsys fs.FS) (*Engine, error) {
 	if e.authzQ, err = prep("data.steward.authz.decision"); err != nil {
 		return nil, err
 	}
+	if err := e.prepareDecisions(ctx, compiler, store); err != nil {
+		return nil, err
+	}
 	// Smoke-evaluate both queries once so a bundle that compiles but cannot
 	// answer (a rule renamed, a data file missing) fails at load, not on the
 	// first request.
@@ -162,7 +166,7 @@ func read(fsys fs.FS, withTests bool) (*bundle, error) {
 		if d.IsDir() {
 			return nil
 		}
-		if strings.HasSuffix(p, ".rego") || (strings.HasPrefix(p, "data/") && strings.HasSuffix(p, ".json")) {
+		if strings.HasSuffix(p, ".rego") || (strings.HasPrefix(p, "data/") && (strings.HasSuffix(p, ".json") || strings.HasSuffix(p, ".yaml"))) {
 			files = append(files, p)
 		}
 		return nil
@@ -188,9 +192,19 @@ func read(fsys fs.FS, withTests bool) (*bundle, error) {
 			}
 			b.modules[p] = m
 		default:
-			name := strings.TrimSuffix(path.Base(p), ".json")
+			name := strings.TrimSuffix(strings.TrimSuffix(path.Base(p), ".json"), ".yaml")
 			if !identRe.MatchString(name) {
 				return nil, fmt.Errorf("policy: data file %s: name must be a Rego identifier", p)
+			}
+			if _, dup := b.raw[name]; dup {
+				return nil, fmt.Errorf("policy: data file %s: another file already defines data.steward.%s", p, name)
+			}
+			if strings.HasSuffix(p, ".yaml") {
+				// YAML for what people review by hand (the data map); the
+				// policy sees the same document as JSON.
+				if src, err = yamlToJSON(src); err != nil {
+					return nil, fmt.Errorf("policy: data file %s: %w", p, err)
+				}
 			}
 			var v any
 			if err := util.UnmarshalJSON(src, &v); err != nil {
@@ -204,6 +218,20 @@ func read(fsys fs.FS, withTests bool) (*bundle, error) {
 		return nil, errors.New("policy: bundle has no .rego modules")
 	}
 	b.revision = hex.EncodeToString(h.Sum(nil))[:16]
+	return b, nil
+}
+
+// yamlToJSON converts a YAML document to JSON; duplicate keys are an error
+// (yaml.v3 refuses them), so a repeated entry can never silently win.
+func yamlToJSON(src []byte) ([]byte, error) {
+	var v any
+	if err := yaml.Unmarshal(src, &v); err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("yaml to json: %w", err)
+	}
 	return b, nil
 }
 

@@ -269,7 +269,7 @@ func TestOperationalEndpointsAndObservability(t *testing.T) {
 		t.Fatal(res.status)
 	}
 	res := r.do("GET", "/readyz", "", nil)
-	if res.status != 200 || !strings.Contains(string(res.body), r.app.engine.Revision()) {
+	if res.status != 200 || !strings.Contains(string(res.body), r.app.policies.Current().Revision()) {
 		t.Fatalf("readyz %d %s", res.status, res.body)
 	}
 	if res := r.do("GET", "/openapi.json", "", nil); res.status != 200 || !strings.Contains(string(res.body), `"openapi"`) {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
@@ -34,7 +33,7 @@ type application struct {
 	cfg      config.Config
 	log      *slog.Logger
 	pool     *pgxpool.Pool
-	engine   *policy.Engine
+	policies *policy.Holder
 	listener *db.Listener
 	keys     *apikey.Store
 	consent  *consent.Service
@@ -48,15 +47,24 @@ type application struct {
 	wg     sync.WaitGroup
 }
 
-func policyFS(cfg config.Config) fs.FS {
-	if cfg.PolicyDir != "" {
-		return os.DirFS(cfg.PolicyDir)
+func policySource(cfg config.Config) policy.Source {
+	switch {
+	case cfg.PolicyBundle != "":
+		return policy.ArchiveSource(cfg.PolicyBundle)
+	case cfg.PolicyDir != "":
+		return policy.DirSource(cfg.PolicyDir)
 	}
-	return policies.FS
+	return policy.EmbeddedSource(policies.FS)
 }
 
+func policyFS(cfg config.Config) (fs.FS, error) { return policySource(cfg).Open() }
+
 func loadPolicy(ctx context.Context, cfg config.Config) (*policy.Engine, error) {
-	return policy.Load(ctx, policyFS(cfg))
+	fsys, err := policyFS(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return policy.Load(ctx, fsys)
 }
 
 // newApplication wires a replica: migrate (under the advisory lock), load
@@ -103,10 +111,11 @@ func newApplication(ctx context.Context, cfg config.Config, log *slog.Logger, cl
 	if err != nil {
 		return nil, err
 	}
-	engine, err := loadPolicy(ctx, cfg)
+	holder, err := policy.NewHolder(ctx, policySource(cfg), log)
 	if err != nil {
 		return nil, err
 	}
+	engine := holder.Current()
 	if _, err := db.MigrateUp(ctx, cfg.DatabaseURL, log); err != nil {
 		return nil, err
 	}
@@ -114,15 +123,18 @@ func newApplication(ctx context.Context, cfg config.Config, log *slog.Logger, cl
 	if err != nil {
 		return nil, err
 	}
-	a := &application{cfg: cfg, log: log, pool: pool, engine: engine, bucket: bucket}
+	a := &application{cfg: cfg, log: log, pool: pool, policies: holder, bucket: bucket}
 	a.audit = audit.New(clk, engine.Revision())
-	source := "embedded"
-	if cfg.PolicyDir != "" {
-		source = "dir"
-	}
-	if err := recordPolicyLoaded(ctx, pool, a.audit, engine.Revision(), source, len(engine.Purposes)); err != nil {
+	if err := recordPolicyLoaded(ctx, pool, a.audit, engine.Revision(), holder.Source(), len(engine.Purposes)); err != nil {
 		pool.Close()
 		return nil, err
+	}
+	holder.OnLoaded = func(ctx context.Context, e *policy.Engine, source string) error {
+		a.audit.SetPolicyRevision(e.Revision())
+		return recordPolicyLoaded(ctx, pool, a.audit, e.Revision(), source, len(e.Purposes))
+	}
+	holder.OnRejected = func(ctx context.Context, source string, err error) error {
+		return recordPolicyRejected(ctx, pool, a.audit, source, err)
 	}
 	log.Info("policy loaded", "revision", engine.Revision(), "purposes", len(engine.Purposes))
 	a.sealer = newSealer(pool, cfg, auditSigner, bucket, clk, log)
@@ -130,7 +142,7 @@ func newApplication(ctx context.Context, cfg config.Config, log *slog.Logger, cl
 	a.keys = apikey.NewStore(pool, clk, keyAudit(a.audit, "system:api"))
 	cache := consent.NewCache(cfg.CacheSubjects)
 	outbox := notify.NewOutbox(kr, clk, log)
-	a.consent = consent.NewService(pool, kr, engine, clk, log, cache, consent.Options{Unsubscriber: outbox, OnGPC: gpcAudit(a.audit)})
+	a.consent = consent.NewService(pool, kr, holder, clk, log, cache, consent.Options{Unsubscriber: outbox, OnGPC: gpcAudit(a.audit)})
 	a.listener.Subscribe(consent.NotifyChannel, cache)
 	a.listener.Subscribe(apikey.NotifyChannel, a.keys)
 	a.worker = notify.NewWorker(pool, kr, notify.WorkerConfig{Resend: resendCfg, PollInterval: cfg.OutboxPoll}, clk, log, outboxAudit(a.audit))
@@ -147,7 +159,7 @@ func (a *application) ready(ctx context.Context) error {
 	if err := a.pool.Ping(ctx); err != nil {
 		return fmt.Errorf("database unreachable")
 	}
-	if a.engine == nil {
+	if a.policies.Current() == nil {
 		return errors.New("policies not loaded")
 	}
 	return nil
@@ -156,6 +168,10 @@ func (a *application) ready(ctx context.Context) error {
 // start runs the background loops: the notification listener and the outbox worker.
 func (a *application) start(ctx context.Context) {
 	ctx, a.cancel = context.WithCancel(ctx)
+	if a.cfg.PolicyWatch > 0 && (a.cfg.PolicyDir != "" || a.cfg.PolicyBundle != "") {
+		a.wg.Add(1)
+		go func() { defer a.wg.Done(); a.policies.Watch(ctx, a.cfg.PolicyWatch) }()
+	}
 	a.wg.Add(3)
 	go func() { defer a.wg.Done(); a.listener.Run(ctx) }()
 	go func() { defer a.wg.Done(); a.worker.Run(ctx) }()

@@ -121,3 +121,14 @@ func auditVerify(ctx context.Context, cfg config.Config, pool *pgxpool.Pool, fro
 	}
 	return audit.Verify(ctx, pool, keys, cp)
 }
+
+// recordPolicyRejected records a bundle that was refused on reload; the
+// error names files and rules, never personal data.
+func recordPolicyRejected(ctx context.Context, pool *pgxpool.Pool, l *audit.Log, source string, cause error) error {
+	msg := cause.Error()
+	if len(msg) > 2000 {
+		msg = msg[:2000] + "…"
+	}
+	return l.Record(ctx, pool, audit.Record{Actor: "system:serve", Action: "policy.rejected", TargetType: "policy_source", TargetID: source,
+		Details: map[string]any{"error": msg}})
+}

@@ -75,7 +75,7 @@ func TestConsentPolicyRulesThroughTheAPI(t *testing.T) {
 
 	t.Run("essential is always allowed", func(t *testing.T) {
 		c := r.check(fk, "tg:1001", "essential", "DE")
-		if !c.Allow || c.Reason != "essential" || c.PolicyRevision != r.app.engine.Revision() {
+		if !c.Allow || c.Reason != "essential" || c.PolicyRevision != r.app.policies.Current().Revision() {
 			t.Fatalf("%+v", c)
 		}
 	})
@@ -120,7 +120,7 @@ func TestConsentPolicyRulesThroughTheAPI(t *testing.T) {
 			t.Fatal(err)
 		}
 		gpcPurposes := 0
-		for _, p := range r.app.engine.Purposes {
+		for _, p := range r.app.policies.Current().Purposes {
 			if p.GPCApplies {
 				gpcPurposes++
 			}
@@ -193,7 +193,7 @@ func TestConsentStateAndHistory(t *testing.T) {
 	for _, p := range cur.Purposes {
 		got[p.Purpose] = p.State
 	}
-	if got["broadcast"] != "granted" || got["analytics"] != "denied" || got["marketing"] != "none" || len(got) != len(r.app.engine.Purposes) {
+	if got["broadcast"] != "granted" || got["analytics"] != "denied" || got["marketing"] != "none" || len(got) != len(r.app.policies.Current().Purposes) {
 		t.Fatalf("current = %v", got)
 	}
 

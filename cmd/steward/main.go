@@ -125,12 +125,22 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	a.start(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- a.http.Listen(cfg.Addr) }()
-	log.Info("steward listening", "addr", cfg.Addr, "version", versionString(), "policy_revision", a.engine.Revision())
-	select {
-	case err := <-errc:
-		_ = a.shutdown(cfg.ShutdownTimeout)
-		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
-	case <-ctx.Done():
+	log.Info("steward listening", "addr", cfg.Addr, "version", versionString(), "policy_revision", a.policies.Current().Revision())
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+wait:
+	for {
+		select {
+		case err := <-errc:
+			_ = a.shutdown(cfg.ShutdownTimeout)
+			return fmt.Errorf("listen %s: %w", cfg.Addr, err)
+		case <-hup:
+			log.Info("SIGHUP: reloading policy", "source", a.policies.Source())
+			_, _ = a.policies.Reload(ctx)
+		case <-ctx.Done():
+			break wait
+		}
 	}
 	log.Info("shutting down: finishing in-flight requests", "timeout", cfg.ShutdownTimeout.String())
 	if err := a.shutdown(cfg.ShutdownTimeout); err != nil {
@@ -264,7 +274,15 @@ func policyCmd(ctx context.Context, cfg config.Config, args []string, stdout io.
 		if err := fs.Parse(args[1:]); err != nil {
 			return usageError{err.Error()}
 		}
-		_, failed, err := policy.RunTests(ctx, policyFS(cfg), stdout, *verbose)
+		fsys, err := policyFS(cfg)
+		if err != nil {
+			return err
+		}
+		// Loading validates the data (and the data map) too.
+		if _, err := policy.Load(ctx, fsys); err != nil {
+			return err
+		}
+		_, failed, err := policy.RunTests(ctx, fsys, stdout, *verbose)
 		if err != nil {
 			return err
 		}

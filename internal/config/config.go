@@ -16,6 +16,8 @@ type Config struct {
 	DatabaseURL        string
 	Addr               string
 	PolicyDir          string
+	PolicyBundle       string
+	PolicyWatch        time.Duration
 	IdentityKeys       string
 	ReceiptSigningKey  string
 	ReceiptRetiredKeys []string
@@ -46,6 +48,8 @@ var Vars = []Var{
 	{"DATABASE_URL", "", "PostgreSQL URL (required). `make run` sets it to the local server."},
 	{"STEWARD_ADDR", "127.0.0.1:8080", "Listen address."},
 	{"STEWARD_POLICY_DIR", "(embedded bundle)", "Directory with the Rego policy bundle, to run edited policies without rebuilding."},
+	{"STEWARD_POLICY_BUNDLE", "", "An OPA bundle archive (.tar.gz) to load instead of the embedded bundle or STEWARD_POLICY_DIR."},
+	{"STEWARD_POLICY_WATCH", "2s", "How often a directory or archive bundle is checked for changes (0 turns watching off; SIGHUP always reloads)."},
 	{"STEWARD_IDENTITY_KEYS", "", "Identity keys, `kid:base64(32 bytes)[,kid:...]`, newest first; required for serve."},
 	{"STEWARD_RECEIPT_SIGNING_KEY", "", "Base64 Ed25519 seed (32 bytes) signing consent receipts; required for serve."},
 	{"STEWARD_RECEIPT_RETIRED_KEYS", "", "Comma-separated base64 Ed25519 public keys still published in the JWKS after rotation."},
@@ -84,6 +88,7 @@ func Load(getenv func(string) string) (Config, error) {
 		DatabaseURL:       get("DATABASE_URL"),
 		Addr:              get("STEWARD_ADDR"),
 		PolicyDir:         get("STEWARD_POLICY_DIR"),
+		PolicyBundle:      get("STEWARD_POLICY_BUNDLE"),
 		IdentityKeys:      get("STEWARD_IDENTITY_KEYS"),
 		ReceiptSigningKey: get("STEWARD_RECEIPT_SIGNING_KEY"),
 		ResendAPIKey:      get("STEWARD_RESEND_API_KEY"),
@@ -117,6 +122,12 @@ func Load(getenv func(string) string) (Config, error) {
 			return c, fmt.Errorf("%s: want a positive duration such as 10s", name)
 		}
 		*dst = d
+	}
+	if c.PolicyWatch, err = time.ParseDuration(get("STEWARD_POLICY_WATCH")); err != nil || c.PolicyWatch < 0 {
+		return c, fmt.Errorf("STEWARD_POLICY_WATCH: want a duration such as 2s, or 0 to turn watching off")
+	}
+	if c.PolicyDir != "" && c.PolicyBundle != "" {
+		return c, fmt.Errorf("STEWARD_POLICY_DIR and STEWARD_POLICY_BUNDLE: set one, not both")
 	}
 	return c, nil
 }

@@ -36,11 +36,15 @@ type Unsubscriber interface {
 // Global Privacy Control signal was recorded (the audit log listens here).
 type GPCHook func(ctx context.Context, tx pgx.Tx, subjectHash []byte, eventIDs []string) error
 
+// Policies serves the policy engine in force; it may change between calls
+// (hot reload), so an operation reads it once where consistency matters.
+type Policies interface{ Current() *policy.Engine }
+
 // Service records and answers consent.
 type Service struct {
-	pool   *pgxpool.Pool
-	kr     *identity.Keyring
-	engine *policy.Engine
+	pool     *pgxpool.Pool
+	kr       *identity.Keyring
+	policies Policies
 	clock  clock.Clock
 	log    *slog.Logger
 	cache  *Cache
@@ -55,12 +59,12 @@ type Options struct {
 }
 
 // NewService wires a consent service.
-func NewService(pool *pgxpool.Pool, kr *identity.Keyring, engine *policy.Engine, clk clock.Clock, log *slog.Logger, cache *Cache, opts Options) *Service {
-	return &Service{pool: pool, kr: kr, engine: engine, clock: clk, log: log, cache: cache, unsub: opts.Unsubscriber, onGPC: opts.OnGPC}
+func NewService(pool *pgxpool.Pool, kr *identity.Keyring, policies Policies, clk clock.Clock, log *slog.Logger, cache *Cache, opts Options) *Service {
+	return &Service{pool: pool, kr: kr, policies: policies, clock: clk, log: log, cache: cache, unsub: opts.Unsubscriber, onGPC: opts.OnGPC}
 }
 
-// Engine is the policy engine decisions come from.
-func (s *Service) Engine() *policy.Engine { return s.engine }
+// Engine is the policy engine in force now.
+func (s *Service) Engine() *policy.Engine { return s.policies.Current() }
 
 // Cache is the service's state cache (subscribe it to the listener).
 func (s *Service) Cache() *Cache { return s.cache }
@@ -92,8 +96,8 @@ func (s *Service) product(p string, subj identity.Subject) (string, error) {
 	if p == "" {
 		return ProductFor(subj), nil
 	}
-	if _, ok := s.engine.Products[p]; !ok {
-		return "", apperr.Field("product", "unknown product %q; known: %s", p, strings.Join(keys(s.engine.Products), ", "))
+	if _, ok := s.Engine().Products[p]; !ok {
+		return "", apperr.Field("product", "unknown product %q; known: %s", p, strings.Join(keys(s.Engine().Products), ", "))
 	}
 	return p, nil
 }
@@ -101,8 +105,8 @@ func (s *Service) product(p string, subj identity.Subject) (string, error) {
 // ValidatePurpose returns an invalid_request error for a purpose the policy
 // does not define.
 func (s *Service) ValidatePurpose(field, p string) error {
-	if _, ok := s.engine.Purposes[p]; !ok {
-		return apperr.Field(field, "unknown purpose %q; known: %s", p, strings.Join(keys(s.engine.Purposes), ", "))
+	if _, ok := s.Engine().Purposes[p]; !ok {
+		return apperr.Field(field, "unknown purpose %q; known: %s", p, strings.Join(keys(s.Engine().Purposes), ", "))
 	}
 	return nil
 }
@@ -111,7 +115,7 @@ func (s *Service) validateRecord(in *RecordInput) error {
 	if err := s.ValidatePurpose("purpose", in.Purpose); err != nil {
 		return err
 	}
-	if s.engine.Purposes[in.Purpose].Essential {
+	if s.Engine().Purposes[in.Purpose].Essential {
 		return apperr.Field("purpose", "%q is strictly necessary and always allowed; it cannot be granted or refused", in.Purpose)
 	}
 	if !states[in.State] {
@@ -190,7 +194,7 @@ func (s *Service) Record(ctx context.Context, in RecordInput) (Event, error) {
 			ID: newID(), SubjectKind: in.Subject.Kind(), SubjectHash: hex.EncodeToString(subj.hash), Purpose: in.Purpose,
 			State: in.State, Source: in.Source, NoticeVersion: in.NoticeVersion, Jurisdiction: in.Jurisdiction,
 			Language: in.Language, Product: in.Product, GPC: in.GPC, UserAgent: in.UserAgent, KeyID: in.KeyID,
-			PolicyRevision: s.engine.Revision(), RecordedAt: now,
+			PolicyRevision: s.Engine().Revision(), RecordedAt: now,
 		}
 		var ipHash []byte
 		if in.IP != "" {
@@ -270,15 +274,15 @@ func (s *Service) recordGPC(ctx context.Context, tx pgx.Tx, subj identity.Subjec
 	if tag.RowsAffected() == 0 {
 		return nil // another request recorded it first
 	}
-	notice := s.engine.Products[product].NoticeVersion
+	notice := s.Engine().Products[product].NoticeVersion
 	var ids []string
-	for _, name := range keys(s.engine.Purposes) {
-		if !s.engine.Purposes[name].GPCApplies {
+	for _, name := range keys(s.Engine().Purposes) {
+		if !s.Engine().Purposes[name].GPCApplies {
 			continue
 		}
 		ev := Event{
 			ID: newID(), SubjectKind: subj.Kind(), Purpose: name, State: Denied, Source: SourceGPC,
-			NoticeVersion: notice, Product: product, GPC: true, PolicyRevision: s.engine.Revision(), RecordedAt: now,
+			NoticeVersion: notice, Product: product, GPC: true, PolicyRevision: s.Engine().Revision(), RecordedAt: now,
 		}
 		if err := insertEvent(ctx, tx, row.id, ev, nil); err != nil {
 			return err
@@ -459,7 +463,7 @@ func (s *Service) ValidateCheck(in *CheckInput, field string) error {
 	}
 	if in.Product == "" {
 		in.Product = ProductFor(in.Subject)
-	} else if _, ok := s.engine.Products[in.Product]; !ok {
+	} else if _, ok := s.Engine().Products[in.Product]; !ok {
 		return apperr.Field(field+"product", "unknown product %q", in.Product)
 	}
 	return nil
@@ -484,7 +488,7 @@ func (s *Service) Check(ctx context.Context, in CheckInput) (policy.Decision, er
 }
 
 func (s *Service) decide(ctx context.Context, in CheckInput, st *subjectState) (policy.Decision, error) {
-	return s.engine.DecideConsent(ctx, policy.ConsentInput{
+	return s.Engine().DecideConsent(ctx, policy.ConsentInput{
 		Purpose: in.Purpose, Jurisdiction: in.Jurisdiction, Product: in.Product, Age: in.Age, GPC: in.GPC,
 		Stored: st.purposes[in.Purpose],
 	})
@@ -598,8 +602,8 @@ func (s *Service) Current(ctx context.Context, subj identity.Subject) ([]Purpose
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("current consent: %w", err)
 	}
-	out := make([]PurposeState, 0, len(s.engine.Purposes))
-	for _, name := range keys(s.engine.Purposes) {
+	out := make([]PurposeState, 0, len(s.Engine().Purposes))
+	for _, name := range keys(s.Engine().Purposes) {
 		if p, ok := got[name]; ok {
 			out = append(out, p)
 		} else {

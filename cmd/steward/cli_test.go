@@ -89,6 +89,24 @@ func TestCLI(t *testing.T) {
 			t.Fatalf("%d %q", code, out)
 		}
 	})
+	t.Run("policy eval answers ad-hoc questions", func(t *testing.T) {
+		in := t.TempDir() + "/in.json"
+		writeFile(t, in, `{"purpose":"marketing","jurisdiction":"US-CA","gpc":true}`)
+		code, out, errs := runCLI(t, env, "policy", "eval", "consent", "--input", in)
+		if code != 0 || !strings.Contains(out, `"reason": "gpc_opt_out"`) || !strings.Contains(out, `"policy_revision"`) {
+			t.Fatalf("%d %q %q", code, out, errs)
+		}
+		if code, _, errs := runCLI(t, env, "policy", "eval", "consent; drop", "--input", in); code != 1 || !strings.Contains(errs, "not a decision name") {
+			t.Fatalf("%d %q", code, errs)
+		}
+		writeFile(t, in, `{not json`)
+		if code, _, errs := runCLI(t, env, "policy", "eval", "consent", "--input", in); code != 1 || !strings.Contains(errs, "not JSON") {
+			t.Fatalf("%d %q", code, errs)
+		}
+		if code, _, _ := runCLI(t, env, "policy", "eval", "consent"); code != 2 {
+			t.Fatalf("missing --input: %d", code)
+		}
+	})
 	t.Run("unknown command is a usage error", func(t *testing.T) {
 		if code, _, errs := runCLI(t, env, "frobnicate"); code != 2 || !strings.Contains(errs, "Usage") {
 			t.Fatalf("%d %q", code, errs)

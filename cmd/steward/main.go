@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sort"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -45,6 +46,7 @@ Usage:
   steward audit verify [--from CHECKPOINT.json]
                                               recompute the audit chain and check checkpoint signatures
   steward policy test [-v]                    run the Rego unit tests
+  steward policy eval DECISION --input F.json ask a policy an ad-hoc question
   steward policy data                         print the policy data document (JSON)
   steward version
 
@@ -290,6 +292,44 @@ func policyCmd(ctx context.Context, cfg config.Config, args []string, stdout io.
 			return fmt.Errorf("%d policy test(s) failed", failed)
 		}
 		return nil
+	case "eval":
+		fs := flag.NewFlagSet("policy eval", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		inputFile := fs.String("input", "", "JSON file with the input document (- for standard input)")
+		if len(args) < 2 || strings.HasPrefix(args[1], "-") {
+			return usageError{"want: policy eval DECISION --input FILE.json (DECISION: consent, authz, retention, dsar, deadlines)"}
+		}
+		if err := fs.Parse(args[2:]); err != nil {
+			return usageError{err.Error()}
+		}
+		var raw []byte
+		var err error
+		switch *inputFile {
+		case "":
+			return usageError{"--input is required"}
+		case "-":
+			raw, err = io.ReadAll(io.LimitReader(os.Stdin, 1<<20))
+		default:
+			raw, err = os.ReadFile(*inputFile)
+		}
+		if err != nil {
+			return fmt.Errorf("read input: %w", err)
+		}
+		var input any
+		if err := json.Unmarshal(raw, &input); err != nil {
+			return fmt.Errorf("input is not JSON: %w", err)
+		}
+		engine, err := loadPolicy(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		out, err := engine.Eval(ctx, args[1], input)
+		if err != nil {
+			return err
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(map[string]any{"decision": out, "policy_revision": engine.Revision()})
 	case "data":
 		engine, err := loadPolicy(ctx, cfg)
 		if err != nil {

@@ -91,6 +91,8 @@ type Engine struct {
 
 	consentQ rego.PreparedEvalQuery
 	authzQ   rego.PreparedEvalQuery
+	compiler *ast.Compiler
+	store    storage.Store
 
 	consentMemo sync.Map // ConsentInput -> Decision
 	authzMemo   sync.Map // string -> AuthzDecision
@@ -120,6 +122,7 @@ func Load(ctx context.Context, fsys fs.FS) (*Engine, error) {
 	// AST values on read: otherwise every evaluation converts the data
 	// document from Go values again, which dominated the cost of a decision.
 	store := inmem.NewFromObjectWithOpts(map[string]any{"steward": b.data}, inmem.OptReturnASTValuesOnRead(true))
+	e.compiler, e.store = compiler, store
 	prep := func(q string) (rego.PreparedEvalQuery, error) {
 		pq, err := rego.New(rego.Query(q), rego.Compiler(compiler), rego.Store(store), rego.StoreReadAST(true)).PrepareForEval(ctx)
 		if err != nil {
@@ -384,4 +387,21 @@ func RunTests(ctx context.Context, fsys fs.FS, w io.Writer, verbose bool) (passe
 		return 0, 0, errors.New("policy test: no tests found")
 	}
 	return passed, failed, nil
+}
+
+// Eval answers an ad-hoc question: data.steward.<decision>.decision for the
+// given input (`steward policy eval`). Not memoized; not for hot paths.
+func (e *Engine) Eval(ctx context.Context, decision string, input any) (any, error) {
+	if !identRe.MatchString(decision) {
+		return nil, fmt.Errorf("policy eval: %q is not a decision name (consent, authz, retention, dsar, deadlines)", decision)
+	}
+	q := "data.steward." + decision + ".decision"
+	rs, err := rego.New(rego.Query(q), rego.Compiler(e.compiler), rego.Store(e.store), rego.StoreReadAST(true), rego.Input(input)).Eval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("policy eval %s: %w", decision, err)
+	}
+	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
+		return nil, fmt.Errorf("policy eval: %s has no decision for this input", q)
+	}
+	return rs[0].Expressions[0].Value, nil
 }

@@ -46,6 +46,7 @@ Usage:
   steward audit verify [--from CHECKPOINT.json]
                                               recompute the audit chain and check checkpoint signatures
   steward policy test [-v]                    run the Rego unit tests
+  steward policy explain --request T --regime R  what a request does to every field of the data map, and why
   steward policy eval DECISION --input F.json ask a policy an ad-hoc question
   steward policy data                         print the policy data document (JSON)
   steward version
@@ -292,6 +293,8 @@ func policyCmd(ctx context.Context, cfg config.Config, args []string, stdout io.
 			return fmt.Errorf("%d policy test(s) failed", failed)
 		}
 		return nil
+	case "explain":
+		return policyExplain(ctx, cfg, args[1:], stdout)
 	case "eval":
 		fs := flag.NewFlagSet("policy eval", flag.ContinueOnError)
 		fs.SetOutput(io.Discard)

@@ -45,11 +45,11 @@ type Service struct {
 	pool     *pgxpool.Pool
 	kr       *identity.Keyring
 	policies Policies
-	clock  clock.Clock
-	log    *slog.Logger
-	cache  *Cache
-	unsub  Unsubscriber
-	onGPC  GPCHook
+	clock    clock.Clock
+	log      *slog.Logger
+	cache    *Cache
+	unsub    Unsubscriber
+	onGPC    GPCHook
 }
 
 // Options are the Service's optional collaborators.

@@ -149,6 +149,11 @@ func checkToken(v string, minLen, maxLen int, typ string) error {
 	if len(v) < minLen || len(v) > maxLen {
 		return perr("%s: value must be %d-%d characters", typ, minLen, maxLen)
 	}
+	// "." and ".." would name a directory when an id is put into an object
+	// key or a path.
+	if strings.Trim(v, ".") == "" {
+		return perr("%s: value cannot be only dots", typ)
+	}
 	for i := 0; i < len(v); i++ {
 		c := v[i]
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {

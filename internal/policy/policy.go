@@ -28,6 +28,8 @@ import (
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/tester"
 	"github.com/open-policy-agent/opa/v1/util"
+
+	"github.com/steward-privacy/steward/internal/datamap"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -87,12 +89,15 @@ type Engine struct {
 	Products      map[string]Product
 	Roles         map[string]Role
 	Jurisdictions Jurisdictions
+	DataMap       *datamap.Map
 	maxMinAge     int
 
 	consentQ rego.PreparedEvalQuery
 	authzQ   rego.PreparedEvalQuery
 	compiler *ast.Compiler
 	store    storage.Store
+
+	decisions *decisionQueries // retention, dsar, deadlines (decisions.go)
 
 	consentMemo sync.Map // ConsentInput -> Decision
 	authzMemo   sync.Map // string -> AuthzDecision
@@ -148,18 +153,29 @@ func Load(ctx context.Context, fsys fs.FS) (*Engine, error) {
 	if _, err := e.evalAuthz(ctx, "admin", "consent.read", nil); err != nil {
 		return nil, fmt.Errorf("policy: authz smoke test: %w", err)
 	}
+	// Last: the data map references the retention rules and categories
+	// validated above.
+	if err := e.loadDataMap(b); err != nil {
+		return nil, err
+	}
 	return e, nil
 }
 
 type bundle struct {
 	modules  map[string]*ast.Module
 	data     map[string]any
-	raw      map[string][]byte
+	raw      map[string][]byte // JSON form of every data file, by name
+	yaml     map[string]source // original YAML files, by name (for line numbers)
 	revision string
 }
 
+type source struct {
+	path string
+	src  []byte
+}
+
 func read(fsys fs.FS, withTests bool) (*bundle, error) {
-	b := &bundle{modules: map[string]*ast.Module{}, data: map[string]any{}, raw: map[string][]byte{}}
+	b := &bundle{modules: map[string]*ast.Module{}, data: map[string]any{}, raw: map[string][]byte{}, yaml: map[string]source{}}
 	h := sha256.New()
 	var files []string
 	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
@@ -205,6 +221,7 @@ func read(fsys fs.FS, withTests bool) (*bundle, error) {
 			if strings.HasSuffix(p, ".yaml") {
 				// YAML for what people review by hand (the data map); the
 				// policy sees the same document as JSON.
+				b.yaml[name] = source{path: p, src: src}
 				if src, err = yamlToJSON(src); err != nil {
 					return nil, fmt.Errorf("policy: data file %s: %w", p, err)
 				}
@@ -404,4 +421,42 @@ func (e *Engine) Eval(ctx context.Context, decision string, input any) (any, err
 		return nil, fmt.Errorf("policy eval: %s has no decision for this input", q)
 	}
 	return rs[0].Expressions[0].Value, nil
+}
+
+// loadDataMap parses and validates data/datamap.yaml against the other data
+// files it references (categories, retention rules, products); every problem
+// is reported with its file, line and entry.
+func (e *Engine) loadDataMap(b *bundle) error {
+	src, ok := b.yaml["datamap"]
+	if !ok {
+		return errors.New("policy: data/datamap.yaml is missing")
+	}
+	refs := datamap.Refs{Categories: map[string]bool{}, RetentionRules: map[string]bool{}, Products: map[string]bool{}}
+	var cats map[string]json.RawMessage
+	if err := json.Unmarshal(b.raw["categories"], &cats); err != nil {
+		return fmt.Errorf("policy: data/categories.json: %w", err)
+	}
+	for c := range cats {
+		refs.Categories[c] = true
+	}
+	var ret struct {
+		Rules map[string]struct {
+			Days *int `json:"days"`
+		} `json:"rules"`
+	}
+	if err := json.Unmarshal(b.raw["retention"], &ret); err != nil {
+		return fmt.Errorf("policy: data/retention.json: %w", err)
+	}
+	for id, r := range ret.Rules {
+		refs.RetentionRules[id] = r.Days != nil
+	}
+	for p := range e.Products {
+		refs.Products[p] = true
+	}
+	m, err := datamap.Parse(src.path, src.src, refs)
+	if err != nil {
+		return fmt.Errorf("policy: %w", err)
+	}
+	e.DataMap = m
+	return nil
 }

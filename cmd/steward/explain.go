@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/steward-privacy/steward/internal/config"
+	"github.com/steward-privacy/steward/internal/policy"
+)
+
+// explainRow is one field's fate under a request.
+type explainRow struct {
+	Field    string `json:"field"` // system.dataset.field
+	Category string `json:"category"`
+	policy.DSARDecision
+}
+
+// policyExplain implements `steward policy explain --request T --regime R`:
+// for every field of the data map, the action the DSAR policy takes and why.
+func policyExplain(ctx context.Context, cfg config.Config, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("policy explain", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	request := fs.String("request", "", "request type: "+strings.Join(policy.RequestTypes(), ", "))
+	regime := fs.String("regime", "gdpr", "legal regime, e.g. gdpr, uk_gdpr, ccpa, lgpd, vcdpa, cpa, default")
+	format := fs.String("format", "text", "text or json")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	valid := false
+	for _, t := range policy.RequestTypes() {
+		valid = valid || t == *request
+	}
+	if !valid {
+		return usageError{fmt.Sprintf("--request must be one of %s", strings.Join(policy.RequestTypes(), ", "))}
+	}
+	if *format != "text" && *format != "json" {
+		return usageError{"--format must be text or json"}
+	}
+	engine, err := loadPolicy(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	var rows []explainRow
+	for _, f := range engine.DataMap.Fields() {
+		d, err := engine.DecideDSAR(ctx, policy.DSARInput{RequestType: *request, Regime: *regime, Field: policy.DSARField{
+			System: f.System, Dataset: f.Dataset, Field: f.Field, Category: f.Category, Retention: f.Retention, Purpose: f.Purpose, Identity: f.Identity,
+		}})
+		if err != nil {
+			return fmt.Errorf("%s.%s.%s: %w", f.System, f.Dataset, f.Field, err)
+		}
+		rows = append(rows, explainRow{Field: f.System + "." + f.Dataset + "." + f.Field, Category: f.Category, DSARDecision: d})
+	}
+	if *format == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(map[string]any{"request": *request, "regime": *regime, "policy_revision": engine.Revision(), "fields": rows})
+	}
+	fmt.Fprintf(stdout, "%s request under %s — policy revision %s — %d fields\n\n", *request, *regime, engine.Revision(), len(rows))
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "FIELD\tCATEGORY\tACTION\tSTRATEGY\tUNTIL\tRULE\tWHY")
+	for _, r := range rows {
+		action := r.Action
+		if r.Restricted {
+			action += " (restricted)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Field, r.Category, action, dash(r.Strategy), dash(r.Until), r.Rule, r.Basis)
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -39,7 +39,8 @@ granted_under_gpc if {
 	input.stored.gpc == true
 }
 
-result(allow, reason, rule) := {"allow": allow, "reason": reason, "rule": rule, "regime": regime_name}
+# Every answer names its rule, the regime and the purpose's legal basis.
+result(allow, reason, rule) := {"allow": allow, "reason": reason, "rule": rule, "regime": regime_name, "legal_basis": purpose.legal_basis}
 
 decision := result(true, "essential", "essential_always_allowed") if {
 	purpose.essential

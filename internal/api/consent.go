@@ -166,6 +166,7 @@ type checkResult struct {
 	Reason         string `json:"reason"`
 	Rule           string `json:"rule"`
 	Regime         string `json:"regime"`
+	LegalBasis     string `json:"legal_basis"`
 	PolicyRevision string `json:"policy_revision"`
 }
 
@@ -210,7 +211,7 @@ func (s *server) checkConsent(c *fiber.Ctx) error {
 		return err
 	}
 	s.Metrics.observeDecision(d.Allow, d.Reason)
-	return c.JSON(checkResult{Allow: d.Allow, Reason: d.Reason, Rule: d.Rule, Regime: d.Regime, PolicyRevision: s.Consent.Engine().Revision()})
+	return c.JSON(checkResult{Allow: d.Allow, Reason: d.Reason, Rule: d.Rule, Regime: d.Regime, LegalBasis: d.LegalBasis, PolicyRevision: s.Consent.Engine().Revision()})
 }
 
 type batchItem struct {
@@ -226,10 +227,11 @@ type batchRequest struct {
 }
 
 type batchResult struct {
-	Allow  bool   `json:"allow"`
-	Reason string `json:"reason"`
-	Rule   string `json:"rule"`
-	Regime string `json:"regime"`
+	Allow      bool   `json:"allow"`
+	Reason     string `json:"reason"`
+	Rule       string `json:"rule"`
+	Regime     string `json:"regime"`
+	LegalBasis string `json:"legal_basis"`
 }
 
 type batchResponse struct {
@@ -286,7 +288,7 @@ func (s *server) checkConsentBatch(c *fiber.Ctx) error {
 	resp := batchResponse{PolicyRevision: s.Consent.Engine().Revision(), Results: make([]batchResult, len(ds))}
 	for i, d := range ds {
 		s.Metrics.observeDecision(d.Allow, d.Reason)
-		resp.Results[i] = batchResult{Allow: d.Allow, Reason: d.Reason, Rule: d.Rule, Regime: d.Regime}
+		resp.Results[i] = batchResult{Allow: d.Allow, Reason: d.Reason, Rule: d.Rule, Regime: d.Regime, LegalBasis: d.LegalBasis}
 	}
 	return c.JSON(resp)
 }

@@ -120,7 +120,7 @@ func samples(doc []byte) []sample {
 		{"receipt bad id", "GET", "/v1/consents/receipts/nope", 400, probCT,
 			problem(400, "invalid_request", `,"errors":[{"field":"event_id","message":"must be a UUID"}]`)},
 		{"check", "GET", "/v1/consent/check?subject=tg%3A1&purpose=broadcast", 200, jsonCT,
-			`{"allow":false,"reason":"below_minimum_age","rule":"minor_restricted_purpose","regime":"default","policy_revision":"` + rev + `"}`},
+			`{"allow":false,"reason":"below_minimum_age","rule":"minor_restricted_purpose","regime":"default","legal_basis":"consent","policy_revision":"` + rev + `"}`},
 		{"audit list", "GET", "/v1/admin/audit?order=asc", 200, jsonCT,
 			`{"entries":[` + auditEntry + `,` + strings.Replace(auditEntry, `"details":{}`, `"details":{"name":"web","role":"frontend"}`, 1) + `],"next_cursor":"YToy"}`},
 		{"audit list empty", "GET", "/v1/admin/audit", 200, jsonCT, `{"entries":[],"next_cursor":null}`},
@@ -137,8 +137,8 @@ func samples(doc []byte) []sample {
 		{"audit verify broken", "GET", "/v1/admin/audit/verify", 200, jsonCT,
 			`{"ok":false,"entries":4,"head_seq":4,"head_hash":"` + hashHex + `","checkpoints":1,"pending":0,"broken_seq":5,"reason":"hash mismatch: the entry was altered","summary":"FAIL at seq 5: hash mismatch: the entry was altered"}`},
 		{"check batch", "POST", "/v1/consent/check", 200, jsonCT,
-			`{"policy_revision":"` + rev + `","results":[{"allow":true,"reason":"opt_out_default","rule":"opt_out_regime_default","regime":"ccpa"},
-				{"allow":false,"reason":"gpc_opt_out","rule":"stored_refusal","regime":"us_state"}]}`},
+			`{"policy_revision":"` + rev + `","results":[{"allow":true,"reason":"opt_out_default","rule":"opt_out_regime_default","regime":"ccpa","legal_basis":"consent"},
+				{"allow":false,"reason":"gpc_opt_out","rule":"stored_refusal","regime":"us_state","legal_basis":"consent"}]}`},
 	}
 }
 
@@ -233,7 +233,7 @@ func TestDocumentExamplesValidate(t *testing.T) {
 
 func TestValidateRejects(t *testing.T) {
 	d, _ := loadDoc(t)
-	checkOK := `{"allow":true,"reason":"granted","rule":"stored_grant","regime":"gdpr","policy_revision":"` + rev + `"}`
+	checkOK := `{"allow":true,"reason":"granted","rule":"stored_grant","regime":"gdpr","legal_basis":"consent","policy_revision":"` + rev + `"}`
 	if err := d.Validate("GET", "/v1/consent/check", 200, jsonCT, []byte(checkOK)); err != nil {
 		t.Fatalf("baseline body must validate: %v", err)
 	}

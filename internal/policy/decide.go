@@ -36,6 +36,8 @@ type Decision struct {
 	Reason string `json:"reason"`
 	Rule   string `json:"rule"`
 	Regime string `json:"regime"`
+	// LegalBasis is the purpose's legal basis (policies/data/purposes.json).
+	LegalBasis string `json:"legal_basis"`
 }
 
 // DecideConsent returns the decision of policies/consent.rego for in.
@@ -101,6 +103,7 @@ func (e *Engine) evalConsent(ctx context.Context, in ConsentInput) (Decision, er
 	d.Reason, _ = m["reason"].(string)
 	d.Rule, _ = m["rule"].(string)
 	d.Regime, _ = m["regime"].(string)
+	d.LegalBasis, _ = m["legal_basis"].(string)
 	if d.Reason == "" {
 		return Decision{}, fmt.Errorf("consent decision: result has no reason")
 	}

@@ -3,8 +3,8 @@ package policy
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,12 +62,12 @@ func (h *Holder) load(ctx context.Context) (*Engine, string, error) {
 		return nil, fp, err
 	}
 	// The bundle's own tests must pass before it may decide anything.
-	_, failed, err := RunTests(ctx, fsys, io.Discard, false)
+	failures, err := FailingTests(ctx, fsys)
 	if err != nil {
 		return nil, fp, fmt.Errorf("policy: tests: %w", err)
 	}
-	if failed > 0 {
-		return nil, fp, fmt.Errorf("policy: %d Rego test(s) fail; run `steward policy test` for details", failed)
+	if len(failures) > 0 {
+		return nil, fp, fmt.Errorf("policy: %d Rego test(s) fail: %s", len(failures), strings.Join(failures, ", "))
 	}
 	return e, fp, nil
 }

@@ -367,6 +367,18 @@ func ValidNoticeVersion(v string) bool { return versionRe.MatchString(v) }
 // RunTests compiles the bundle with its *_test.rego files and runs them,
 // writing OPA's report to w. It returns the number of failed tests.
 func RunTests(ctx context.Context, fsys fs.FS, w io.Writer, verbose bool) (passed, failed int, err error) {
+	return runTests(ctx, fsys, w, verbose, nil)
+}
+
+// FailingTests runs the bundle's tests and names each failing one with its
+// file and line.
+func FailingTests(ctx context.Context, fsys fs.FS) ([]string, error) {
+	var failures []string
+	_, _, err := runTests(ctx, fsys, io.Discard, false, &failures)
+	return failures, err
+}
+
+func runTests(ctx context.Context, fsys fs.FS, w io.Writer, verbose bool, failures *[]string) (passed, failed int, err error) {
 	b, err := read(fsys, true)
 	if err != nil {
 		return 0, 0, err
@@ -393,6 +405,13 @@ func RunTests(ctx context.Context, fsys fs.FS, w io.Writer, verbose bool) (passe
 			passed++
 		} else if !r.Skip {
 			failed++
+			if failures != nil {
+				loc := ""
+				if r.Location != nil {
+					loc = fmt.Sprintf(" (%s:%d)", r.Location.File, r.Location.Row)
+				}
+				*failures = append(*failures, r.Package+"."+r.Name+loc)
+			}
 		}
 		results <- r
 	}

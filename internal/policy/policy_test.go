@@ -200,3 +200,16 @@ func BenchmarkConsentDecision(b *testing.B) {
 	b.ReportMetric(evalNs, "opa-eval-ns")
 	b.ReportMetric(evalNs/memoNs, "x-faster-than-opa-eval")
 }
+
+func TestFailingTestsAreNamed(t *testing.T) {
+	t.Parallel()
+	m := copyFS(t)
+	m["extra_test.rego"] = &fstest.MapFile{Data: []byte("package steward.extra_test\n\ntest_always_fails if {\n\t1 == 2\n}\n")}
+	failures, err := policy.FailingTests(context.Background(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(failures) != 1 || !strings.Contains(failures[0], "test_always_fails") || !strings.Contains(failures[0], "extra_test.rego:3") {
+		t.Fatalf("%v", failures)
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"github.com/steward-privacy/steward/internal/config"
+	"github.com/steward-privacy/steward/internal/dsar"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -97,5 +98,18 @@ func TestREADMEDocumentsEveryVariable(t *testing.T) {
 		if !strings.Contains(string(readme), "| `"+v.Name+"` |") {
 			t.Errorf("README's configuration table lacks %s", v.Name)
 		}
+	}
+}
+
+// TestREADMELifecycleDiagram keeps the README's state diagram generated from
+// the lifecycle table.
+func TestREADMELifecycleDiagram(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), "```mermaid\n"+dsar.Mermaid()+"```") {
+		t.Fatal("README's lifecycle diagram differs from dsar.Mermaid(); paste its output")
 	}
 }

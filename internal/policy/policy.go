@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -385,7 +386,9 @@ func runTests(ctx context.Context, fsys fs.FS, w io.Writer, verbose bool, failur
 	}
 	store := inmem.NewFromObject(map[string]any{"steward": b.data})
 	compiler := ast.NewCompiler().WithEnablePrintStatements(true)
-	runner := tester.NewRunner().SetCompiler(compiler).SetStore(store).SetModules(b.modules).CapturePrintOutput(true)
+	// OPA's default of 5 s per test is a timing assertion: a data-map-wide
+	// test under the race detector on a loaded CI machine can exceed it.
+	runner := tester.NewRunner().SetCompiler(compiler).SetStore(store).SetModules(b.modules).CapturePrintOutput(true).SetTimeout(2 * time.Minute)
 	txn, err := store.NewTransaction(ctx, storage.TransactionParams{})
 	if err != nil {
 		return 0, 0, err

@@ -19,8 +19,9 @@ import (
 // an OPA bundle archive (.tar.gz). Open is called on every (re)load so edits
 // on disk are picked up.
 type Source struct {
-	Name string // for logs and audit: "embedded", a directory or an archive path
-	open func() (fs.FS, error)
+	Name     string // for logs and audit: "embedded", a directory or an archive path
+	open     func() (fs.FS, error)
+	embedded bool
 }
 
 // Open returns the bundle's files as they are now.
@@ -28,7 +29,7 @@ func (s Source) Open() (fs.FS, error) { return s.open() }
 
 // EmbeddedSource serves a compiled-in bundle.
 func EmbeddedSource(fsys fs.FS) Source {
-	return Source{Name: "embedded", open: func() (fs.FS, error) { return fsys, nil }}
+	return Source{Name: "embedded", open: func() (fs.FS, error) { return fsys, nil }, embedded: true}
 }
 
 // DirSource serves the bundle in a directory.

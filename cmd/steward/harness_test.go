@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -220,12 +221,16 @@ func (r *replica) do(method, path, key string, body any, headers ...string) resp
 	}
 	res, err := client.Do(req)
 	if err != nil {
-		r.t.Fatalf("%s %s: %v", method, path, err)
+		// Errorf, not Fatalf: do is called from subtests with the parent's
+		// t, and FailNow on a parent from a subtest goroutine panics.
+		r.t.Errorf("%s %s: %v", method, path, err)
+		return resp{header: http.Header{}}
 	}
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
 	if err != nil {
-		r.t.Fatal(err)
+		r.t.Errorf("%s %s: read body: %v", method, path, err)
+		return resp{status: res.StatusCode, header: res.Header}
 	}
 	if res.StatusCode >= 500 && !(path == "/readyz" && res.StatusCode == 503) {
 		r.t.Errorf("%s %s: server error %d: %s", method, path, res.StatusCode, b)
@@ -275,4 +280,28 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(code)
+}
+
+// raw sends a hand-written HTTP/1.1 request on its own connection and reads
+// the response: for requests the server must refuse from their headers alone
+// (an oversized Content-Length), where a client still writing the body could
+// see the connection reset before it reads the answer.
+func (r *replica) raw(t *testing.T, request string) resp {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(r.base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Write([]byte(request)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return resp{status: res.StatusCode, header: res.Header, body: b}
 }

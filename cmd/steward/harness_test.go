@@ -30,7 +30,7 @@ import (
 
 // env is one isolated database plus the configuration replicas share.
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	url  string
 	pool *pgxpool.Pool
 	cfg  config.Config
@@ -43,7 +43,7 @@ func randB64(n int) string {
 	return base64.StdEncoding.EncodeToString(b)
 }
 
-func newEnv(t *testing.T, extra map[string]string) *env {
+func newEnv(t testing.TB, extra map[string]string) *env {
 	t.Helper()
 	url, pool := dbtest.New(t)
 	vars := map[string]string{
@@ -91,7 +91,7 @@ func (s *syncBuffer) String() string {
 
 // replica is one running Steward instance on a real loopback port.
 type replica struct {
-	t    *testing.T
+	t    testing.TB
 	app  *application
 	base string
 	logs *syncBuffer
@@ -151,7 +151,7 @@ var (
 	exercised sync.Map
 )
 
-func openapiDoc(t *testing.T) *openapitest.Doc {
+func openapiDoc(t testing.TB) *openapitest.Doc {
 	docOnce.Do(func() { doc, docErr = openapitest.Load(api.OpenAPI) })
 	if docErr != nil {
 		t.Fatalf("openapi: %v", docErr)
@@ -165,7 +165,7 @@ type resp struct {
 	body   []byte
 }
 
-func (r resp) json(t *testing.T, v any) {
+func (r resp) json(t testing.TB, v any) {
 	t.Helper()
 	if err := json.Unmarshal(r.body, v); err != nil {
 		t.Fatalf("decode %s: %v", r.body, err)
@@ -173,7 +173,7 @@ func (r resp) json(t *testing.T, v any) {
 }
 
 // problem decodes a problem+json body and checks its shape.
-func (r resp) problem(t *testing.T) api.Problem {
+func (r resp) problem(t testing.TB) api.Problem {
 	t.Helper()
 	if ct := r.header.Get("Content-Type"); ct != "application/problem+json" {
 		t.Fatalf("content-type %q, want application/problem+json; body %s", ct, r.body)

@@ -211,7 +211,7 @@ func (s *server) checkConsent(c *fiber.Ctx) error {
 		return err
 	}
 	s.Metrics.observeDecision(d.Allow, d.Reason)
-	return c.JSON(checkResult{Allow: d.Allow, Reason: d.Reason, Rule: d.Rule, Regime: d.Regime, LegalBasis: d.LegalBasis, PolicyRevision: s.Consent.Engine().Revision()})
+	return c.JSON(checkResult{Allow: d.Allow, Reason: d.Reason, Rule: d.Rule, Regime: d.Regime, LegalBasis: d.LegalBasis, PolicyRevision: d.Revision})
 }
 
 type batchItem struct {
@@ -285,7 +285,8 @@ func (s *server) checkConsentBatch(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	resp := batchResponse{PolicyRevision: s.Consent.Engine().Revision(), Results: make([]batchResult, len(ds))}
+	// Validation guarantees at least one check; all were decided by one engine.
+	resp := batchResponse{PolicyRevision: ds[0].Revision, Results: make([]batchResult, len(ds))}
 	for i, d := range ds {
 		s.Metrics.observeDecision(d.Allow, d.Reason)
 		resp.Results[i] = batchResult{Allow: d.Allow, Reason: d.Reason, Rule: d.Rule, Regime: d.Regime, LegalBasis: d.LegalBasis}

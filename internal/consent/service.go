@@ -484,11 +484,11 @@ func (s *Service) Check(ctx context.Context, in CheckInput) (policy.Decision, er
 			return policy.Decision{}, err
 		}
 	}
-	return s.decide(ctx, in, st)
+	return decide(ctx, s.Engine(), in, st)
 }
 
-func (s *Service) decide(ctx context.Context, in CheckInput, st *subjectState) (policy.Decision, error) {
-	return s.Engine().DecideConsent(ctx, policy.ConsentInput{
+func decide(ctx context.Context, eng *policy.Engine, in CheckInput, st *subjectState) (policy.Decision, error) {
+	return eng.DecideConsent(ctx, policy.ConsentInput{
 		Purpose: in.Purpose, Jurisdiction: in.Jurisdiction, Product: in.Product, Age: in.Age, GPC: in.GPC,
 		Stored: st.purposes[in.Purpose],
 	})
@@ -555,6 +555,9 @@ func (s *Service) CheckBatch(ctx context.Context, ins []CheckInput) ([]policy.De
 			}
 		}
 	}
+	// One engine for the whole batch: a reload mid-batch must not answer
+	// half of it under one revision and half under another.
+	eng := s.Engine()
 	out := make([]policy.Decision, len(ins))
 	for i, in := range ins {
 		if in.GPC && !states[i].gpcSeen {
@@ -568,7 +571,7 @@ func (s *Service) CheckBatch(ctx context.Context, ins []CheckInput) ([]policy.De
 				}
 			}
 		}
-		d, err := s.decide(ctx, in, states[i])
+		d, err := decide(ctx, eng, in, states[i])
 		if err != nil {
 			return nil, err
 		}

@@ -38,6 +38,9 @@ type Decision struct {
 	Regime string `json:"regime"`
 	// LegalBasis is the purpose's legal basis (policies/data/purposes.json).
 	LegalBasis string `json:"legal_basis"`
+	// Revision is the bundle that decided; carried with the answer so a
+	// reload between deciding and responding cannot mislabel it.
+	Revision string `json:"policy_revision"`
 }
 
 // DecideConsent returns the decision of policies/consent.rego for in.
@@ -104,6 +107,7 @@ func (e *Engine) evalConsent(ctx context.Context, in ConsentInput) (Decision, er
 	d.Rule, _ = m["rule"].(string)
 	d.Regime, _ = m["regime"].(string)
 	d.LegalBasis, _ = m["legal_basis"].(string)
+	d.Revision = e.revision
 	if d.Reason == "" {
 		return Decision{}, fmt.Errorf("consent decision: result has no reason")
 	}

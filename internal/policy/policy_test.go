@@ -60,7 +60,7 @@ func TestDecideConsent(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if d.Allow != tc.allow || d.Reason != tc.reason || d.Rule == "" || d.Regime == "" {
+				if d.Allow != tc.allow || d.Reason != tc.reason || d.Rule == "" || d.Regime == "" || d.Revision != e.Revision() {
 					t.Fatalf("got %+v, want allow=%v reason=%s", d, tc.allow, tc.reason)
 				}
 			}

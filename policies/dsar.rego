@@ -483,3 +483,33 @@ decision := access_decision if {
 	valid
 	input.request_type == "objection"
 }
+
+# --- workflow ---------------------------------------------------------------
+
+# Whether a reviewer approves a request before Steward acts on it. Erasure
+# cannot be undone, an export hands a complete machine-readable copy of a
+# person's data to whoever proved control of one identity, and a correction
+# changes data on the person's word: a person checks each before it runs.
+# Access (a readable report), restriction and objection only stop or show
+# processing, and an opt-out must not wait for staff, so they run at once.
+#
+# Input: {"request_type": "erasure", "regime": "gdpr"}
+approval_reasons := {
+	"erasure": "Erasure cannot be undone: a reviewer confirms the identity match and the retained items before anything is deleted.",
+	"export": "An export hands a complete, portable copy of the data to whoever proved control of the identity: a reviewer confirms the match first.",
+	"rectification": "A correction changes data on the person's word: a reviewer checks the new values before they are written.",
+}
+
+workflow := {
+	"approval_required": true,
+	"rule": sprintf("approval_%s", [input.request_type]),
+	"reason": approval_reasons[input.request_type],
+} if {
+	approval_reasons[input.request_type]
+} else := {
+	"approval_required": false,
+	"rule": "no_approval",
+	"reason": "Showing, restricting or stopping processing harms no one if the identity check passed: the request runs as soon as it is verified.",
+} if {
+	input.request_type in request_types
+}

@@ -419,3 +419,13 @@ well_erased(f) if {
 says_until(d) if d.action == "delete"
 
 says_until(d) if d.until != ""
+
+test_workflow_approval_for_irreversible_or_disclosing_requests if {
+	every t in {"erasure", "export", "rectification"} {
+		dsar.workflow.approval_required with input as {"request_type": t, "regime": "gdpr"}
+	}
+	every t in {"access", "restriction", "objection"} {
+		not dsar.workflow.approval_required with input as {"request_type": t, "regime": "gdpr"}
+	}
+	not dsar.workflow with input as {"request_type": "nonsense", "regime": "gdpr"}
+}

@@ -20,6 +20,8 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivermigrate"
 
 	"github.com/steward-privacy/steward/migrations"
 )
@@ -87,7 +89,55 @@ func MigrateUp(ctx context.Context, url string, log *slog.Logger) (int, error) {
 	for _, r := range res {
 		log.Info("migration applied", "version", r.Source.Version, "file", r.Source.Path, "duration_ms", r.Duration.Milliseconds())
 	}
+	// The count is of Steward's own migrations; River's are logged.
+	if _, err := migrateRiver(ctx, url, log); err != nil {
+		return len(res), err
+	}
 	return len(res), nil
+}
+
+// riverLockID serializes River's migrator across replicas, as
+// migrationLockID does goose's.
+const riverLockID = 7_403_112_002
+
+// migrateRiver creates or upgrades River's tables (durable jobs), right after
+// our own schema, with River's own migrator so its schema always matches the
+// River version compiled in. It runs under an advisory
+// lock: concurrent replicas wait, then find nothing to do.
+func migrateRiver(ctx context.Context, url string, log *slog.Logger) (int, error) {
+	pool, err := Open(ctx, url)
+	if err != nil {
+		return 0, fmt.Errorf("river migrate: %w", err)
+	}
+	defer pool.Close()
+	m, err := rivermigrate.New(riverpgxv5.New(pool), &rivermigrate.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return 0, fmt.Errorf("river migrate: %w", err)
+	}
+	// River's migrations cannot share one transaction (a later one uses an
+	// enum value an earlier one adds), so the lock is a session lock held on
+	// one connection while River runs each migration in its own.
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("river migrate: %w", err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, riverLockID); err != nil {
+		return 0, fmt.Errorf("river migrate: lock: %w", err)
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, riverLockID) //nolint:errcheck // released with the session anyway
+	var n int
+	res, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil)
+	if err == nil {
+		for _, v := range res.Versions {
+			log.Info("river migration applied", "version", v.Version, "name", v.Name)
+		}
+		n = len(res.Versions)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("river migrate: %w", err)
+	}
+	return n, nil
 }
 
 // MigrateDown rolls back the most recent migration.

@@ -22,6 +22,7 @@ type decisionQueries struct {
 	retentionQ rego.PreparedEvalQuery
 	dsarQ      rego.PreparedEvalQuery
 	deadlineQ  rego.PreparedEvalQuery
+	workflowQ  rego.PreparedEvalQuery
 
 	// schedule is data/retention.json, decoded strictly and checked.
 	schedule RetentionSchedule
@@ -38,6 +39,7 @@ type decisionQueries struct {
 	retentionMemo sync.Map // RetentionInput -> RetentionDecision
 	dsarMemo      sync.Map // DSARInput -> DSARDecision
 	deadlineMemo  sync.Map // deadlineKey -> DeadlineDecision
+	workflow      map[string]Workflow // request type -> decision, all decided at load
 }
 
 func (e *Engine) decisionQ() (*decisionQueries, error) {
@@ -66,6 +68,9 @@ func (e *Engine) prepareDecisions(ctx context.Context, compiler *ast.Compiler, s
 		return err
 	}
 	if dq.deadlineQ, err = prep("data.steward.deadlines.decision"); err != nil {
+		return err
+	}
+	if dq.workflowQ, err = prep("data.steward.dsar.workflow"); err != nil {
 		return err
 	}
 	if dq.schedule, err = decodeSchedule(e.data); err != nil {
@@ -109,6 +114,16 @@ func (e *Engine) prepareDecisions(ctx context.Context, compiler *ast.Compiler, s
 		if _, err := e.evalDSAR(ctx, dq, in); err != nil {
 			return fmt.Errorf("policy: dsar smoke test: %w", err)
 		}
+	}
+	// There are six request types: every workflow decision is made now, so
+	// a bundle that cannot decide one is refused at load.
+	dq.workflow = make(map[string]Workflow, len(RequestTypes()))
+	for _, rt := range RequestTypes() {
+		w, err := evalWorkflow(ctx, dq, rt)
+		if err != nil {
+			return fmt.Errorf("policy: workflow smoke test: %w", err)
+		}
+		dq.workflow[rt] = w
 	}
 	for _, r := range sortedKeys(dq.deadlineRegimes) {
 		for _, rt := range RequestTypes() {
@@ -664,3 +679,62 @@ func (e *Engine) evalDeadline(ctx context.Context, dq *decisionQueries, k deadli
 }
 
 var validUnits = map[string]bool{"days": true, "business_days": true, "months": true}
+
+// --- workflow --------------------------------------------------------------------
+
+// Workflow is policies/dsar.rego's answer to how a request type is handled:
+// whether a reviewer approves it before anything runs.
+type Workflow struct {
+	ApprovalRequired bool   `json:"approval_required"`
+	Rule             string `json:"rule"`
+	Reason           string `json:"reason"`
+}
+
+// DecideWorkflow returns the workflow decision for requestType.
+func (e *Engine) DecideWorkflow(requestType string) (Workflow, error) {
+	dq, err := e.decisionQ()
+	if err != nil {
+		return Workflow{}, err
+	}
+	w, ok := dq.workflow[requestType]
+	if !ok {
+		return Workflow{}, fmt.Errorf("workflow decision: unknown request type %q", requestType)
+	}
+	return w, nil
+}
+
+func evalWorkflow(ctx context.Context, dq *decisionQueries, requestType string) (Workflow, error) {
+	obj := ast.NewObject(ast.Item(ast.StringTerm("request_type"), ast.StringTerm(requestType)))
+	rs, err := dq.workflowQ.Eval(ctx, rego.EvalParsedInput(obj))
+	if err != nil {
+		return Workflow{}, fmt.Errorf("workflow decision: %w", err)
+	}
+	var w Workflow
+	ok, err := decode(rs, &w)
+	if err != nil {
+		return Workflow{}, fmt.Errorf("workflow decision: %w", err)
+	}
+	if !ok || w.Rule == "" || w.Reason == "" {
+		return Workflow{}, fmt.Errorf("workflow decision: policy has no complete decision for request type %q", requestType)
+	}
+	return w, nil
+}
+
+// RegimeFor maps a country ("DE") or subdivision ("US-CA") code to the
+// regime name, as policies/consent.rego does: a subdivision wins over its
+// country, anything unmapped is "default".
+func (e *Engine) RegimeFor(region string) string {
+	j, _ := e.data["jurisdictions"].(map[string]any)
+	region = strings.ToUpper(strings.TrimSpace(region))
+	if subs, ok := j["subdivisions"].(map[string]any); ok {
+		if r, ok := subs[region].(string); ok {
+			return r
+		}
+	}
+	if cs, ok := j["countries"].(map[string]any); ok {
+		if r, ok := cs[strings.SplitN(region, "-", 2)[0]].(string); ok {
+			return r
+		}
+	}
+	return "default"
+}

@@ -379,3 +379,26 @@ func TestBadDecisionDataRefused(t *testing.T) {
 		})
 	}
 }
+
+func TestWorkflowAndRegimeFor(t *testing.T) {
+	e := load(t)
+	for rt, want := range map[string]bool{"access": false, "export": true, "erasure": true, "rectification": true, "restriction": false, "objection": false} {
+		w, err := e.DecideWorkflow(rt)
+		if err != nil || w.ApprovalRequired != want || w.Reason == "" {
+			t.Errorf("DecideWorkflow(%s) = %+v, %v; want approval %v", rt, w, err, want)
+		}
+	}
+	if _, err := e.DecideWorkflow("bogus"); err == nil {
+		t.Error("unknown request type decided")
+	}
+	// RegimeFor must agree with the consent policy's own mapping.
+	for _, j := range []string{"DE", "de", "GB", "US-CA", "US-VA", "US", "BR", "UZ", "", "FR-75"} {
+		d, err := e.DecideConsent(context.Background(), policy.ConsentInput{Purpose: "analytics", Jurisdiction: j, Product: "web"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := e.RegimeFor(j); got != d.Regime {
+			t.Errorf("RegimeFor(%q) = %q, consent policy says %q", j, got, d.Regime)
+		}
+	}
+}

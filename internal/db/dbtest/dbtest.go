@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -136,6 +137,15 @@ func schemaHash() string {
 		h.Write(b)
 		return nil
 	})
+	// River's tables come from River's own migrator: a River upgrade
+	// changes the schema as surely as a new migration file.
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if strings.HasPrefix(d.Path, "github.com/riverqueue/river") {
+				h.Write([]byte(d.Path + "@" + d.Version))
+			}
+		}
+	}
 	return hex.EncodeToString(h.Sum(nil))[:12]
 }
 

@@ -36,9 +36,9 @@ type decisionQueries struct {
 	deadlineJurisdictions map[string]bool
 	deadlineRegimes       map[string]bool
 
-	retentionMemo sync.Map // RetentionInput -> RetentionDecision
-	dsarMemo      sync.Map // DSARInput -> DSARDecision
-	deadlineMemo  sync.Map // deadlineKey -> DeadlineDecision
+	retentionMemo sync.Map            // RetentionInput -> RetentionDecision
+	dsarMemo      sync.Map            // DSARInput -> DSARDecision
+	deadlineMemo  sync.Map            // deadlineKey -> DeadlineDecision
 	workflow      map[string]Workflow // request type -> decision, all decided at load
 }
 

@@ -658,3 +658,26 @@ func TestEmptyAndHugeInput(t *testing.T) {
 		t.Errorf("huge input: %v", err)
 	}
 }
+
+func TestReachableFrom(t *testing.T) {
+	m := referenceMap(t)
+	byEmail := m.ReachableFrom([]string{"email"})
+	if _, ok := byEmail["app_db.users"]; !ok {
+		t.Fatal("email does not reach app_db.users")
+	}
+	if _, ok := byEmail["bot_db.tg_users"]; ok {
+		t.Error("email alone reaches the bot's users table, which is keyed by Telegram id")
+	}
+	if p := byEmail["object_store.uploads"]; p != nil {
+		t.Errorf("email alone reaches uploads keyed by account id: %v", p)
+	}
+	withAccount := m.ReachableFrom([]string{"email", "user", "tg"})
+	for _, want := range []string{"object_store.uploads", "bot_db.tg_users", "bot_db.tg_generations", "app_db.users"} {
+		if len(withAccount[want]) == 0 {
+			t.Errorf("%s not reached from email+user+tg", want)
+		}
+	}
+	if len(m.ReachableFrom(nil)) != 0 {
+		t.Error("no identity reaches something")
+	}
+}

@@ -1,0 +1,460 @@
+package dsar
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/steward-privacy/steward/connectors"
+	"github.com/steward-privacy/steward/internal/notify"
+)
+
+// TaskArgs is the durable job that runs one task. Run is the task's run
+// number: a staff retry or a resume bumps it, and a job for an older run
+// does nothing, so no task is ever acted on by two live jobs.
+type TaskArgs struct {
+	RequestID string `json:"request_id"`
+	TaskID    string `json:"task_id"`
+	Run       int    `json:"run"`
+}
+
+// Kind is River's job kind.
+func (TaskArgs) Kind() string { return "dsar.task" }
+
+// InsertOpts makes the job unique per (request, task, run).
+func (TaskArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}
+
+// retryPolicy is exponential backoff from RetryBase, capped at RetryMax.
+// River's default (attempt^4 seconds) waits minutes by the fifth attempt,
+// which is long for a request with a legal deadline and a rate-limited API
+// that asked for seconds.
+type retryPolicy struct{ base, max time.Duration }
+
+func (p retryPolicy) NextRetry(job *rivertype.JobRow) time.Time {
+	d := p.base
+	for i := 1; i < job.Attempt && d < p.max; i++ {
+		d *= 2
+	}
+	return time.Now().Add(min(d, p.max))
+}
+
+func (s *Service) newRiver() (*river.Client[pgx.Tx], error) {
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &planWorker{s: s})
+	river.AddWorker(workers, &taskWorker{s: s})
+	cfg := &river.Config{
+		Logger:               s.Log.With("component", "river"),
+		Workers:              workers,
+		RetryPolicy:          retryPolicy{base: s.cfg.RetryBase, max: s.cfg.RetryMax},
+		MaxAttempts:          s.cfg.TaskMaxAttempts,
+		JobTimeout:           s.cfg.JobTimeout,
+		RescueStuckJobsAfter: s.cfg.RescueAfter,
+		FetchPollInterval:    s.cfg.FetchPoll,
+		// Jobs are chained (plan, then tasks): the default 100 ms between
+		// fetches would be most of a request's run time.
+		FetchCooldown: 5 * time.Millisecond,
+	}
+	if s.cfg.Work {
+		cfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: s.cfg.Workers}}
+	}
+	c, err := river.NewClient(riverpgxv5.New(s.Pool), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("dsar: river client: %w", err)
+	}
+	return c, nil
+}
+
+// start moves an approved request to in_progress and queues every
+// automated task; manual tasks wait for staff. A request with nothing to do
+// completes at once.
+func (s *Service) start(ctx context.Context, tx pgx.Tx, r *Request) error {
+	if err := s.move(ctx, tx, r, Start, actorSystem, "", nil); err != nil {
+		return err
+	}
+	rows, err := tx.Query(ctx, `SELECT id::text, run FROM privacy_request_tasks WHERE request_id = $1 AND mode = 'automated' AND status = 'pending' ORDER BY seq`, r.ID)
+	if err != nil {
+		return fmt.Errorf("dsar: list tasks: %w", err)
+	}
+	var jobs []river.InsertManyParams
+	for rows.Next() {
+		var a TaskArgs
+		if err := rows.Scan(&a.TaskID, &a.Run); err != nil {
+			rows.Close()
+			return fmt.Errorf("dsar: list tasks: %w", err)
+		}
+		a.RequestID = r.ID
+		jobs = append(jobs, river.InsertManyParams{Args: a})
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("dsar: list tasks: %w", err)
+	}
+	if len(jobs) > 0 {
+		if _, err := s.river.InsertManyTx(ctx, tx, jobs); err != nil {
+			return fmt.Errorf("dsar: queue tasks: %w", err)
+		}
+	}
+	return s.checkCompletion(ctx, tx, r)
+}
+
+// enqueueTask queues one task run.
+func (s *Service) enqueueTask(ctx context.Context, tx pgx.Tx, requestID, taskID string, run int) error {
+	if _, err := s.river.InsertTx(ctx, tx, TaskArgs{RequestID: requestID, TaskID: taskID, Run: run}, nil); err != nil {
+		return fmt.Errorf("dsar: queue task: %w", err)
+	}
+	return nil
+}
+
+type taskWorker struct {
+	river.WorkerDefaults[TaskArgs]
+	s *Service
+}
+
+func (w *taskWorker) Work(ctx context.Context, job *river.Job[TaskArgs]) error {
+	return w.s.runTask(ctx, job.Args, job.Attempt >= job.MaxAttempts)
+}
+
+// claimed is a task a job is allowed to run.
+type claimed struct {
+	system, dataset, operation string
+	fields                     []connectors.FieldPlan
+}
+
+var errPaused = errors.New("request paused: the task runs again on resume")
+
+// claim marks the task running for this run. A job for another run, for a
+// task already ended, or for a request canceled or paused finds nothing to
+// do.
+func (s *Service) claim(ctx context.Context, a TaskArgs) (claimed, bool, error) {
+	var c claimed
+	ok := false
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		var status string
+		if err := tx.QueryRow(ctx, `SELECT status FROM privacy_requests WHERE id = $1`, a.RequestID).Scan(&status); err != nil {
+			return fmt.Errorf("dsar: load request: %w", err)
+		}
+		switch Status(status) {
+		case InProgress, Failed:
+		case Paused:
+			return errPaused
+		default:
+			return nil
+		}
+		var fields []byte
+		err := tx.QueryRow(ctx, `
+			UPDATE privacy_request_tasks SET status = 'running', attempts = attempts + 1, started_at = coalesce(started_at, $3)
+			WHERE id = $1 AND run = $2 AND mode = 'automated' AND status IN ('pending', 'running')
+			RETURNING system, dataset, operation, fields`, a.TaskID, a.Run, s.Clock.Now()).Scan(&c.system, &c.dataset, &c.operation, &fields)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("dsar: claim task: %w", err)
+		}
+		if err := json.Unmarshal(fields, &c.fields); err != nil {
+			return fmt.Errorf("dsar: task fields: %w", err)
+		}
+		ok = true
+		return nil
+	})
+	return c, ok, err
+}
+
+// runTask performs one task through its connector. Execution is at least
+// once (a worker can die after the effect and before recording it), so the
+// connector gets an idempotency key stable across every retry of this run,
+// and connectors make a repeated call a no-op.
+func (s *Service) runTask(ctx context.Context, a TaskArgs, lastAttempt bool) error {
+	c, ok, err := s.claim(ctx, a)
+	if errors.Is(err, errPaused) {
+		return river.JobCancel(err)
+	}
+	if err != nil || !ok {
+		return err
+	}
+	conn := s.Connectors[c.system]
+	if conn == nil {
+		return s.finishTask(ctx, nil, a, TaskFailed, nil, "no connector is configured for "+c.system+" any more", nil)
+	}
+	var ids []connectors.Identity
+	if err := s.tx(ctx, func(tx pgx.Tx) error {
+		found, err := s.identities(ctx, tx, a.RequestID)
+		for _, f := range found {
+			ids = append(ids, toConnector(f.subj))
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	target := connectors.Target{System: c.system, Dataset: c.dataset, Identities: ids, RequestID: a.RequestID,
+		IdempotencyKey: a.TaskID + ":" + strconv.Itoa(a.Run)}
+
+	var result any
+	var opErr error
+	switch c.operation {
+	case OpAccess:
+		// Records are stored in the transaction that marks the task done:
+		// both or neither, and a retry starts from a clean slate.
+		tx, err := s.Pool.Begin(ctx)
+		if err != nil {
+			return fmt.Errorf("dsar: begin: %w", err)
+		}
+		defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
+		if _, err := tx.Exec(ctx, `DELETE FROM privacy_request_records WHERE task_id = $1`, a.TaskID); err != nil {
+			return fmt.Errorf("dsar: clear records: %w", err)
+		}
+		sink := &recordSink{s: s, tx: tx, requestID: a.RequestID, taskID: a.TaskID}
+		res, err := conn.Access(ctx, connectors.AccessParams{Target: target, Fields: c.fields}, sink)
+		if err == nil {
+			return s.finishTask(ctx, tx, a, TaskSucceeded, res, "", map[string]any{"records": res.Records, "files": res.Files})
+		}
+		_ = tx.Rollback(ctx)
+		opErr = err
+	case OpErase:
+		var res connectors.EraseResult
+		res, opErr = conn.Erase(ctx, connectors.EraseParams{Target: target, Fields: c.fields})
+		result = res
+	case OpRectify:
+		var res connectors.RectifyResult
+		changes, err := s.rectifyChanges(ctx, a.RequestID, c.fields)
+		if err != nil {
+			return err
+		}
+		res, opErr = conn.Rectify(ctx, connectors.RectifyParams{Target: target, Changes: changes})
+		result = res
+	case OpRestrict:
+		var res connectors.RestrictResult
+		res, opErr = conn.Restrict(ctx, connectors.RestrictParams{Target: target, Restricted: true})
+		result = res
+	default:
+		return s.finishTask(ctx, nil, a, TaskFailed, nil, "unknown operation "+c.operation, nil)
+	}
+	if opErr == nil {
+		return s.finishTask(ctx, nil, a, TaskSucceeded, result, "", nil)
+	}
+	if ctx.Err() != nil {
+		// Shutting down or timed out: River retries the job.
+		return opErr
+	}
+	retry, after := connectors.Classify(opErr)
+	msg := truncate(opErr.Error(), 500)
+	if retry && !lastAttempt {
+		if _, err := s.Pool.Exec(ctx, `UPDATE privacy_request_tasks SET error = $3 WHERE id = $1 AND run = $2`, a.TaskID, a.Run, msg); err != nil {
+			s.Log.WarnContext(ctx, "recording a task's retryable error failed", "err", err)
+		}
+		s.Log.WarnContext(ctx, "task failed; will retry", "request_id", a.RequestID, "task_id", a.TaskID, "system", c.system, "err", msg)
+		if after > 0 {
+			return river.JobSnooze(after)
+		}
+		return opErr
+	}
+	return s.finishTask(ctx, nil, a, TaskFailed, nil, msg, nil)
+}
+
+// rectifyChanges maps the request's corrections (by category) onto the
+// task's fields.
+func (s *Service) rectifyChanges(ctx context.Context, requestID string, fields []connectors.FieldPlan) (map[string]string, error) {
+	var d details
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		var err error
+		d, err = s.details(ctx, tx, requestID)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, f := range fields {
+		if v, ok := d.Changes[f.Category]; ok {
+			out[f.Field] = v
+		}
+	}
+	return out, nil
+}
+
+// finishTask records a task's end and moves the request on, in one
+// transaction holding the request's row lock (tasks of one request finish
+// one at a time, so exactly one of them sees the last one end). tx may
+// already hold the task's records; nil starts a new transaction.
+func (s *Service) finishTask(ctx context.Context, tx pgx.Tx, a TaskArgs, status string, result any, errMsg string, extra map[string]any) error {
+	if tx == nil {
+		var err error
+		if tx, err = s.Pool.Begin(ctx); err != nil {
+			return fmt.Errorf("dsar: begin: %w", err)
+		}
+		defer tx.Rollback(ctx) //nolint:errcheck // no-op after commit
+	}
+	r, err := s.lock(ctx, tx, a.RequestID)
+	if err != nil {
+		return err
+	}
+	var res []byte
+	if result != nil {
+		if res, err = json.Marshal(result); err != nil {
+			return fmt.Errorf("dsar: encode result: %w", err)
+		}
+	}
+	var errp *string
+	if errMsg != "" {
+		errp = &errMsg
+	}
+	var system, dataset, op string
+	err = tx.QueryRow(ctx, `
+		UPDATE privacy_request_tasks SET status = $3, result = $4, error = $5, finished_at = $6
+		WHERE id = $1 AND run = $2 AND status = 'running'
+		RETURNING system, dataset, operation`, a.TaskID, a.Run, status, res, errp, s.Clock.Now()).Scan(&system, &dataset, &op)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil // another run owns it now, or the request was canceled
+	}
+	if err != nil {
+		return fmt.Errorf("dsar: finish task: %w", err)
+	}
+	det := map[string]any{"task_id": a.TaskID, "system": system, "dataset": dataset, "operation": op, "run": a.Run}
+	for k, v := range extra {
+		det[k] = v
+	}
+	if result != nil {
+		var counts map[string]any
+		if json.Unmarshal(res, &counts) == nil {
+			for _, k := range []string{"records", "files", "bytes", "deleted", "masked", "updated", "restricted"} {
+				if v, ok := counts[k]; ok {
+					det[k] = v
+				}
+			}
+		}
+	}
+	ev := "task_succeeded"
+	if status == TaskFailed {
+		ev = "task_failed"
+	}
+	if err := s.event(ctx, tx, r.ID, ev, "", "", actorSystem, errMsg, det); err != nil {
+		return err
+	}
+	if status == TaskFailed && r.Status == InProgress {
+		reason := fmt.Sprintf("task %s/%s (%s) failed: %s", system, dataset, op, errMsg)
+		if _, err := tx.Exec(ctx, `UPDATE privacy_requests SET failure_reason = $2 WHERE id = $1`, r.ID, truncate(reason, 1000)); err != nil {
+			return fmt.Errorf("dsar: record failure: %w", err)
+		}
+		if err := s.move(ctx, tx, &r, Fail, actorSystem, reason, nil); err != nil {
+			return err
+		}
+	}
+	if err := s.checkCompletion(ctx, tx, &r); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("dsar: commit: %w", err)
+	}
+	return nil
+}
+
+// checkCompletion completes an in-progress request whose every task has
+// succeeded (or was canceled), and tells the person.
+func (s *Service) checkCompletion(ctx context.Context, tx pgx.Tx, r *Request) error {
+	if r.Status != InProgress {
+		return nil
+	}
+	var open int
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM privacy_request_tasks WHERE request_id = $1 AND status NOT IN ('succeeded', 'canceled')`, r.ID).Scan(&open); err != nil {
+		return fmt.Errorf("dsar: count open tasks: %w", err)
+	}
+	if open > 0 {
+		return nil
+	}
+	if err := s.move(ctx, tx, r, Complete, actorSystem, "", nil); err != nil {
+		return err
+	}
+	now := s.Clock.Now()
+	r.CompletedAt = &now
+	return s.email(ctx, tx, r, notify.TemplateRequestCompleted, nil)
+}
+
+// recordSink stores what Access discloses, each record sealed on its own.
+type recordSink struct {
+	s         *Service
+	tx        pgx.Tx
+	requestID string
+	taskID    string
+	seq       int
+}
+
+func (k *recordSink) Record(ctx context.Context, r connectors.Record) error {
+	k.seq++
+	kid, ct, err := k.s.seal(k.requestID, "record:"+k.taskID+":"+strconv.Itoa(k.seq), r)
+	if err != nil {
+		return fmt.Errorf("dsar: seal record: %w", err)
+	}
+	if _, err := k.tx.Exec(ctx, `INSERT INTO privacy_request_records (task_id, seq, kid, ciphertext) VALUES ($1, $2, $3, $4)`, k.taskID, k.seq, kid, ct); err != nil {
+		return fmt.Errorf("dsar: store record: %w", err)
+	}
+	return nil
+}
+
+// File refuses files for now: they belong in the encrypted export store,
+// not in the database, and a connector that sends one fails its task
+// loudly rather than drop part of a person's data.
+func (k *recordSink) File(ctx context.Context, f connectors.File, content io.Reader) error {
+	return connectors.Permanent(errors.New("this deployment has no export store for files"))
+}
+
+// Records opens what the access tasks of a request disclosed, in task and
+// record order.
+func (s *Service) Records(ctx context.Context, requestID string) ([]connectors.Record, error) {
+	var out []connectors.Record
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `
+			SELECT r.task_id::text, r.seq, r.kid, r.ciphertext FROM privacy_request_records r
+			JOIN privacy_request_tasks t ON t.id = r.task_id
+			WHERE t.request_id = $1 ORDER BY t.seq, r.seq`, requestID)
+		if err != nil {
+			return fmt.Errorf("dsar: load records: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var taskID, kid string
+			var seq int
+			var ct []byte
+			if err := rows.Scan(&taskID, &seq, &kid, &ct); err != nil {
+				return err
+			}
+			var rec connectors.Record
+			if err := s.open(requestID, "record:"+taskID+":"+strconv.Itoa(seq), kid, ct, &rec); err != nil {
+				return fmt.Errorf("dsar: open record: %w", err)
+			}
+			out = append(out, rec)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
+// email queues a notification to the request's contact address, in tx. A
+// request without one (a bot user) is told in the bot instead.
+func (s *Service) email(ctx context.Context, tx pgx.Tx, r *Request, template string, data map[string]string) error {
+	to, err := s.contact(ctx, tx, r.ID)
+	if err != nil || to == "" {
+		return err
+	}
+	d := map[string]string{"request_id": r.ID, "request_type": r.Type}
+	if s.cfg.StatusURL != "" {
+		d["status_url"] = s.cfg.StatusURL + "?request=" + r.ID
+	}
+	for k, v := range data {
+		d[k] = v
+	}
+	if _, err := s.Outbox.EnqueueEmail(ctx, tx, notify.Email{To: to, Template: template, Language: r.Language, Data: d}); err != nil {
+		return fmt.Errorf("dsar: queue %s email: %w", template, err)
+	}
+	return nil
+}

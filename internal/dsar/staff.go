@@ -1,0 +1,591 @@
+package dsar
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/steward-privacy/steward/internal/apperr"
+	"github.com/steward-privacy/steward/internal/notify"
+)
+
+// Filter selects requests for the staff list.
+type Filter struct {
+	Status  string // one status, or "open" for every non-final one
+	Type    string
+	Channel string
+	Overdue bool
+	DueBy   *time.Time // due at or before
+	Limit   int        // default 50, at most 200
+	Cursor  string     // from the previous page
+}
+
+type cursor struct {
+	Due time.Time `json:"d"`
+	ID  string    `json:"i"`
+}
+
+// List returns requests sorted by due date (soonest first), keyset-paged.
+func (s *Service) List(ctx context.Context, f Filter) ([]Request, string, error) {
+	if f.Limit <= 0 {
+		f.Limit = 50
+	}
+	if f.Limit > 200 {
+		return nil, "", apperr.Field("limit", "at most 200")
+	}
+	where := []string{"true"}
+	args := []any{}
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	switch {
+	case f.Status == "open":
+		where = append(where, "status NOT IN ('completed', 'denied', 'canceled')")
+	case f.Status != "":
+		if !validStatus(f.Status) {
+			return nil, "", apperr.Field("status", "unknown status (or use open)")
+		}
+		where = append(where, "status = "+arg(f.Status))
+	}
+	if f.Type != "" {
+		if !isRequestType(f.Type) {
+			return nil, "", apperr.Field("type", "unknown request type")
+		}
+		where = append(where, "type = "+arg(f.Type))
+	}
+	if f.Channel != "" {
+		if !channels[f.Channel] {
+			return nil, "", apperr.Field("channel", "unknown channel")
+		}
+		where = append(where, "channel = "+arg(f.Channel))
+	}
+	now := s.Clock.Now()
+	if f.Overdue {
+		where = append(where, "status NOT IN ('completed', 'denied', 'canceled') AND due_at < "+arg(now))
+	}
+	if f.DueBy != nil {
+		where = append(where, "due_at <= "+arg(*f.DueBy))
+	}
+	if f.Cursor != "" {
+		b, err := base64.RawURLEncoding.DecodeString(f.Cursor)
+		var c cursor
+		if err != nil || json.Unmarshal(b, &c) != nil || !validID(c.ID) {
+			return nil, "", apperr.Field("cursor", "not a cursor from this API")
+		}
+		where = append(where, "(due_at, id) > ("+arg(c.Due)+", "+arg(c.ID)+"::uuid)")
+	}
+	q := `SELECT ` + requestColumns + ` FROM privacy_requests WHERE ` + strings.Join(where, " AND ") +
+		` ORDER BY due_at, id LIMIT ` + arg(f.Limit+1)
+	rows, err := s.Pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("dsar: list: %w", err)
+	}
+	defer rows.Close()
+	out := []Request{}
+	for rows.Next() {
+		r, err := scanRequest(rows, now)
+		if err != nil {
+			return nil, "", fmt.Errorf("dsar: list: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("dsar: list: %w", err)
+	}
+	next := ""
+	if len(out) > f.Limit {
+		out = out[:f.Limit]
+		last := out[len(out)-1]
+		b, _ := json.Marshal(cursor{Due: last.DueAt, ID: last.ID})
+		next = base64.RawURLEncoding.EncodeToString(b)
+	}
+	return out, next, nil
+}
+
+func validStatus(s string) bool {
+	for _, st := range Statuses() {
+		if string(st) == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Get returns one request with its plan, tasks and timeline.
+func (s *Service) Get(ctx context.Context, id string) (Detail, error) {
+	var d Detail
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		if !validID(id) {
+			return errNotFound
+		}
+		r, err := scanRequest(tx.QueryRow(ctx, `SELECT `+requestColumns+` FROM privacy_requests WHERE id = $1`, id), s.Clock.Now())
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("dsar: get: %w", err)
+		}
+		d.Request = r
+		var plan []byte
+		if err := tx.QueryRow(ctx, `SELECT plan FROM privacy_requests WHERE id = $1`, id).Scan(&plan); err != nil {
+			return fmt.Errorf("dsar: get plan: %w", err)
+		}
+		if plan != nil {
+			d.Plan = &Plan{}
+			if err := json.Unmarshal(plan, d.Plan); err != nil {
+				return fmt.Errorf("dsar: decode plan: %w", err)
+			}
+		}
+		rows, err := tx.Query(ctx, `SELECT kind, source FROM privacy_request_identities WHERE request_id = $1 ORDER BY source <> 'given', kind`, id)
+		if err != nil {
+			return fmt.Errorf("dsar: get identities: %w", err)
+		}
+		d.Identities = []IdentityInfo{}
+		for rows.Next() {
+			var i IdentityInfo
+			if err := rows.Scan(&i.Kind, &i.Source); err != nil {
+				rows.Close()
+				return err
+			}
+			d.Identities = append(d.Identities, i)
+		}
+		rows.Close()
+		if d.Tasks, err = s.tasks(ctx, tx, id); err != nil {
+			return err
+		}
+		if d.Timeline, err = s.timeline(ctx, tx, id); err != nil {
+			return err
+		}
+		det, err := s.details(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		for c := range det.Changes {
+			d.Changes = append(d.Changes, c)
+		}
+		if det.Agent != nil {
+			d.Agent = &AgentPublicInfo{AuthorizationRef: det.Agent.AuthorizationRef}
+		}
+		return nil
+	})
+	return d, err
+}
+
+func (s *Service) tasks(ctx context.Context, tx pgx.Tx, id string) ([]Task, error) {
+	rows, err := tx.Query(ctx, `
+		SELECT id::text, seq, system, dataset, operation, mode, status, run, attempts, fields, coalesce(instructions, ''),
+		       result, coalesce(error, ''), coalesce(completed_by, ''), coalesce(note, ''), started_at, finished_at
+		FROM privacy_request_tasks WHERE request_id = $1 ORDER BY seq`, id)
+	if err != nil {
+		return nil, fmt.Errorf("dsar: tasks: %w", err)
+	}
+	defer rows.Close()
+	out := []Task{}
+	for rows.Next() {
+		var t Task
+		var fields, result []byte
+		if err := rows.Scan(&t.ID, &t.Seq, &t.System, &t.Dataset, &t.Operation, &t.Mode, &t.Status, &t.Run, &t.Attempts, &fields,
+			&t.Instructions, &result, &t.Error, &t.CompletedBy, &t.Note, &t.StartedAt, &t.FinishedAt); err != nil {
+			return nil, fmt.Errorf("dsar: tasks: %w", err)
+		}
+		if err := json.Unmarshal(fields, &t.Fields); err != nil {
+			return nil, fmt.Errorf("dsar: task fields: %w", err)
+		}
+		if result != nil {
+			t.Result = result
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+func (s *Service) timeline(ctx context.Context, tx pgx.Tx, id string) ([]TimelineEntry, error) {
+	rows, err := tx.Query(ctx, `
+		SELECT at, event, coalesce(from_status, ''), coalesce(to_status, ''), actor, coalesce(note, '')
+		FROM privacy_request_events WHERE request_id = $1 ORDER BY id`, id)
+	if err != nil {
+		return nil, fmt.Errorf("dsar: timeline: %w", err)
+	}
+	defer rows.Close()
+	out := []TimelineEntry{}
+	for rows.Next() {
+		var e TimelineEntry
+		if err := rows.Scan(&e.At, &e.Event, &e.From, &e.To, &e.Actor, &e.Note); err != nil {
+			return nil, fmt.Errorf("dsar: timeline: %w", err)
+		}
+		e.At = e.At.UTC()
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// RevealIdentities returns the identity values of a request, for staff
+// working a manual task. Every reveal is an audit event.
+func (s *Service) RevealIdentities(ctx context.Context, id, actor string) ([]string, error) {
+	var out []string
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		if _, err := s.lock(ctx, tx, id); err != nil {
+			return err
+		}
+		found, err := s.identities(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		for _, f := range found {
+			out = append(out, f.subj.String())
+		}
+		return s.event(ctx, tx, id, "identities_revealed", "", "", actor, "", map[string]any{"count": len(out)})
+	})
+	return out, err
+}
+
+func reasonRequired(reason string) (string, error) {
+	reason = strings.TrimSpace(reason)
+	if reason == "" {
+		return "", apperr.Field("reason", "required")
+	}
+	if len(reason) > 2000 {
+		return "", apperr.Field("reason", "at most 2000 characters")
+	}
+	return reason, nil
+}
+
+// Approve lets an awaiting request run.
+func (s *Service) Approve(ctx context.Context, id, actor, note string) (Request, error) {
+	var r Request
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		var err error
+		if r, err = s.lock(ctx, tx, id); err != nil {
+			return err
+		}
+		if err := s.move(ctx, tx, &r, Approve, actor, note, nil); err != nil {
+			return err
+		}
+		return s.start(ctx, tx, &r)
+	})
+	return r, err
+}
+
+// authorityByRegime names where a person can complain, for denial notices.
+var authorityByRegime = map[string]string{
+	"gdpr":     "the data protection supervisory authority of the EU/EEA country where you live, work or where the alleged infringement took place",
+	"uk_gdpr":  "the Information Commissioner's Office (ico.org.uk)",
+	"lgpd":     "the Autoridade Nacional de Proteção de Dados (ANPD)",
+	"ccpa":     "the California Privacy Protection Agency (cppa.ca.gov) or the California Attorney General",
+	"us_state": "your state's Attorney General",
+	"vcdpa":    "the Virginia Attorney General",
+	"cpa":      "the Colorado Attorney General",
+}
+
+// Deny refuses a request with a reason the person receives, together with
+// their right to complain to a supervisory authority.
+func (s *Service) Deny(ctx context.Context, id, actor, reason string) (Request, error) {
+	reason, err := reasonRequired(reason)
+	if err != nil {
+		return Request{}, err
+	}
+	var r Request
+	err = s.tx(ctx, func(tx pgx.Tx) error {
+		var err error
+		if r, err = s.lock(ctx, tx, id); err != nil {
+			return err
+		}
+		if err := s.move(ctx, tx, &r, Deny, actor, reason, nil); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE privacy_requests SET deny_reason = $2 WHERE id = $1`, id, reason); err != nil {
+			return fmt.Errorf("dsar: record denial: %w", err)
+		}
+		r.DenyReason = reason
+		authority := authorityByRegime[r.Regime]
+		if authority == "" {
+			authority = "the data protection authority where you live"
+		}
+		return s.email(ctx, tx, &r, notify.TemplateRequestDenied, map[string]string{"reason": reason, "authority": authority})
+	})
+	return r, err
+}
+
+// Extend moves the due date to the latest the regime allows, with a reason
+// the person receives; only once, and only while the person can still be
+// told in time (within the first period for the GDPR).
+func (s *Service) Extend(ctx context.Context, id, actor, reason string) (Request, error) {
+	reason, err := reasonRequired(reason)
+	if err != nil {
+		return Request{}, err
+	}
+	var r Request
+	err = s.tx(ctx, func(tx pgx.Tx) error {
+		var err error
+		if r, err = s.lock(ctx, tx, id); err != nil {
+			return err
+		}
+		now := s.Clock.Now()
+		switch {
+		case r.Status.Final():
+			return apperr.New(apperr.Conflict, "cannot extend a request that is %s", r.Status)
+		case r.Extended:
+			return apperr.New(apperr.Conflict, "this request was already extended; the regime allows one extension")
+		case r.ExtendableUntil == nil:
+			return apperr.New(apperr.Conflict, "the %s regime allows no extension for a %s request", r.Regime, r.Type)
+		case r.ExtendNoticeBy != nil && now.After(*r.ExtendNoticeBy):
+			return apperr.New(apperr.Conflict, "too late to extend: the person had to be told by %s", r.ExtendNoticeBy.UTC().Format(time.RFC3339))
+		}
+		if _, err := tx.Exec(ctx, `
+			UPDATE privacy_requests SET due_at = extendable_until, extended_at = $2, extension_reason = $3, updated_at = $2
+			WHERE id = $1`, id, now, reason); err != nil {
+			return fmt.Errorf("dsar: extend: %w", err)
+		}
+		r.DueAt, r.Extended, r.ExtensionReason = r.ExtendableUntil.UTC(), true, reason
+		// The staff reminders restart against the new date.
+		if _, err := tx.Exec(ctx, `DELETE FROM privacy_request_reminders WHERE request_id = $1`, id); err != nil {
+			return fmt.Errorf("dsar: reset reminders: %w", err)
+		}
+		if err := s.event(ctx, tx, id, "extended", "", "", actor, reason, map[string]any{"due_at": r.DueAt.Format(time.RFC3339)}); err != nil {
+			return err
+		}
+		return s.email(ctx, tx, &r, notify.TemplateRequestExtended, map[string]string{"reason": reason, "new_due_date": r.DueAt.Format("2006-01-02")})
+	})
+	return r, err
+}
+
+// Cancel withdraws a request; its tasks that have not ended are canceled
+// and their jobs find nothing to do.
+func (s *Service) Cancel(ctx context.Context, id, actor, reason string) (Request, error) {
+	reason, err := reasonRequired(reason)
+	if err != nil {
+		return Request{}, err
+	}
+	var r Request
+	err = s.tx(ctx, func(tx pgx.Tx) error {
+		var err error
+		if r, err = s.lock(ctx, tx, id); err != nil {
+			return err
+		}
+		if err := s.move(ctx, tx, &r, Cancel, actor, reason, nil); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `
+			UPDATE privacy_request_tasks SET status = 'canceled', finished_at = $2
+			WHERE request_id = $1 AND status IN ('pending', 'running')`, id, s.Clock.Now()); err != nil {
+			return fmt.Errorf("dsar: cancel tasks: %w", err)
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM verification_codes WHERE request_id = $1`, id)
+		return err
+	})
+	return r, err
+}
+
+// Pause holds a request (waiting for information from the person, say).
+// Running tasks finish; nothing new starts until Resume.
+func (s *Service) Pause(ctx context.Context, id, actor, reason string) (Request, error) {
+	reason, err := reasonRequired(reason)
+	if err != nil {
+		return Request{}, err
+	}
+	var r Request
+	err = s.tx(ctx, func(tx pgx.Tx) error {
+		var err error
+		if r, err = s.lock(ctx, tx, id); err != nil {
+			return err
+		}
+		return s.move(ctx, tx, &r, Pause, actor, reason, nil)
+	})
+	return r, err
+}
+
+// Resume returns a paused request to where it was and requeues what the
+// pause held back, under a new run number so a job from before the pause
+// cannot act too.
+func (s *Service) Resume(ctx context.Context, id, actor string) (Request, error) {
+	var r Request
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		var err error
+		if r, err = s.lock(ctx, tx, id); err != nil {
+			return err
+		}
+		if err := s.move(ctx, tx, &r, Resume, actor, "", nil); err != nil {
+			return err
+		}
+		switch {
+		case r.Status == Verified && r.PlannedAt == nil:
+			r.planRun++
+			if _, err := tx.Exec(ctx, `UPDATE privacy_requests SET plan_run = $2 WHERE id = $1`, id, r.planRun); err != nil {
+				return fmt.Errorf("dsar: bump plan run: %w", err)
+			}
+			return s.enqueuePlan(ctx, tx, id, r.planRun)
+		case r.Status == InProgress || r.Status == Failed:
+			return s.requeuePending(ctx, tx, id)
+		}
+		return nil
+	})
+	return r, err
+}
+
+func (s *Service) requeuePending(ctx context.Context, tx pgx.Tx, id string) error {
+	rows, err := tx.Query(ctx, `
+		UPDATE privacy_request_tasks SET run = run + 1, status = 'pending'
+		WHERE request_id = $1 AND mode = 'automated' AND status IN ('pending', 'running')
+		RETURNING id::text, run`, id)
+	if err != nil {
+		return fmt.Errorf("dsar: requeue tasks: %w", err)
+	}
+	type tr struct {
+		id  string
+		run int
+	}
+	var ts []tr
+	for rows.Next() {
+		var t tr
+		if err := rows.Scan(&t.id, &t.run); err != nil {
+			rows.Close()
+			return err
+		}
+		ts = append(ts, t)
+	}
+	rows.Close()
+	for _, t := range ts {
+		if err := s.enqueueTask(ctx, tx, id, t.id, t.run); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// RetryTask runs a failed task again (a new run), and a failed request is
+// back in progress.
+func (s *Service) RetryTask(ctx context.Context, id, taskID, actor string) (Request, error) {
+	if !validID(taskID) {
+		return Request{}, apperr.New(apperr.NotFound, "no such task")
+	}
+	var r Request
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		var err error
+		if r, err = s.lock(ctx, tx, id); err != nil {
+			return err
+		}
+		var status, mode string
+		var run int
+		err = tx.QueryRow(ctx, `SELECT status, mode, run FROM privacy_request_tasks WHERE id = $1 AND request_id = $2`, taskID, id).Scan(&status, &mode, &run)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return apperr.New(apperr.NotFound, "no such task")
+		}
+		if err != nil {
+			return fmt.Errorf("dsar: load task: %w", err)
+		}
+		if status != TaskFailed {
+			return apperr.New(apperr.Conflict, "only a failed task can be retried (this one is %s)", status)
+		}
+		if r.Status != Failed && r.Status != InProgress {
+			return apperr.New(apperr.Conflict, "cannot retry a task of a request that is %s", strings.ReplaceAll(string(r.Status), "_", " "))
+		}
+		if _, err := tx.Exec(ctx, `
+			UPDATE privacy_request_tasks SET status = 'pending', run = run + 1, attempts = 0, error = NULL, result = NULL, finished_at = NULL
+			WHERE id = $1`, taskID); err != nil {
+			return fmt.Errorf("dsar: reset task: %w", err)
+		}
+		if err := s.event(ctx, tx, id, "task_retried", "", "", actor, "", map[string]any{"task_id": taskID, "run": run + 1}); err != nil {
+			return err
+		}
+		if r.Status == Failed {
+			// Only back in progress when no other task is still failed.
+			var failed int
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM privacy_request_tasks WHERE request_id = $1 AND status = 'failed'`, id).Scan(&failed); err != nil {
+				return err
+			}
+			if failed == 0 {
+				if err := s.move(ctx, tx, &r, Retry, actor, "", nil); err != nil {
+					return err
+				}
+				if _, err := tx.Exec(ctx, `UPDATE privacy_requests SET failure_reason = NULL WHERE id = $1`, id); err != nil {
+					return err
+				}
+				r.FailureReason = ""
+			}
+		}
+		if mode == ModeAutomated {
+			return s.enqueueTask(ctx, tx, id, taskID, run+1)
+		}
+		return nil
+	})
+	return r, err
+}
+
+// RetryPlan plans a verified request again after planning failed.
+func (s *Service) RetryPlan(ctx context.Context, id, actor string) (Request, error) {
+	var r Request
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		var err error
+		if r, err = s.lock(ctx, tx, id); err != nil {
+			return err
+		}
+		if r.Status != Verified || r.PlannedAt != nil || r.PlanError == "" {
+			return apperr.New(apperr.Conflict, "planning can only be retried for a verified request whose planning failed")
+		}
+		r.planRun++
+		if _, err := tx.Exec(ctx, `UPDATE privacy_requests SET plan_run = $2, plan_error = NULL WHERE id = $1`, id, r.planRun); err != nil {
+			return fmt.Errorf("dsar: bump plan run: %w", err)
+		}
+		r.PlanError = ""
+		if err := s.event(ctx, tx, id, "planning_retried", "", "", actor, "", nil); err != nil {
+			return err
+		}
+		return s.enqueuePlan(ctx, tx, id, r.planRun)
+	})
+	return r, err
+}
+
+// CompleteManualTask records that staff did a manual task, with a note of
+// what was done.
+func (s *Service) CompleteManualTask(ctx context.Context, id, taskID, actor, note string) (Request, error) {
+	note, err := reasonRequired(note)
+	if err != nil {
+		return Request{}, apperr.Field("note", "required: what was done")
+	}
+	if !validID(taskID) {
+		return Request{}, apperr.New(apperr.NotFound, "no such task")
+	}
+	var r Request
+	err = s.tx(ctx, func(tx pgx.Tx) error {
+		var err error
+		if r, err = s.lock(ctx, tx, id); err != nil {
+			return err
+		}
+		if r.Status != InProgress && r.Status != Failed {
+			return apperr.New(apperr.Conflict, "cannot complete a task of a request that is %s", strings.ReplaceAll(string(r.Status), "_", " "))
+		}
+		var mode, status, system string
+		err = tx.QueryRow(ctx, `SELECT mode, status, system FROM privacy_request_tasks WHERE id = $1 AND request_id = $2 FOR UPDATE`, taskID, id).Scan(&mode, &status, &system)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return apperr.New(apperr.NotFound, "no such task")
+		}
+		if err != nil {
+			return fmt.Errorf("dsar: load task: %w", err)
+		}
+		if mode != ModeManual {
+			return apperr.New(apperr.Conflict, "this task is automated; retry it instead")
+		}
+		if status != TaskPending {
+			return apperr.New(apperr.Conflict, "this task is already %s", status)
+		}
+		now := s.Clock.Now()
+		if _, err := tx.Exec(ctx, `
+			UPDATE privacy_request_tasks SET status = 'succeeded', completed_by = $2, note = $3, started_at = $4, finished_at = $4
+			WHERE id = $1`, taskID, actor, note, now); err != nil {
+			return fmt.Errorf("dsar: complete task: %w", err)
+		}
+		if err := s.event(ctx, tx, id, "manual_task_completed", "", "", actor, note, map[string]any{"task_id": taskID, "system": system}); err != nil {
+			return err
+		}
+		return s.checkCompletion(ctx, tx, &r)
+	})
+	return r, err
+}

@@ -1,0 +1,188 @@
+package dsar
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/steward-privacy/steward/connectors"
+)
+
+// Channels a request can arrive through.
+const (
+	ChannelWeb   = "web"   // the website: the person proves control of their email with a code
+	ChannelBot   = "bot"   // the Telegram bot: Telegram vouches for the user id
+	ChannelStaff = "staff" // entered by a reviewer from an email or a letter
+	ChannelAgent = "agent" // an authorized agent; the subject still confirms
+)
+
+// Languages notifications are written in.
+var languages = map[string]bool{"en": true, "ru": true, "uz": true}
+
+var channels = map[string]bool{ChannelWeb: true, ChannelBot: true, ChannelStaff: true, ChannelAgent: true}
+
+// Operations a task performs on one dataset.
+const (
+	OpAccess   = "access"
+	OpErase    = "erase"
+	OpRectify  = "rectify"
+	OpRestrict = "restrict"
+)
+
+// Task statuses. A task has ended when it succeeded, failed or was
+// canceled; the request completes when every task succeeded (or was
+// canceled with it).
+const (
+	TaskPending   = "pending"
+	TaskRunning   = "running"
+	TaskSucceeded = "succeeded"
+	TaskFailed    = "failed"
+	TaskCanceled  = "canceled"
+)
+
+// Task modes.
+const (
+	ModeAutomated = "automated" // a connector does it, as a durable job
+	ModeManual    = "manual"    // staff do it and record a note
+)
+
+// Request is a privacy request as staff and the API see it. It holds no
+// personal data: the subject appears only as the kind of identity given.
+type Request struct {
+	ID               string     `json:"id"`
+	Type             string     `json:"type"`
+	Status           Status     `json:"status"`
+	PausedFrom       Status     `json:"paused_from,omitempty"`
+	Channel          string     `json:"channel"`
+	Language         string     `json:"language"`
+	Region           string     `json:"region"`
+	Regime           string     `json:"regime"`
+	SubjectKind      string     `json:"subject_kind"`
+	ReceivedAt       time.Time  `json:"received_at"`
+	DueAt            time.Time  `json:"due_at"`
+	OriginalDueAt    time.Time  `json:"original_due_at"`
+	AcknowledgeBy    *time.Time `json:"acknowledge_by,omitempty"`
+	ExtendableUntil  *time.Time `json:"extendable_until,omitempty"`
+	ExtendNoticeBy   *time.Time `json:"extension_notice_by,omitempty"`
+	Extended         bool       `json:"extended"`
+	ExtensionReason  string     `json:"extension_reason,omitempty"`
+	VerifiedAt       *time.Time `json:"verified_at,omitempty"`
+	Verification     string     `json:"verification,omitempty"`
+	ApprovalRequired *bool      `json:"approval_required,omitempty"`
+	ApprovalRule     string     `json:"approval_rule,omitempty"`
+	PlannedAt        *time.Time `json:"planned_at,omitempty"`
+	PlanError        string     `json:"plan_error,omitempty"`
+	DenyReason       string     `json:"deny_reason,omitempty"`
+	FailureReason    string     `json:"failure_reason,omitempty"`
+	CompletedAt      *time.Time `json:"completed_at,omitempty"`
+	Overdue          bool       `json:"overdue"`
+
+	planRun int
+}
+
+// Detail is one request with everything staff need to act on it.
+type Detail struct {
+	Request
+	Identities []IdentityInfo   `json:"identities"`
+	Plan       *Plan            `json:"plan,omitempty"`
+	Tasks      []Task           `json:"tasks"`
+	Timeline   []TimelineEntry  `json:"timeline"`
+	Changes    []string         `json:"rectification_categories,omitempty"`
+	Agent      *AgentPublicInfo `json:"agent,omitempty"`
+}
+
+// IdentityInfo says which kinds of identity the request reaches and where
+// each came from, without the values.
+type IdentityInfo struct {
+	Kind   string `json:"kind"`
+	Source string `json:"source"` // "given" or the system that resolved it
+}
+
+// AgentPublicInfo is what staff see of an authorized agent in listings;
+// the agent's name and contact are personal data and stay sealed.
+type AgentPublicInfo struct {
+	AuthorizationRef string `json:"authorization_ref"`
+}
+
+// Task is one step of the plan.
+type Task struct {
+	ID           string                 `json:"id"`
+	Seq          int                    `json:"seq"`
+	System       string                 `json:"system"`
+	Dataset      string                 `json:"dataset,omitempty"`
+	Operation    string                 `json:"operation"`
+	Mode         string                 `json:"mode"`
+	Status       string                 `json:"status"`
+	Run          int                    `json:"run"`
+	Attempts     int                    `json:"attempts"`
+	Fields       []connectors.FieldPlan `json:"fields"`
+	Instructions string                 `json:"instructions,omitempty"`
+	Result       json.RawMessage        `json:"result,omitempty"`
+	Error        string                 `json:"error,omitempty"`
+	CompletedBy  string                 `json:"completed_by,omitempty"`
+	Note         string                 `json:"note,omitempty"`
+	StartedAt    *time.Time             `json:"started_at,omitempty"`
+	FinishedAt   *time.Time             `json:"finished_at,omitempty"`
+}
+
+// TimelineEntry is one event in a request's history.
+type TimelineEntry struct {
+	At    time.Time `json:"at"`
+	Event string    `json:"event"`
+	From  string    `json:"from,omitempty"`
+	To    string    `json:"to,omitempty"`
+	Actor string    `json:"actor"`
+	Note  string    `json:"note,omitempty"`
+}
+
+// Plan is what a request will do, decided from the data map and
+// policies/dsar.rego: shown to staff before approval and kept for the final
+// report.
+type Plan struct {
+	RequestType    string         `json:"request_type"`
+	Regime         string         `json:"regime"`
+	PolicyRevision string         `json:"policy_revision"`
+	IdentityKinds  []string       `json:"identity_kinds"`
+	Tasks          []PlannedTask  `json:"tasks"`
+	Retained       []RetainedItem `json:"retained"`
+	// Unreached lists systems of the data map no known identity reaches,
+	// so staff can see what was not searched and why.
+	Unreached []string `json:"unreached"`
+}
+
+// PlannedTask is a task as planned.
+type PlannedTask struct {
+	System       string                 `json:"system"`
+	Dataset      string                 `json:"dataset,omitempty"`
+	Operation    string                 `json:"operation"`
+	Mode         string                 `json:"mode"`
+	Fields       []connectors.FieldPlan `json:"fields"`
+	Instructions string                 `json:"instructions,omitempty"`
+	ReachPath    []string               `json:"reach_path,omitempty"`
+}
+
+// RetainedItem is a field an erasure keeps, with its basis.
+type RetainedItem struct {
+	System   string `json:"system"`
+	Dataset  string `json:"dataset"`
+	Field    string `json:"field"`
+	Category string `json:"category"`
+	Action   string `json:"action"` // retain or mask
+	Basis    string `json:"basis"`
+	Until    string `json:"until,omitempty"`
+	Citation string `json:"citation,omitempty"`
+}
+
+// PublicStatus is what the person sees with their status token.
+type PublicStatus struct {
+	ID              string     `json:"id"`
+	Type            string     `json:"type"`
+	Status          Status     `json:"status"`
+	ReceivedAt      time.Time  `json:"received_at"`
+	DueAt           time.Time  `json:"due_at"`
+	Extended        bool       `json:"extended"`
+	ExtensionReason string     `json:"extension_reason,omitempty"`
+	DenyReason      string     `json:"deny_reason,omitempty"`
+	CompletedAt     *time.Time `json:"completed_at,omitempty"`
+	TasksDone       int        `json:"tasks_done"`
+	TasksTotal      int        `json:"tasks_total"`
+}

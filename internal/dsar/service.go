@@ -172,7 +172,9 @@ func tokenHash(token string) []byte {
 	return h[:]
 }
 
-func sealAAD(requestID, what string) []byte { return []byte("steward dsar v1\x00" + requestID + "\x00" + what) }
+func sealAAD(requestID, what string) []byte {
+	return []byte("steward dsar v1\x00" + requestID + "\x00" + what)
+}
 
 func (s *Service) seal(requestID, what string, v any) (string, []byte, error) {
 	b, err := json.Marshal(v)

@@ -1,14 +1,31 @@
-// Package notify carries consent changes to outside systems through a
-// transactional outbox. A message is written in the same database transaction
-// as the change that causes it, so it exists exactly when the change does and
-// survives the far side being down; a Worker then delivers it with retries,
-// exponential backoff with jitter and a stable idempotency key. Today the only
-// message marks a contact unsubscribed in Resend when marketing consent is
-// withdrawn.
+// Package notify carries changes to outside systems through a transactional
+// outbox. A message is written in the same database transaction as the change
+// that causes it, so it exists exactly when the change does and survives the
+// far side being down; a Worker then delivers it with retries, exponential
+// backoff with jitter and a stable idempotency key. There are two kinds:
 //
-// Payloads never hold personal data in the clear: an email address is sealed
-// with the identity keyring, bound to the message kind and idempotency key,
-// and erased from the row once delivered. Errors and logs are redacted too.
+//   - KindResendUnsubscribe marks a contact unsubscribed in Resend when
+//     marketing consent is withdrawn (EnqueueUnsubscribe).
+//   - KindEmail sends a transactional email — a privacy request's
+//     acknowledgment, verification code, outcome or extension, or a deadline
+//     reminder to staff — in English, Russian or Uzbek (EnqueueEmail). Its
+//     idempotency key goes to Resend as the Idempotency-Key header, and Resend
+//     answers a repeat within 24 hours with the original response instead of
+//     sending again: a crash between sending and recording the delivery, or a
+//     lost response, does not email anyone twice, and a rolled-back
+//     transaction emails no one.
+//
+// Payloads never hold personal data in the clear: an email address, and an
+// email's language and template values (which may include a verification
+// code), are sealed with the identity keyring, bound to the message kind and
+// idempotency key, and erased from the row once delivered. Errors and logs
+// are redacted too.
+//
+// An email is rendered from the same sealed values on every attempt, so
+// Resend sees an identical request each time. Changing a template's text
+// while emails are queued can make a retry differ from an attempt Resend
+// already accepted; Resend refuses that with 409, which is retried until
+// MaxAttempts and then recorded as a failure rather than sent twice.
 package notify
 
 import (
@@ -146,7 +163,7 @@ type RunResult struct {
 	Delivered int // sent and acknowledged
 	Retried   int // attempt failed, rescheduled with backoff
 	Failed    int // failed for good (permanent error or attempts exhausted)
-	Kept      int // pending and not attempted because delivery is not configured
+	Kept      int // pending and not attempted because delivery (of their kind) is not configured
 }
 
 // Worker delivers due outbox messages. Several workers (replicas) may run at
@@ -162,11 +179,31 @@ type Worker struct {
 	resend    *resendDeliverer // nil: not configured, messages are kept
 	configErr error            // why resend is nil when a key was given
 	warned    atomic.Bool      // the keep-warning is logged once per worker
+
+	// held are the kinds this configuration cannot deliver (an unsubscribe
+	// without an audience, an email without a sender). They are kept pending
+	// while the other kinds flow.
+	held      []*heldKind
+	heldKinds []string
 }
 
+// heldKind is a message kind kept back for want of configuration.
+type heldKind struct {
+	kind   string
+	why    error
+	warned atomic.Bool // logged once per worker
+}
+
+// deliverableKinds are the kinds a worker knows how to deliver.
+var deliverableKinds = []string{KindResendUnsubscribe, KindEmail}
+
 // NewWorker returns a worker. Without cfg.Resend.APIKey it delivers nothing
-// and keeps messages; a key without an audience is treated the same, with an
-// error logged (call ResendConfig.Validate at startup to refuse it instead).
+// and keeps messages; a key whose configuration is unusable (see
+// ResendConfig.Validate) is treated the same, with an error logged. A kind
+// that lacks its own piece of configuration — AudienceID for unsubscribes,
+// From for emails — is kept pending with an error logged once, while the
+// other kind is delivered (use ResendConfig.ValidateKind at startup to
+// refuse that instead).
 func NewWorker(pool *pgxpool.Pool, kr *identity.Keyring, cfg WorkerConfig, clk clock.Clock, log *slog.Logger, onFail FinalFailure) *Worker {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -174,6 +211,14 @@ func NewWorker(pool *pgxpool.Pool, kr *identity.Keyring, cfg WorkerConfig, clk c
 	w := &Worker{pool: pool, kr: kr, cfg: cfg.withDefaults(), clk: clk, log: log, onFail: onFail}
 	if strings.TrimSpace(cfg.Resend.APIKey) != "" {
 		w.resend, w.configErr = newResendDeliverer(cfg.Resend)
+	}
+	if w.resend != nil {
+		for _, kind := range deliverableKinds {
+			if err := cfg.Resend.ValidateKind(kind); err != nil {
+				w.held = append(w.held, &heldKind{kind: kind, why: err})
+				w.heldKinds = append(w.heldKinds, kind)
+			}
+		}
 	}
 	return w
 }
@@ -232,6 +277,13 @@ func (w *Worker) RunOnce(ctx context.Context) (RunResult, error) {
 		}
 		return res, nil
 	}
+	if len(w.held) > 0 {
+		n, err := w.keepHeld(ctx)
+		if err != nil {
+			return res, err
+		}
+		res.Kept = n
+	}
 	// seen stops a message rescheduled by this run from being taken again in
 	// the same run, whatever the backoff settings.
 	seen := []int64{}
@@ -258,6 +310,38 @@ func (w *Worker) RunOnce(ctx context.Context) (RunResult, error) {
 		}
 	}
 	return res, errors.Join(errs...)
+}
+
+// keepHeld counts the pending messages of held kinds and logs, once per kind,
+// why they are not being delivered.
+func (w *Worker) keepHeld(ctx context.Context) (int, error) {
+	rows, err := w.pool.Query(ctx, `
+		SELECT kind, count(*) FROM outbox WHERE status = 'pending' AND kind = ANY($1) GROUP BY kind`, w.heldKinds)
+	if err != nil {
+		return 0, fmt.Errorf("outbox: count held: %w", err)
+	}
+	counts := map[string]int{}
+	var total int
+	for rows.Next() {
+		var kind string
+		var n int
+		if err := rows.Scan(&kind, &n); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("outbox: count held: %w", err)
+		}
+		counts[kind] = n
+		total += n
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("outbox: count held: %w", err)
+	}
+	for _, h := range w.held {
+		if n := counts[h.kind]; n > 0 && !h.warned.Swap(true) {
+			w.log.ErrorContext(ctx, "outbox messages are being kept: Resend is not configured for this kind",
+				"outbox_kind", h.kind, "pending", n, "err", h.why)
+		}
+	}
+	return total, nil
 }
 
 type outcome int
@@ -293,9 +377,10 @@ func (w *Worker) deliverNext(ctx context.Context, seen []int64) (int64, outcome,
 		SELECT id, kind, payload, idempotency_key::text, attempts
 		FROM outbox
 		WHERE status = 'pending' AND next_attempt_at <= $1 AND id <> ALL(coalesce($2::bigint[], '{}'))
+		  AND kind <> ALL(coalesce($3::text[], '{}'))
 		ORDER BY next_attempt_at, id
 		LIMIT 1
-		FOR UPDATE SKIP LOCKED`, w.clk.Now(), seen).Scan(&r.id, &r.kind, &r.payload, &r.key, &r.attempts)
+		FOR UPDATE SKIP LOCKED`, w.clk.Now(), seen, w.heldKinds).Scan(&r.id, &r.kind, &r.payload, &r.key, &r.attempts)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, outcomeNone, nil
 	}
@@ -315,7 +400,8 @@ func (w *Worker) deliverNext(ctx context.Context, seen []int64) (int64, outcome,
 
 	if derr == nil {
 		// The payload is no longer needed once delivered: erase the sealed
-		// address rather than keep personal data for no purpose.
+		// address (and an email's values) rather than keep personal data for
+		// no purpose.
 		_, err = tx.Exec(ctx, `
 			UPDATE outbox SET status = 'delivered', attempts = $2, delivered_at = $3,
 			       last_error = NULL, payload = '{}'::jsonb
@@ -414,6 +500,8 @@ func (w *Worker) deliver(ctx context.Context, r row) *deliveryError {
 		cctx, cancel := context.WithTimeout(ctx, requestTimeout)
 		defer cancel()
 		return w.resend.unsubscribe(cctx, string(email), r.key)
+	case KindEmail:
+		return w.deliverEmail(ctx, r)
 	default:
 		return permanentError("outbox: unknown message kind %q", r.kind)
 	}

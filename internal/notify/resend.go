@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/mail"
 	"net/url"
 	"regexp"
 	"strconv"
@@ -16,21 +17,38 @@ import (
 
 // ResendConfig says how to reach Resend. With APIKey empty nothing is sent and
 // the outbox keeps its messages until a key is configured.
+//
+// Each message kind needs its own piece of configuration: unsubscribes need
+// AudienceID (contacts live in an audience), emails need From (Resend refuses
+// a message without a verified sender). A kind whose piece is missing is kept
+// pending, with an error logged once, while the other kind is still
+// delivered; see ValidateKind.
 type ResendConfig struct {
 	APIKey     string
 	BaseURL    string // "" = Resend's default (https://api.resend.com/)
-	AudienceID string // required with APIKey: contacts live in an audience
+	AudienceID string // needed for KindResendUnsubscribe
+	// From is the sender of KindEmail messages, an address on a domain
+	// verified in Resend, optionally with a display name:
+	// "Privacy team <privacy@example.com>". Needed for KindEmail.
+	From string
 }
 
-// Validate reports a configuration that cannot deliver: a key without an
-// audience. Call it at startup so the mistake stops the process instead of
-// silently piling up messages.
+// Validate reports a configuration that cannot deliver anything: a key with
+// neither an audience nor a sender, a malformed sender or base URL. Call it
+// at startup so the mistake stops the process instead of silently piling up
+// messages. A key with only one of AudienceID and From passes: use
+// ValidateKind to insist on a particular kind.
 func (c ResendConfig) Validate() error {
 	if strings.TrimSpace(c.APIKey) == "" {
 		return nil
 	}
-	if strings.TrimSpace(c.AudienceID) == "" {
-		return errors.New("resend: an audience id is required when an API key is set (contacts are unsubscribed within one audience)")
+	if strings.TrimSpace(c.AudienceID) == "" && strings.TrimSpace(c.From) == "" {
+		return errors.New("resend: an audience id (for unsubscribes) or a From address (for emails) is required when an API key is set")
+	}
+	if from := strings.TrimSpace(c.From); from != "" {
+		if _, err := mail.ParseAddress(from); err != nil {
+			return errors.New(`resend: From must be an email address, optionally with a name ("Privacy team <privacy@example.com>")`)
+		}
 	}
 	if c.BaseURL != "" {
 		u, err := url.Parse(c.BaseURL)
@@ -41,14 +59,42 @@ func (c ResendConfig) Validate() error {
 	return nil
 }
 
+// ValidateKind reports why messages of kind cannot be delivered with this
+// configuration, or nil when they can. A worker keeps such messages pending
+// rather than failing them, since the fix is configuration, not the message.
+func (c ResendConfig) ValidateKind(kind string) error {
+	if strings.TrimSpace(c.APIKey) == "" {
+		return errors.New("resend: no API key is set")
+	}
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	switch kind {
+	case KindResendUnsubscribe:
+		if strings.TrimSpace(c.AudienceID) == "" {
+			return errors.New("resend: an audience id is required to deliver unsubscribes (contacts are unsubscribed within one audience)")
+		}
+	case KindEmail:
+		if strings.TrimSpace(c.From) == "" {
+			return errors.New("resend: a From address is required to deliver emails")
+		}
+	default:
+		return fmt.Errorf("resend: unknown message kind %q", kind)
+	}
+	return nil
+}
+
 // requestTimeout bounds one HTTP exchange with Resend. The worker holds the
 // message's row lock while it waits, so this must stay short.
 const requestTimeout = 30 * time.Second
 
-// resendDeliverer marks contacts unsubscribed in one Resend audience.
+// resendDeliverer marks contacts unsubscribed in one Resend audience and
+// sends emails from one sender. Either may be empty; the worker does not hand
+// it messages of a kind it is not configured for.
 type resendDeliverer struct {
 	client     *resend.Client
 	audienceID string
+	from       string
 }
 
 func newResendDeliverer(cfg ResendConfig) (*resendDeliverer, error) {
@@ -70,7 +116,7 @@ func newResendDeliverer(cfg ResendConfig) (*resendDeliverer, error) {
 		}
 		c.BaseURL = u
 	}
-	return &resendDeliverer{client: c, audienceID: strings.TrimSpace(cfg.AudienceID)}, nil
+	return &resendDeliverer{client: c, audienceID: strings.TrimSpace(cfg.AudienceID), from: strings.TrimSpace(cfg.From)}, nil
 }
 
 // callInfo carries the idempotency key into the transport and the response
@@ -122,6 +168,11 @@ func permanentError(format string, args ...any) *deliveryError {
 // (already unsubscribed) when it does not exist, so that a later import or
 // sign-up sync cannot quietly subscribe the person again.
 func (r *resendDeliverer) unsubscribe(ctx context.Context, email, idempotencyKey string) *deliveryError {
+	if r.audienceID == "" {
+		// The worker keeps these back; should one slip through, wait for
+		// the configuration rather than fail it.
+		return &deliveryError{msg: "resend: no audience id configured"}
+	}
 	info := &callInfo{idempotencyKey: idempotencyKey}
 	ctx = context.WithValue(ctx, callInfoKey{}, info)
 
@@ -170,6 +221,36 @@ func (r *resendDeliverer) unsubscribe(ctx context.Context, email, idempotencyKey
 		return classify("update contact", status, info.retryAfter, err, email)
 	}
 	return classify("create contact", status, info.retryAfter, err, email)
+}
+
+// sendEmail sends one rendered email. Resend keeps the idempotency key for 24
+// hours and answers a repeat with the original response instead of sending
+// again, so a retry after a lost response or a crash before the outbox row was
+// marked delivered does not reach the recipient twice. secret (a verification
+// code) is redacted from errors along with the address.
+func (r *resendDeliverer) sendEmail(ctx context.Context, to string, m renderedEmail, idempotencyKey, secret string) *deliveryError {
+	if r.from == "" {
+		return &deliveryError{msg: "resend: no From address configured"}
+	}
+	info := &callInfo{idempotencyKey: idempotencyKey}
+	ctx = context.WithValue(ctx, callInfoKey{}, info)
+	_, err := r.client.Emails.SendWithOptions(ctx, &resend.SendEmailRequest{
+		From:    r.from,
+		To:      []string{to},
+		Subject: m.Subject,
+		Text:    m.Text,
+		Html:    m.HTML,
+	}, &resend.SendEmailOptions{IdempotencyKey: idempotencyKey})
+	if isSuccess(info.status) {
+		// Accepted, even if the body did not parse: a retry would only
+		// replay the same answer.
+		return nil
+	}
+	de := classify("send email", info.status, info.retryAfter, err, to)
+	if secret != "" {
+		de.msg = strings.ReplaceAll(de.msg, secret, "[secret]")
+	}
+	return de
 }
 
 func isSuccess(status int) bool { return status >= 200 && status < 300 }

@@ -1,7 +1,9 @@
-// Package resendtest is a stateful fake of Resend's contacts API on a local
-// httptest server, so tests can exercise real HTTP delivery (headers, retries,
-// outages) without the network or a Resend account. It keeps contacts per
-// audience, records every request, and can be told to fail the next requests.
+// Package resendtest is a stateful fake of Resend's contacts and email-sending
+// API on a local httptest server, so tests can exercise real HTTP delivery
+// (headers, retries, outages, lost responses) without the network or a Resend
+// account. It keeps contacts per audience and the emails sent, records every
+// request, and can be told to fail the next requests — before applying them
+// (FailNext) or after (ApplyThenFailNext, a response lost on the way back).
 //
 // It mirrors the routes and JSON that resend-go v2 uses:
 //
@@ -10,12 +12,19 @@
 //	GET    /audiences/{audience}/contacts/{id_or_email}
 //	PATCH  /audiences/{audience}/contacts/{id_or_email}
 //	DELETE /audiences/{audience}/contacts/{id_or_email}
+//	POST   /emails
+//
+// POST /emails honours the Idempotency-Key header as Resend does: a repeat
+// with the same key and the same body gets the original answer (same id) and
+// sends nothing; the same key with a different body is refused with 409.
+// Unlike Resend, keys never expire (Resend forgets them after 24 hours).
 //
 // Any audience id is accepted (audiences spring into existence on first use);
 // every request must carry "Authorization: Bearer <non-empty key>".
 package resendtest
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -49,6 +58,18 @@ type Contact struct {
 	CreatedAt    time.Time
 }
 
+// SentEmail is an email the fake accepted. A repeat under the same
+// idempotency key is not a new email, so it appears once.
+type SentEmail struct {
+	ID             string
+	From           string
+	To             []string
+	Subject        string
+	Text           string
+	HTML           string
+	IdempotencyKey string // "" when sent without one
+}
+
 // Server is the fake Resend API. Its methods are safe for concurrent use.
 type Server struct {
 	// URL is the base URL to give resend-go (resend.Client.BaseURL) or
@@ -60,20 +81,31 @@ type Server struct {
 	mu         sync.Mutex
 	requests   []Request
 	audiences  map[string]map[string]*Contact // audience -> lowercased email -> contact
+	emails     []SentEmail
+	idempotent map[string]idempotentSend // Idempotency-Key -> the send it made
 	failLeft   int
 	failStatus int
+	lostLeft   int
+	lostStatus int
+}
+
+// idempotentSend remembers what a key was first used for.
+type idempotentSend struct {
+	body []byte // compacted request body
+	id   string
 }
 
 // New starts a fake Resend API, closed when t ends.
 func New(t testing.TB) *Server {
 	t.Helper()
-	s := &Server{audiences: map[string]map[string]*Contact{}}
+	s := &Server{audiences: map[string]map[string]*Contact{}, idempotent: map[string]idempotentSend{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /audiences/{audience}/contacts", s.createContact)
 	mux.HandleFunc("GET /audiences/{audience}/contacts", s.listContacts)
 	mux.HandleFunc("GET /audiences/{audience}/contacts/{contact}", s.getContact)
 	mux.HandleFunc("PATCH /audiences/{audience}/contacts/{contact}", s.updateContact)
 	mux.HandleFunc("DELETE /audiences/{audience}/contacts/{contact}", s.removeContact)
+	mux.HandleFunc("POST /emails", s.sendEmail)
 	s.srv = httptest.NewServer(s.middleware(mux))
 	s.URL = s.srv.URL + "/"
 	t.Cleanup(s.srv.Close)
@@ -119,6 +151,29 @@ func (s *Server) FailNext(n, status int) {
 	s.failLeft, s.failStatus = n, status
 }
 
+// ApplyThenFailNext makes the next n requests take effect and then answer
+// with status, as when Resend did the work but its response was lost (a
+// timeout, a proxy's 502). FailNext, when also pending, wins: a request it
+// fails is not applied.
+func (s *Server) ApplyThenFailNext(n, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lostLeft, s.lostStatus = n, status
+}
+
+// Emails returns every distinct email accepted so far, in order: a repeat
+// under an idempotency key already used is not listed again.
+func (s *Server) Emails() []SentEmail {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]SentEmail, len(s.emails))
+	for i, e := range s.emails {
+		e.To = append([]string(nil), e.To...)
+		out[i] = e
+	}
+	return out
+}
+
 func (s *Server) audience(id string) map[string]*Contact {
 	a, ok := s.audiences[id]
 	if !ok {
@@ -158,10 +213,13 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		s.mu.Lock()
 		idx := len(s.requests)
 		s.requests = append(s.requests, rec)
-		fail := 0
+		fail, lost := 0, 0
 		if s.failLeft > 0 {
 			s.failLeft--
 			fail = s.failStatus
+		} else if s.lostLeft > 0 {
+			s.lostLeft--
+			lost = s.lostStatus
 		}
 		s.mu.Unlock()
 
@@ -171,6 +229,10 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 			writeError(sr, fail, "injected failure")
 		case strings.TrimSpace(strings.TrimPrefix(rec.Authorization, "Bearer ")) == "" || !strings.HasPrefix(rec.Authorization, "Bearer "):
 			writeError(sr, http.StatusUnauthorized, "Missing API key in the authorization header.")
+		case lost != 0:
+			// Apply the request, then throw its answer away.
+			next.ServeHTTP(httptest.NewRecorder(), r)
+			writeError(sr, lost, "injected failure after applying the request")
 		default:
 			next.ServeHTTP(sr, r)
 		}
@@ -342,6 +404,84 @@ func (s *Server) removeContact(w http.ResponseWriter, r *http.Request) {
 	}
 	delete(s.audience(r.PathValue("audience")), key)
 	writeJSON(w, http.StatusOK, map[string]any{"object": "contact", "id": c.ID, "deleted": true})
+}
+
+// emailBody is the part of POST /emails the fake understands. Resend takes
+// "to" as a string or an array; resend-go always sends an array.
+type emailBody struct {
+	From    string          `json:"from"`
+	To      json.RawMessage `json:"to"`
+	Subject string          `json:"subject"`
+	HTML    string          `json:"html"`
+	Text    string          `json:"text"`
+}
+
+func (b emailBody) recipients() []string {
+	var many []string
+	if json.Unmarshal(b.To, &many) == nil {
+		return many
+	}
+	var one string
+	if json.Unmarshal(b.To, &one) == nil && one != "" {
+		return []string{one}
+	}
+	return nil
+}
+
+func (s *Server) sendEmail(w http.ResponseWriter, r *http.Request) {
+	raw, _ := io.ReadAll(r.Body)
+	var b emailBody
+	if err := json.Unmarshal(raw, &b); err != nil {
+		writeError(w, http.StatusBadRequest, "Invalid JSON body.")
+		return
+	}
+	to := b.recipients()
+	switch {
+	case !strings.Contains(b.From, "@"):
+		writeError(w, http.StatusUnprocessableEntity, "Invalid `from` field.")
+		return
+	case len(to) == 0:
+		writeError(w, http.StatusUnprocessableEntity, "Missing `to` field.")
+		return
+	case strings.TrimSpace(b.Subject) == "":
+		writeError(w, http.StatusUnprocessableEntity, "Missing `subject` field.")
+		return
+	case b.HTML == "" && b.Text == "":
+		writeError(w, http.StatusUnprocessableEntity, "Missing `html` or `text` field.")
+		return
+	}
+	for _, a := range to {
+		if !strings.Contains(a, "@") {
+			// Resend's message does not echo the address either.
+			writeError(w, http.StatusUnprocessableEntity, "Invalid `to` field.")
+			return
+		}
+	}
+	var compact bytes.Buffer
+	_ = json.Compact(&compact, raw)
+	key := r.Header.Get("Idempotency-Key")
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if key != "" {
+		if prev, ok := s.idempotent[key]; ok {
+			if !bytes.Equal(prev.body, compact.Bytes()) {
+				writeJSON(w, http.StatusConflict, map[string]any{
+					"statusCode": http.StatusConflict, "name": "invalid_idempotent_request",
+					"message": "Same idempotency key used with a different request payload.",
+				})
+				return
+			}
+			writeJSON(w, http.StatusOK, map[string]any{"id": prev.id})
+			return
+		}
+	}
+	e := SentEmail{ID: uuid.NewString(), From: b.From, To: to, Subject: b.Subject, Text: b.Text, HTML: b.HTML, IdempotencyKey: key}
+	s.emails = append(s.emails, e)
+	if key != "" {
+		s.idempotent[key] = idempotentSend{body: compact.Bytes(), id: e.ID}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"id": e.ID})
 }
 
 // String summarises a request for test failure messages.

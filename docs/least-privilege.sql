@@ -28,3 +28,18 @@ GRANT SELECT, INSERT ON audit_log, audit_checkpoints TO steward_app;
 -- The sealer's two narrow exceptions, each guarded by a trigger.
 GRANT SELECT, INSERT, DELETE ON audit_pending TO steward_app;
 GRANT SELECT, UPDATE ON audit_head TO steward_app;
+
+-- Privacy requests. The timeline is proof like the consent ledger: insert and
+-- read only. Codes are deleted once used; reminders and identities are only
+-- ever added.
+GRANT SELECT, INSERT, UPDATE ON privacy_requests, privacy_request_tasks TO steward_app;
+GRANT SELECT, INSERT ON privacy_request_events, privacy_request_identities, privacy_request_reminders TO steward_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON verification_codes TO steward_app;
+GRANT SELECT, INSERT ON verification_sends TO steward_app;
+GRANT SELECT, INSERT, DELETE ON privacy_request_records TO steward_app;
+
+-- River (durable jobs): its workers insert, lock, update and clean up job
+-- rows, elect a maintenance leader, and read its schema version at start.
+GRANT SELECT ON river_migration TO steward_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON river_job, river_leader, river_queue, river_notification TO steward_app;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO steward_app;

@@ -9,10 +9,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-co-op/gocron/v2"
 	"github.com/gofiber/fiber/v2"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"gocloud.dev/blob"
 
+	"github.com/steward-privacy/steward/connectors"
 	"github.com/steward-privacy/steward/internal/api"
 	"github.com/steward-privacy/steward/internal/apikey"
 	"github.com/steward-privacy/steward/internal/audit"
@@ -20,7 +22,9 @@ import (
 	"github.com/steward-privacy/steward/internal/config"
 	"github.com/steward-privacy/steward/internal/consent"
 	"github.com/steward-privacy/steward/internal/db"
+	"github.com/steward-privacy/steward/internal/dsar"
 	"github.com/steward-privacy/steward/internal/identity"
+	"github.com/steward-privacy/steward/internal/leader"
 	"github.com/steward-privacy/steward/internal/notify"
 	"github.com/steward-privacy/steward/internal/policy"
 	"github.com/steward-privacy/steward/internal/receipt"
@@ -41,7 +45,14 @@ type application struct {
 	audit    *audit.Log
 	sealer   *audit.Sealer
 	bucket   *blob.Bucket
+	requests *dsar.Service
+	elector  *leader.Elector
+	sched    gocron.Scheduler
 	http     *fiber.App
+
+	// connectors reach the systems of the data map; tests put theirs here
+	// before start (production wiring arrives with the connectors).
+	connectors connectors.Registry
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -96,7 +107,7 @@ func newApplication(ctx context.Context, cfg config.Config, log *slog.Logger, cl
 	if err != nil {
 		return nil, fmt.Errorf("receipt signer: %w", err)
 	}
-	resendCfg := notify.ResendConfig{APIKey: cfg.ResendAPIKey, BaseURL: cfg.ResendBaseURL, AudienceID: cfg.ResendAudienceID}
+	resendCfg := notify.ResendConfig{APIKey: cfg.ResendAPIKey, BaseURL: cfg.ResendBaseURL, AudienceID: cfg.ResendAudienceID, From: cfg.EmailFrom}
 	if err := resendCfg.Validate(); err != nil {
 		return nil, fmt.Errorf("resend: %w", err)
 	}
@@ -145,12 +156,23 @@ func newApplication(ctx context.Context, cfg config.Config, log *slog.Logger, cl
 	a.consent = consent.NewService(pool, kr, holder, clk, log, cache, consent.Options{Unsubscriber: outbox, OnGPC: gpcAudit(a.audit)})
 	a.listener.Subscribe(consent.NotifyChannel, cache)
 	a.listener.Subscribe(apikey.NotifyChannel, a.keys)
+	a.connectors = connectors.Registry{}
+	a.requests, err = dsar.New(dsar.Deps{
+		Pool: pool, Keys: kr, Policies: holder, Audit: a.audit, Outbox: outbox, Clock: clk, Log: log, Connectors: a.connectors,
+	}, dsar.Config{
+		Work: true, Workers: cfg.RequestWorkers, TelegramBotToken: cfg.TelegramBotToken,
+		StatusURL: cfg.StatusURL, StaffURL: cfg.StaffURL, StaffEmail: cfg.StaffEmail,
+	})
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
 	a.worker = notify.NewWorker(pool, kr, notify.WorkerConfig{Resend: resendCfg, PollInterval: cfg.OutboxPoll}, clk, log, outboxAudit(a.audit))
 	a.http = api.New(api.Config{
 		BodyLimit: cfg.BodyLimit, ReadTimeout: cfg.ReadTimeout, WriteTimeout: cfg.WriteTimeout, IdleTimeout: cfg.IdleTimeout,
 	}, api.Deps{
 		Log: log, Consent: a.consent, Keys: a.keys, Receipts: signer, Metrics: api.NewMetrics(),
-		Audit: audit.Reader{Pool: pool, Keys: auditTrust}, Ready: a.ready,
+		Audit: audit.Reader{Pool: pool, Keys: auditTrust}, Ready: a.ready, Requests: a.requests,
 	})
 	return a, nil
 }
@@ -172,11 +194,53 @@ func (a *application) start(ctx context.Context) {
 		a.wg.Add(1)
 		go func() { defer a.wg.Done(); a.policies.Watch(ctx, a.cfg.PolicyWatch) }()
 	}
+	if err := a.requests.Start(ctx); err != nil {
+		a.log.Error("privacy-request workers did not start", "err", err)
+	}
+	a.startScheduler()
 	a.wg.Add(3)
 	go func() { defer a.wg.Done(); a.listener.Run(ctx) }()
 	go func() { defer a.wg.Done(); a.worker.Run(ctx) }()
 	go func() { defer a.wg.Done(); a.sealer.Run(ctx) }()
 }
+
+// schedulerLockID elects the replica that runs scheduled work.
+const schedulerLockID = 7_403_112_100
+
+// startScheduler runs the staff-reminder sweep every ReminderInterval on
+// whichever replica holds the scheduler lock; the others skip each run.
+func (a *application) startScheduler() {
+	a.elector = leader.NewElector(a.pool, schedulerLockID)
+	s, err := gocron.NewScheduler(gocron.WithDistributedElector(a.elector), gocron.WithLogger(gocronLogger{a.log}))
+	if err != nil {
+		a.log.Error("scheduler did not start", "err", err)
+		return
+	}
+	_, err = s.NewJob(gocron.DurationJob(a.cfg.ReminderInterval), gocron.NewTask(func(ctx context.Context) {
+		n, err := a.requests.SendReminders(ctx)
+		if err != nil {
+			a.log.Error("staff reminders failed", "err", err)
+			return
+		}
+		if n > 0 {
+			a.log.Info("staff reminders queued", "count", n)
+		}
+	}), gocron.WithSingletonMode(gocron.LimitModeReschedule))
+	if err != nil {
+		a.log.Error("scheduler job not created", "err", err)
+		return
+	}
+	s.Start()
+	a.sched = s
+}
+
+// gocronLogger sends gocron's own messages to slog at debug level.
+type gocronLogger struct{ l *slog.Logger }
+
+func (g gocronLogger) Debug(msg string, args ...any) { g.l.Debug(msg, args...) }
+func (g gocronLogger) Info(msg string, args ...any)  { g.l.Debug(msg, args...) }
+func (g gocronLogger) Warn(msg string, args ...any)  { g.l.Warn(msg, args...) }
+func (g gocronLogger) Error(msg string, args ...any) { g.l.Error(msg, args...) }
 
 // waitListening blocks until the invalidation listener is up (caches on).
 func (a *application) waitListening(ctx context.Context) error {
@@ -193,6 +257,17 @@ func (a *application) waitListening(ctx context.Context) error {
 // shutdown lets in-flight requests finish, then stops background work.
 func (a *application) shutdown(timeout time.Duration) error {
 	err := a.http.ShutdownWithTimeout(timeout)
+	if a.sched != nil {
+		_ = a.sched.Shutdown()
+	}
+	if a.elector != nil {
+		a.elector.Close()
+	}
+	rctx, rcancel := context.WithTimeout(context.Background(), timeout)
+	if serr := a.requests.Stop(rctx); serr != nil {
+		a.log.Warn("privacy-request workers did not stop cleanly; River retries their jobs", "err", serr)
+	}
+	rcancel()
 	if a.cancel != nil {
 		a.cancel()
 	}

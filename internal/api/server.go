@@ -17,6 +17,7 @@ import (
 	"github.com/steward-privacy/steward/internal/apikey"
 	"github.com/steward-privacy/steward/internal/audit"
 	"github.com/steward-privacy/steward/internal/consent"
+	"github.com/steward-privacy/steward/internal/dsar"
 	"github.com/steward-privacy/steward/internal/receipt"
 )
 
@@ -41,6 +42,7 @@ type Deps struct {
 	Receipts *receipt.Signer
 	Metrics  *Metrics
 	Audit    AuditReader
+	Requests *dsar.Service
 	// Ready reports whether the service can take traffic (database reachable,
 	// policies loaded); nil error means ready.
 	Ready func(ctx context.Context) error
@@ -87,6 +89,11 @@ func New(cfg Config, d Deps) *fiber.App {
 	v1 := app.Group("/v1")
 	// Public: anyone holding a receipt must be able to verify it.
 	v1.Get("/consents/receipts/jwks.json", s.jwks)
+	// A person's own request: the emailed code or the status token is the
+	// credential, not an API key.
+	v1.Post("/privacy-requests/:id/verify", s.verifyRequest)
+	v1.Post("/privacy-requests/:id/verification-code", s.resendCode)
+	v1.Get("/privacy-requests/:id/status", s.requestStatus)
 
 	authed := v1.Group("", s.authenticate)
 	authed.Post("/consents", s.recordConsent)
@@ -98,6 +105,19 @@ func New(cfg Config, d Deps) *fiber.App {
 	authed.Get("/admin/audit", s.listAudit)
 	authed.Get("/admin/audit/export", s.exportAudit)
 	authed.Get("/admin/audit/verify", s.verifyAudit)
+	authed.Post("/privacy-requests", s.createRequest)
+	authed.Get("/privacy-requests", s.listRequests)
+	authed.Get("/privacy-requests/:id", s.getRequest)
+	authed.Post("/privacy-requests/:id/identities", s.revealIdentities)
+	authed.Post("/privacy-requests/:id/approve", s.approveRequest)
+	authed.Post("/privacy-requests/:id/deny", s.denyRequest)
+	authed.Post("/privacy-requests/:id/extend", s.extendRequest)
+	authed.Post("/privacy-requests/:id/cancel", s.cancelRequest)
+	authed.Post("/privacy-requests/:id/pause", s.pauseRequest)
+	authed.Post("/privacy-requests/:id/resume", s.resumeRequest)
+	authed.Post("/privacy-requests/:id/retry-planning", s.retryPlanning)
+	authed.Post("/privacy-requests/:id/tasks/:task_id/retry", s.retryTask)
+	authed.Post("/privacy-requests/:id/tasks/:task_id/complete", s.completeTask)
 	return app
 }
 

@@ -38,6 +38,14 @@ type Config struct {
 	AuditCheckpointEvery    int
 	AuditCheckpointInterval time.Duration
 	AuditCheckpointBucket   string
+
+	EmailFrom        string
+	StaffEmail       string
+	StatusURL        string
+	StaffURL         string
+	TelegramBotToken string
+	RequestWorkers   int
+	ReminderInterval time.Duration
 }
 
 // Var documents one environment variable.
@@ -69,6 +77,13 @@ var Vars = []Var{
 	{"STEWARD_AUDIT_CHECKPOINT_EVERY", "1000", "A signed checkpoint at least every N audit entries."},
 	{"STEWARD_AUDIT_CHECKPOINT_INTERVAL", "5m", "... and at least this often while entries are being added."},
 	{"STEWARD_AUDIT_CHECKPOINT_BUCKET", "", "Object-storage URL that also receives every checkpoint (s3://bucket?endpoint=...&region=..., file:///dir)."},
+	{"STEWARD_EMAIL_FROM", "", "Sender of privacy-request emails (`Privacy <privacy@example.com>`); with STEWARD_RESEND_API_KEY, required for emails to go out."},
+	{"STEWARD_STAFF_EMAIL", "", "Where deadline reminders go (7 days and 1 day before due, and overdue); empty sends none."},
+	{"STEWARD_STATUS_URL", "", "The page where a person checks their request (linked in emails as `?request=<id>`)."},
+	{"STEWARD_STAFF_URL", "", "Prefix of the staff console's request page (linked in reminders, followed by the request id)."},
+	{"STEWARD_TELEGRAM_BOT_TOKEN", "", "The bot's token, to verify Telegram Mini App initData on bot requests; empty refuses initData."},
+	{"STEWARD_REQUEST_WORKERS", "10", "Privacy-request tasks run at once per replica."},
+	{"STEWARD_REMINDER_INTERVAL", "15m", "How often the elected replica looks for requests needing a staff reminder."},
 }
 
 // Load reads the configuration through getenv (os.Getenv in production).
@@ -99,6 +114,11 @@ func Load(getenv func(string) string) (Config, error) {
 	c.AuditSigningKey = get("STEWARD_AUDIT_SIGNING_KEY")
 	c.AuditRetiredKeys = list(get("STEWARD_AUDIT_RETIRED_KEYS"))
 	c.AuditCheckpointBucket = get("STEWARD_AUDIT_CHECKPOINT_BUCKET")
+	c.EmailFrom = get("STEWARD_EMAIL_FROM")
+	c.StaffEmail = get("STEWARD_STAFF_EMAIL")
+	c.StatusURL = get("STEWARD_STATUS_URL")
+	c.StaffURL = get("STEWARD_STAFF_URL")
+	c.TelegramBotToken = get("STEWARD_TELEGRAM_BOT_TOKEN")
 	if err := c.LogLevel.UnmarshalText([]byte(get("STEWARD_LOG_LEVEL"))); err != nil {
 		return c, fmt.Errorf("STEWARD_LOG_LEVEL: want debug, info, warn or error")
 	}
@@ -112,10 +132,13 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.AuditCheckpointEvery, err = positiveInt(get, "STEWARD_AUDIT_CHECKPOINT_EVERY"); err != nil {
 		return c, err
 	}
+	if c.RequestWorkers, err = positiveInt(get, "STEWARD_REQUEST_WORKERS"); err != nil {
+		return c, err
+	}
 	for name, dst := range map[string]*time.Duration{
 		"STEWARD_READ_TIMEOUT": &c.ReadTimeout, "STEWARD_WRITE_TIMEOUT": &c.WriteTimeout, "STEWARD_IDLE_TIMEOUT": &c.IdleTimeout,
 		"STEWARD_SHUTDOWN_TIMEOUT": &c.ShutdownTimeout, "STEWARD_OUTBOX_POLL": &c.OutboxPoll,
-		"STEWARD_AUDIT_CHECKPOINT_INTERVAL": &c.AuditCheckpointInterval,
+		"STEWARD_AUDIT_CHECKPOINT_INTERVAL": &c.AuditCheckpointInterval, "STEWARD_REMINDER_INTERVAL": &c.ReminderInterval,
 	} {
 		d, err := time.ParseDuration(get(name))
 		if err != nil || d <= 0 {

@@ -63,6 +63,13 @@ const receiptBody = `{"receipt":{
 	"jws":"eyJhbGciOiJFZERTQSJ9.eyJoZWFkZXIiOnt9fQ.c2lnbmF0dXJl",
 	"jwks_url":"/v1/consents/receipts/jwks.json"}`
 
+const reqID = "0b6f7c1e-2a3d-4e5f-8a9b-0c1d2e3f4a5b"
+
+const privacyRequest = `{"id":"` + reqID + `","type":"access","status":"in_progress","channel":"web","language":"en","region":"DE","regime":"gdpr",
+	"subject_kind":"email","received_at":"2026-02-03T10:15:30Z","due_at":"2026-03-03T10:15:30Z","original_due_at":"2026-03-03T10:15:30Z",
+	"extendable_until":"2026-05-03T10:15:30Z","extension_notice_by":"2026-03-03T10:15:30Z","extended":false,"verified_at":"2026-02-03T10:16:00Z",
+	"verification":"email_code","approval_required":false,"approval_rule":"no_approval","planned_at":"2026-02-03T10:16:00Z","overdue":false}`
+
 // problem is an api.Problem body; writeProblem always sets request_id.
 func problem(status int, code string, extra string) string {
 	return `{"type":"urn:steward:problem:` + code + `","title":"t","status":` + strconv.Itoa(status) +
@@ -136,6 +143,32 @@ func samples(doc []byte) []sample {
 			`{"ok":true,"entries":0,"head_seq":0,"head_hash":"","checkpoints":0,"pending":0,"summary":"OK 0 entries, head 0 "}`},
 		{"audit verify broken", "GET", "/v1/admin/audit/verify", 200, jsonCT,
 			`{"ok":false,"entries":4,"head_seq":4,"head_hash":"` + hashHex + `","checkpoints":1,"pending":0,"broken_seq":5,"reason":"hash mismatch: the entry was altered","summary":"FAIL at seq 5: hash mismatch: the entry was altered"}`},
+		{"privacy request created", "POST", "/v1/privacy-requests", 201, jsonCT, `{"request":` + privacyRequest + `,"status_token":"sts_x","existing":false}`},
+		{"privacy request existing", "POST", "/v1/privacy-requests", 200, jsonCT, `{"request":` + privacyRequest + `,"existing":true}`},
+		{"privacy request rate limited", "POST", "/v1/privacy-requests", 429, probCT, problem(429, "rate_limited", "")},
+		{"privacy requests list", "GET", "/v1/privacy-requests?status=open", 200, jsonCT, `{"items":[` + privacyRequest + `],"next_cursor":null}`},
+		{"privacy request detail", "GET", "/v1/privacy-requests/" + reqID, 200, jsonCT, privacyRequest[:len(privacyRequest)-1] +
+			`,"identities":[{"kind":"email","source":"given"}],"plan":{"request_type":"access","regime":"gdpr","policy_revision":"r","identity_kinds":["email"],
+			"tasks":[{"system":"app_db","dataset":"users","operation":"access","mode":"automated","fields":[{"field":"email","category":"user.contact.email","action":"include"}]}],
+			"retained":[],"unreached":["bot_db"]},"tasks":[{"id":"` + reqID + `","seq":1,"system":"app_db","dataset":"users","operation":"access","mode":"automated",
+			"status":"succeeded","run":1,"attempts":1,"fields":[{"field":"email","category":"user.contact.email","action":"include"}],"result":{"records":1}}],
+			"timeline":[{"at":"2026-02-03T10:15:30Z","event":"received","to":"received","actor":"key:key_1"}]}`},
+		{"privacy request not found", "GET", "/v1/privacy-requests/" + reqID, 404, probCT, problem(404, "not_found", "")},
+		{"privacy request identities", "POST", "/v1/privacy-requests/" + reqID + "/identities", 200, jsonCT, `{"identities":["email:ann@example.com"]}`},
+		{"privacy request verify", "POST", "/v1/privacy-requests/" + reqID + "/verify", 200, jsonCT, `{"request":` + privacyRequest + `,"status_token":"sts_y"}`},
+		{"privacy request verify conflict", "POST", "/v1/privacy-requests/" + reqID + "/verify", 409, probCT, problem(409, "conflict", "")},
+		{"privacy request resend", "POST", "/v1/privacy-requests/" + reqID + "/verification-code", 202, jsonCT, `{"sent":true}`},
+		{"privacy request status", "GET", "/v1/privacy-requests/" + reqID + "/status", 200, jsonCT,
+			`{"id":"` + reqID + `","type":"access","status":"in_progress","received_at":"2026-02-03T10:15:30Z","due_at":"2026-03-03T10:15:30Z","extended":false,"tasks_done":1,"tasks_total":3}`},
+		{"privacy request approve", "POST", "/v1/privacy-requests/" + reqID + "/approve", 200, jsonCT, privacyRequest},
+		{"privacy request deny", "POST", "/v1/privacy-requests/" + reqID + "/deny", 200, jsonCT, privacyRequest},
+		{"privacy request extend", "POST", "/v1/privacy-requests/" + reqID + "/extend", 409, probCT, problem(409, "conflict", "")},
+		{"privacy request cancel", "POST", "/v1/privacy-requests/" + reqID + "/cancel", 200, jsonCT, privacyRequest},
+		{"privacy request pause", "POST", "/v1/privacy-requests/" + reqID + "/pause", 200, jsonCT, privacyRequest},
+		{"privacy request resume", "POST", "/v1/privacy-requests/" + reqID + "/resume", 200, jsonCT, privacyRequest},
+		{"privacy request retry planning", "POST", "/v1/privacy-requests/" + reqID + "/retry-planning", 409, probCT, problem(409, "conflict", "")},
+		{"privacy request retry task", "POST", "/v1/privacy-requests/" + reqID + "/tasks/" + reqID + "/retry", 200, jsonCT, privacyRequest},
+		{"privacy request complete task", "POST", "/v1/privacy-requests/" + reqID + "/tasks/" + reqID + "/complete", 200, jsonCT, privacyRequest},
 		{"check batch", "POST", "/v1/consent/check", 200, jsonCT,
 			`{"policy_revision":"` + rev + `","results":[{"allow":true,"reason":"opt_out_default","rule":"opt_out_regime_default","regime":"ccpa","legal_basis":"consent"},
 				{"allow":false,"reason":"gpc_opt_out","rule":"stored_refusal","regime":"us_state","legal_basis":"consent"}]}`},
@@ -149,7 +182,13 @@ func TestDocumentLoads(t *testing.T) {
 		"GET /v1/admin/audit", "GET /v1/admin/audit/export", "GET /v1/admin/audit/verify",
 		"GET /v1/consent/check", "GET /v1/consents", "GET /v1/consents/history",
 		"GET /v1/consents/receipts/jwks.json", "GET /v1/consents/receipts/{event_id}",
+		"GET /v1/privacy-requests", "GET /v1/privacy-requests/{id}", "GET /v1/privacy-requests/{id}/status",
 		"POST /v1/consent/check", "POST /v1/consents",
+		"POST /v1/privacy-requests", "POST /v1/privacy-requests/{id}/approve", "POST /v1/privacy-requests/{id}/cancel",
+		"POST /v1/privacy-requests/{id}/deny", "POST /v1/privacy-requests/{id}/extend", "POST /v1/privacy-requests/{id}/identities",
+		"POST /v1/privacy-requests/{id}/pause", "POST /v1/privacy-requests/{id}/resume", "POST /v1/privacy-requests/{id}/retry-planning",
+		"POST /v1/privacy-requests/{id}/tasks/{task_id}/complete", "POST /v1/privacy-requests/{id}/tasks/{task_id}/retry",
+		"POST /v1/privacy-requests/{id}/verification-code", "POST /v1/privacy-requests/{id}/verify",
 	}
 	if got := d.Operations(); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("Operations() =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

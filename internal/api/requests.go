@@ -1,0 +1,283 @@
+package api
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/steward-privacy/steward/internal/apperr"
+	"github.com/steward-privacy/steward/internal/dsar"
+)
+
+// Privacy requests: intake (frontends and staff), the person's own status,
+// verification and code resend (public: the code and the status token are
+// the credentials), and the staff workflow.
+
+type createRequestBody struct {
+	Type             string            `json:"type"`
+	Subject          string            `json:"subject"`
+	Region           string            `json:"region"`
+	Channel          string            `json:"channel"`
+	Language         string            `json:"language"`
+	Changes          map[string]string `json:"changes"`
+	InitData         string            `json:"init_data"`
+	IdentityAsserted bool              `json:"identity_asserted"`
+	IdentityVerified bool              `json:"identity_verified"`
+	Note             string            `json:"note"`
+	Agent            *dsar.Agent       `json:"agent"`
+}
+
+type createdResponse struct {
+	Request     dsar.Request `json:"request"`
+	StatusToken string       `json:"status_token,omitempty"`
+	Existing    bool         `json:"existing"`
+}
+
+// allowed reports whether the caller's role may do action, without failing.
+func (s *server) allowed(c *fiber.Ctx, action string) (bool, error) {
+	err := s.authorize(c, action)
+	if err == nil {
+		return true, nil
+	}
+	if apperr.CodeOf(err) == apperr.Forbidden {
+		return false, nil
+	}
+	return false, err
+}
+
+func (s *server) createRequest(c *fiber.Ctx) error {
+	if err := requireJSON(c); err != nil {
+		return err
+	}
+	var b createRequestBody
+	if err := decodeStrict(c.Body(), &b); err != nil {
+		return err
+	}
+	subj, err := parseSubject("subject", b.Subject)
+	if err != nil {
+		return err
+	}
+	if err := s.authorize(c, "requests.create", subj.Kind()); err != nil {
+		return err
+	}
+	canAssert, err := s.allowed(c, "requests.assert_identity")
+	if err != nil {
+		return err
+	}
+	isStaff, err := s.allowed(c, "requests.manage")
+	if err != nil {
+		return err
+	}
+	out, err := s.Requests.Create(c.UserContext(), dsar.CreateInput{
+		Type: b.Type, Subject: subj, Region: b.Region, Channel: b.Channel, Language: b.Language, Changes: b.Changes,
+		InitData: b.InitData, IdentityAsserted: b.IdentityAsserted, IdentityVerified: b.IdentityVerified, Note: b.Note, Agent: b.Agent,
+		Actor: "key:" + callerKey(c).ID, ClientIP: c.IP(), CanAssert: canAssert, IsStaff: isStaff,
+	})
+	if err != nil {
+		return err
+	}
+	status := fiber.StatusCreated
+	if out.Existing {
+		status = fiber.StatusOK
+	}
+	return c.Status(status).JSON(createdResponse{Request: out.Request, StatusToken: out.StatusToken, Existing: out.Existing})
+}
+
+type verifyBody struct {
+	Code string `json:"code"`
+}
+
+type verifiedResponse struct {
+	Request     dsar.Request `json:"request"`
+	StatusToken string       `json:"status_token"`
+}
+
+func (s *server) verifyRequest(c *fiber.Ctx) error {
+	if err := requireJSON(c); err != nil {
+		return err
+	}
+	var b verifyBody
+	if err := decodeStrict(c.Body(), &b); err != nil {
+		return err
+	}
+	v, err := s.Requests.Verify(c.UserContext(), strings.Clone(c.Params("id")), b.Code)
+	if err != nil {
+		return err
+	}
+	return c.JSON(verifiedResponse{Request: v.Request, StatusToken: v.StatusToken})
+}
+
+func (s *server) resendCode(c *fiber.Ctx) error {
+	if err := s.Requests.ResendCode(c.UserContext(), strings.Clone(c.Params("id")), c.IP()); err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"sent": true})
+}
+
+// StatusTokenHeader carries the person's status token.
+const StatusTokenHeader = "Steward-Status-Token"
+
+func (s *server) requestStatus(c *fiber.Ctx) error {
+	st, err := s.Requests.Status(c.UserContext(), strings.Clone(c.Params("id")), strings.Clone(c.Get(StatusTokenHeader)))
+	if err != nil {
+		return err
+	}
+	return c.JSON(st)
+}
+
+type requestPage struct {
+	Items      []dsar.Request `json:"items"`
+	NextCursor *string        `json:"next_cursor"`
+}
+
+func (s *server) listRequests(c *fiber.Ctx) error {
+	if err := checkQuery(c, "status", "type", "channel", "overdue", "due_before", "limit", "cursor"); err != nil {
+		return err
+	}
+	if err := s.authorize(c, "requests.read"); err != nil {
+		return err
+	}
+	f := dsar.Filter{Status: strings.Clone(c.Query("status")), Type: strings.Clone(c.Query("type")),
+		Channel: strings.Clone(c.Query("channel")), Cursor: strings.Clone(c.Query("cursor"))}
+	switch c.Query("overdue") {
+	case "", "false":
+	case "true":
+		f.Overdue = true
+	default:
+		return apperr.Field("overdue", "must be true or false")
+	}
+	if v := c.Query("due_before"); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			return apperr.Field("due_before", "must be an RFC 3339 time")
+		}
+		f.DueBy = &t
+	}
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return apperr.Field("limit", "must be a whole number between 1 and 200")
+		}
+		f.Limit = n
+	}
+	items, next, err := s.Requests.List(c.UserContext(), f)
+	if err != nil {
+		return err
+	}
+	page := requestPage{Items: items}
+	if next != "" {
+		page.NextCursor = &next
+	}
+	return c.JSON(page)
+}
+
+func (s *server) getRequest(c *fiber.Ctx) error {
+	if err := s.authorize(c, "requests.read"); err != nil {
+		return err
+	}
+	d, err := s.Requests.Get(c.UserContext(), strings.Clone(c.Params("id")))
+	if err != nil {
+		return err
+	}
+	return c.JSON(d)
+}
+
+func (s *server) revealIdentities(c *fiber.Ctx) error {
+	if err := s.authorize(c, "requests.manage"); err != nil {
+		return err
+	}
+	ids, err := s.Requests.RevealIdentities(c.UserContext(), strings.Clone(c.Params("id")), "key:"+callerKey(c).ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"identities": ids})
+}
+
+type reasonBody struct {
+	Reason string `json:"reason"`
+	Note   string `json:"note"`
+}
+
+// optionalBody decodes a JSON body if one was sent: approve and resume take
+// an optional note, so an empty body is fine.
+func optionalBody(c *fiber.Ctx, v any) error {
+	if len(strings.TrimSpace(string(c.Body()))) == 0 {
+		return nil
+	}
+	if err := requireJSON(c); err != nil {
+		return err
+	}
+	return decodeStrict(c.Body(), v)
+}
+
+// staffAction runs one staff action on a request.
+func (s *server) staffAction(c *fiber.Ctx, fn func(id, actor string, b reasonBody) (dsar.Request, error)) error {
+	var b reasonBody
+	if err := optionalBody(c, &b); err != nil {
+		return err
+	}
+	if err := s.authorize(c, "requests.manage"); err != nil {
+		return err
+	}
+	r, err := fn(strings.Clone(c.Params("id")), "key:"+callerKey(c).ID, b)
+	if err != nil {
+		return err
+	}
+	return c.JSON(r)
+}
+
+func (s *server) approveRequest(c *fiber.Ctx) error {
+	return s.staffAction(c, func(id, actor string, b reasonBody) (dsar.Request, error) {
+		return s.Requests.Approve(c.UserContext(), id, actor, b.Note)
+	})
+}
+
+func (s *server) denyRequest(c *fiber.Ctx) error {
+	return s.staffAction(c, func(id, actor string, b reasonBody) (dsar.Request, error) {
+		return s.Requests.Deny(c.UserContext(), id, actor, b.Reason)
+	})
+}
+
+func (s *server) extendRequest(c *fiber.Ctx) error {
+	return s.staffAction(c, func(id, actor string, b reasonBody) (dsar.Request, error) {
+		return s.Requests.Extend(c.UserContext(), id, actor, b.Reason)
+	})
+}
+
+func (s *server) cancelRequest(c *fiber.Ctx) error {
+	return s.staffAction(c, func(id, actor string, b reasonBody) (dsar.Request, error) {
+		return s.Requests.Cancel(c.UserContext(), id, actor, b.Reason)
+	})
+}
+
+func (s *server) pauseRequest(c *fiber.Ctx) error {
+	return s.staffAction(c, func(id, actor string, b reasonBody) (dsar.Request, error) {
+		return s.Requests.Pause(c.UserContext(), id, actor, b.Reason)
+	})
+}
+
+func (s *server) resumeRequest(c *fiber.Ctx) error {
+	return s.staffAction(c, func(id, actor string, _ reasonBody) (dsar.Request, error) {
+		return s.Requests.Resume(c.UserContext(), id, actor)
+	})
+}
+
+func (s *server) retryPlanning(c *fiber.Ctx) error {
+	return s.staffAction(c, func(id, actor string, _ reasonBody) (dsar.Request, error) {
+		return s.Requests.RetryPlan(c.UserContext(), id, actor)
+	})
+}
+
+func (s *server) retryTask(c *fiber.Ctx) error {
+	return s.staffAction(c, func(id, actor string, _ reasonBody) (dsar.Request, error) {
+		return s.Requests.RetryTask(c.UserContext(), id, strings.Clone(c.Params("task_id")), actor)
+	})
+}
+
+func (s *server) completeTask(c *fiber.Ctx) error {
+	return s.staffAction(c, func(id, actor string, b reasonBody) (dsar.Request, error) {
+		return s.Requests.CompleteManualTask(c.UserContext(), id, strings.Clone(c.Params("task_id")), actor, b.Note)
+	})
+}

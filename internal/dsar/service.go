@@ -149,12 +149,6 @@ const (
 	actorPolicy = "system:policy"
 )
 
-// SubjectActor names a person in the audit log by the keyed hash of their
-// identity, never the identity itself.
-func (s *Service) subjectActor(subj identity.Subject) string {
-	return fmt.Sprintf("subject:%x", s.Keys.Hash(subj))
-}
-
 // --- tokens and sealing -----------------------------------------------------------
 
 // newStatusToken is 32 random bytes: unguessable, so a fast hash stores it.

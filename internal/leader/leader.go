@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -41,7 +42,11 @@ func (e *Elector) IsLeader(ctx context.Context) error {
 		if _, err := e.conn.Exec(ctx, `SELECT 1`); err == nil {
 			return nil
 		}
-		e.conn.Release()
+		// The check failed, perhaps only because ctx ended while the
+		// session still holds the lock: end the session, never hand it
+		// back to the pool, where the lock would stay with an idle
+		// connection and no replica could take it.
+		drop(e.conn)
 		e.conn = nil
 	}
 	conn, err := e.pool.Acquire(ctx)
@@ -50,7 +55,7 @@ func (e *Elector) IsLeader(ctx context.Context) error {
 	}
 	var got bool
 	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, e.key).Scan(&got); err != nil {
-		conn.Release()
+		drop(conn) // the lock may have been granted before the error
 		return fmt.Errorf("leader: try lock: %w", err)
 	}
 	if !got {
@@ -66,8 +71,21 @@ func (e *Elector) Close() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.conn != nil {
-		_, _ = e.conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, e.key)
-		e.conn.Release()
+		var unlocked bool
+		if err := e.conn.QueryRow(context.Background(), `SELECT pg_advisory_unlock($1)`, e.key).Scan(&unlocked); err != nil || !unlocked {
+			drop(e.conn)
+		} else {
+			e.conn.Release()
+		}
 		e.conn = nil
 	}
+}
+
+// drop closes a connection's session, which releases every advisory lock
+// it holds, and gives the closed connection back (the pool discards it).
+func drop(c *pgxpool.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = c.Conn().Close(ctx)
+	c.Release()
 }

@@ -423,11 +423,41 @@ func (s *Service) Resume(ctx context.Context, id, actor string) (Request, error)
 			}
 			return s.enqueuePlan(ctx, tx, id, r.planRun)
 		case r.Status == InProgress || r.Status == Failed:
-			return s.requeuePending(ctx, tx, id)
+			if err := s.requeuePending(ctx, tx, id); err != nil {
+				return err
+			}
+			// Tasks that ended during the pause moved nothing (the request
+			// was not in progress): settle what they left, or no later
+			// event would ever complete or fail the request.
+			return s.settleResumed(ctx, tx, &r)
 		}
 		return nil
 	})
 	return r, err
+}
+
+// settleResumed fails a resumed in-progress request when a task failed
+// during the pause, and completes it when every task ended well.
+func (s *Service) settleResumed(ctx context.Context, tx pgx.Tx, r *Request) error {
+	if r.Status != InProgress {
+		return nil
+	}
+	var system, dataset, op, msg string
+	err := tx.QueryRow(ctx, `
+		SELECT system, dataset, operation, coalesce(error, '') FROM privacy_request_tasks
+		WHERE request_id = $1 AND status = 'failed' ORDER BY seq LIMIT 1`, r.ID).Scan(&system, &dataset, &op, &msg)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return s.checkCompletion(ctx, tx, r)
+	}
+	if err != nil {
+		return fmt.Errorf("dsar: find failed task: %w", err)
+	}
+	reason := fmt.Sprintf("task %s/%s (%s) failed: %s", system, dataset, op, msg)
+	if _, err := tx.Exec(ctx, `UPDATE privacy_requests SET failure_reason = $2 WHERE id = $1`, r.ID, truncate(reason, 1000)); err != nil {
+		return fmt.Errorf("dsar: record failure: %w", err)
+	}
+	r.FailureReason = reason
+	return s.move(ctx, tx, r, Fail, actorSystem, reason, nil)
 }
 
 func (s *Service) requeuePending(ctx context.Context, tx pgx.Tx, id string) error {

@@ -48,6 +48,7 @@ func loadEngine(t testing.TB) *policy.Engine {
 // and an outbox worker delivering to it.
 type rig struct {
 	t      testing.TB
+	url    string // the rig's database, for a second process
 	pool   *pgxpool.Pool
 	svc    *dsar.Service
 	store  *recordstore.Store
@@ -61,6 +62,9 @@ type rigOpts struct {
 	cfg      dsar.Config
 	registry func(store *recordstore.Store, e *policy.Engine) connectors.Registry
 	noStart  bool
+	engine   *policy.Engine // default: the embedded policies
+	keys     string         // keyring spec (kid:base64); default: a random key
+	start    time.Time      // the fake clock's start; default: now
 }
 
 func allSystems(store connectors.Connector, e *policy.Engine) connectors.Registry {
@@ -73,10 +77,23 @@ func allSystems(store connectors.Connector, e *policy.Engine) connectors.Registr
 
 func newRig(t testing.TB, o rigOpts) *rig {
 	t.Helper()
-	_, pool := dbtest.New(t)
-	e := loadEngine(t)
-	clk := clock.NewFake(time.Now())
+	url, pool := dbtest.New(t)
+	e := o.engine
+	if e == nil {
+		e = loadEngine(t)
+	}
+	start := o.start
+	if start.IsZero() {
+		start = time.Now()
+	}
+	clk := clock.NewFake(start)
 	kr := identity.NewRandomKeyring("k1")
+	if o.keys != "" {
+		var err error
+		if kr, err = identity.ParseKeyring(o.keys); err != nil {
+			t.Fatal(err)
+		}
+	}
 	store := recordstore.New(pool, recordstore.Options{HashKey: []byte("test-hash-key-0123456789abcdef!!")})
 	if err := store.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
@@ -103,7 +120,7 @@ func newRig(t testing.TB, o rigOpts) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{t: t, pool: pool, svc: svc, store: store, mail: mail, clk: clk, kr: kr,
+	r := &rig{t: t, url: url, pool: pool, svc: svc, store: store, mail: mail, clk: clk, kr: kr,
 		worker: notify.NewWorker(pool, kr, notify.WorkerConfig{Resend: notify.ResendConfig{APIKey: "re_test", BaseURL: mail.URL, From: "Privacy <privacy@example.com>"}}, clk, nil, nil)}
 	if !o.noStart {
 		ctx, cancel := context.WithCancel(context.Background())

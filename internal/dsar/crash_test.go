@@ -1,0 +1,349 @@
+package dsar_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/steward-privacy/steward/connectors"
+	"github.com/steward-privacy/steward/connectors/recordstore"
+	"github.com/steward-privacy/steward/internal/audit"
+	"github.com/steward-privacy/steward/internal/clock"
+	"github.com/steward-privacy/steward/internal/db"
+	"github.com/steward-privacy/steward/internal/dsar"
+	"github.com/steward-privacy/steward/internal/identity"
+	"github.com/steward-privacy/steward/internal/notify"
+)
+
+// crashWorkerEnv carries the child worker's settings (crashWorker as JSON).
+const crashWorkerEnv = "STEWARD_DSAR_CRASH_WORKER"
+
+type crashWorker struct {
+	DB   string `json:"db"`
+	Keys string `json:"keys"`
+	Mode string `json:"mode"` // "work": run the engine's workers until killed
+}
+
+// slowConnector stretches every effect on both sides, so a kill lands
+// mid-task: before the effect (in the hook) or, the case that matters for
+// doing nothing twice, after the effect committed and before the engine
+// recorded it.
+type slowConnector struct {
+	connectors.Connector
+	after time.Duration
+}
+
+func (c slowConnector) Erase(ctx context.Context, p connectors.EraseParams) (connectors.EraseResult, error) {
+	res, err := c.Connector.Erase(ctx, p)
+	time.Sleep(c.after)
+	return res, err
+}
+
+func (c slowConnector) Access(ctx context.Context, p connectors.AccessParams, sink connectors.Sink) (connectors.AccessResult, error) {
+	res, err := c.Connector.Access(ctx, p, sink)
+	time.Sleep(c.after)
+	return res, err
+}
+
+// TestCrashWorkerProcess is the worker process TestWorkersKilledMidTask
+// starts (and kills): it does nothing in an ordinary test run.
+func TestCrashWorkerProcess(t *testing.T) {
+	spec := os.Getenv(crashWorkerEnv)
+	if spec == "" {
+		return
+	}
+	var w crashWorker
+	if err := json.Unmarshal([]byte(spec), &w); err != nil || w.Mode != "work" {
+		t.Fatalf("bad %s: %v", crashWorkerEnv, err)
+	}
+	// Whatever happens to the parent, do not outlive it by much.
+	time.AfterFunc(2*time.Minute, func() { os.Exit(3) })
+	ctx := context.Background()
+	pool, err := db.Open(ctx, w.DB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := identity.ParseKeyring(w.Keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := loadSmallEngine(t)
+	store := recordstore.New(pool, recordstore.Options{HashKey: []byte("test-hash-key-0123456789abcdef!!")})
+	store.SetHook(func(ctx context.Context, op string, _ connectors.Target) error {
+		if op == recordstore.OpErase || op == recordstore.OpAccess {
+			select {
+			case <-time.After(50 * time.Millisecond):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	})
+	slow := slowConnector{Connector: store, after: 100 * time.Millisecond}
+	clk := clock.Real{}
+	svc, err := dsar.New(dsar.Deps{
+		Pool: pool, Keys: kr, Policies: fixedPolicies{e}, Audit: audit.New(clk, e.Revision()), Outbox: notify.NewOutbox(kr, clk, nil),
+		Clock: clk, Connectors: allSystems(slow, e),
+	}, dsar.Config{Work: true, Workers: 8, FetchPoll: 50 * time.Millisecond, RetryBase: 20 * time.Millisecond, StaffEmail: staffEmail})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Println("crash worker: started")
+	select {} // until SIGKILL
+}
+
+// TestWorkersKilledMidTask is the issue's crash test: "stop the workers
+// mid-execution and start new ones: every request completes and no task's
+// effect or email happens twice". A worker process (this test binary,
+// re-executed as TestCrashWorkerProcess) runs the engine against the test's
+// database with connector calls stretched to ~150 ms, and is SIGKILLed while
+// tasks run; an in-process engine then takes over. River rescues the jobs
+// the dead process held once its leadership lapses (~15 s) and they have
+// run longer than RescueAfter; the connector's idempotency keys make a
+// rerun of a task whose effect had committed a no-op.
+func TestWorkersKilledMidTask(t *testing.T) {
+	t.Parallel()
+	secret := make([]byte, 32)
+	_, _ = rand.Read(secret)
+	keys := "k1:" + base64.StdEncoding.EncodeToString(secret)
+	r := newRig(t, rigOpts{
+		engine: loadSmallEngine(t), keys: keys, noStart: true,
+		cfg: dsar.Config{JobTimeout: time.Second, RescueAfter: 2 * time.Second},
+	})
+	ctx := context.Background()
+
+	// 12 erasures (approved) and 12 access requests, entered by staff for
+	// email subjects, so each ends with a completion email.
+	const perType = 12
+	type req struct{ id, typ, email string }
+	var reqs []req
+	for i := 0; i < 2*perType; i++ {
+		tg := strconv.Itoa(8_000_000 + i)
+		email := fmt.Sprintf("crash%d@example.com", i)
+		r.seedBotUser(tg)
+		if err := r.store.Link(ctx, connectors.Identity{Type: "email", Value: email}, connectors.Identity{Type: "tg", Value: tg}); err != nil {
+			t.Fatal(err)
+		}
+		typ := "access"
+		if i%2 == 0 {
+			typ = "erasure"
+		}
+		c, err := r.svc.Create(ctx, dsar.CreateInput{
+			Type: typ, Subject: identity.MustParse("email:" + email), Region: "DE", Channel: dsar.ChannelStaff,
+			IsStaff: true, IdentityVerified: true, Note: "by post", Actor: "key:reviewer",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		reqs = append(reqs, req{c.Request.ID, typ, email})
+	}
+
+	spec, _ := json.Marshal(crashWorker{DB: r.url, Keys: keys, Mode: "work"})
+	var out syncBuffer
+	var cmd *exec.Cmd
+	start := func() {
+		t.Helper()
+		cmd = exec.Command(os.Args[0], "-test.run=^TestCrashWorkerProcess$", "-test.v")
+		cmd.Env = append(os.Environ(), crashWorkerEnv+"="+string(spec))
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kill := func() {
+		if cmd != nil {
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			_ = cmd.Wait()
+			cmd = nil
+		}
+	}
+	t.Cleanup(kill)
+	start()
+
+	// Planning needs the worker, so approval waits for it.
+	deadline := time.Now().Add(60 * time.Second)
+	for _, q := range reqs {
+		if q.typ != "erasure" {
+			continue
+		}
+		for {
+			d, err := r.svc.Get(ctx, q.id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Status == dsar.AwaitingApproval {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("erasure %s still %s; worker output:\n%s", q.id, d.Status, out.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if _, err := r.svc.Approve(ctx, q.id, "key:reviewer", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Kill it in the worst moment: while an erasure's effect has committed
+	// in the connector and the engine has not yet recorded the task done.
+	// The moment is seen by polling, so the worker may get past it before
+	// the signal lands (on a loaded machine): then another worker process
+	// takes over the work, and is killed in turn.
+	const unackedQuery = `SELECT count(*) FROM privacy_request_tasks t
+		JOIN recordstore_effects e ON e.idempotency_key = t.id::text || ':' || t.run WHERE t.status = 'running'`
+	const tasks = 2 * perType * 5
+	var killedAt time.Time
+	for attempt := 1; ; attempt++ {
+		for {
+			succeeded := r.count(`SELECT count(*) FROM privacy_request_tasks WHERE status = 'succeeded'`)
+			if succeeded >= tasks/4 && r.count(unackedQuery) > 0 {
+				break
+			}
+			if time.Now().After(deadline) || succeeded == tasks {
+				t.Fatalf("no moment to kill the worker: %d of %d tasks succeeded; output:\n%s", succeeded, tasks, out.String())
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		kill()
+		killedAt = time.Now()
+		running := r.count(`SELECT count(*) FROM privacy_request_tasks WHERE status = 'running'`)
+		pending := r.count(`SELECT count(*) FROM privacy_request_tasks WHERE status = 'pending'`)
+		unacked := r.count(unackedQuery)
+		t.Logf("worker %d killed with %d tasks running (%d of them erasures whose effect had committed), %d pending", attempt, running, unacked, pending)
+		if unacked > 0 {
+			break
+		}
+		if attempt == 5 {
+			t.Fatal("five workers were killed, none while an erasure awaited its acknowledgment")
+		}
+		start()
+	}
+	if o := out.String(); !strings.Contains(o, "crash worker: started") || strings.Contains(o, "DATA RACE") {
+		t.Fatalf("worker output:\n%s", o)
+	}
+
+	// New workers.
+	sctx, cancel := context.WithCancel(ctx)
+	if err := r.svc.Start(sctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c, cc := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cc()
+		_ = r.svc.Stop(c)
+		cancel()
+	})
+	deadline = time.Now().Add(120 * time.Second)
+	for {
+		done := r.count(`SELECT count(*) FROM privacy_requests WHERE status = 'completed'`)
+		if done == len(reqs) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d requests completed %s after the kill", done, len(reqs), time.Since(killedAt))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("all %d requests completed %s after the kill", len(reqs), time.Since(killedAt).Round(time.Millisecond))
+
+	// No effect twice: one per erase task, under the task's one run.
+	for _, q := range reqs {
+		d, err := r.svc.Get(ctx, q.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(d.Tasks) != 5 {
+			t.Errorf("%s: %d tasks", q.id, len(d.Tasks))
+		}
+		for _, task := range d.Tasks {
+			if task.Status != dsar.TaskSucceeded || task.Run != 1 {
+				t.Errorf("%s task %s: %s run %d", q.typ, task.Dataset, task.Status, task.Run)
+			}
+			switch q.typ {
+			case "erasure":
+				if n, err := r.store.Effects(ctx, task.ID+":1"); err != nil || n != 1 {
+					t.Errorf("erase task %s applied %d effects (%v)", task.ID, n, err)
+				}
+			case "access":
+				if n := r.count(`SELECT count(*) FROM privacy_request_records WHERE task_id = $1`, task.ID); n != 1 {
+					t.Errorf("access task %s holds %d records, want its subject's 1", task.ID, n)
+				}
+			}
+		}
+		// A rerun after the kill reports what the one application did (the
+		// connector returns the stored result), not a second, empty pass.
+		if q.typ == "erasure" {
+			if del, masked := taskResults(t, d, "deleted"), taskResults(t, d, "masked"); del != 3 || masked != 2 {
+				t.Errorf("%s: erasure reports %d deleted and %d masked, want 3 and 2", q.id, del, masked)
+			}
+		}
+		if n := r.count(`SELECT count(*) FROM privacy_request_events WHERE request_id = $1 AND event = 'complete'`, q.id); n != 1 {
+			t.Errorf("%s completed %d times", q.id, n)
+		}
+	}
+	if n := r.count(`SELECT count(*) FROM recordstore_effects`); n != perType*5 {
+		t.Errorf("%d effects recorded for %d erase tasks", n, perType*5)
+	}
+	// The erasures erased: every erased subject's account is gone.
+	for i, q := range reqs {
+		if _, _, ok := r.record("bot_db", "tg_users", strconv.Itoa(8_000_000+i)); ok == (q.typ == "erasure") {
+			t.Errorf("%s of subject %d: account present %v", q.typ, i, ok)
+		}
+	}
+
+	// No email twice: one acknowledgment and one completion per request.
+	if n := r.count(`SELECT count(*) FROM outbox WHERE payload->>'template' = 'request_completed'`); n != len(reqs) {
+		t.Errorf("%d completion emails queued for %d requests", n, len(reqs))
+	}
+	r.clk.Set(time.Now()) // the dead worker queued its emails on the real clock
+	completed := map[string]int{}
+	for _, e := range r.deliver() {
+		if strings.Contains(e.Subject, "has been completed") {
+			for _, q := range reqs {
+				if strings.Contains(e.Subject, q.id) {
+					completed[q.id]++
+					if len(e.To) != 1 || e.To[0] != q.email {
+						t.Errorf("completion of %s sent to %v", q.id, e.To)
+					}
+				}
+			}
+		}
+	}
+	for _, q := range reqs {
+		if completed[q.id] != 1 {
+			t.Errorf("%s: %d completion emails delivered", q.id, completed[q.id])
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the child's two output streams.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

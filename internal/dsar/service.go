@@ -40,7 +40,7 @@ type Config struct {
 	RetryBase       time.Duration // first retry delay, doubled each attempt; 1s
 	RetryMax        time.Duration // cap on the retry delay; 10m
 	Workers         int           // tasks run at once per replica; 10
-	FetchPoll       time.Duration // how often idle workers look for jobs (LISTEN wakes them sooner); 1s
+	FetchPoll       time.Duration // how often idle workers look for jobs (LISTEN wakes them sooner); 100ms
 	JobTimeout      time.Duration // one task's connector call; 10m
 	RescueAfter     time.Duration // a job running this long is presumed dead and retried; JobTimeout + 5m
 	// Work runs workers in this process; false makes an insert-only engine
@@ -74,7 +74,11 @@ func (c Config) withDefaults() Config {
 	def(&c.RetryBase, time.Second)
 	def(&c.RetryMax, 10*time.Minute)
 	defi(&c.Workers, 10)
-	def(&c.FetchPoll, time.Second)
+	// LISTEN wakes idle workers on insert, but River sends no insert
+	// notification within FetchCooldown (5ms) of its previous one: tasks
+	// queued a few milliseconds after their request's planning job are
+	// found by this poll alone (a 1s poll made such a request take ~1s).
+	def(&c.FetchPoll, 100*time.Millisecond)
 	def(&c.JobTimeout, 10*time.Minute)
 	def(&c.RescueAfter, c.JobTimeout+5*time.Minute)
 	def(&c.InitDataMaxAge, 24*time.Hour)

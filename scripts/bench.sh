@@ -286,3 +286,10 @@ out=var/bench/consent-check.txt
 } >"$out"
 cat "$out"
 log "written to $out"
+
+# ---------------------------------------------------------------- privacy requests
+# How long an access request with five automated tasks takes from
+# verification to completed (internal/dsar BenchmarkVerifiedToCompleted:
+# p50-ms and p99-ms per request; target p50 < 200 ms), on the same server.
+log "privacy requests: verified to completed, 50 access requests of 5 automated tasks"
+STEWARD_TEST_DATABASE_URL="$admin_url" go test -run '^$' -bench BenchmarkVerifiedToCompleted -benchtime 50x ./internal/dsar/

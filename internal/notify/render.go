@@ -19,7 +19,7 @@ import (
 // Email texts are files rather than Go strings so translators can work on
 // them directly. Each language directory holds, per template, <name>.txt
 // (defines "subject" and "text", run with text/template) and <name>.html
-// (defines "body", run with html/template inside that language's layout.html,
+// (defines "body", run with html/template inside the shared layout.html and the language's footer.html,
 // so every value is escaped for its HTML context).
 //
 //go:embed templates
@@ -224,7 +224,7 @@ func parseAll() map[string]parsedTemplate {
 			t := texttemplate.Must(texttemplate.New(name).Funcs(funcs).Option("missingkey=error").
 				ParseFS(templateFS, "templates/"+lang+"/"+name+".txt"))
 			h := htmltemplate.Must(htmltemplate.New(name).Funcs(funcs).Option("missingkey=error").
-				ParseFS(templateFS, "templates/"+lang+"/layout.html", "templates/"+lang+"/"+name+".html"))
+				ParseFS(templateFS, "templates/layout.html", "templates/"+lang+"/footer.html", "templates/"+lang+"/"+name+".html"))
 			out[lang+"/"+name] = parsedTemplate{text: t, html: h}
 		}
 	}

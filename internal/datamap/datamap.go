@@ -716,17 +716,7 @@ func (m *Map) ReachPath(system, dataset string) ([]string, error) {
 	if _, ok := via[node]; !ok {
 		return nil, fmt.Errorf("datamap: %s is not reachable from any identity", node)
 	}
-	var path []string
-	for n := node; ; {
-		h := via[n]
-		path = append(path, h.label)
-		if h.from == "" {
-			break
-		}
-		n = h.from
-	}
-	slices.Reverse(path)
-	return path, nil
+	return via.path(node), nil
 }
 
 // Category is one data category of the taxonomy (categories.json), in the

@@ -616,7 +616,14 @@ type edge struct{ to, label string }
 // along label.
 type hop struct{ from, label string }
 
-func (m *Map) graph() graph {
+// reached maps every node BFS reached to how it got there.
+type reached map[string]hop
+
+func (m *Map) graph() graph { return m.graphFrom(nil) }
+
+// graphFrom builds the reference graph whose roots are the datasets holding
+// an identity of one of the known types (every type when known is nil).
+func (m *Map) graphFrom(known map[string]bool) graph {
 	g := graph{edges: map[string][]edge{}}
 	for _, sid := range sortedKeys(m.Systems) {
 		s := m.Systems[sid]
@@ -626,7 +633,10 @@ func (m *Map) graph() graph {
 			best := root{rank: -1}
 			consider := func(label, typ string) {
 				r, ok := identityRank[typ]
-				if !ok {
+				switch {
+				case known != nil && (!ok || !known[typ]):
+					return
+				case !ok:
 					// An unknown type is reported elsewhere; still a root, so
 					// one typo is one problem, not one per dataset behind it.
 					r = len(identityRank)
@@ -677,8 +687,8 @@ func (m *Map) graph() graph {
 
 // reach runs a breadth-first search from every root at once, so each node is
 // reached by a shortest path, ties going to the better-ranked root.
-func (g graph) reach() map[string]hop {
-	via := map[string]hop{}
+func (g graph) reach() reached {
+	via := reached{}
 	var queue []string
 	for _, r := range g.roots {
 		if _, seen := via[r.node]; !seen {

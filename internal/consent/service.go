@@ -20,6 +20,7 @@ import (
 	"github.com/steward-privacy/steward/internal/clock"
 	"github.com/steward-privacy/steward/internal/db"
 	"github.com/steward-privacy/steward/internal/identity"
+	"github.com/steward-privacy/steward/internal/subjects"
 	"github.com/steward-privacy/steward/internal/policy"
 )
 
@@ -233,34 +234,10 @@ type subjectRow struct {
 	gpcSeen bool
 }
 
-// upsertSubject finds the subject under any key generation or creates it
-// under the active one.
+// upsertSubject finds or creates the subject's row (subjects.Upsert).
 func (s *Service) upsertSubject(ctx context.Context, tx pgx.Tx, subj identity.Subject, now time.Time) (subjectRow, error) {
-	hashes := s.kr.Hashes(subj)
-	var r subjectRow
-	err := tx.QueryRow(ctx, `SELECT id, lookup_hash, gpc_at IS NOT NULL FROM subjects WHERE lookup_hash = ANY($1) LIMIT 1`, hashes).Scan(&r.id, &r.hash, &r.gpcSeen)
-	if err == nil {
-		return r, nil
-	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return r, fmt.Errorf("find subject: %w", err)
-	}
-	kid, ct, err := s.kr.Seal([]byte(subj.String()), []byte(subj.Kind()))
-	if err != nil {
-		return r, err
-	}
-	r.hash = hashes[0]
-	// ON CONFLICT: two requests creating the same subject at once both succeed.
-	err = tx.QueryRow(ctx, `
-		INSERT INTO subjects (kind, lookup_hash, hash_kid, ciphertext, enc_kid, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6)
-		ON CONFLICT (lookup_hash) DO UPDATE SET lookup_hash = EXCLUDED.lookup_hash
-		RETURNING id, gpc_at IS NOT NULL`,
-		subj.Kind(), r.hash, s.kr.ActiveKID(), ct, kid, now).Scan(&r.id, &r.gpcSeen)
-	if err != nil {
-		return r, fmt.Errorf("create subject: %w", err)
-	}
-	return r, nil
+	r, err := subjects.Upsert(ctx, tx, s.kr, subj, now)
+	return subjectRow{id: r.ID, hash: r.Hash, gpcSeen: r.GPCSeen}, err
 }
 
 // recordGPC records the first Global Privacy Control signal seen for a

@@ -23,6 +23,7 @@ import (
 	"github.com/steward-privacy/steward/internal/identity"
 	"github.com/steward-privacy/steward/internal/notify"
 	"github.com/steward-privacy/steward/internal/policy"
+	"github.com/steward-privacy/steward/internal/subjects"
 	"github.com/steward-privacy/steward/internal/telegram"
 )
 
@@ -303,10 +304,11 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (Created, error) {
 
 	var out Created
 	err = s.tx(ctx, func(tx pgx.Tx) error {
-		subjectID, subjectHash, err := s.upsertSubject(ctx, tx, in.Subject, now)
+		row, err := subjects.Upsert(ctx, tx, s.Keys, in.Subject, now)
 		if err != nil {
-			return err
+			return fmt.Errorf("dsar: %w", err)
 		}
+		subjectID, subjectHash := row.ID, row.Hash
 		if !verifiedNow {
 			// Refuse before anything is stored: a flood of requests naming
 			// one address would otherwise flood its inbox.
@@ -325,8 +327,8 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (Created, error) {
 		}
 		var detailsKID *string
 		var detailsCT []byte
-		if len(in.Changes) > 0 || in.Agent != nil || in.Note != "" {
-			kid, ct, err := s.seal(id, "details", details{Changes: in.Changes, Agent: in.Agent, Note: in.Note})
+		if len(in.Changes) > 0 || in.Agent != nil {
+			kid, ct, err := s.seal(id, "details", details{Changes: in.Changes, Agent: in.Agent})
 			if err != nil {
 				return fmt.Errorf("dsar: seal details: %w", err)
 			}
@@ -385,33 +387,6 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (Created, error) {
 	}
 	s.Log.InfoContext(ctx, "privacy request received", "request_id", out.Request.ID, "type", in.Type, "channel", in.Channel, "existing", out.Existing)
 	return out, nil
-}
-
-// upsertSubject finds the subject under any key generation or creates it,
-// as the consent ledger does: one subjects row per identity.
-func (s *Service) upsertSubject(ctx context.Context, tx pgx.Tx, subj identity.Subject, now time.Time) (int64, []byte, error) {
-	hashes := s.Keys.Hashes(subj)
-	var id int64
-	err := tx.QueryRow(ctx, `SELECT id FROM subjects WHERE lookup_hash = ANY($1) LIMIT 1`, hashes).Scan(&id)
-	if err == nil {
-		return id, hashes[0], nil
-	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return 0, nil, fmt.Errorf("dsar: find subject: %w", err)
-	}
-	kid, ct, err := s.Keys.Seal([]byte(subj.String()), []byte(subj.Kind()))
-	if err != nil {
-		return 0, nil, err
-	}
-	err = tx.QueryRow(ctx, `
-		INSERT INTO subjects (kind, lookup_hash, hash_kid, ciphertext, enc_kid, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6)
-		ON CONFLICT (lookup_hash) DO UPDATE SET lookup_hash = EXCLUDED.lookup_hash
-		RETURNING id`, subj.Kind(), hashes[0], s.Keys.ActiveKID(), ct, kid, now).Scan(&id)
-	if err != nil {
-		return 0, nil, fmt.Errorf("dsar: create subject: %w", err)
-	}
-	return id, hashes[0], nil
 }
 
 // storeIdentity records one identity of the request's subject, sealed.

@@ -30,10 +30,11 @@ GRANT SELECT, INSERT, DELETE ON audit_pending TO steward_app;
 GRANT SELECT, UPDATE ON audit_head TO steward_app;
 
 -- Privacy requests. The timeline is proof like the consent ledger: insert and
--- read only. Codes are deleted once used; reminders and identities are only
--- ever added.
+-- read only. Codes are deleted once used; identities are only ever added;
+-- reminders start over when a deadline is extended.
 GRANT SELECT, INSERT, UPDATE ON privacy_requests, privacy_request_tasks TO steward_app;
-GRANT SELECT, INSERT ON privacy_request_events, privacy_request_identities, privacy_request_reminders TO steward_app;
+GRANT SELECT, INSERT ON privacy_request_events, privacy_request_identities TO steward_app;
+GRANT SELECT, INSERT, DELETE ON privacy_request_reminders TO steward_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON verification_codes TO steward_app;
 GRANT SELECT, INSERT ON verification_sends TO steward_app;
 GRANT SELECT, INSERT, DELETE ON privacy_request_records TO steward_app;

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -55,6 +56,33 @@ func TestServesWithLeastPrivilegeRole(t *testing.T) {
 	res := lp.do("GET", "/v1/admin/audit/verify", e.keys["auditor"], nil)
 	if !strings.Contains(string(res.body), `"ok":true`) {
 		t.Fatalf("verify as the app role: %s", res.body)
+	}
+	// A privacy request runs as the app role too: intake, River jobs,
+	// planning, an extension (which restarts reminders) and a cancel.
+	res = lp.do("POST", "/v1/privacy-requests", fk, map[string]any{"type": "access", "subject": "tg:4041", "region": "DE", "channel": "bot", "identity_asserted": true})
+	var created struct {
+		Request struct {
+			ID string `json:"id"`
+		} `json:"request"`
+	}
+	if res.status != 201 {
+		t.Fatalf("create request as the app role: %d %s", res.status, res.body)
+	}
+	res.json(t, &created)
+	rv := e.keys["reviewer"]
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		res = lp.do("GET", "/v1/privacy-requests/"+created.Request.ID, rv, nil)
+		if strings.Contains(string(res.body), `"status":"in_progress"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("request did not start as the app role: %s", res.body)
+		}
+	}
+	for _, step := range []struct{ path, reason string }{{"extend", "many systems to search"}, {"cancel", "withdrawn"}} {
+		if res := lp.do("POST", "/v1/privacy-requests/"+created.Request.ID+"/"+step.path, rv, map[string]any{"reason": step.reason}); res.status != 200 {
+			t.Errorf("%s as the app role: %d %s", step.path, res.status, res.body)
+		}
 	}
 	conn, err := pgx.Connect(ctx, cfg.DatabaseURL)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 
@@ -119,13 +120,23 @@ func (s *Service) resolve(ctx context.Context, known []foundIdentity) ([]foundId
 	for _, k := range known {
 		seen[k.subj.String()] = true
 	}
-	systems := make([]string, 0, len(s.Connectors))
-	for sid, c := range s.Connectors {
-		if c.Capabilities().ResolveIdentities {
-			systems = append(systems, sid)
+	// One connector may serve several systems (one database, one account):
+	// ask each instance once per round, named after its first system.
+	var systems []string
+	asked := map[connectors.Connector]bool{}
+	for _, sid := range sortedKeys(s.Connectors) {
+		c := s.Connectors[sid]
+		if !c.Capabilities().ResolveIdentities {
+			continue
 		}
+		if reflect.TypeOf(c).Comparable() {
+			if asked[c] {
+				continue
+			}
+			asked[c] = true
+		}
+		systems = append(systems, sid)
 	}
-	sort.Strings(systems)
 	var found []foundIdentity
 	for round := 0; round < 5; round++ {
 		ids := make([]connectors.Identity, 0, len(known)+len(found))

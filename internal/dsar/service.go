@@ -190,11 +190,11 @@ func (s *Service) open(requestID, what, kid string, ct []byte, v any) error {
 	return json.Unmarshal(b, v)
 }
 
-// details is the sealed part of a request: what the person typed.
+// details is the sealed part of a request: what the person typed. (An
+// intake note is staff's text and lives in the timeline with the others.)
 type details struct {
 	Changes map[string]string `json:"changes,omitempty"`
 	Agent   *Agent            `json:"agent,omitempty"`
-	Note    string            `json:"note,omitempty"`
 }
 
 // Agent is an authorized agent acting for the subject.

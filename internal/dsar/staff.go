@@ -258,20 +258,28 @@ func reasonRequired(reason string) (string, error) {
 	return reason, nil
 }
 
-// Approve lets an awaiting request run.
-func (s *Service) Approve(ctx context.Context, id, actor, note string) (Request, error) {
+// act runs fn on the request, locked, in one transaction, and returns the
+// request as fn left it: every staff action goes through its row lock.
+func (s *Service) act(ctx context.Context, id string, fn func(tx pgx.Tx, r *Request) error) (Request, error) {
 	var r Request
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		var err error
 		if r, err = s.lock(ctx, tx, id); err != nil {
 			return err
 		}
-		if err := s.move(ctx, tx, &r, Approve, actor, note, nil); err != nil {
-			return err
-		}
-		return s.start(ctx, tx, &r)
+		return fn(tx, &r)
 	})
 	return r, err
+}
+
+// Approve lets an awaiting request run.
+func (s *Service) Approve(ctx context.Context, id, actor, note string) (Request, error) {
+	return s.act(ctx, id, func(tx pgx.Tx, r *Request) error {
+		if err := s.move(ctx, tx, r, Approve, actor, note, nil); err != nil {
+			return err
+		}
+		return s.start(ctx, tx, r)
+	})
 }
 
 // authorityByRegime names where a person can complain, for denial notices.
@@ -292,13 +300,8 @@ func (s *Service) Deny(ctx context.Context, id, actor, reason string) (Request, 
 	if err != nil {
 		return Request{}, err
 	}
-	var r Request
-	err = s.tx(ctx, func(tx pgx.Tx) error {
-		var err error
-		if r, err = s.lock(ctx, tx, id); err != nil {
-			return err
-		}
-		if err := s.move(ctx, tx, &r, Deny, actor, reason, nil); err != nil {
+	return s.act(ctx, id, func(tx pgx.Tx, r *Request) error {
+		if err := s.move(ctx, tx, r, Deny, actor, reason, nil); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE privacy_requests SET deny_reason = $2 WHERE id = $1`, id, reason); err != nil {
@@ -309,9 +312,8 @@ func (s *Service) Deny(ctx context.Context, id, actor, reason string) (Request, 
 		if authority == "" {
 			authority = "the data protection authority where you live"
 		}
-		return s.email(ctx, tx, &r, notify.TemplateRequestDenied, map[string]string{"reason": reason, "authority": authority})
+		return s.email(ctx, tx, r, notify.TemplateRequestDenied, map[string]string{"reason": reason, "authority": authority})
 	})
-	return r, err
 }
 
 // Extend moves the due date to the latest the regime allows, with a reason
@@ -322,12 +324,7 @@ func (s *Service) Extend(ctx context.Context, id, actor, reason string) (Request
 	if err != nil {
 		return Request{}, err
 	}
-	var r Request
-	err = s.tx(ctx, func(tx pgx.Tx) error {
-		var err error
-		if r, err = s.lock(ctx, tx, id); err != nil {
-			return err
-		}
+	return s.act(ctx, id, func(tx pgx.Tx, r *Request) error {
 		now := s.Clock.Now()
 		switch {
 		case r.Status.Final():
@@ -352,9 +349,8 @@ func (s *Service) Extend(ctx context.Context, id, actor, reason string) (Request
 		if err := s.event(ctx, tx, id, "extended", "", "", actor, reason, map[string]any{"due_at": r.DueAt.Format(time.RFC3339)}); err != nil {
 			return err
 		}
-		return s.email(ctx, tx, &r, notify.TemplateRequestExtended, map[string]string{"reason": reason, "new_due_date": r.DueAt.Format("2006-01-02")})
+		return s.email(ctx, tx, r, notify.TemplateRequestExtended, map[string]string{"reason": reason, "new_due_date": r.DueAt.Format("2006-01-02")})
 	})
-	return r, err
 }
 
 // Cancel withdraws a request; its tasks that have not ended are canceled
@@ -364,13 +360,9 @@ func (s *Service) Cancel(ctx context.Context, id, actor, reason string) (Request
 	if err != nil {
 		return Request{}, err
 	}
-	var r Request
-	err = s.tx(ctx, func(tx pgx.Tx) error {
+	return s.act(ctx, id, func(tx pgx.Tx, r *Request) error {
 		var err error
-		if r, err = s.lock(ctx, tx, id); err != nil {
-			return err
-		}
-		if err := s.move(ctx, tx, &r, Cancel, actor, reason, nil); err != nil {
+		if err := s.move(ctx, tx, r, Cancel, actor, reason, nil); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `
@@ -381,7 +373,6 @@ func (s *Service) Cancel(ctx context.Context, id, actor, reason string) (Request
 		_, err = tx.Exec(ctx, `DELETE FROM verification_codes WHERE request_id = $1`, id)
 		return err
 	})
-	return r, err
 }
 
 // Pause holds a request (waiting for information from the person, say).
@@ -391,28 +382,17 @@ func (s *Service) Pause(ctx context.Context, id, actor, reason string) (Request,
 	if err != nil {
 		return Request{}, err
 	}
-	var r Request
-	err = s.tx(ctx, func(tx pgx.Tx) error {
-		var err error
-		if r, err = s.lock(ctx, tx, id); err != nil {
-			return err
-		}
-		return s.move(ctx, tx, &r, Pause, actor, reason, nil)
+	return s.act(ctx, id, func(tx pgx.Tx, r *Request) error {
+		return s.move(ctx, tx, r, Pause, actor, reason, nil)
 	})
-	return r, err
 }
 
 // Resume returns a paused request to where it was and requeues what the
 // pause held back, under a new run number so a job from before the pause
 // cannot act too.
 func (s *Service) Resume(ctx context.Context, id, actor string) (Request, error) {
-	var r Request
-	err := s.tx(ctx, func(tx pgx.Tx) error {
-		var err error
-		if r, err = s.lock(ctx, tx, id); err != nil {
-			return err
-		}
-		if err := s.move(ctx, tx, &r, Resume, actor, "", nil); err != nil {
+	return s.act(ctx, id, func(tx pgx.Tx, r *Request) error {
+		if err := s.move(ctx, tx, r, Resume, actor, "", nil); err != nil {
 			return err
 		}
 		switch {
@@ -429,11 +409,10 @@ func (s *Service) Resume(ctx context.Context, id, actor string) (Request, error)
 			// Tasks that ended during the pause moved nothing (the request
 			// was not in progress): settle what they left, or no later
 			// event would ever complete or fail the request.
-			return s.settleResumed(ctx, tx, &r)
+			return s.settleResumed(ctx, tx, r)
 		}
 		return nil
 	})
-	return r, err
 }
 
 // settleResumed fails a resumed in-progress request when a task failed
@@ -496,12 +475,8 @@ func (s *Service) RetryTask(ctx context.Context, id, taskID, actor string) (Requ
 	if !validID(taskID) {
 		return Request{}, apperr.New(apperr.NotFound, "no such task")
 	}
-	var r Request
-	err := s.tx(ctx, func(tx pgx.Tx) error {
+	return s.act(ctx, id, func(tx pgx.Tx, r *Request) error {
 		var err error
-		if r, err = s.lock(ctx, tx, id); err != nil {
-			return err
-		}
 		var status, mode string
 		var run int
 		err = tx.QueryRow(ctx, `SELECT status, mode, run FROM privacy_request_tasks WHERE id = $1 AND request_id = $2`, taskID, id).Scan(&status, &mode, &run)
@@ -532,7 +507,7 @@ func (s *Service) RetryTask(ctx context.Context, id, taskID, actor string) (Requ
 				return err
 			}
 			if failed == 0 {
-				if err := s.move(ctx, tx, &r, Retry, actor, "", nil); err != nil {
+				if err := s.move(ctx, tx, r, Retry, actor, "", nil); err != nil {
 					return err
 				}
 				if _, err := tx.Exec(ctx, `UPDATE privacy_requests SET failure_reason = NULL WHERE id = $1`, id); err != nil {
@@ -546,17 +521,11 @@ func (s *Service) RetryTask(ctx context.Context, id, taskID, actor string) (Requ
 		}
 		return nil
 	})
-	return r, err
 }
 
 // RetryPlan plans a verified request again after planning failed.
 func (s *Service) RetryPlan(ctx context.Context, id, actor string) (Request, error) {
-	var r Request
-	err := s.tx(ctx, func(tx pgx.Tx) error {
-		var err error
-		if r, err = s.lock(ctx, tx, id); err != nil {
-			return err
-		}
+	return s.act(ctx, id, func(tx pgx.Tx, r *Request) error {
 		if r.Status != Verified || r.PlannedAt != nil || r.PlanError == "" {
 			return apperr.New(apperr.Conflict, "planning can only be retried for a verified request whose planning failed")
 		}
@@ -570,7 +539,6 @@ func (s *Service) RetryPlan(ctx context.Context, id, actor string) (Request, err
 		}
 		return s.enqueuePlan(ctx, tx, id, r.planRun)
 	})
-	return r, err
 }
 
 // CompleteManualTask records that staff did a manual task, with a note of
@@ -583,12 +551,8 @@ func (s *Service) CompleteManualTask(ctx context.Context, id, taskID, actor, not
 	if !validID(taskID) {
 		return Request{}, apperr.New(apperr.NotFound, "no such task")
 	}
-	var r Request
-	err = s.tx(ctx, func(tx pgx.Tx) error {
+	return s.act(ctx, id, func(tx pgx.Tx, r *Request) error {
 		var err error
-		if r, err = s.lock(ctx, tx, id); err != nil {
-			return err
-		}
 		if r.Status != InProgress && r.Status != Failed {
 			return apperr.New(apperr.Conflict, "cannot complete a task of a request that is %s", strings.ReplaceAll(string(r.Status), "_", " "))
 		}
@@ -615,7 +579,6 @@ func (s *Service) CompleteManualTask(ctx context.Context, id, taskID, actor, not
 		if err := s.event(ctx, tx, id, "manual_task_completed", "", "", actor, note, map[string]any{"task_id": taskID, "system": system}); err != nil {
 			return err
 		}
-		return s.checkCompletion(ctx, tx, &r)
+		return s.checkCompletion(ctx, tx, r)
 	})
-	return r, err
 }

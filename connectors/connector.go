@@ -193,6 +193,18 @@ type Connector interface {
 	Restrict(ctx context.Context, p RestrictParams) (RestrictResult, error)
 }
 
+// EraseOrderer is implemented by a connector that knows which datasets of a
+// system must be erased before another: a database whose foreign keys make
+// a parent row undeletable (or deletable only by cascading) while child rows
+// remain. The engine runs a dataset's erase task only after the tasks of the
+// datasets returned here (and those the data map's references name) have
+// succeeded: children first, so the parent's rows can then go.
+type EraseOrderer interface {
+	// EraseAfter returns the datasets of system whose erasure must finish
+	// before dataset's starts. Unknown systems and datasets return nil.
+	EraseAfter(system, dataset string) []string
+}
+
 // Error is a classified connector error.
 type Error struct {
 	Retryable  bool

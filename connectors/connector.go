@@ -165,6 +165,9 @@ type EraseResult struct {
 	// Note says plainly what the system itself keeps beyond our reach (e.g.
 	// a processor's own records), for the final report.
 	Note string `json:"note,omitempty"`
+	// Verified says the connector re-read the subject's records after
+	// erasing and found nothing left to do.
+	Verified bool `json:"verified,omitempty"`
 }
 
 // RectifyResult counts updated records.

@@ -1,0 +1,362 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/steward-privacy/steward/connectors"
+)
+
+// maxPasses bounds the erase loop. Each pass deletes and masks what it
+// finds; the last finds nothing left to do and is the verification. A
+// second pass does work only when a row became deletable during the first
+// (its last child went in a later batch) or the application wrote the
+// subject's rows meanwhile.
+const maxPasses = 4
+
+// eraser erases one dataset for one set of subjects.
+type eraser struct {
+	c         *Connector
+	m         *model
+	ds        *dataset
+	plans     []connectors.FieldPlan
+	allDelete bool
+	ids       []connectors.Identity
+}
+
+// stats are one pass's counts; the last pass's retained counts describe
+// what is left.
+type stats struct {
+	deleted, masked int
+	retained        map[string]int // field -> rows keeping its value per the plan
+	kept            map[string]map[string]int
+	tombstones      int
+}
+
+func newStats() *stats {
+	return &stats{retained: map[string]int{}, kept: map[string]map[string]int{}}
+}
+
+func (s *stats) keep(field, why string) {
+	if s.kept[field] == nil {
+		s.kept[field] = map[string]int{}
+	}
+	s.kept[field][why]++
+}
+
+// Erase erases the subject's rows in the target dataset as planned: rows
+// whose every field is to be deleted are deleted, children first (the
+// engine orders datasets; within a table, self-references go in one
+// statement); other rows have their deleted and masked fields overwritten.
+// A row still referenced by a row that is kept is kept as a tombstone with
+// its personal fields erased. It repeats until a pass finds nothing to do,
+// which is the verification the result reports.
+func (c *Connector) Erase(ctx context.Context, p connectors.EraseParams) (connectors.EraseResult, error) {
+	var res connectors.EraseResult
+	m, err := c.enter(ctx, opErase, c.Capabilities().Erase)
+	if err != nil {
+		return res, err
+	}
+	ds, err := m.dataset(opErase, p.Target)
+	if err != nil {
+		return res, err
+	}
+	if err := ds.planFields(opErase, p.Fields); err != nil {
+		return res, err
+	}
+	e := newEraser(c, m, ds, p.Fields, p.Identities)
+	res, err = e.run(ctx)
+	if err != nil {
+		return res, c.fail(ctx, opErase, err)
+	}
+	return res, nil
+}
+
+func newEraser(c *Connector, m *model, ds *dataset, plans []connectors.FieldPlan, ids []connectors.Identity) *eraser {
+	allDelete := true
+	for _, f := range plans {
+		allDelete = allDelete && f.Action == connectors.ActionDelete
+	}
+	return &eraser{c: c, m: m, ds: ds, plans: plans, allDelete: allDelete, ids: ids}
+}
+
+func (e *eraser) run(ctx context.Context) (connectors.EraseResult, error) {
+	var res connectors.EraseResult
+	for pass := 1; pass <= maxPasses; pass++ {
+		st, err := e.pass(ctx)
+		if err != nil {
+			return res, err
+		}
+		res.Deleted += st.deleted
+		res.Masked += st.masked
+		if st.deleted+st.masked == 0 {
+			res.Verified = true
+			res.Retained = e.retained(st)
+			if st.tombstones > 0 {
+				res.Note = fmt.Sprintf("%d record(s) of %s kept without their personal data: rows the plan keeps still reference them", st.tombstones, e.ds.id)
+			}
+			return res, nil
+		}
+	}
+	return res, connectors.Retryable(fmt.Errorf("erase %s: still finding rows to erase after %d passes (is the application writing them?)", e.ds.id, maxPasses), 0)
+}
+
+// retained reports the plan's retained fields and the values kept because
+// their column could not take the planned change.
+func (e *eraser) retained(st *stats) []connectors.Retained {
+	var out []connectors.Retained
+	for _, f := range e.plans {
+		if f.Action == connectors.ActionRetain && st.retained[f.Field] > 0 {
+			out = append(out, connectors.Retained{Field: f.Field, Basis: f.Basis, Until: f.Until, Records: st.retained[f.Field]})
+		}
+	}
+	for _, field := range sortedKeys(st.kept) {
+		for _, why := range sortedKeys(st.kept[field]) {
+			out = append(out, connectors.Retained{Field: field, Basis: "kept: " + why, Records: st.kept[field][why]})
+		}
+	}
+	return out
+}
+
+// pass walks the subject's rows once, batch by batch.
+func (e *eraser) pass(ctx context.Context) (*stats, error) {
+	st := newStats()
+	var a args
+	pred, err := newReach(e.m, e.c.pool, e.ids, e.c.cfg.EmailCaseInsensitive).predicate(ctx, e.ds, "t", &a)
+	if err != nil || pred == "" {
+		return st, err
+	}
+	if e.allDelete {
+		if err := e.deleteUnreferenced(ctx, pred, a, st); err != nil {
+			return nil, err
+		}
+	}
+	last := pgtype.TID{Valid: true}
+	for {
+		n, next, err := e.batch(ctx, pred, a, last, st)
+		if err != nil {
+			return nil, err
+		}
+		if n < e.c.cfg.BatchSize {
+			return st, nil
+		}
+		last = next
+	}
+}
+
+// blockers are the conditions under which a row must not be deleted: a row
+// outside the deletion references it through a foreign key that would
+// refuse the delete (RESTRICT, NO ACTION) or cascade into a mapped dataset's
+// rows, which the plan keeps (they would be gone otherwise, children being
+// erased first). Cascades into unmapped tables and SET NULL / SET DEFAULT
+// are the application's own semantics and are left to the database.
+//
+// With batch "", the conditions do not depend on the set being deleted,
+// and a NO ACTION self-reference is left out (rows of one set may reference
+// each other: the check waits for the end of the statement). With a batch,
+// that self-reference is added, ignoring rows of the batch. RESTRICT checks
+// row by row, so such rows go leaves first, one layer a statement.
+func (e *eraser) blockers(alias string, batch string) []string {
+	mapped := map[string]bool{}
+	for _, ds := range e.m.datasets {
+		mapped[ds.table.Name] = true
+	}
+	var out []string
+	for _, fk := range e.ds.table.Incoming {
+		switch fk.OnDelete {
+		case OnDeleteSetNull, OnDeleteSetDefault:
+			continue
+		case OnDeleteCascade:
+			if !mapped[fk.Table] {
+				continue
+			}
+		}
+		var on []string
+		for i, col := range fk.Columns {
+			on = append(on, colRef("c", col)+" = "+colRef(alias, fk.RefColumns[i]))
+		}
+		if fk.Table == e.ds.table.Name && fk.OnDelete == OnDeleteNoAction {
+			if batch == "" {
+				continue
+			}
+			on = append(on, "c.ctid <> ALL("+batch+")")
+		}
+		out = append(out, fmt.Sprintf("NOT EXISTS (SELECT 1 FROM %s AS c WHERE %s)",
+			pgx.Identifier{e.m.schema, fk.Table}.Sanitize(), strings.Join(on, " AND ")))
+	}
+	return out
+}
+
+// deleteUnreferenced is the set-based path: delete, BatchSize rows per
+// transaction, every row of the subject no kept row references. What it
+// leaves is handled row by row.
+func (e *eraser) deleteUnreferenced(ctx context.Context, pred string, a args, st *stats) error {
+	for {
+		var n int64
+		err := e.c.writeTx(ctx, func(tx pgx.Tx) error {
+			b := append(slices.Clone(a), e.c.cfg.BatchSize)
+			limit := "$" + fmt.Sprint(len(b))
+			// The rows are chosen and locked first, then deleted in one
+			// statement, so a self-reference inside the set does not block.
+			inner := append([]string{pred}, e.blockers("t", "")...)
+			batch := fmt.Sprintf("ARRAY(SELECT t.ctid FROM %s AS t WHERE %s LIMIT %s FOR UPDATE)",
+				e.ds.ident.Sanitize(), strings.Join(inner, " AND "), limit)
+			conds := append([]string{"t.ctid = ANY(b.ids)"}, e.blockers("t", "b.ids")...)
+			tag, err := tx.Exec(ctx, fmt.Sprintf("WITH b AS (SELECT %s AS ids) DELETE FROM %s AS t USING b WHERE %s",
+				batch, e.ds.ident.Sanitize(), strings.Join(conds, " AND ")), b...)
+			n = tag.RowsAffected()
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		st.deleted += int(n)
+		if n == 0 {
+			return nil
+		}
+	}
+}
+
+// batch handles up to BatchSize rows after last in one transaction: rows
+// the plan deletes that nothing references are deleted, the others have
+// their fields erased. It returns how many rows it read and the last ctid.
+func (e *eraser) batch(ctx context.Context, pred string, a args, last pgtype.TID, st *stats) (int, pgtype.TID, error) {
+	var n int
+	next := last
+	err := e.c.writeTx(ctx, func(tx pgx.Tx) error {
+		b := append(slices.Clone(a), last, e.c.cfg.BatchSize)
+		cols := []string{"t.ctid"}
+		for _, f := range e.plans {
+			cols = append(cols, colRef("t", f.Field))
+		}
+		rows, err := tx.Query(ctx, fmt.Sprintf("SELECT %s FROM %s AS t WHERE %s AND t.ctid > $%d ORDER BY t.ctid LIMIT $%d FOR UPDATE",
+			strings.Join(cols, ", "), e.ds.ident.Sanitize(), pred, len(b)-1, len(b)), b...)
+		if err != nil {
+			return err
+		}
+		type row struct {
+			ctid pgtype.TID
+			vals []any
+		}
+		var got []row
+		for rows.Next() {
+			vals, err := rows.Values()
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			got = append(got, row{ctid: vals[0].(pgtype.TID), vals: vals[1:]})
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		n = len(got)
+		if n > 0 {
+			next = got[n-1].ctid
+		}
+		var deletable []pgtype.TID
+		if e.allDelete {
+			for _, r := range got {
+				deletable = append(deletable, r.ctid)
+			}
+		}
+		deleted, err := e.deleteRows(ctx, tx, deletable)
+		if err != nil {
+			return err
+		}
+		st.deleted += len(deleted)
+		batch := &pgx.Batch{}
+		for _, r := range got {
+			if deleted[r.ctid] {
+				continue
+			}
+			if e.allDelete {
+				st.tombstones++
+			}
+			if err := e.eraseRow(batch, r.ctid, r.vals, st); err != nil {
+				return err
+			}
+		}
+		if batch.Len() > 0 {
+			if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return n, next, err
+}
+
+// deleteRows deletes the rows (locked by the caller) that nothing kept
+// references, and returns them.
+func (e *eraser) deleteRows(ctx context.Context, tx pgx.Tx, ctids []pgtype.TID) (map[pgtype.TID]bool, error) {
+	out := map[pgtype.TID]bool{}
+	if len(ctids) == 0 {
+		return out, nil
+	}
+	conds := append([]string{"t.ctid = ANY($1::tid[])"}, e.blockers("t", "$1::tid[]")...)
+	sql := fmt.Sprintf("DELETE FROM %s AS t WHERE %s RETURNING t.ctid", e.ds.ident.Sanitize(), strings.Join(conds, " AND "))
+	for len(ctids) > 0 {
+		rows, err := tx.Query(ctx, sql, ctids)
+		if err != nil {
+			return nil, err
+		}
+		gone, err := pgx.CollectRows(rows, pgx.RowTo[pgtype.TID])
+		if err != nil || len(gone) == 0 {
+			return out, err
+		}
+		for _, t := range gone {
+			out[t] = true
+		}
+		ctids = slices.DeleteFunc(ctids, func(t pgtype.TID) bool { return out[t] })
+	}
+	return out, nil
+}
+
+// eraseRow queues the update of one kept row: deleted and masked fields
+// get their erased value, retained ones are counted.
+func (e *eraser) eraseRow(b *pgx.Batch, ctid pgtype.TID, vals []any, st *stats) error {
+	var sets []string
+	var a args
+	for i, f := range e.plans {
+		v := vals[i]
+		action := f.Action
+		if e.allDelete {
+			action = connectors.ActionDelete // a tombstone: nothing personal stays
+		}
+		switch action {
+		case connectors.ActionRetain:
+			if v != nil {
+				st.retained[f.Field]++
+			}
+			continue
+		case connectors.ActionDelete, connectors.ActionMask:
+		default:
+			continue // include, rectify: not part of an erasure
+		}
+		fp := f
+		fp.Action = action
+		er, err := e.c.eraseValue(fp, e.ds.table, e.ds.table.Columns[f.Field], v, e.ids)
+		if err != nil {
+			return err
+		}
+		if er.kept != "" {
+			st.keep(f.Field, er.kept)
+		}
+		if er.changed {
+			sets = append(sets, quote(f.Field)+" = "+a.add(er.value))
+		}
+	}
+	if len(sets) == 0 {
+		return nil
+	}
+	st.masked++
+	b.Queue(fmt.Sprintf("UPDATE %s SET %s WHERE ctid = %s", e.ds.ident.Sanitize(), strings.Join(sets, ", "), a.add(ctid)), a...)
+	return nil
+}

@@ -1,0 +1,241 @@
+// Package postgres is the connector for an application's own PostgreSQL
+// database: accounts, sessions, jobs, payments, whatever the data map says
+// the product keeps there.
+//
+// It is driven entirely by the data map. A dataset's table, its identity
+// columns and its references (foreign keys in the map's words) say how to
+// reach every row of a person from one identity: users.email → users.id →
+// generation_jobs.user_id → job_assets.job_id. At start the map is checked
+// against the live schema (tables, columns, key types, foreign keys), and a
+// mismatch is an error naming the map entry, because a map that silently
+// misses a column misses a person's data.
+//
+// Safety rules, all enforced here rather than trusted to the map's author:
+//   - identifiers in SQL come only from the validated map and the live
+//     catalog, quoted with pgx.Identifier; every value is a bound parameter;
+//   - every write runs in short transactions (one per batch) with
+//     lock_timeout and statement_timeout, so the application is never
+//     blocked for long;
+//   - a row another kept row still references is never deleted (that would
+//     fail, or cascade into rows the plan keeps); it is kept as a tombstone
+//     with its personal fields erased and reported as such;
+//   - erasure ends with a verification pass that re-reads the subject's rows
+//     and finds nothing left to do, or the task fails;
+//   - a read-only deployment opens read-only sessions, so even a bug cannot
+//     write.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/steward-privacy/steward/connectors"
+	"github.com/steward-privacy/steward/internal/datamap"
+)
+
+// Config configures one connector: one data-map system in one database
+// schema.
+type Config struct {
+	// System is the data-map system id (e.g. "app_db").
+	System string
+	// DSN is the application database's connection string. The role needs
+	// SELECT on the mapped tables, and UPDATE and DELETE unless ReadOnly.
+	DSN string
+	// Schema holds the system's tables; default "public".
+	Schema string
+	// ReadOnly allows only identity resolution and access: the sessions are
+	// opened read-only, and erasure, rectification and restriction become
+	// manual tasks.
+	ReadOnly bool
+	// HashKey is the per-deployment key of the keyed_hash and pseudonym
+	// masks. Required unless ReadOnly. Keep it secret: with it, a masked
+	// value can be matched against a guess.
+	HashKey []byte
+	// BatchSize is the most rows one transaction changes; default 500.
+	BatchSize int
+	// SubjectBatch is how many subjects one transaction of the bulk path
+	// covers; default 1000.
+	SubjectBatch int
+	// LockTimeout and StatementTimeout bound every statement the connector
+	// runs (defaults 2 s and 30 s): a busy row makes a batch fail and retry
+	// rather than queue the application's writers behind it.
+	LockTimeout      time.Duration
+	StatementTimeout time.Duration
+	// RestrictColumns names, per dataset, a boolean or timestamp column that
+	// marks a row's processing restricted. Datasets without one have their
+	// restriction recorded in Ledger.
+	RestrictColumns map[string]string
+	// Ledger records restrictions where the schema has no flag column. Nil
+	// means such datasets cannot be restricted by the connector.
+	Ledger Ledger
+	// EmailCaseInsensitive compares email identities with lower(column),
+	// for a database that keeps addresses as typed. It needs an index on
+	// lower(column) to stay fast.
+	EmailCaseInsensitive bool
+	// AllowMissingForeignKeys accepts data-map references that no foreign
+	// key backs (an application that does not declare them), logging each.
+	AllowMissingForeignKeys bool
+	// MaxConns bounds the connector's own pool; default 4.
+	MaxConns int32
+	// DataMap returns the current data map; the connector re-checks the
+	// schema when it changes (a policy reload).
+	DataMap func() *datamap.Map
+	Log     *slog.Logger
+}
+
+// Ledger records a restriction of processing in Steward for datasets whose
+// table has no flag column. Restrict reports whether the state changed.
+type Ledger interface {
+	Restrict(ctx context.Context, system, dataset string, ids []connectors.Identity, restricted bool, reason string) (changed bool, err error)
+}
+
+// Connector reaches one system's tables in one database.
+type Connector struct {
+	cfg  Config
+	pool *pgxpool.Pool
+	log  *slog.Logger
+
+	mu    sync.Mutex
+	model *model // compiled from the map last checked
+
+	// inject, set only by tests (export_test.go), fails the next call of
+	// an operation before it does anything.
+	inject func(op string) error
+}
+
+// New connects, reads the schema and checks the data map against it.
+func New(ctx context.Context, cfg Config) (*Connector, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	pc, err := pgxpool.ParseConfig(cfg.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("postgres %s: parse DSN: %w", cfg.System, errors.Unwrap(err))
+	}
+	pc.MaxConns = cfg.MaxConns
+	pc.ConnConfig.RuntimeParams["application_name"] = "steward-connector-" + cfg.System
+	if cfg.ReadOnly {
+		// The database enforces it: even a bug here cannot write.
+		pc.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("postgres %s: connect: %w", cfg.System, err)
+	}
+	c := &Connector{cfg: cfg, pool: pool, log: cfg.Log}
+	if _, err := c.current(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (cfg *Config) defaults() error {
+	if cfg.System == "" {
+		return errors.New("postgres: Config.System is required")
+	}
+	if cfg.DSN == "" {
+		return fmt.Errorf("postgres %s: Config.DSN is required", cfg.System)
+	}
+	if cfg.DataMap == nil {
+		return fmt.Errorf("postgres %s: Config.DataMap is required", cfg.System)
+	}
+	if !cfg.ReadOnly && len(cfg.HashKey) < 16 {
+		return fmt.Errorf("postgres %s: Config.HashKey of at least 16 bytes is required to mask (or set ReadOnly)", cfg.System)
+	}
+	if cfg.Schema == "" {
+		cfg.Schema = "public"
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 500
+	}
+	if cfg.SubjectBatch <= 0 {
+		cfg.SubjectBatch = 1000
+	}
+	if cfg.LockTimeout <= 0 {
+		cfg.LockTimeout = 2 * time.Second
+	}
+	if cfg.StatementTimeout <= 0 {
+		cfg.StatementTimeout = 30 * time.Second
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = 4
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	cfg.RestrictColumns = maps.Clone(cfg.RestrictColumns)
+	return nil
+}
+
+// Close closes the connector's pool.
+func (c *Connector) Close() { c.pool.Close() }
+
+// Capabilities: everything, except writes in read-only mode.
+func (c *Connector) Capabilities() connectors.Capabilities {
+	w := !c.cfg.ReadOnly
+	return connectors.Capabilities{ResolveIdentities: true, Access: true, Erase: w, Rectify: w, Restrict: w}
+}
+
+// Check re-reads the live schema and checks the current data map against
+// it, returning every mismatch at once.
+func (c *Connector) Check(ctx context.Context) error {
+	c.mu.Lock()
+	c.model = nil
+	c.mu.Unlock()
+	_, err := c.current(ctx)
+	return err
+}
+
+// current returns the model for the current data map, compiling it (and
+// re-reading the catalog) when the map changed since the last call.
+func (c *Connector) current(ctx context.Context) (*model, error) {
+	dm := c.cfg.DataMap()
+	if dm == nil {
+		return nil, connectors.Permanent(fmt.Errorf("postgres %s: no data map loaded", c.cfg.System))
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.model != nil && c.model.dm == dm {
+		return c.model, nil
+	}
+	cat, err := LoadCatalog(ctx, c.pool, c.cfg.Schema)
+	if err != nil {
+		return nil, classify(ctx, err)
+	}
+	m, warnings, err := compile(dm, cat, c.cfg)
+	for _, w := range warnings {
+		c.log.Warn("postgres connector: data map entry not backed by the schema", "system", c.cfg.System, "problem", w)
+	}
+	if err != nil {
+		return nil, connectors.Permanent(err)
+	}
+	c.model = m
+	return m, nil
+}
+
+// EraseAfter implements connectors.EraseOrderer from the live foreign
+// keys: a dataset whose table references dataset's table goes first.
+func (c *Connector) EraseAfter(system, dataset string) []string {
+	if system != c.cfg.System {
+		return nil
+	}
+	c.mu.Lock()
+	m := c.model
+	c.mu.Unlock()
+	if m == nil {
+		return nil
+	}
+	return slices.Clone(m.after[dataset])
+}
+
+var _ connectors.Connector = (*Connector)(nil)
+var _ connectors.EraseOrderer = (*Connector)(nil)

@@ -50,9 +50,10 @@ type application struct {
 	sched    gocron.Scheduler
 	http     *fiber.App
 
-	// connectors reach the systems of the data map; tests put theirs here
-	// before start (production wiring arrives with the connectors).
-	connectors connectors.Registry
+	// connectors reach the systems of the data map, from the connectors
+	// file; tests may add theirs before start.
+	connectors      connectors.Registry
+	closeConnectors func()
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -156,7 +157,11 @@ func newApplication(ctx context.Context, cfg config.Config, log *slog.Logger, cl
 	a.consent = consent.NewService(pool, kr, holder, clk, log, cache, consent.Options{Unsubscriber: outbox, OnGPC: gpcAudit(a.audit)})
 	a.listener.Subscribe(consent.NotifyChannel, cache)
 	a.listener.Subscribe(apikey.NotifyChannel, a.keys)
-	a.connectors = connectors.Registry{}
+	a.connectors, a.closeConnectors, err = openConnectors(ctx, cfg, holder, kr, pool, clk, log)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
 	a.requests, err = dsar.New(dsar.Deps{
 		Pool: pool, Keys: kr, Policies: holder, Audit: a.audit, Outbox: outbox, Clock: clk, Log: log, Connectors: a.connectors,
 	}, dsar.Config{
@@ -164,6 +169,7 @@ func newApplication(ctx context.Context, cfg config.Config, log *slog.Logger, cl
 		StatusURL: cfg.StatusURL, StaffURL: cfg.StaffURL, StaffEmail: cfg.StaffEmail,
 	})
 	if err != nil {
+		a.closeConnectors()
 		pool.Close()
 		return nil, err
 	}
@@ -272,6 +278,9 @@ func (a *application) shutdown(timeout time.Duration) error {
 		a.cancel()
 	}
 	a.wg.Wait()
+	if a.closeConnectors != nil {
+		a.closeConnectors()
+	}
 	// Seal what this replica's last requests appended, so a clean stop
 	// leaves nothing pending.
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -46,6 +46,7 @@ type Config struct {
 	TelegramBotToken string
 	RequestWorkers   int
 	ReminderInterval time.Duration
+	ConnectorsFile   string
 }
 
 // Var documents one environment variable.
@@ -84,6 +85,7 @@ var Vars = []Var{
 	{"STEWARD_TELEGRAM_BOT_TOKEN", "", "The bot's token, to verify Telegram Mini App initData on bot requests; empty refuses initData."},
 	{"STEWARD_REQUEST_WORKERS", "10", "Privacy-request tasks run at once per replica."},
 	{"STEWARD_REMINDER_INTERVAL", "15m", "How often the elected replica looks for requests needing a staff reminder."},
+	{"STEWARD_CONNECTORS", "", "Connectors file (YAML): which data-map systems Steward reaches itself and how (see README, Connectors); `${VAR}` in it reads the environment. Empty: every system is a manual task."},
 }
 
 // Load reads the configuration through getenv (os.Getenv in production).
@@ -119,6 +121,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.StatusURL = get("STEWARD_STATUS_URL")
 	c.StaffURL = get("STEWARD_STAFF_URL")
 	c.TelegramBotToken = get("STEWARD_TELEGRAM_BOT_TOKEN")
+	c.ConnectorsFile = get("STEWARD_CONNECTORS")
 	if err := c.LogLevel.UnmarshalText([]byte(get("STEWARD_LOG_LEVEL"))); err != nil {
 		return c, fmt.Errorf("STEWARD_LOG_LEVEL: want debug, info, warn or error")
 	}

@@ -21,7 +21,7 @@ func newDB(t testing.TB, schema, ddl string) (string, *pgxpool.Pool) {
 	t.Helper()
 	url, pool := dbtest.New(t)
 	ctx := context.Background()
-	if _, err := pool.Exec(ctx, "CREATE SCHEMA "+schema+"; SET search_path TO "+schema+";"+ddl); err != nil {
+	if _, err := pool.Exec(ctx, "BEGIN; CREATE SCHEMA "+schema+"; SET LOCAL search_path TO "+schema+";"+ddl+"; COMMIT"); err != nil {
 		t.Fatalf("create schema: %v", err)
 	}
 	return url, pool

@@ -49,6 +49,8 @@ Usage:
   steward policy explain --request T --regime R  what a request does to every field of the data map, and why
   steward policy eval DECISION --input F.json ask a policy an ad-hoc question
   steward policy data                         print the policy data document (JSON)
+  steward datamap scan --postgres DSN [--schema public] [--system app_db] [--name N] [--out FILE]
+                                              draft a data map from a live database, for review
   steward version
 
 Configuration is read from the environment; see README.md.
@@ -88,6 +90,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = policyCmd(ctx, cfg, rest, stdout)
 	case "audit":
 		err = auditCmd(ctx, cfg, rest, stdout)
+	case "datamap":
+		err = datamapCmd(ctx, rest, stdout)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 	default:

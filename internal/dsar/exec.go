@@ -76,44 +76,17 @@ func (s *Service) newRiver() (*river.Client[pgx.Tx], error) {
 }
 
 // start moves an approved request to in_progress and queues every
-// automated task; manual tasks wait for staff. A request with nothing to do
-// completes at once.
+// automated task that waits for no other (an erasure's children first; the
+// rest are released as their predecessors succeed); manual tasks wait for
+// staff. A request with nothing to do completes at once.
 func (s *Service) start(ctx context.Context, tx pgx.Tx, r *Request) error {
 	if err := s.move(ctx, tx, r, Start, actorSystem, "", nil); err != nil {
 		return err
 	}
-	rows, err := tx.Query(ctx, `SELECT id::text, run FROM privacy_request_tasks WHERE request_id = $1 AND mode = 'automated' AND status = 'pending' ORDER BY seq`, r.ID)
-	if err != nil {
-		return fmt.Errorf("dsar: list tasks: %w", err)
-	}
-	var jobs []river.InsertManyParams
-	for rows.Next() {
-		var a TaskArgs
-		if err := rows.Scan(&a.TaskID, &a.Run); err != nil {
-			rows.Close()
-			return fmt.Errorf("dsar: list tasks: %w", err)
-		}
-		a.RequestID = r.ID
-		jobs = append(jobs, river.InsertManyParams{Args: a})
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("dsar: list tasks: %w", err)
-	}
-	if len(jobs) > 0 {
-		if _, err := s.river.InsertManyTx(ctx, tx, jobs); err != nil {
-			return fmt.Errorf("dsar: queue tasks: %w", err)
-		}
+	if err := s.enqueueReady(ctx, tx, r.ID, readyFilter{}); err != nil {
+		return err
 	}
 	return s.checkCompletion(ctx, tx, r)
-}
-
-// enqueueTask queues one task run.
-func (s *Service) enqueueTask(ctx context.Context, tx pgx.Tx, requestID, taskID string, run int) error {
-	if _, err := s.river.InsertTx(ctx, tx, TaskArgs{RequestID: requestID, TaskID: taskID, Run: run}, nil); err != nil {
-		return fmt.Errorf("dsar: queue task: %w", err)
-	}
-	return nil
 }
 
 type taskWorker struct {
@@ -284,9 +257,10 @@ func (s *Service) rectifyChanges(ctx context.Context, requestID string, fields [
 }
 
 // finishTask records a task's end and moves the request on, in one
-// transaction holding the request's row lock (tasks of one request finish
-// one at a time, so exactly one of them sees the last one end). tx may
-// already hold the task's records; nil starts a new transaction.
+// transaction holding the request's row lock: tasks of one request finish
+// one at a time, so exactly one of them sees the last one end, and exactly
+// one releases a task waiting for several. tx may already hold the task's
+// records; nil starts a new transaction.
 func (s *Service) finishTask(ctx context.Context, tx pgx.Tx, a TaskArgs, status string, result any, errMsg string, extra map[string]any) error {
 	if tx == nil {
 		var err error
@@ -310,10 +284,11 @@ func (s *Service) finishTask(ctx context.Context, tx pgx.Tx, a TaskArgs, status 
 		errp = &errMsg
 	}
 	var system, dataset, op string
+	var seq int
 	err = tx.QueryRow(ctx, `
 		UPDATE privacy_request_tasks SET status = $3, result = $4, error = $5, finished_at = $6
 		WHERE id = $1 AND run = $2 AND status = 'running'
-		RETURNING system, dataset, operation`, a.TaskID, a.Run, status, res, errp, s.Clock.Now()).Scan(&system, &dataset, &op)
+		RETURNING seq, system, dataset, operation`, a.TaskID, a.Run, status, res, errp, s.Clock.Now()).Scan(&seq, &system, &dataset, &op)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil // another run owns it now, or the request was canceled
 	}
@@ -341,12 +316,11 @@ func (s *Service) finishTask(ctx context.Context, tx pgx.Tx, a TaskArgs, status 
 	if err := s.event(ctx, tx, r.ID, ev, "", "", actorSystem, errMsg, det); err != nil {
 		return err
 	}
-	if status == TaskFailed && r.Status == InProgress {
-		reason := fmt.Sprintf("task %s/%s (%s) failed: %s", system, dataset, op, errMsg)
-		if _, err := tx.Exec(ctx, `UPDATE privacy_requests SET failure_reason = $2 WHERE id = $1`, r.ID, truncate(reason, 1000)); err != nil {
-			return fmt.Errorf("dsar: record failure: %w", err)
-		}
-		if err := s.move(ctx, tx, &r, Fail, actorSystem, reason, nil); err != nil {
+	// A success releases the tasks that waited for it. Not while paused:
+	// Resume queues what is ready then. A failure releases nothing, and
+	// checkCompletion fails the request, so its dependents cannot hang.
+	if status == TaskSucceeded && (r.Status == InProgress || r.Status == Failed) {
+		if err := s.enqueueReady(ctx, tx, r.ID, readyFilter{dependentsOf: seq}); err != nil {
 			return err
 		}
 	}
@@ -359,11 +333,16 @@ func (s *Service) finishTask(ctx context.Context, tx pgx.Tx, a TaskArgs, status 
 	return nil
 }
 
-// checkCompletion completes an in-progress request whose every task has
-// succeeded (or was canceled), and tells the person.
+// checkCompletion settles an in-progress request: it fails when a task has
+// failed (the tasks waiting for that one would otherwise wait forever), and
+// completes, telling the person, when every task has succeeded (or was
+// canceled).
 func (s *Service) checkCompletion(ctx context.Context, tx pgx.Tx, r *Request) error {
 	if r.Status != InProgress {
 		return nil
+	}
+	if failed, err := s.failForTask(ctx, tx, r); failed || err != nil {
+		return err
 	}
 	var open int
 	if err := tx.QueryRow(ctx, `SELECT count(*) FROM privacy_request_tasks WHERE request_id = $1 AND status NOT IN ('succeeded', 'canceled')`, r.ID).Scan(&open); err != nil {
@@ -378,6 +357,27 @@ func (s *Service) checkCompletion(ctx context.Context, tx pgx.Tx, r *Request) er
 	now := s.Clock.Now()
 	r.CompletedAt = &now
 	return s.email(ctx, tx, r, notify.TemplateRequestCompleted, nil)
+}
+
+// failForTask fails the request, naming its first failed task, if it has
+// one; staff see why and retry.
+func (s *Service) failForTask(ctx context.Context, tx pgx.Tx, r *Request) (bool, error) {
+	var system, dataset, op, msg string
+	err := tx.QueryRow(ctx, `
+		SELECT system, dataset, operation, coalesce(error, '') FROM privacy_request_tasks
+		WHERE request_id = $1 AND status = 'failed' ORDER BY seq LIMIT 1`, r.ID).Scan(&system, &dataset, &op, &msg)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("dsar: find failed task: %w", err)
+	}
+	reason := fmt.Sprintf("task %s/%s (%s) failed: %s", system, dataset, op, msg)
+	if _, err := tx.Exec(ctx, `UPDATE privacy_requests SET failure_reason = $2 WHERE id = $1`, r.ID, truncate(reason, 1000)); err != nil {
+		return false, fmt.Errorf("dsar: record failure: %w", err)
+	}
+	r.FailureReason = reason
+	return true, s.move(ctx, tx, r, Fail, actorSystem, reason, nil)
 }
 
 // recordSink stores what Access discloses, each record sealed on its own.

@@ -289,9 +289,9 @@ func (s *Service) storePlan(ctx context.Context, tx pgx.Tx, r *Request, p Plan) 
 	now := s.Clock.Now()
 	for i, t := range p.Tasks {
 		if _, err := tx.Exec(ctx, `
-			INSERT INTO privacy_request_tasks (id, request_id, seq, system, dataset, operation, mode, fields, instructions, status)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULLIF($9, ''), 'pending')`,
-			uuid.NewString(), r.ID, i+1, t.System, t.Dataset, t.Operation, t.Mode, t.Fields, t.Instructions); err != nil {
+			INSERT INTO privacy_request_tasks (id, request_id, seq, system, dataset, operation, mode, fields, instructions, status, after)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULLIF($9, ''), 'pending', coalesce($10::integer[], '{}'))`,
+			uuid.NewString(), r.ID, i+1, t.System, t.Dataset, t.Operation, t.Mode, t.Fields, t.Instructions, t.After); err != nil {
 			return fmt.Errorf("dsar: store task: %w", err)
 		}
 	}
@@ -317,7 +317,8 @@ func (s *Service) storePlan(ctx context.Context, tx pgx.Tx, r *Request, p Plan) 
 // request does: for every dataset the subject's known identities reach, the
 // decision for each field, grouped into one task per system and dataset
 // (a connector's job) or one per system (staff's manual task, where no
-// connector is configured or the connector lacks the operation).
+// connector is configured or the connector lacks the operation). Erase
+// tasks of one system are ordered children first (After; see order.go).
 func BuildPlan(ctx context.Context, engine *policy.Engine, requestType, regime string, identityKinds []string, reg connectors.Registry, changes map[string]string) (Plan, error) {
 	dm := engine.DataMap
 	kinds := uniqueSorted(identityKinds)
@@ -360,6 +361,7 @@ func BuildPlan(ctx context.Context, engine *policy.Engine, requestType, regime s
 			p.Tasks = append(p.Tasks, manualTask(sid, sys, manual, conn != nil))
 		}
 	}
+	orderErasure(dm, reg, p.Tasks)
 	return p, nil
 }
 

@@ -181,9 +181,13 @@ func (s *Service) Get(ctx context.Context, id string) (Detail, error) {
 
 func (s *Service) tasks(ctx context.Context, tx pgx.Tx, id string) ([]Task, error) {
 	rows, err := tx.Query(ctx, `
-		SELECT id::text, seq, system, dataset, operation, mode, status, run, attempts, fields, coalesce(instructions, ''),
-		       result, coalesce(error, ''), coalesce(completed_by, ''), coalesce(note, ''), started_at, finished_at
-		FROM privacy_request_tasks WHERE request_id = $1 ORDER BY seq`, id)
+		SELECT t.id::text, t.seq, t.system, t.dataset, t.operation, t.mode, t.status, t.run, t.attempts, t.fields,
+		       coalesce(t.instructions, ''), t.result, coalesce(t.error, ''), coalesce(t.completed_by, ''), coalesce(t.note, ''),
+		       t.started_at, t.finished_at, t.after,
+		       ARRAY(SELECT p.seq FROM privacy_request_tasks p
+		             WHERE t.status = 'pending' AND p.request_id = t.request_id AND p.seq = ANY (t.after) AND p.status <> 'succeeded'
+		             ORDER BY p.seq)
+		FROM privacy_request_tasks t WHERE t.request_id = $1 ORDER BY t.seq`, id)
 	if err != nil {
 		return nil, fmt.Errorf("dsar: tasks: %w", err)
 	}
@@ -193,8 +197,14 @@ func (s *Service) tasks(ctx context.Context, tx pgx.Tx, id string) ([]Task, erro
 		var t Task
 		var fields, result []byte
 		if err := rows.Scan(&t.ID, &t.Seq, &t.System, &t.Dataset, &t.Operation, &t.Mode, &t.Status, &t.Run, &t.Attempts, &fields,
-			&t.Instructions, &result, &t.Error, &t.CompletedBy, &t.Note, &t.StartedAt, &t.FinishedAt); err != nil {
+			&t.Instructions, &result, &t.Error, &t.CompletedBy, &t.Note, &t.StartedAt, &t.FinishedAt, &t.After, &t.WaitingFor); err != nil {
 			return nil, fmt.Errorf("dsar: tasks: %w", err)
+		}
+		if t.After == nil {
+			t.After = []int{}
+		}
+		if len(t.WaitingFor) == 0 {
+			t.WaitingFor = nil
 		}
 		if err := json.Unmarshal(fields, &t.Fields); err != nil {
 			return nil, fmt.Errorf("dsar: task fields: %w", err)
@@ -409,64 +419,22 @@ func (s *Service) Resume(ctx context.Context, id, actor string) (Request, error)
 			// Tasks that ended during the pause moved nothing (the request
 			// was not in progress): settle what they left, or no later
 			// event would ever complete or fail the request.
-			return s.settleResumed(ctx, tx, r)
+			return s.checkCompletion(ctx, tx, r)
 		}
 		return nil
 	})
 }
 
-// settleResumed fails a resumed in-progress request when a task failed
-// during the pause, and completes it when every task ended well.
-func (s *Service) settleResumed(ctx context.Context, tx pgx.Tx, r *Request) error {
-	if r.Status != InProgress {
-		return nil
-	}
-	var system, dataset, op, msg string
-	err := tx.QueryRow(ctx, `
-		SELECT system, dataset, operation, coalesce(error, '') FROM privacy_request_tasks
-		WHERE request_id = $1 AND status = 'failed' ORDER BY seq LIMIT 1`, r.ID).Scan(&system, &dataset, &op, &msg)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return s.checkCompletion(ctx, tx, r)
-	}
-	if err != nil {
-		return fmt.Errorf("dsar: find failed task: %w", err)
-	}
-	reason := fmt.Sprintf("task %s/%s (%s) failed: %s", system, dataset, op, msg)
-	if _, err := tx.Exec(ctx, `UPDATE privacy_requests SET failure_reason = $2 WHERE id = $1`, r.ID, truncate(reason, 1000)); err != nil {
-		return fmt.Errorf("dsar: record failure: %w", err)
-	}
-	r.FailureReason = reason
-	return s.move(ctx, tx, r, Fail, actorSystem, reason, nil)
-}
-
+// requeuePending gives every automated task that has not ended a new run
+// (so a job from before the pause cannot act too) and queues those whose
+// predecessors have all succeeded; the others stay pending until released.
 func (s *Service) requeuePending(ctx context.Context, tx pgx.Tx, id string) error {
-	rows, err := tx.Query(ctx, `
+	if _, err := tx.Exec(ctx, `
 		UPDATE privacy_request_tasks SET run = run + 1, status = 'pending'
-		WHERE request_id = $1 AND mode = 'automated' AND status IN ('pending', 'running')
-		RETURNING id::text, run`, id)
-	if err != nil {
+		WHERE request_id = $1 AND mode = 'automated' AND status IN ('pending', 'running')`, id); err != nil {
 		return fmt.Errorf("dsar: requeue tasks: %w", err)
 	}
-	type tr struct {
-		id  string
-		run int
-	}
-	var ts []tr
-	for rows.Next() {
-		var t tr
-		if err := rows.Scan(&t.id, &t.run); err != nil {
-			rows.Close()
-			return err
-		}
-		ts = append(ts, t)
-	}
-	rows.Close()
-	for _, t := range ts {
-		if err := s.enqueueTask(ctx, tx, id, t.id, t.run); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
+	return s.enqueueReady(ctx, tx, id, readyFilter{})
 }
 
 // RetryTask runs a failed task again (a new run), and a failed request is
@@ -517,7 +485,9 @@ func (s *Service) RetryTask(ctx context.Context, id, taskID, actor string) (Requ
 			}
 		}
 		if mode == ModeAutomated {
-			return s.enqueueTask(ctx, tx, id, taskID, run+1)
+			// Queued only if what it waits for has succeeded (it has: the
+			// task ran), never ahead of the erase order.
+			return s.enqueueReady(ctx, tx, id, readyFilter{taskID: taskID})
 		}
 		return nil
 	})

@@ -122,6 +122,10 @@ type Task struct {
 	Note         string                 `json:"note,omitempty"`
 	StartedAt    *time.Time             `json:"started_at,omitempty"`
 	FinishedAt   *time.Time             `json:"finished_at,omitempty"`
+	// After lists the seq numbers of the tasks that must succeed before this
+	// one is queued; WaitingFor, of a pending task, those that have not yet.
+	After      []int `json:"after"`
+	WaitingFor []int `json:"waiting_for,omitempty"`
 }
 
 // TimelineEntry is one event in a request's history.
@@ -158,6 +162,10 @@ type PlannedTask struct {
 	Fields       []connectors.FieldPlan `json:"fields"`
 	Instructions string                 `json:"instructions,omitempty"`
 	ReachPath    []string               `json:"reach_path,omitempty"`
+	// After lists the seq numbers (1-based positions in Tasks) of the tasks
+	// that must succeed before this one starts: an erasure goes children
+	// first (see order.go).
+	After []int `json:"after,omitempty"`
 }
 
 // RetainedItem is a field an erasure keeps, with its basis.

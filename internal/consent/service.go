@@ -20,8 +20,8 @@ import (
 	"github.com/steward-privacy/steward/internal/clock"
 	"github.com/steward-privacy/steward/internal/db"
 	"github.com/steward-privacy/steward/internal/identity"
-	"github.com/steward-privacy/steward/internal/subjects"
 	"github.com/steward-privacy/steward/internal/policy"
+	"github.com/steward-privacy/steward/internal/subjects"
 )
 
 // NotifyChannel is the LISTEN/NOTIFY channel for consent invalidations.

@@ -19,9 +19,11 @@ type BulkEraseParams struct {
 }
 
 // EraseMany erases the dataset for every subject, SubjectBatch subjects at
-// a time, each batch with the set-based statements of Erase (rows chosen
-// with "= ANY($1)", BatchSize rows per transaction, under the lock and
-// statement timeouts) and its own verification pass. The result adds up the
+// a time, each batch its own transaction under the lock and statement
+// timeouts: a plan that deletes records deletes every unreferenced row of
+// the batch in one set-based statement (rows chosen with "= ANY($1)"); the
+// rest goes BatchSize rows at a time as in Erase. Each batch ends with its
+// own verification pass. The result adds up the
 // batches. A pseudonym is one subject's, so a plan that asks for pseudonyms
 // must erase subject by subject.
 func (c *Connector) EraseMany(ctx context.Context, p BulkEraseParams) (connectors.EraseResult, error) {
@@ -50,7 +52,9 @@ func (c *Connector) EraseMany(ctx context.Context, p BulkEraseParams) (connector
 		for _, s := range chunk {
 			ids = append(ids, s...)
 		}
-		r, err := newEraser(c, m, ds, p.Fields, ids).run(ctx)
+		e := newEraser(c, m, ds, p.Fields, ids)
+		e.bulk = true
+		r, err := e.run(ctx)
 		res.Deleted += r.Deleted
 		res.Masked += r.Masked
 		if err != nil {

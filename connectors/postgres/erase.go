@@ -27,6 +27,9 @@ type eraser struct {
 	plans     []connectors.FieldPlan
 	allDelete bool
 	ids       []connectors.Identity
+	// bulk deletes a batch of subjects' rows in one statement rather
+	// than BatchSize rows at a time.
+	bulk bool
 }
 
 // stats are one pass's counts; the last pass's retained counts describe
@@ -135,18 +138,34 @@ func (e *eraser) pass(ctx context.Context) (*stats, error) {
 		if err := e.deleteUnreferenced(ctx, pred, a, st); err != nil {
 			return nil, err
 		}
-	}
-	last := pgtype.TID{Valid: true}
-	for {
-		n, next, err := e.batch(ctx, pred, a, last, st)
-		if err != nil {
-			return nil, err
-		}
-		if n < e.c.cfg.BatchSize {
+		if len(e.blockers("t", "x")) == 0 {
+			// Nothing can block a delete here, so every row of the subject
+			// was deleted: listing them again would find none (when this
+			// pass deleted nothing, that is the verification).
 			return st, nil
 		}
-		last = next
 	}
+	// The rows left are listed first (by the predicate's index) and then
+	// handled BatchSize at a time by their ctid: a keyset walk in ctid
+	// order would let the planner scan the whole table for one person.
+	ctids, err := e.list(ctx, pred, a)
+	if err != nil {
+		return nil, err
+	}
+	for batch := range slices.Chunk(ctids, e.c.cfg.BatchSize) {
+		if err := e.batch(ctx, pred, a, batch, st); err != nil {
+			return nil, err
+		}
+	}
+	return st, nil
+}
+
+func (e *eraser) list(ctx context.Context, pred string, a args) ([]pgtype.TID, error) {
+	rows, err := e.c.pool.Query(ctx, fmt.Sprintf("SELECT t.ctid FROM %s AS t WHERE %s", e.ds.ident.Sanitize(), pred), a...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[pgtype.TID])
 }
 
 // blockers are the conditions under which a row must not be deleted: a row
@@ -192,23 +211,54 @@ func (e *eraser) blockers(alias string, batch string) []string {
 	return out
 }
 
+// selfNoAction reports whether the table references itself with a NO
+// ACTION foreign key, whose check waits for the end of the statement.
+func (e *eraser) selfNoAction() bool {
+	for _, fk := range e.ds.table.Incoming {
+		if fk.Table == e.ds.table.Name && fk.OnDelete == OnDeleteNoAction {
+			return true
+		}
+	}
+	return false
+}
+
 // deleteUnreferenced is the set-based path: delete, BatchSize rows per
 // transaction, every row of the subject no kept row references. What it
 // leaves is handled row by row.
 func (e *eraser) deleteUnreferenced(ctx context.Context, pred string, a args, st *stats) error {
 	for {
 		var n int64
+		done := false
 		err := e.c.writeTx(ctx, func(tx pgx.Tx) error {
 			b := append(slices.Clone(a), e.c.cfg.BatchSize)
-			limit := "$" + fmt.Sprint(len(b))
-			// The rows are chosen and locked first, then deleted in one
-			// statement, so a self-reference inside the set does not block.
 			inner := append([]string{pred}, e.blockers("t", "")...)
-			batch := fmt.Sprintf("ARRAY(SELECT t.ctid FROM %s AS t WHERE %s LIMIT %s FOR UPDATE)",
-				e.ds.ident.Sanitize(), strings.Join(inner, " AND "), limit)
-			conds := append([]string{"t.ctid = ANY(b.ids)"}, e.blockers("t", "b.ids")...)
-			tag, err := tx.Exec(ctx, fmt.Sprintf("WITH b AS (SELECT %s AS ids) DELETE FROM %s AS t USING b WHERE %s",
-				batch, e.ds.ident.Sanitize(), strings.Join(conds, " AND ")), b...)
+			choose := fmt.Sprintf("SELECT t.ctid FROM %s AS t WHERE %s LIMIT $%d", e.ds.ident.Sanitize(), strings.Join(inner, " AND "), len(b))
+			if e.bulk && !e.selfNoAction() {
+				// The bulk path: one set-based statement per batch of
+				// subjects, like a hand-written DELETE … = ANY($1).
+				conds := append([]string{pred}, e.blockers("t", "")...)
+				tag, err := tx.Exec(ctx, fmt.Sprintf("DELETE FROM %s AS t WHERE %s", e.ds.ident.Sanitize(), strings.Join(conds, " AND ")), a...)
+				n = tag.RowsAffected()
+				done = true
+				return err
+			}
+			if !e.selfNoAction() {
+				// One statement: the chosen rows are deleted by ctid (a TID
+				// scan). A row changed meanwhile has a new ctid and is left
+				// for the next pass.
+				tag, err := tx.Exec(ctx, fmt.Sprintf("DELETE FROM %s AS t WHERE t.ctid = ANY(ARRAY(%s))", e.ds.ident.Sanitize(), choose), b...)
+				n = tag.RowsAffected()
+				return err
+			}
+			// Rows of the set may reference each other (NO ACTION): choose
+			// and lock them first, then delete them in one statement that
+			// ignores references from inside the set.
+			var ids []pgtype.TID
+			if err := tx.QueryRow(ctx, "SELECT ARRAY("+choose+" FOR UPDATE)", b...).Scan(&ids); err != nil || len(ids) == 0 {
+				return err
+			}
+			conds := append([]string{"t.ctid = ANY($1::tid[])"}, e.blockers("t", "$1::tid[]")...)
+			tag, err := tx.Exec(ctx, fmt.Sprintf("DELETE FROM %s AS t WHERE %s", e.ds.ident.Sanitize(), strings.Join(conds, " AND ")), ids)
 			n = tag.RowsAffected()
 			return err
 		})
@@ -216,26 +266,24 @@ func (e *eraser) deleteUnreferenced(ctx context.Context, pred string, a args, st
 			return err
 		}
 		st.deleted += int(n)
-		if n == 0 {
+		if n == 0 || done {
 			return nil
 		}
 	}
 }
 
-// batch handles up to BatchSize rows after last in one transaction: rows
-// the plan deletes that nothing references are deleted, the others have
-// their fields erased. It returns how many rows it read and the last ctid.
-func (e *eraser) batch(ctx context.Context, pred string, a args, last pgtype.TID, st *stats) (int, pgtype.TID, error) {
-	var n int
-	next := last
-	err := e.c.writeTx(ctx, func(tx pgx.Tx) error {
-		b := append(slices.Clone(a), last, e.c.cfg.BatchSize)
+// batch handles the rows at ctids in one transaction, re-checking they
+// are still the subject's: rows the plan deletes that nothing references
+// are deleted, the others have their fields erased.
+func (e *eraser) batch(ctx context.Context, pred string, a args, ctids []pgtype.TID, st *stats) error {
+	return e.c.writeTx(ctx, func(tx pgx.Tx) error {
+		b := append(slices.Clone(a), ctids)
 		cols := []string{"t.ctid"}
 		for _, f := range e.plans {
 			cols = append(cols, colRef("t", f.Field))
 		}
-		rows, err := tx.Query(ctx, fmt.Sprintf("SELECT %s FROM %s AS t WHERE %s AND t.ctid > $%d ORDER BY t.ctid LIMIT $%d FOR UPDATE",
-			strings.Join(cols, ", "), e.ds.ident.Sanitize(), pred, len(b)-1, len(b)), b...)
+		rows, err := tx.Query(ctx, fmt.Sprintf("SELECT %s FROM %s AS t WHERE t.ctid = ANY($%d::tid[]) AND %s FOR UPDATE",
+			strings.Join(cols, ", "), e.ds.ident.Sanitize(), len(b), pred), b...)
 		if err != nil {
 			return err
 		}
@@ -255,10 +303,6 @@ func (e *eraser) batch(ctx context.Context, pred string, a args, last pgtype.TID
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return err
-		}
-		n = len(got)
-		if n > 0 {
-			next = got[n-1].ctid
 		}
 		var deletable []pgtype.TID
 		if e.allDelete {
@@ -284,13 +328,10 @@ func (e *eraser) batch(ctx context.Context, pred string, a args, last pgtype.TID
 			}
 		}
 		if batch.Len() > 0 {
-			if err := tx.SendBatch(ctx, batch).Close(); err != nil {
-				return err
-			}
+			return tx.SendBatch(ctx, batch).Close()
 		}
 		return nil
 	})
-	return n, next, err
 }
 
 // deleteRows deletes the rows (locked by the caller) that nothing kept

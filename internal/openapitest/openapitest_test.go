@@ -151,7 +151,7 @@ func samples(doc []byte) []sample {
 			`,"identities":[{"kind":"email","source":"given"}],"plan":{"request_type":"access","regime":"gdpr","policy_revision":"r","identity_kinds":["email"],
 			"tasks":[{"system":"app_db","dataset":"users","operation":"access","mode":"automated","fields":[{"field":"email","category":"user.contact.email","action":"include"}]}],
 			"retained":[],"unreached":["bot_db"]},"tasks":[{"id":"` + reqID + `","seq":1,"system":"app_db","dataset":"users","operation":"access","mode":"automated",
-			"status":"succeeded","run":1,"attempts":1,"fields":[{"field":"email","category":"user.contact.email","action":"include"}],"result":{"records":1}}],
+			"status":"succeeded","run":1,"attempts":1,"after":[],"fields":[{"field":"email","category":"user.contact.email","action":"include"}],"result":{"records":1}}],
 			"timeline":[{"at":"2026-02-03T10:15:30Z","event":"received","to":"received","actor":"key:key_1"}]}`},
 		{"privacy request not found", "GET", "/v1/privacy-requests/" + reqID, 404, probCT, problem(404, "not_found", "")},
 		{"privacy request identities", "POST", "/v1/privacy-requests/" + reqID + "/identities", 200, jsonCT, `{"identities":["email:ann@example.com"]}`},

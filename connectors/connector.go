@@ -68,6 +68,29 @@ const (
 	ActionRectify = "rectify" // the person may correct it
 )
 
+// Mask strategies, as policies/dsar.rego names them.
+const (
+	StrategyNull         = "null"
+	StrategyFixed        = "fixed"
+	StrategyKeyedHash    = "keyed_hash"
+	StrategyPseudonym    = "pseudonym"
+	StrategyTruncateDate = "truncate_date"
+)
+
+// TruncateDate is the truncate_date mask of a text value: the date of an
+// RFC 3339 timestamp (in its own offset: the date the record shows), or a
+// date as it is, so truncating twice changes nothing. ok is false for text
+// that is neither.
+func TruncateDate(s string) (date string, ok bool) {
+	if ts, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return ts.Format(time.DateOnly), true
+	}
+	if _, err := time.Parse(time.DateOnly, s); err == nil {
+		return s, true
+	}
+	return "", false
+}
+
 // FieldPlan is the plan's decision for one field of the target dataset.
 type FieldPlan struct {
 	Field    string `json:"field"`

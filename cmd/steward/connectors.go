@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
 	"time"
@@ -44,7 +45,7 @@ func openConnectors(ctx context.Context, cfg config.Config, holder *policy.Holde
 	dm := holder.Current().DataMap
 	currentMap := func() *datamap.Map { return holder.Current().DataMap }
 	ledger := &restrictions.Ledger{Pool: pool, Keys: kr, Now: clk.Now}
-	for _, sys := range sortedSystems(specs) {
+	for _, sys := range slices.Sorted(maps.Keys(specs)) {
 		spec := specs[sys]
 		s, ok := dm.Systems[sys]
 		if !ok {
@@ -73,19 +74,10 @@ func openConnectors(ctx context.Context, cfg config.Config, holder *policy.Holde
 		reg[sys] = c
 		log.Info("connector ready", "system", sys, "kind", "postgres", "read_only", pg.ReadOnly)
 	}
-	for _, sys := range sortedSystems(dm.Systems) {
+	for _, sys := range slices.Sorted(maps.Keys(dm.Systems)) {
 		if s := dm.Systems[sys]; s.Connector != datamap.ConnectorManual && reg[sys] == nil {
 			log.Warn("no connector configured: this system's work becomes manual tasks", "system", sys, "connector", s.Connector)
 		}
 	}
 	return reg, closeAll, nil
-}
-
-func sortedSystems[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }

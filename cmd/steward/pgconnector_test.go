@@ -137,7 +137,7 @@ bot_db:
 		}
 	})
 
-	t.Run("web erasure: children first, retained payments keep a tombstone, nobody else touched", func(t *testing.T) {
+	t.Run("web erasure: retained payments keep a tombstone, nobody else touched", func(t *testing.T) {
 		before := digestExcept(t, e.pool, p.UserID)
 		id := staff("erasure", "email:"+p.Email)
 		g.waitFor(id, dsar.AwaitingApproval)

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -126,7 +128,7 @@ func (c *Connector) ResolveIdentities(ctx context.Context, known []connectors.Id
 	var out []connectors.Identity
 	err = c.readTx(ctx, func(tx pgx.Tx) error {
 		r := newReach(m, tx, known, c.cfg.EmailCaseInsensitive)
-		for _, did := range sortedKeys(m.datasets) {
+		for _, did := range slices.Sorted(maps.Keys(m.datasets)) {
 			ds := m.datasets[did]
 			if len(ds.identities) == 0 {
 				continue

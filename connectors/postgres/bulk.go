@@ -40,7 +40,7 @@ func (c *Connector) EraseMany(ctx context.Context, p BulkEraseParams) (connector
 		return res, err
 	}
 	for _, f := range p.Fields {
-		if f.Action == connectors.ActionMask && f.Strategy == StrategyPseudonym && len(p.Subjects) > 1 {
+		if f.Action == connectors.ActionMask && f.Strategy == connectors.StrategyPseudonym && len(p.Subjects) > 1 {
 			return res, connectors.Permanent(fmt.Errorf("postgres %s: bulk erase %s: field %q is pseudonymised per subject; erase subject by subject", m.system, ds.id, f.Field))
 		}
 	}

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -30,6 +31,8 @@ type eraser struct {
 	// bulk deletes a batch of subjects' rows in one statement rather
 	// than BatchSize rows at a time.
 	bulk bool
+	// blocking are the incoming foreign keys that can keep a row.
+	blocking []*ForeignKey
 }
 
 // stats are one pass's counts; the last pass's retained counts describe
@@ -85,7 +88,7 @@ func newEraser(c *Connector, m *model, ds *dataset, plans []connectors.FieldPlan
 	for _, f := range plans {
 		allDelete = allDelete && f.Action == connectors.ActionDelete
 	}
-	return &eraser{c: c, m: m, ds: ds, plans: plans, allDelete: allDelete, ids: ids}
+	return &eraser{c: c, m: m, ds: ds, plans: plans, allDelete: allDelete, ids: ids, blocking: blockingKeys(m, ds)}
 }
 
 func (e *eraser) run(ctx context.Context) (connectors.EraseResult, error) {
@@ -118,8 +121,8 @@ func (e *eraser) retained(st *stats) []connectors.Retained {
 			out = append(out, connectors.Retained{Field: f.Field, Basis: f.Basis, Until: f.Until, Records: st.retained[f.Field]})
 		}
 	}
-	for _, field := range sortedKeys(st.kept) {
-		for _, why := range sortedKeys(st.kept[field]) {
+	for _, field := range slices.Sorted(maps.Keys(st.kept)) {
+		for _, why := range slices.Sorted(maps.Keys(st.kept[field])) {
 			out = append(out, connectors.Retained{Field: field, Basis: "kept: " + why, Records: st.kept[field][why]})
 		}
 	}
@@ -138,7 +141,7 @@ func (e *eraser) pass(ctx context.Context) (*stats, error) {
 		if err := e.deleteUnreferenced(ctx, pred, a, st); err != nil {
 			return nil, err
 		}
-		if len(e.blockers("t", "x")) == 0 {
+		if len(e.blocking) == 0 {
 			// Nothing can block a delete here, so every row of the subject
 			// was deleted: listing them again would find none (when this
 			// pass deleted nothing, that is the verification).
@@ -180,26 +183,14 @@ func (e *eraser) list(ctx context.Context, pred string, a args) ([]pgtype.TID, e
 // each other: the check waits for the end of the statement). With a batch,
 // that self-reference is added, ignoring rows of the batch. RESTRICT checks
 // row by row, so such rows go leaves first, one layer a statement.
-func (e *eraser) blockers(alias string, batch string) []string {
-	mapped := map[string]bool{}
-	for _, ds := range e.m.datasets {
-		mapped[ds.table.Name] = true
-	}
+func (e *eraser) blockers(batch string) []string {
 	var out []string
-	for _, fk := range e.ds.table.Incoming {
-		switch fk.OnDelete {
-		case OnDeleteSetNull, OnDeleteSetDefault:
-			continue
-		case OnDeleteCascade:
-			if !mapped[fk.Table] {
-				continue
-			}
-		}
+	for _, fk := range e.blocking {
 		var on []string
 		for i, col := range fk.Columns {
-			on = append(on, colRef("c", col)+" = "+colRef(alias, fk.RefColumns[i]))
+			on = append(on, colRef("c", col)+" = "+colRef("t", fk.RefColumns[i]))
 		}
-		if fk.Table == e.ds.table.Name && fk.OnDelete == OnDeleteNoAction {
+		if isSelfNoAction(fk) {
 			if batch == "" {
 				continue
 			}
@@ -211,16 +202,34 @@ func (e *eraser) blockers(alias string, batch string) []string {
 	return out
 }
 
-// selfNoAction reports whether the table references itself with a NO
-// ACTION foreign key, whose check waits for the end of the statement.
-func (e *eraser) selfNoAction() bool {
-	for _, fk := range e.ds.table.Incoming {
-		if fk.Table == e.ds.table.Name && fk.OnDelete == OnDeleteNoAction {
-			return true
+// blockingKeys are the incoming foreign keys that can keep a row from
+// being deleted (see blockers).
+func blockingKeys(m *model, ds *dataset) []*ForeignKey {
+	mapped := map[string]bool{}
+	for _, d := range m.datasets {
+		mapped[d.table.Name] = true
+	}
+	var out []*ForeignKey
+	for _, fk := range ds.table.Incoming {
+		switch {
+		case fk.OnDelete == OnDeleteSetNull, fk.OnDelete == OnDeleteSetDefault:
+		case fk.OnDelete == OnDeleteCascade && !mapped[fk.Table]:
+		default:
+			out = append(out, fk)
 		}
 	}
-	return false
+	return out
 }
+
+// isSelfNoAction reports whether fk is a NO ACTION self-reference, whose
+// check waits for the end of the statement.
+func isSelfNoAction(fk *ForeignKey) bool {
+	return fk.Table == fk.RefTable && fk.OnDelete == OnDeleteNoAction
+}
+
+// selfNoAction reports whether the table references itself with a NO
+// ACTION foreign key.
+func (e *eraser) selfNoAction() bool { return slices.ContainsFunc(e.blocking, isSelfNoAction) }
 
 // deleteUnreferenced is the set-based path: delete, BatchSize rows per
 // transaction, every row of the subject no kept row references. What it
@@ -231,12 +240,12 @@ func (e *eraser) deleteUnreferenced(ctx context.Context, pred string, a args, st
 		done := false
 		err := e.c.writeTx(ctx, func(tx pgx.Tx) error {
 			b := append(slices.Clone(a), e.c.cfg.BatchSize)
-			inner := append([]string{pred}, e.blockers("t", "")...)
+			inner := append([]string{pred}, e.blockers("")...)
 			choose := fmt.Sprintf("SELECT t.ctid FROM %s AS t WHERE %s LIMIT $%d", e.ds.ident.Sanitize(), strings.Join(inner, " AND "), len(b))
 			if e.bulk && !e.selfNoAction() {
 				// The bulk path: one set-based statement per batch of
 				// subjects, like a hand-written DELETE … = ANY($1).
-				conds := append([]string{pred}, e.blockers("t", "")...)
+				conds := append([]string{pred}, e.blockers("")...)
 				tag, err := tx.Exec(ctx, fmt.Sprintf("DELETE FROM %s AS t WHERE %s", e.ds.ident.Sanitize(), strings.Join(conds, " AND ")), a...)
 				n = tag.RowsAffected()
 				done = true
@@ -257,7 +266,7 @@ func (e *eraser) deleteUnreferenced(ctx context.Context, pred string, a args, st
 			if err := tx.QueryRow(ctx, "SELECT ARRAY("+choose+" FOR UPDATE)", b...).Scan(&ids); err != nil || len(ids) == 0 {
 				return err
 			}
-			conds := append([]string{"t.ctid = ANY($1::tid[])"}, e.blockers("t", "$1::tid[]")...)
+			conds := append([]string{"t.ctid = ANY($1::tid[])"}, e.blockers("$1::tid[]")...)
 			tag, err := tx.Exec(ctx, fmt.Sprintf("DELETE FROM %s AS t WHERE %s", e.ds.ident.Sanitize(), strings.Join(conds, " AND ")), ids)
 			n = tag.RowsAffected()
 			return err
@@ -341,7 +350,7 @@ func (e *eraser) deleteRows(ctx context.Context, tx pgx.Tx, ctids []pgtype.TID) 
 	if len(ctids) == 0 {
 		return out, nil
 	}
-	conds := append([]string{"t.ctid = ANY($1::tid[])"}, e.blockers("t", "$1::tid[]")...)
+	conds := append([]string{"t.ctid = ANY($1::tid[])"}, e.blockers("$1::tid[]")...)
 	sql := fmt.Sprintf("DELETE FROM %s AS t WHERE %s RETURNING t.ctid", e.ds.ident.Sanitize(), strings.Join(conds, " AND "))
 	for len(ctids) > 0 {
 		rows, err := tx.Query(ctx, sql, ctids)

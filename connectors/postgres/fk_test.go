@@ -124,7 +124,7 @@ func TestEraseForeignKeysInEveryDirection(t *testing.T) {
 	ordersPlan := []connectors.FieldPlan{
 		{Field: "id", Action: connectors.ActionRetain, Basis: "accounting", Until: "5 years"},
 		{Field: "amount", Action: connectors.ActionRetain, Basis: "accounting", Until: "5 years"},
-		{Field: "person_id", Action: connectors.ActionMask, Strategy: postgres.StrategyKeyedHash},
+		{Field: "person_id", Action: connectors.ActionMask, Strategy: connectors.StrategyKeyedHash},
 		{Field: "note", Action: connectors.ActionDelete},
 	}
 	res = erase(ann, "orders", ordersPlan)

@@ -13,15 +13,6 @@ import (
 	"github.com/steward-privacy/steward/connectors"
 )
 
-// Masking strategies, as policies/dsar.rego names them.
-const (
-	StrategyNull         = "null"
-	StrategyFixed        = "fixed"
-	StrategyKeyedHash    = "keyed_hash"
-	StrategyPseudonym    = "pseudonym"
-	StrategyTruncateDate = "truncate_date"
-)
-
 // Masked values carry a prefix so that masking is idempotent: a value that
 // is already a keyed hash or a pseudonym is left alone instead of being
 // hashed again (which would change it on every run).
@@ -42,27 +33,27 @@ func (c *Connector) maskValue(f connectors.FieldPlan, col *Column, v any, ids []
 		maxLen = col.MaxLen
 	}
 	switch f.Strategy {
-	case StrategyNull:
+	case connectors.StrategyNull:
 		return nil, true, nil
-	case StrategyFixed:
+	case connectors.StrategyFixed:
 		return f.Value, true, nil
-	case StrategyKeyedHash:
+	case connectors.StrategyKeyedHash:
 		if s, ok := v.(string); ok && isHash(s) {
 			return s, false, nil
 		}
 		return c.keyedHash(stringOf(v), maxLen), true, nil
-	case StrategyPseudonym:
+	case connectors.StrategyPseudonym:
 		if s, ok := v.(string); ok && isPseudonym(s) {
 			return s, false, nil
 		}
 		return c.pseudonym(ids), true, nil
-	case StrategyTruncateDate:
+	case connectors.StrategyTruncateDate:
 		switch x := v.(type) {
 		case time.Time:
 			u := x.UTC()
 			return time.Date(u.Year(), u.Month(), u.Day(), 0, 0, 0, 0, time.UTC), true, nil
 		case string:
-			if d, ok := truncateDate(x); ok {
+			if d, ok := connectors.TruncateDate(x); ok {
 				return d, true, nil
 			}
 		}
@@ -125,18 +116,6 @@ func (c *Connector) pseudonym(ids []connectors.Identity) string {
 	return pseudonymPrefix + hex.EncodeToString(m.Sum(nil))[:pseudonymLen]
 }
 
-// truncateDate keeps the date of an RFC 3339 timestamp (in its own offset:
-// the date the record shows) or a date as it is.
-func truncateDate(s string) (string, bool) {
-	if ts, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return ts.Format(time.DateOnly), true
-	}
-	if _, err := time.Parse(time.DateOnly, s); err == nil {
-		return s, true
-	}
-	return "", false
-}
-
 func stringOf(v any) string {
 	switch x := v.(type) {
 	case string:
@@ -171,7 +150,7 @@ func (c *Connector) eraseValue(f connectors.FieldPlan, t *Table, col *Column, v 
 	}
 	strategy := f.Strategy
 	if f.Action == connectors.ActionDelete {
-		strategy = StrategyNull
+		strategy = connectors.StrategyNull
 	}
 	switch {
 	case col.Generated:
@@ -179,21 +158,21 @@ func (c *Connector) eraseValue(f connectors.FieldPlan, t *Table, col *Column, v 
 	case t.referenced(col.Name):
 		return erasure{value: v, kept: "key of the record, which other rows reference"}, nil
 	}
-	if fk := t.inFK(col.Name); fk != nil && strategy != StrategyNull {
+	if fk := t.inFK(col.Name); fk != nil && strategy != connectors.StrategyNull {
 		return erasure{value: v, kept: fmt.Sprintf("reference to %s (foreign key %s); the referenced record keeps no personal data", fk.RefTable, fk.Name)}, nil
 	}
-	writesText := strategy == StrategyFixed || strategy == StrategyKeyedHash || strategy == StrategyPseudonym
-	if (writesText && !col.textLike()) || (strategy == StrategyTruncateDate && !datelike(col)) {
-		strategy = StrategyNull // the column cannot hold the mask; remove the value instead
+	writesText := strategy == connectors.StrategyFixed || strategy == connectors.StrategyKeyedHash || strategy == connectors.StrategyPseudonym
+	if (writesText && !col.textLike()) || (strategy == connectors.StrategyTruncateDate && !datelike(col)) {
+		strategy = connectors.StrategyNull // the column cannot hold the mask; remove the value instead
 	}
-	if strategy == StrategyFixed && col.MaxLen > 0 && len(f.Value) > col.MaxLen {
-		strategy = StrategyKeyedHash
+	if strategy == connectors.StrategyFixed && col.MaxLen > 0 && len(f.Value) > col.MaxLen {
+		strategy = connectors.StrategyKeyedHash
 	}
-	if strategy == StrategyNull && col.NotNull {
+	if strategy == connectors.StrategyNull && col.NotNull {
 		if !col.textLike() {
 			return erasure{value: v, kept: "NOT NULL column of type " + col.Type + " with no neutral value"}, nil
 		}
-		strategy = StrategyKeyedHash
+		strategy = connectors.StrategyKeyedHash
 	}
 	fp := f
 	fp.Strategy = strategy

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -79,12 +80,12 @@ func compile(dm *datamap.Map, cat *Catalog, cfg Config) (*model, []string, error
 		return nil, nil, fmt.Errorf("postgres %s: the data map says kind %q, not postgres", cfg.System, sys.Kind)
 	}
 	m := &model{dm: dm, system: cfg.System, schema: cat.Schema, datasets: map[string]*dataset{}, after: map[string][]string{}}
-	for _, did := range sortedKeys(sys.Datasets) {
+	for _, did := range slices.Sorted(maps.Keys(sys.Datasets)) {
 		if ds := compileDataset(p, cat, did, sys.Datasets[did]); ds != nil {
 			m.datasets[did] = ds
 		}
 	}
-	for _, did := range sortedKeys(sys.Datasets) {
+	for _, did := range slices.Sorted(maps.Keys(sys.Datasets)) {
 		if ds := m.datasets[did]; ds != nil {
 			m.compileRefs(p, cfg, ds, sys.Datasets[did])
 		}
@@ -112,7 +113,7 @@ func compileDataset(p *problems, cat *Catalog, did string, d datamap.Dataset) *d
 		return nil
 	}
 	ds := &dataset{id: did, table: t, ident: pgx.Identifier{cat.Schema, t.Name}, fields: d.Fields}
-	for _, f := range sortedKeys(d.Fields) {
+	for _, f := range slices.Sorted(maps.Keys(d.Fields)) {
 		if !t.has(f) {
 			p.add(path+".fields."+f, "column %q not found in table %s.%s", f, cat.Schema, t.Name)
 		}
@@ -227,13 +228,4 @@ func (m *model) order() {
 		}
 		slices.Sort(m.after[did])
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -118,7 +118,7 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 	}
 	pc, err := pgxpool.ParseConfig(cfg.DSN)
 	if err != nil {
-		return nil, fmt.Errorf("postgres %s: parse DSN: %w", cfg.System, errors.Unwrap(err))
+		return nil, fmt.Errorf("postgres %s: parse DSN: %w", cfg.System, err)
 	}
 	pc.MaxConns = cfg.MaxConns
 	pc.ConnConfig.RuntimeParams["application_name"] = "steward-connector-" + cfg.System
@@ -183,16 +183,6 @@ func (c *Connector) Close() { c.pool.Close() }
 func (c *Connector) Capabilities() connectors.Capabilities {
 	w := !c.cfg.ReadOnly
 	return connectors.Capabilities{ResolveIdentities: true, Access: true, Erase: w, Rectify: w, Restrict: w}
-}
-
-// Check re-reads the live schema and checks the current data map against
-// it, returning every mismatch at once.
-func (c *Connector) Check(ctx context.Context) error {
-	c.mu.Lock()
-	c.model = nil
-	c.mu.Unlock()
-	_, err := c.current(ctx)
-	return err
 }
 
 // current returns the model for the current data map, compiling it (and

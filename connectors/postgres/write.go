@@ -3,6 +3,8 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -29,7 +31,7 @@ func (c *Connector) Rectify(ctx context.Context, p connectors.RectifyParams) (co
 	}
 	type change struct{ col, cast, value string }
 	var changes []change
-	for _, f := range sortedKeys(p.Changes) {
+	for _, f := range slices.Sorted(maps.Keys(p.Changes)) {
 		col := ds.table.Columns[f]
 		if _, mapped := ds.fields[f]; !mapped || col == nil {
 			return res, connectors.Permanent(fmt.Errorf("postgres %s: rectify %s: field %q is not in the data map's dataset", m.system, ds.id, f))
@@ -114,10 +116,20 @@ func (c *Connector) Restrict(ctx context.Context, p connectors.RestrictParams) (
 	return res, nil
 }
 
+// restrictInLedger counts the subject's rows first and only then changes
+// the ledger, so a failed count cannot leave the ledger changed with a
+// result of zero that a retry would repeat.
 func (c *Connector) restrictInLedger(ctx context.Context, tx pgx.Tx, ds *dataset, pred string, a args, p connectors.RestrictParams, res *connectors.RestrictResult) error {
+	n := 0
+	if pred != "" {
+		if err := tx.QueryRow(ctx, fmt.Sprintf("SELECT count(*) FROM %s AS t WHERE %s", ds.ident.Sanitize(), pred), a...).Scan(&n); err != nil {
+			return err
+		}
+	}
 	changed, err := c.cfg.Ledger.Restrict(ctx, c.cfg.System, ds.id, p.Identities, p.Restricted, p.Reason)
-	if err != nil || !changed || pred == "" {
+	if err != nil || !changed {
 		return err
 	}
-	return tx.QueryRow(ctx, fmt.Sprintf("SELECT count(*) FROM %s AS t WHERE %s", ds.ident.Sanitize(), pred), a...).Scan(&res.Restricted)
+	res.Restricted = n
+	return nil
 }

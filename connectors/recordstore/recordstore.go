@@ -36,7 +36,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -52,15 +51,6 @@ const (
 	OpErase    = "erase"
 	OpRectify  = "rectify"
 	OpRestrict = "restrict"
-)
-
-// Mask strategies, as policies/dsar.rego names them.
-const (
-	StrategyNull         = "null"
-	StrategyFixed        = "fixed"
-	StrategyKeyedHash    = "keyed_hash"
-	StrategyPseudonym    = "pseudonym"
-	StrategyTruncateDate = "truncate_date"
 )
 
 // Options configure a Store.
@@ -327,12 +317,12 @@ func (s *Store) checkPlan(op string, t connectors.Target, fields []connectors.Fi
 		case connectors.ActionInclude, connectors.ActionDelete, connectors.ActionRetain, connectors.ActionRectify:
 		case connectors.ActionMask:
 			switch f.Strategy {
-			case StrategyNull, StrategyFixed, StrategyTruncateDate:
-			case StrategyKeyedHash, StrategyPseudonym:
+			case connectors.StrategyNull, connectors.StrategyFixed, connectors.StrategyTruncateDate:
+			case connectors.StrategyKeyedHash, connectors.StrategyPseudonym:
 				if len(s.hashKey) == 0 {
 					return permanent(op, "field %q: strategy %s needs Options.HashKey", f.Field, f.Strategy)
 				}
-				if f.Strategy == StrategyPseudonym && t.RequestID == "" {
+				if f.Strategy == connectors.StrategyPseudonym && t.RequestID == "" {
 					return permanent(op, "field %q: strategy pseudonym needs the target's request id", f.Field)
 				}
 			default:
@@ -516,12 +506,12 @@ func (s *Store) mask(f connectors.FieldPlan, v any, applied, requestID string) (
 		return nil, nil
 	}
 	switch f.Strategy {
-	case StrategyNull:
+	case connectors.StrategyNull:
 		return nil, nil
-	case StrategyFixed:
+	case connectors.StrategyFixed:
 		return f.Value, nil
-	case StrategyKeyedHash:
-		if applied == StrategyKeyedHash {
+	case connectors.StrategyKeyedHash:
+		if applied == connectors.StrategyKeyedHash {
 			return v, nil // hashing the hash would change it every run
 		}
 		str, ok := v.(string)
@@ -533,31 +523,18 @@ func (s *Store) mask(f connectors.FieldPlan, v any, applied, requestID string) (
 			str = string(b)
 		}
 		return s.hmacHex(str), nil
-	case StrategyPseudonym:
+	case connectors.StrategyPseudonym:
 		// The same request gives the same pseudonym in every record, so
 		// the kept records still relate to each other, but not to the person.
 		return "pseudonym-" + s.hmacHex(requestID)[:12], nil
-	case StrategyTruncateDate:
+	case connectors.StrategyTruncateDate:
 		str, _ := v.(string)
-		if d, ok := truncateDate(str); ok {
+		if d, ok := connectors.TruncateDate(str); ok {
 			return d, nil
 		}
 		return nil, permanent("mask", "field %q: truncate_date needs an RFC 3339 timestamp or a date", f.Field)
 	}
 	return nil, permanent("mask", "field %q: unknown mask strategy %q", f.Field, f.Strategy)
-}
-
-// truncateDate returns the date part of an RFC 3339 timestamp (in its own
-// offset: the date the record shows), or a date as it is, so truncating
-// twice changes nothing.
-func truncateDate(s string) (string, bool) {
-	if ts, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return ts.Format(time.DateOnly), true
-	}
-	if _, err := time.Parse(time.DateOnly, s); err == nil {
-		return s, true
-	}
-	return "", false
 }
 
 func (s *Store) hmacHex(msg string) string {

@@ -63,9 +63,9 @@ func newPerson() person {
 var (
 	usersPlan = []connectors.FieldPlan{
 		{Field: "email", Category: "user.contact.email", Action: connectors.ActionDelete},
-		{Field: "name", Category: "user.name", Action: connectors.ActionMask, Strategy: recordstore.StrategyKeyedHash},
-		{Field: "created_at", Category: "system.operations", Action: connectors.ActionMask, Strategy: recordstore.StrategyTruncateDate},
-		{Field: "plan", Category: "user.account", Action: connectors.ActionMask, Strategy: recordstore.StrategyFixed, Value: "[removed]"},
+		{Field: "name", Category: "user.name", Action: connectors.ActionMask, Strategy: connectors.StrategyKeyedHash},
+		{Field: "created_at", Category: "system.operations", Action: connectors.ActionMask, Strategy: connectors.StrategyTruncateDate},
+		{Field: "plan", Category: "user.account", Action: connectors.ActionMask, Strategy: connectors.StrategyFixed, Value: "[removed]"},
 		{Field: "country", Category: "user.contact.address.country", Action: connectors.ActionRetain, Basis: "accounting", Until: "2031-12-31"},
 	}
 	ordersPlan = []connectors.FieldPlan{
@@ -73,8 +73,8 @@ var (
 		{Field: "amount", Category: "user.financial", Action: connectors.ActionDelete},
 	}
 	customersPlan = []connectors.FieldPlan{
-		{Field: "customer_name", Category: "user.name", Action: connectors.ActionMask, Strategy: recordstore.StrategyPseudonym},
-		{Field: "phone", Category: "user.contact.phone_number", Action: connectors.ActionMask, Strategy: recordstore.StrategyNull},
+		{Field: "customer_name", Category: "user.name", Action: connectors.ActionMask, Strategy: connectors.StrategyPseudonym},
+		{Field: "phone", Category: "user.contact.phone_number", Action: connectors.ActionMask, Strategy: connectors.StrategyNull},
 		{Field: "invoice_total", Category: "user.financial", Action: connectors.ActionRetain, Basis: "tax law"},
 	}
 )
@@ -421,7 +421,7 @@ func TestAccessDisclosesMaskedAndSkipsDeleted(t *testing.T) {
 	}
 	plan := []connectors.FieldPlan{
 		{Field: "email", Category: "user.contact.email", Action: connectors.ActionInclude},
-		{Field: "name", Category: "user.name", Action: connectors.ActionMask, Strategy: recordstore.StrategyFixed, Value: "[withheld]"},
+		{Field: "name", Category: "user.name", Action: connectors.ActionMask, Strategy: connectors.StrategyFixed, Value: "[withheld]"},
 		{Field: "plan", Category: "user.account", Action: connectors.ActionDelete},
 	}
 	recs := access(t, st, target("app", "users", p.email), plan)
@@ -648,7 +648,7 @@ func TestInvalidParamsArePermanent(t *testing.T) {
 			return err
 		},
 		"not a timestamp": func() error {
-			plan := []connectors.FieldPlan{{Field: "country", Action: "mask", Strategy: recordstore.StrategyTruncateDate}}
+			plan := []connectors.FieldPlan{{Field: "country", Action: "mask", Strategy: connectors.StrategyTruncateDate}}
 			_, err := st.Erase(ctx, connectors.EraseParams{Target: target("app", "users", p.email), Fields: plan})
 			return err
 		},

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"regexp"
 	"slices"
@@ -105,7 +106,7 @@ func ParseConnectors(name string, src []byte, lookup func(string) (string, bool)
 		out = Connectors{}
 	}
 	var problems []string
-	for _, sys := range sortedKeys(out) {
+	for _, sys := range slices.Sorted(maps.Keys(out)) {
 		for _, p := range out[sys].check(sys, lookup) {
 			problems = append(problems, fmt.Sprintf("%s: %s: %s", name, sys, p))
 		}
@@ -141,7 +142,7 @@ func (s ConnectorSpec) check(sys string, lookup func(string) (string, bool)) []s
 			ps = append(ps, fmt.Sprintf("postgres.%s: want 1 to 100000 (0 for the default)", name))
 		}
 	}
-	for _, ds := range sortedKeys(pg.RestrictColumns) {
+	for _, ds := range slices.Sorted(maps.Keys(pg.RestrictColumns)) {
 		if !sqlIdent.MatchString(ds) || !sqlIdent.MatchString(pg.RestrictColumns[ds]) {
 			ps = append(ps, fmt.Sprintf("postgres.restrict_columns.%s: dataset and column are lowercase identifiers", ds))
 		}
@@ -165,13 +166,4 @@ func expand(s string, lookup func(string) (string, bool)) (string, []string) {
 		return v
 	})
 	return out, missing
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

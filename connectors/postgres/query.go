@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/big"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -34,17 +33,22 @@ type subject struct {
 
 func newSubject(ids []connectors.Identity) subject {
 	s := subject{byType: map[string][]string{}}
+	// A set, not slices.Contains: the bulk path passes thousands of
+	// identities, and a quadratic dedup cost milliseconds per batch.
+	seen := make(map[connectors.Identity]bool, len(ids))
 	for _, id := range ids {
-		if id.Value == "" {
+		if id.Type != "oauth" {
+			id.Provider = "" // only an oauth id is qualified by it
+		}
+		if id.Value == "" || seen[id] {
 			continue
 		}
+		seen[id] = true
 		if id.Type == "oauth" {
 			s.oauth = append(s.oauth, id)
 			continue
 		}
-		if !slices.Contains(s.byType[id.Type], id.Value) {
-			s.byType[id.Type] = append(s.byType[id.Type], id.Value)
-		}
+		s.byType[id.Type] = append(s.byType[id.Type], id.Value)
 	}
 	return s
 }

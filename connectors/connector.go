@@ -191,6 +191,13 @@ type EraseResult struct {
 	// Verified says the connector re-read the subject's records after
 	// erasing and found nothing left to do.
 	Verified bool `json:"verified,omitempty"`
+	// Manual, when set, is work the connector found but cannot do itself
+	// (a processor without a deletion API): exact instructions for staff,
+	// naming the records to have deleted. The engine turns the task into a
+	// manual one that staff complete once the system confirms. A connector
+	// returning it has changed nothing, and says so again when repeated
+	// until the records are gone.
+	Manual string `json:"manual,omitempty"`
 }
 
 // RectifyResult counts updated records.

@@ -26,6 +26,8 @@ package connectortest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -194,6 +196,23 @@ func accessPlan(ds Dataset) []connectors.FieldPlan {
 // counts what the sink received, and returns the records sorted by key.
 func (r *runner) accessRecords(t *testing.T, ctx context.Context, tg connectors.Target, plan []connectors.FieldPlan) []connectors.Record {
 	t.Helper()
+	recs, _ := r.accessAll(t, ctx, tg, plan)
+	return recs
+}
+
+// fileDigest is a disclosed file in a comparable form: its description
+// and a digest of its content.
+type fileDigest struct {
+	connectors.File
+	SHA256 string `json:"sha256"`
+}
+
+// accessAll is accessRecords that also returns the files the sink
+// received, sorted by name, after checking each: it belongs to the target
+// dataset and to a record the sink received, its name is unique and
+// usable as an archive path, and a declared size is the size received.
+func (r *runner) accessAll(t *testing.T, ctx context.Context, tg connectors.Target, plan []connectors.FieldPlan) ([]connectors.Record, []fileDigest) {
+	t.Helper()
 	sink := &MemorySink{}
 	res, err := r.c.Access(ctx, connectors.AccessParams{Target: tg, Fields: plan}, sink)
 	if err != nil {
@@ -203,12 +222,51 @@ func (r *runner) accessRecords(t *testing.T, ctx context.Context, tg connectors.
 	if res.Records != len(recs) {
 		t.Errorf("Access %s/%s: result says %d records, sink received %d", tg.System, tg.Dataset, res.Records, len(recs))
 	}
-	if files := sink.Files(); res.Files != len(files) || res.Bytes != sink.Bytes() {
+	files := sink.Files()
+	if res.Files != len(files) || res.Bytes != sink.Bytes() {
 		t.Errorf("Access %s/%s: result says %d files / %d bytes, sink received %d / %d",
 			tg.System, tg.Dataset, res.Files, res.Bytes, len(files), sink.Bytes())
 	}
+	keys := map[string]bool{}
+	for _, rec := range recs {
+		keys[rec.Key] = true
+	}
+	names := map[string]bool{}
+	digests := make([]fileDigest, 0, len(files))
+	for _, f := range files {
+		switch {
+		case f.Dataset != tg.Dataset:
+			t.Errorf("Access %s/%s: file %q says dataset %q", tg.System, tg.Dataset, f.Name, f.Dataset)
+		case !keys[f.Key]:
+			t.Errorf("Access %s/%s: file %q belongs to no record the sink received (key %q)", tg.System, tg.Dataset, f.Name, f.Key)
+		case names[f.Name]:
+			t.Errorf("Access %s/%s: two files named %q", tg.System, tg.Dataset, f.Name)
+		case !archivePath(f.Name):
+			t.Errorf("Access %s/%s: file name %q is not a safe relative path (empty, absolute, or with . or .. segments)", tg.System, tg.Dataset, f.Name)
+		case f.Size > 0 && f.Size != int64(len(f.Content)):
+			t.Errorf("Access %s/%s: file %q declared %d bytes, the sink received %d", tg.System, tg.Dataset, f.Name, f.Size, len(f.Content))
+		}
+		names[f.Name] = true
+		sum := sha256.Sum256(f.Content)
+		digests = append(digests, fileDigest{File: f.File, SHA256: hex.EncodeToString(sum[:])})
+	}
 	slices.SortFunc(recs, func(a, b connectors.Record) int { return strings.Compare(a.Key, b.Key) })
-	return recs
+	slices.SortFunc(digests, func(a, b fileDigest) int { return strings.Compare(a.Name, b.Name) })
+	return recs, digests
+}
+
+// archivePath reports whether name can be a path inside an export
+// archive without escaping it.
+func archivePath(name string) bool {
+	if name == "" || strings.HasPrefix(name, "/") || strings.Contains(name, `\`) {
+		return false
+	}
+	for _, seg := range strings.Split(name, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return true
 }
 
 // snapshot is everything Access discloses about s, in a comparable form, so
@@ -220,10 +278,15 @@ func (r *runner) snapshot(t *testing.T, s *subject) string {
 		return ""
 	}
 	var all [][]connectors.Record
+	var files [][]fileDigest
 	for _, ds := range s.Datasets {
-		all = append(all, r.accessRecords(t, context.Background(), s.target(ds, s.key()), accessPlan(ds)))
+		recs, fs := r.accessAll(t, context.Background(), s.target(ds, s.key()), accessPlan(ds))
+		all = append(all, recs)
+		files = append(files, fs)
 	}
-	return canonical(t, all)
+	// Files are compared by content too: an operation that must change
+	// nothing must not change an uploaded photo either.
+	return canonical(t, all) + jsonValue(files)
 }
 
 // canonical is v as JSON with record fields in name order, so that equal
@@ -407,7 +470,7 @@ func (r *runner) access(t *testing.T) {
 		for _, f := range plan {
 			categories[f.Field] = f.Category
 		}
-		recs := r.accessRecords(t, ctx, s.target(ds, s.key()), plan)
+		recs, files := r.accessAll(t, ctx, s.target(ds, s.key()), plan)
 		if len(recs) != ds.Records {
 			t.Errorf("Access %s/%s: %d records, want %d", ds.System, ds.Dataset, len(recs), ds.Records)
 		}
@@ -432,9 +495,12 @@ func (r *runner) access(t *testing.T) {
 				}
 			}
 		}
-		again := r.accessRecords(t, ctx, s.target(ds, s.key()), plan)
+		again, againFiles := r.accessAll(t, ctx, s.target(ds, s.key()), plan)
 		if a, b := canonical(t, recs), canonical(t, again); a != b {
 			t.Errorf("Access %s/%s is not repeatable:\nfirst:  %s\nsecond: %s", ds.System, ds.Dataset, a, b)
+		}
+		if a, b := jsonValue(files), jsonValue(againFiles); a != b {
+			t.Errorf("Access %s/%s files are not repeatable:\nfirst:  %s\nsecond: %s", ds.System, ds.Dataset, a, b)
 		}
 
 		if none := r.accessRecords(t, ctx, unknownTarget(s, ds), plan); len(none) != 0 {
@@ -478,6 +544,13 @@ func (r *runner) erase(t *testing.T) {
 		for _, f := range ds.Fields {
 			allDelete = allDelete && f.Action == connectors.ActionDelete
 			work = work || f.Action == connectors.ActionDelete || f.Action == connectors.ActionMask
+		}
+		if first.Manual != "" {
+			// The connector cannot erase here and asked staff to: it must
+			// have changed nothing, name the work, and ask again when
+			// repeated (nothing was done in between).
+			r.checkManualErase(t, name, s, ds, p, first, before)
+			continue
 		}
 		if allDelete && first.Deleted == 0 {
 			t.Errorf("Erase %s: the plan deletes every field, but no record was deleted (%+v)", name, first)
@@ -535,6 +608,34 @@ func (r *runner) erase(t *testing.T) {
 	}
 	if got := s.others(t); got != others {
 		t.Errorf("other subjects' records: %d before erasure, %d after", others, got)
+	}
+}
+
+// checkManualErase checks an Erase that handed the work to staff: nothing
+// deleted or masked, the data unchanged, and the same hand-over when asked
+// again by a new task run and by a retry.
+func (r *runner) checkManualErase(t *testing.T, name string, s *subject, ds Dataset, p connectors.EraseParams, first connectors.EraseResult, before []connectors.Record) {
+	t.Helper()
+	ctx := context.Background()
+	if first.Deleted != 0 || first.Masked != 0 {
+		t.Errorf("Erase %s asked staff to erase (Manual) but also reports deleted %d, masked %d", name, first.Deleted, first.Masked)
+	}
+	p2 := p
+	p2.IdempotencyKey = s.key()
+	for _, again := range []connectors.EraseParams{p2, p} {
+		res, err := r.c.Erase(ctx, again)
+		if err != nil {
+			t.Fatalf("repeated Erase %s: %v", name, err)
+		}
+		if res.Manual != first.Manual || res.Deleted != 0 || res.Masked != 0 {
+			t.Errorf("repeated Erase %s: %+v; want the same staff instructions and nothing done", name, res)
+		}
+	}
+	if r.caps.Access {
+		after := r.accessRecords(t, ctx, s.target(ds, s.key()), accessPlan(ds))
+		if canonical(t, after) != canonical(t, before) {
+			t.Errorf("Erase %s handed the work to staff but changed the data", name)
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/url"
 	"os"
 	"regexp"
 	"slices"
@@ -32,7 +33,53 @@ type Connectors map[string]ConnectorSpec
 // ConnectorSpec configures the connector of one system; exactly one kind is
 // set.
 type ConnectorSpec struct {
-	Postgres *PostgresSpec `yaml:"postgres"`
+	Postgres    *PostgresSpec    `yaml:"postgres"`
+	ObjectStore *ObjectStoreSpec `yaml:"objectstore"`
+	Stripe      *StripeSpec      `yaml:"stripe"`
+	Creem       *CreemSpec       `yaml:"creem"`
+}
+
+// ObjectStoreSpec configures connectors/objectstore: a gocloud.dev/blob
+// URL (s3://, gs://, azblob://, file://; credentials from the driver's
+// usual environment), or an S3-compatible endpoint with static keys.
+type ObjectStoreSpec struct {
+	URL               string  `yaml:"url"`
+	S3                *S3Spec `yaml:"s3"`
+	PageSize          int     `yaml:"page_size"`
+	DeleteConcurrency int     `yaml:"delete_concurrency"`
+}
+
+// S3Spec is an S3-compatible bucket reached with static keys (MinIO,
+// versitygw, R2, Spaces, ...).
+type S3Spec struct {
+	Bucket          string `yaml:"bucket"`
+	Endpoint        string `yaml:"endpoint"`
+	Region          string `yaml:"region"`
+	AccessKeyID     string `yaml:"access_key_id"`
+	SecretAccessKey string `yaml:"secret_access_key"`
+	PathStyle       bool   `yaml:"path_style"`
+}
+
+// StripeSpec configures connectors/stripe.
+type StripeSpec struct {
+	APIKey  string `yaml:"api_key"`
+	BaseURL string `yaml:"base_url"`
+	// CancelSubscriptions, default true: an erased customer is not billed
+	// again.
+	CancelSubscriptions *bool `yaml:"cancel_subscriptions"`
+	MaxRetries          int   `yaml:"max_retries"`
+}
+
+// CreemSpec configures connectors/creem and the Creem webhook receiver.
+type CreemSpec struct {
+	APIKey        string `yaml:"api_key"`
+	BaseURL       string `yaml:"base_url"`
+	WebhookSecret string `yaml:"webhook_secret"`
+	// Store names the Creem store in the instructions staff send Creem.
+	Store          string `yaml:"store"`
+	SupportContact string `yaml:"support_contact"`
+	MaxRetries     int    `yaml:"max_retries"`
+	PageSize       int    `yaml:"page_size"`
 }
 
 // PostgresSpec configures connectors/postgres for one system.
@@ -74,7 +121,7 @@ var (
 	envRef    = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 	systemID  = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 	sqlIdent  = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
-	errNoKind = errors.New("set one connector kind (postgres)")
+	errNoKind = errors.New("set exactly one connector kind (postgres, objectstore, stripe, creem)")
 )
 
 // LoadConnectors reads the connectors file at path; "" means none.
@@ -122,10 +169,115 @@ func (s ConnectorSpec) check(sys string, lookup func(string) (string, bool)) []s
 	if !systemID.MatchString(sys) {
 		ps = append(ps, "system ids are lowercase letters, digits and _")
 	}
-	if s.Postgres == nil {
+	kinds := 0
+	for _, set := range []bool{s.Postgres != nil, s.ObjectStore != nil, s.Stripe != nil, s.Creem != nil} {
+		if set {
+			kinds++
+		}
+	}
+	if kinds != 1 {
 		return append(ps, errNoKind.Error())
 	}
-	pg := s.Postgres
+	var more []string
+	switch {
+	case s.ObjectStore != nil:
+		more = s.ObjectStore.check(lookup)
+	case s.Stripe != nil:
+		more = s.Stripe.check(lookup)
+	case s.Creem != nil:
+		more = s.Creem.check(lookup)
+	default:
+		more = s.Postgres.check(lookup)
+	}
+	ps = append(ps, more...)
+	slices.Sort(ps)
+	return ps
+}
+
+// expandField expands *v's ${VAR} references in place, reporting unset
+// variables and, when required, an empty result, under name.
+func expandField(name string, v *string, required bool, lookup func(string) (string, bool)) []string {
+	var ps []string
+	out, missing := expand(*v, lookup)
+	for _, m := range missing {
+		ps = append(ps, fmt.Sprintf("%s: environment variable %s is not set", name, m))
+	}
+	*v = out
+	if required && out == "" && len(missing) == 0 {
+		ps = append(ps, name+" is required")
+	}
+	return ps
+}
+
+// httpURL reports whether v is an absolute http(s) URL.
+func httpURL(v string) bool {
+	u, err := url.Parse(v)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+}
+
+func (o *ObjectStoreSpec) check(lookup func(string) (string, bool)) []string {
+	var ps []string
+	switch {
+	case (o.URL == "") == (o.S3 == nil):
+		ps = append(ps, "objectstore: set url or s3, not both")
+	case o.S3 != nil:
+		s3 := o.S3
+		ps = append(ps, expandField("objectstore.s3.bucket", &s3.Bucket, true, lookup)...)
+		ps = append(ps, expandField("objectstore.s3.endpoint", &s3.Endpoint, false, lookup)...)
+		ps = append(ps, expandField("objectstore.s3.region", &s3.Region, false, lookup)...)
+		ps = append(ps, expandField("objectstore.s3.access_key_id", &s3.AccessKeyID, false, lookup)...)
+		ps = append(ps, expandField("objectstore.s3.secret_access_key", &s3.SecretAccessKey, false, lookup)...)
+		if s3.Endpoint != "" && !httpURL(s3.Endpoint) {
+			ps = append(ps, "objectstore.s3.endpoint: want an http(s) URL")
+		}
+		if (s3.AccessKeyID == "") != (s3.SecretAccessKey == "") {
+			ps = append(ps, "objectstore.s3: set both access_key_id and secret_access_key, or neither (then the AWS environment)")
+		}
+	default:
+		ps = append(ps, expandField("objectstore.url", &o.URL, true, lookup)...)
+		if u, err := url.Parse(o.URL); o.URL != "" && (err != nil || u.Scheme == "") {
+			ps = append(ps, "objectstore.url: want a bucket URL such as s3://bucket?region=eu-west-1")
+		}
+	}
+	for name, v := range map[string]int{"page_size": o.PageSize, "delete_concurrency": o.DeleteConcurrency} {
+		if v < 0 || v > 1000 {
+			ps = append(ps, fmt.Sprintf("objectstore.%s: want 1 to 1000 (0 for the default)", name))
+		}
+	}
+	return ps
+}
+
+func (s *StripeSpec) check(lookup func(string) (string, bool)) []string {
+	ps := expandField("stripe.api_key", &s.APIKey, true, lookup)
+	ps = append(ps, expandField("stripe.base_url", &s.BaseURL, false, lookup)...)
+	if s.BaseURL != "" && !httpURL(s.BaseURL) {
+		ps = append(ps, "stripe.base_url: want an http(s) URL")
+	}
+	if s.MaxRetries < 0 || s.MaxRetries > 10 {
+		ps = append(ps, "stripe.max_retries: want 0 to 10")
+	}
+	return ps
+}
+
+func (c *CreemSpec) check(lookup func(string) (string, bool)) []string {
+	ps := expandField("creem.api_key", &c.APIKey, true, lookup)
+	ps = append(ps, expandField("creem.base_url", &c.BaseURL, false, lookup)...)
+	ps = append(ps, expandField("creem.webhook_secret", &c.WebhookSecret, false, lookup)...)
+	ps = append(ps, expandField("creem.support_contact", &c.SupportContact, false, lookup)...)
+	if c.BaseURL != "" && !httpURL(c.BaseURL) {
+		ps = append(ps, "creem.base_url: want an http(s) URL")
+	}
+	if c.MaxRetries < 0 || c.MaxRetries > 10 {
+		ps = append(ps, "creem.max_retries: want 0 to 10")
+	}
+	if c.PageSize < 0 || c.PageSize > 1000 {
+		ps = append(ps, "creem.page_size: want 1 to 1000 (0 for the default)")
+	}
+	return ps
+}
+
+func (pg *PostgresSpec) check(lookup func(string) (string, bool)) []string {
+	var ps []string
 	dsn, missing := expand(pg.DSN, lookup)
 	for _, v := range missing {
 		ps = append(ps, fmt.Sprintf("postgres.dsn: environment variable %s is not set", v))
@@ -150,7 +302,6 @@ func (s ConnectorSpec) check(sys string, lookup func(string) (string, bool)) []s
 	if pg.ReadOnly && len(pg.RestrictColumns) > 0 {
 		ps = append(ps, "postgres.restrict_columns: a read_only connector cannot restrict")
 	}
-	slices.Sort(ps)
 	return ps
 }
 

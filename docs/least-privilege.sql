@@ -38,6 +38,9 @@ GRANT SELECT, INSERT, DELETE ON privacy_request_reminders TO steward_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON verification_codes TO steward_app;
 GRANT SELECT, INSERT ON verification_sends TO steward_app;
 GRANT SELECT, INSERT, DELETE ON privacy_request_records TO steward_app;
+GRANT SELECT, INSERT, DELETE ON privacy_request_files TO steward_app;
+-- Export packages: created, counted on download, marked deleted on expiry.
+GRANT SELECT, INSERT, UPDATE ON export_packages TO steward_app;
 -- Restrictions recorded for schemas without a flag column: set and lifted.
 GRANT SELECT, INSERT, DELETE ON processing_restrictions TO steward_app;
 

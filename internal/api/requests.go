@@ -184,6 +184,19 @@ func (s *server) getRequest(c *fiber.Ctx) error {
 	return c.JSON(d)
 }
 
+// requestReport is the account of what a request did, per system: the
+// erasure proof staff hand on.
+func (s *server) requestReport(c *fiber.Ctx) error {
+	if err := s.authorize(c, "requests.read"); err != nil {
+		return err
+	}
+	rep, err := s.Requests.Report(c.UserContext(), strings.Clone(c.Params("id")))
+	if err != nil {
+		return err
+	}
+	return c.JSON(rep)
+}
+
 func (s *server) revealIdentities(c *fiber.Ctx) error {
 	if err := s.authorize(c, "requests.manage"); err != nil {
 		return err

@@ -18,6 +18,7 @@ import (
 	"github.com/steward-privacy/steward/internal/audit"
 	"github.com/steward-privacy/steward/internal/consent"
 	"github.com/steward-privacy/steward/internal/dsar"
+	"github.com/steward-privacy/steward/internal/exports"
 	"github.com/steward-privacy/steward/internal/receipt"
 )
 
@@ -46,6 +47,13 @@ type Deps struct {
 	// Ready reports whether the service can take traffic (database reachable,
 	// policies loaded); nil error means ready.
 	Ready func(ctx context.Context) error
+	// CreemWebhook verifies and records one Creem webhook (raw body and its
+	// signature header); nil when no webhook secret is configured. It
+	// returns apperr errors: unauthenticated for a bad signature, invalid
+	// for a malformed event.
+	CreemWebhook func(ctx context.Context, body []byte, signature string) error
+	// Exports keeps export packages; nil when the deployment has none.
+	Exports *exports.Store
 }
 
 // AuditReader reads and verifies the audit log.
@@ -94,6 +102,10 @@ func New(cfg Config, d Deps) *fiber.App {
 	v1.Post("/privacy-requests/:id/verify", s.verifyRequest)
 	v1.Post("/privacy-requests/:id/verification-code", s.resendCode)
 	v1.Get("/privacy-requests/:id/status", s.requestStatus)
+	// A person's export package: the signed, expiring link is the credential.
+	v1.Get("/exports/:token", s.downloadExport)
+	// Processors' webhooks: the signature over the body is the credential.
+	v1.Post("/webhooks/creem", s.creemWebhook)
 
 	authed := v1.Group("", s.authenticate)
 	authed.Post("/consents", s.recordConsent)
@@ -108,6 +120,7 @@ func New(cfg Config, d Deps) *fiber.App {
 	authed.Post("/privacy-requests", s.createRequest)
 	authed.Get("/privacy-requests", s.listRequests)
 	authed.Get("/privacy-requests/:id", s.getRequest)
+	authed.Get("/privacy-requests/:id/report", s.requestReport)
 	authed.Post("/privacy-requests/:id/identities", s.revealIdentities)
 	authed.Post("/privacy-requests/:id/approve", s.approveRequest)
 	authed.Post("/privacy-requests/:id/deny", s.denyRequest)

@@ -20,6 +20,7 @@ const (
 	Forbidden        Code = "forbidden"
 	NotFound         Code = "not_found"
 	Conflict         Code = "conflict"
+	Gone             Code = "gone" // existed, and no longer does (an expired download link)
 	TooLarge         Code = "payload_too_large"
 	UnsupportedMedia Code = "unsupported_media_type"
 	MethodNotAllowed Code = "method_not_allowed"

@@ -46,7 +46,9 @@ func TestThousandConcurrentRequests(t *testing.T) {
 		t.FailNow()
 	}
 	submitted := time.Since(start)
-	deadline := time.Now().Add(90 * time.Second)
+	// A liveness bound, not a speed target: generous, since the whole suite
+	// shares two cores (the figure is in the log and in make bench).
+	deadline := time.Now().Add(240 * time.Second)
 	for {
 		done := r.count(`SELECT count(*) FROM privacy_requests WHERE status = 'completed'`)
 		if done == requests {

@@ -53,6 +53,7 @@ func (s *Service) newRiver() (*river.Client[pgx.Tx], error) {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &planWorker{s: s})
 	river.AddWorker(workers, &taskWorker{s: s})
+	river.AddWorker(workers, &packageWorker{s: s})
 	cfg := &river.Config{
 		Logger:               s.Log.With("component", "river"),
 		Workers:              workers,
@@ -187,7 +188,10 @@ func (s *Service) runTask(ctx context.Context, a TaskArgs, lastAttempt bool) err
 		if _, err := tx.Exec(ctx, `DELETE FROM privacy_request_records WHERE task_id = $1`, a.TaskID); err != nil {
 			return fmt.Errorf("dsar: clear records: %w", err)
 		}
-		sink := &recordSink{s: s, tx: tx, requestID: a.RequestID, taskID: a.TaskID}
+		if err := s.clearFiles(ctx, tx, a.RequestID, a.TaskID); err != nil {
+			return err
+		}
+		sink := &recordSink{s: s, tx: tx, requestID: a.RequestID, taskID: a.TaskID, run: a.Run}
 		res, err := conn.Access(ctx, connectors.AccessParams{Target: target, Fields: c.fields}, sink)
 		if err == nil {
 			return s.finishTask(ctx, tx, a, TaskSucceeded, res, "", map[string]any{"records": res.Records, "files": res.Files})
@@ -198,6 +202,9 @@ func (s *Service) runTask(ctx context.Context, a TaskArgs, lastAttempt bool) err
 		var res connectors.EraseResult
 		res, opErr = conn.Erase(ctx, connectors.EraseParams{Target: target, Fields: c.fields})
 		result = res
+		if opErr == nil && res.Manual != "" {
+			return s.handOver(ctx, a, res)
+		}
 	case OpRectify:
 		var res connectors.RectifyResult
 		changes, err := s.rectifyChanges(ctx, a.RequestID, c.fields)
@@ -254,6 +261,38 @@ func (s *Service) rectifyChanges(ctx context.Context, requestID string, fields [
 		}
 	}
 	return out, nil
+}
+
+// handOver turns a running erase task into a manual one: the connector
+// found the subject's records but cannot erase them itself (a processor
+// without a deletion API) and said exactly what staff must ask for. The
+// task waits for staff like any manual task; the request cannot complete
+// before they confirm, so an erasure is never reported done while the
+// records are still at the processor.
+func (s *Service) handOver(ctx context.Context, a TaskArgs, res connectors.EraseResult) error {
+	b, err := json.Marshal(res)
+	if err != nil {
+		return fmt.Errorf("dsar: encode result: %w", err)
+	}
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		r, err := s.lock(ctx, tx, a.RequestID)
+		if err != nil {
+			return err
+		}
+		var system, dataset string
+		err = tx.QueryRow(ctx, `
+			UPDATE privacy_request_tasks SET mode = 'manual', status = 'pending', instructions = $3, result = $4, error = NULL
+			WHERE id = $1 AND run = $2 AND status = 'running'
+			RETURNING system, dataset`, a.TaskID, a.Run, truncate(res.Manual, 8000), b).Scan(&system, &dataset)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil // another run owns it now, or the request was canceled
+		}
+		if err != nil {
+			return fmt.Errorf("dsar: hand task to staff: %w", err)
+		}
+		return s.event(ctx, tx, r.ID, "task_handed_to_staff", "", "", actorSystem, "",
+			map[string]any{"task_id": a.TaskID, "system": system, "dataset": dataset, "run": a.Run})
+	})
 }
 
 // finishTask records a task's end and moves the request on, in one
@@ -351,12 +390,10 @@ func (s *Service) checkCompletion(ctx context.Context, tx pgx.Tx, r *Request) er
 	if open > 0 {
 		return nil
 	}
-	if err := s.move(ctx, tx, r, Complete, actorSystem, "", nil); err != nil {
-		return err
+	if s.wantsPackage(r) {
+		return s.queuePackage(ctx, tx, r)
 	}
-	now := s.Clock.Now()
-	r.CompletedAt = &now
-	return s.email(ctx, tx, r, notify.TemplateRequestCompleted, nil)
+	return s.complete(ctx, tx, r, nil)
 }
 
 // failForTask fails the request, naming its first failed task, if it has
@@ -386,7 +423,9 @@ type recordSink struct {
 	tx        pgx.Tx
 	requestID string
 	taskID    string
+	run       int
 	seq       int
+	fseq      int
 }
 
 func (k *recordSink) Record(ctx context.Context, r connectors.Record) error {
@@ -401,20 +440,40 @@ func (k *recordSink) Record(ctx context.Context, r connectors.Record) error {
 	return nil
 }
 
-// File refuses files for now: they belong in the encrypted export store,
-// not in the database, and a connector that sends one fails its task
-// loudly rather than drop part of a person's data.
+// File stores a disclosed file in the file store (see files.go).
 func (k *recordSink) File(ctx context.Context, f connectors.File, content io.Reader) error {
-	return connectors.Permanent(errors.New("this deployment has no export store for files"))
+	if k.s.Files == nil {
+		// Refuse rather than drop part of a person's data.
+		return connectors.Permanent(errors.New("this deployment has no file store for disclosed files (STEWARD_FILE_STORE)"))
+	}
+	k.fseq++
+	return k.s.storeFile(ctx, k.tx, k.requestID, k.taskID, k.run, k.fseq, f, content)
 }
 
 // Records opens what the access tasks of a request disclosed, in task and
 // record order.
 func (s *Service) Records(ctx context.Context, requestID string) ([]connectors.Record, error) {
-	var out []connectors.Record
+	recs, err := s.DisclosedRecords(ctx, requestID)
+	out := make([]connectors.Record, len(recs))
+	for i, r := range recs {
+		out[i] = r.Record
+	}
+	return out, err
+}
+
+// DisclosedRecord is a disclosed record and the system it came from.
+type DisclosedRecord struct {
+	System string `json:"system"`
+	connectors.Record
+}
+
+// DisclosedRecords opens what the access tasks of a request disclosed,
+// with each record's system, in task and record order.
+func (s *Service) DisclosedRecords(ctx context.Context, requestID string) ([]DisclosedRecord, error) {
+	var out []DisclosedRecord
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `
-			SELECT r.task_id::text, r.seq, r.kid, r.ciphertext FROM privacy_request_records r
+			SELECT r.task_id::text, t.system, r.seq, r.kid, r.ciphertext FROM privacy_request_records r
 			JOIN privacy_request_tasks t ON t.id = r.task_id
 			WHERE t.request_id = $1 ORDER BY t.seq, r.seq`, requestID)
 		if err != nil {
@@ -422,14 +481,14 @@ func (s *Service) Records(ctx context.Context, requestID string) ([]connectors.R
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var taskID, kid string
+			var taskID, system, kid string
 			var seq int
 			var ct []byte
-			if err := rows.Scan(&taskID, &seq, &kid, &ct); err != nil {
+			if err := rows.Scan(&taskID, &system, &seq, &kid, &ct); err != nil {
 				return err
 			}
-			var rec connectors.Record
-			if err := s.open(requestID, "record:"+taskID+":"+strconv.Itoa(seq), kid, ct, &rec); err != nil {
+			rec := DisclosedRecord{System: system}
+			if err := s.open(requestID, "record:"+taskID+":"+strconv.Itoa(seq), kid, ct, &rec.Record); err != nil {
 				return fmt.Errorf("dsar: open record: %w", err)
 			}
 			out = append(out, rec)

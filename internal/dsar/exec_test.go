@@ -14,6 +14,7 @@ import (
 	"github.com/steward-privacy/steward/connectors/recordstore"
 	"github.com/steward-privacy/steward/internal/apperr"
 	"github.com/steward-privacy/steward/internal/dsar"
+	"github.com/steward-privacy/steward/internal/policy"
 )
 
 // approved creates a bot erasure and approves it.
@@ -488,5 +489,92 @@ func TestPlanningFailureThenRetryPlan(t *testing.T) {
 	}
 	if d := r.wait(c.Request.ID, dsar.Completed); d.PlanError != "" {
 		t.Errorf("plan error %q", d.PlanError)
+	}
+}
+
+// manualEraser is a connector that finds the subject's records but cannot
+// erase them (a processor without a deletion API): it hands the work to
+// staff with exact instructions.
+type manualEraser struct {
+	connectors.Connector
+	calls atomic.Int32
+}
+
+func (m *manualEraser) Erase(ctx context.Context, p connectors.EraseParams) (connectors.EraseResult, error) {
+	m.calls.Add(1)
+	return connectors.EraseResult{Manual: "Ask the processor to delete record " + p.Dataset + "-1.", Note: "the processor keeps invoices"}, nil
+}
+
+func TestEraseHandedToStaff(t *testing.T) {
+	t.Parallel()
+	me := &manualEraser{}
+	r := newRig(t, rigOpts{registry: func(store *recordstore.Store, e *policy.Engine) connectors.Registry {
+		me.Connector = store
+		reg := allSystems(store, e)
+		reg["bot_db"] = me
+		return reg
+	}})
+	r.seedBotUser("900060")
+	id := r.approvedErasure("900060")
+
+	// Each bot_db erase task becomes manual and pending with the
+	// connector's instructions once it runs (a parent only after staff
+	// confirmed its children), and the request stays in progress until
+	// staff confirm every one.
+	ctx := context.Background()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		d := r.wait(id, dsar.InProgress, dsar.Completed, dsar.Failed)
+		if d.Status == dsar.Completed {
+			break
+		}
+		if d.Status == dsar.Failed {
+			t.Fatalf("request failed: %s", d.FailureReason)
+		}
+		if time.Now().After(deadline) {
+			var ts []string
+			for _, task := range d.Tasks {
+				ts = append(ts, task.System+"/"+task.Dataset+":"+task.Mode+":"+task.Status)
+			}
+			t.Fatalf("request not completed: %v", ts)
+		}
+		for _, task := range d.Tasks {
+			if task.Mode == dsar.ModeManual && task.Status == dsar.TaskPending {
+				if _, err := r.svc.CompleteManualTask(ctx, id, task.ID, "key:reviewer", "Processor confirmed the deletion"); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	d, err := r.svc.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, task := range d.Tasks {
+		if task.System != "bot_db" || task.Operation != dsar.OpErase {
+			continue
+		}
+		n++
+		if want := "Ask the processor to delete record " + task.Dataset + "-1."; task.Instructions != want {
+			t.Errorf("task %s instructions %q, want %q", task.Dataset, task.Instructions, want)
+		}
+		if !strings.Contains(string(task.Result), "the processor keeps invoices") {
+			t.Errorf("task %s result %s lacks the connector's note", task.Dataset, task.Result)
+		}
+		if task.Mode != dsar.ModeManual || task.Status != dsar.TaskSucceeded || task.CompletedBy != "key:reviewer" {
+			t.Errorf("handed-over task after staff completed it: %+v", task)
+		}
+	}
+	if n < 2 {
+		t.Fatalf("only %d bot_db erase tasks: the test needs a parent and children", n)
+	}
+	if got := r.count(`SELECT count(*) FROM privacy_request_events WHERE request_id = $1 AND event = 'task_handed_to_staff'`, id); got != n {
+		t.Errorf("%d task_handed_to_staff events, want %d", got, n)
+	}
+	r.idle()
+	if got := int(me.calls.Load()); got != n {
+		t.Errorf("Erase called %d times for %d tasks: a handed-over task must not run again", got, n)
 	}
 }

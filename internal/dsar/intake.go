@@ -619,13 +619,18 @@ func (s *Service) Status(ctx context.Context, id, token string) (PublicStatus, e
 	}
 	var p PublicStatus
 	var status string
+	var linkKID *string
+	var link []byte
+	var linkExpires *time.Time
 	err := s.Pool.QueryRow(ctx, `
 		SELECT r.id::text, r.type, r.status, r.received_at, r.due_at, r.extended_at IS NOT NULL, coalesce(r.extension_reason, ''),
 		       coalesce(r.deny_reason, ''), r.completed_at,
 		       (SELECT count(*) FROM privacy_request_tasks t WHERE t.request_id = r.id AND t.status IN ('succeeded', 'canceled')),
-		       (SELECT count(*) FROM privacy_request_tasks t WHERE t.request_id = r.id)
+		       (SELECT count(*) FROM privacy_request_tasks t WHERE t.request_id = r.id),
+		       r.package_link_kid, r.package_link, r.package_expires
 		FROM privacy_requests r WHERE r.id = $1 AND r.status_token_hash = $2`, id, tokenHash(token)).Scan(
-		&p.ID, &p.Type, &status, &p.ReceivedAt, &p.DueAt, &p.Extended, &p.ExtensionReason, &p.DenyReason, &p.CompletedAt, &p.TasksDone, &p.TasksTotal)
+		&p.ID, &p.Type, &status, &p.ReceivedAt, &p.DueAt, &p.Extended, &p.ExtensionReason, &p.DenyReason, &p.CompletedAt, &p.TasksDone, &p.TasksTotal,
+		&linkKID, &link, &linkExpires)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return p, errNotFound
 	}
@@ -634,5 +639,13 @@ func (s *Service) Status(ctx context.Context, id, token string) (PublicStatus, e
 	}
 	p.Status = Status(status)
 	p.ReceivedAt, p.DueAt = p.ReceivedAt.UTC(), p.DueAt.UTC()
+	if linkKID != nil && linkExpires != nil && s.Clock.Now().Before(*linkExpires) {
+		var url string
+		if err := s.open(p.ID, "package_link", *linkKID, link, &url); err != nil {
+			return p, fmt.Errorf("dsar: open package link: %w", err)
+		}
+		exp := linkExpires.UTC()
+		p.DownloadURL, p.DownloadExpires = url, &exp
+	}
 	return p, nil
 }

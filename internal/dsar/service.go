@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
+	"gocloud.dev/blob"
 
 	"github.com/steward-privacy/steward/connectors"
 	"github.com/steward-privacy/steward/internal/apperr"
@@ -95,6 +96,15 @@ type Deps struct {
 	Clock      clock.Clock
 	Log        *slog.Logger
 	Connectors connectors.Registry
+	// Files holds the files access tasks disclose (uploads, generated
+	// images), each sealed under a key of its own. Nil refuses them: a
+	// connector that sends a file then fails its task loudly rather than
+	// drop part of a person's data.
+	Files *blob.Bucket
+	// Packager builds the package an access or export request ends with;
+	// nil completes such requests without one (the records stay readable
+	// to staff through the API).
+	Packager Packager
 }
 
 // Service runs privacy requests.

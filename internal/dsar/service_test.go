@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"gocloud.dev/blob"
 
 	"github.com/steward-privacy/steward/connectors"
 	"github.com/steward-privacy/steward/connectors/recordstore"
@@ -64,6 +65,8 @@ type rigOpts struct {
 	engine   *policy.Engine // default: the embedded policies
 	keys     string         // keyring spec (kid:base64); default: a random key
 	start    time.Time      // the fake clock's start; default: now
+	files    *blob.Bucket   // the file store; default none
+	packager dsar.Packager  // builds access packages; default none
 }
 
 func allSystems(store connectors.Connector, e *policy.Engine) connectors.Registry {
@@ -114,7 +117,7 @@ func newRig(t testing.TB, o rigOpts) *rig {
 	outbox := notify.NewOutbox(kr, clk, nil)
 	svc, err := dsar.New(dsar.Deps{
 		Pool: pool, Keys: kr, Policies: fixedPolicies{e}, Audit: audit.New(clk, e.Revision()), Outbox: outbox,
-		Clock: clk, Connectors: reg,
+		Clock: clk, Connectors: reg, Files: o.files, Packager: o.packager,
 	}, cfg)
 	if err != nil {
 		t.Fatal(err)

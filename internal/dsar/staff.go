@@ -527,7 +527,8 @@ func (s *Service) CompleteManualTask(ctx context.Context, id, taskID, actor, not
 			return apperr.New(apperr.Conflict, "cannot complete a task of a request that is %s", strings.ReplaceAll(string(r.Status), "_", " "))
 		}
 		var mode, status, system string
-		err = tx.QueryRow(ctx, `SELECT mode, status, system FROM privacy_request_tasks WHERE id = $1 AND request_id = $2 FOR UPDATE`, taskID, id).Scan(&mode, &status, &system)
+		var seq int
+		err = tx.QueryRow(ctx, `SELECT mode, status, system, seq FROM privacy_request_tasks WHERE id = $1 AND request_id = $2 FOR UPDATE`, taskID, id).Scan(&mode, &status, &system, &seq)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return apperr.New(apperr.NotFound, "no such task")
 		}
@@ -547,6 +548,11 @@ func (s *Service) CompleteManualTask(ctx context.Context, id, taskID, actor, not
 			return fmt.Errorf("dsar: complete task: %w", err)
 		}
 		if err := s.event(ctx, tx, id, "manual_task_completed", "", "", actor, note, map[string]any{"task_id": taskID, "system": system}); err != nil {
+			return err
+		}
+		// A task a connector handed to staff may have dependents (a
+		// parent table's erase waits for its children): release them.
+		if err := s.enqueueReady(ctx, tx, id, readyFilter{dependentsOf: seq}); err != nil {
 			return err
 		}
 		return s.checkCompletion(ctx, tx, r)

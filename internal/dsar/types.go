@@ -193,4 +193,8 @@ type PublicStatus struct {
 	CompletedAt     *time.Time `json:"completed_at,omitempty"`
 	TasksDone       int        `json:"tasks_done"`
 	TasksTotal      int        `json:"tasks_total"`
+	// DownloadURL is the package's link, until it expires: the status
+	// token proves it is the person asking.
+	DownloadURL     string     `json:"download_url,omitempty"`
+	DownloadExpires *time.Time `json:"download_expires,omitempty"`
 }

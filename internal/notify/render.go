@@ -52,7 +52,7 @@ type templateSpec struct {
 var templateSpecs = map[string]templateSpec{
 	TemplateRequestReceived:  {required: []string{"request_id", "request_type", "due_date"}, optional: []string{"status_url"}},
 	TemplateVerificationCode: {required: []string{"code", "expires_minutes", "request_type"}},
-	TemplateRequestCompleted: {required: []string{"request_id", "request_type"}, optional: []string{"download_url", "summary", "status_url"}},
+	TemplateRequestCompleted: {required: []string{"request_id", "request_type"}, optional: []string{"download_url", "download_expires", "summary", "status_url"}},
 	TemplateRequestDenied:    {required: []string{"request_id", "request_type", "reason", "authority"}, optional: []string{"status_url"}},
 	TemplateRequestExtended:  {required: []string{"request_id", "request_type", "reason", "new_due_date"}, optional: []string{"status_url"}},
 	TemplateStaffReminder:    {required: []string{"request_id", "request_type", "due_date", "when"}, optional: []string{"staff_url"}},
@@ -148,6 +148,10 @@ func checkValue(key, v string) error {
 	case "when":
 		if _, ok := whenTexts["en"][v]; !ok {
 			return bad("is not one of 7d, 1d, overdue")
+		}
+	case "download_expires":
+		if _, err := time.Parse(time.DateOnly, v); err != nil {
+			return bad("is not a date (YYYY-MM-DD)")
 		}
 	case "status_url", "download_url", "staff_url":
 		u, err := url.Parse(v)

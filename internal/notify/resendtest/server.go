@@ -98,6 +98,14 @@ type idempotentSend struct {
 // New starts a fake Resend API, closed when t ends.
 func New(t testing.TB) *Server {
 	t.Helper()
+	s := NewServer()
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+// NewServer starts a fake Resend API outside a test (the demo deployment's
+// email stand-in); the caller closes it.
+func NewServer() *Server {
 	s := &Server{audiences: map[string]map[string]*Contact{}, idempotent: map[string]idempotentSend{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /audiences/{audience}/contacts", s.createContact)
@@ -108,7 +116,6 @@ func New(t testing.TB) *Server {
 	mux.HandleFunc("POST /emails", s.sendEmail)
 	s.srv = httptest.NewServer(s.middleware(mux))
 	s.URL = s.srv.URL + "/"
-	t.Cleanup(s.srv.Close)
 	return s
 }
 

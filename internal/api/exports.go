@@ -1,0 +1,35 @@
+package api
+
+import (
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/steward-privacy/steward/internal/apperr"
+)
+
+// downloadExport streams an export package to the person holding its link.
+// The link is the credential (no API key): it is signed, expires, and every
+// use is counted and audited. The package is decrypted as it streams, so a
+// 1 GiB package never sits in memory.
+func (s *server) downloadExport(c *fiber.Ctx) error {
+	if s.Exports == nil {
+		return apperr.New(apperr.NotFound, "this deployment keeps no export packages")
+	}
+	token := strings.Clone(c.Params("token"))
+	p, rc, err := s.Exports.Open(c.UserContext(), token)
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentType, "application/zip")
+	c.Set(fiber.HeaderContentDisposition, `attachment; filename="personal-data-`+p.RequestID+`.zip"`)
+	// The link is a secret: keep it (and the package) out of caches and
+	// referrers.
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	c.Set("Referrer-Policy", "no-referrer")
+	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+	c.Set("Digest", "sha-256="+p.SHA256)
+	// fasthttp closes rc once the body is sent.
+	c.Context().SetBodyStream(rc, int(p.Size))
+	return nil
+}

@@ -1,0 +1,158 @@
+package dsar
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/steward-privacy/steward/connectors"
+	"github.com/steward-privacy/steward/internal/apperr"
+)
+
+// Report is the account of what a request did, per system: what was
+// deleted, masked and kept (and why), what each system said it keeps
+// beyond our reach, what staff did by hand — the erasure proof a
+// compliance officer hands to a regulator or the person. It holds no
+// personal data: counts, field names, bases and staff notes.
+type Report struct {
+	RequestID      string         `json:"request_id"`
+	Type           string         `json:"type"`
+	Status         Status         `json:"status"`
+	Regime         string         `json:"regime"`
+	ReceivedAt     time.Time      `json:"received_at"`
+	CompletedAt    *time.Time     `json:"completed_at,omitempty"`
+	PolicyRevision string         `json:"policy_revision"`
+	Systems        []SystemReport `json:"systems"`
+	// Unreached are systems of the data map no identity of the person
+	// reaches: not searched, and why the report is silent on them.
+	Unreached []string `json:"unreached"`
+	// Complete is true when every task succeeded (or was canceled with the
+	// request) and every automated erasure verified its result.
+	Complete bool `json:"complete"`
+}
+
+// SystemReport is one system's part of a request.
+type SystemReport struct {
+	System   string           `json:"system"`
+	Deleted  int              `json:"deleted"`
+	Masked   int              `json:"masked"`
+	Records  int              `json:"records,omitempty"` // disclosed, for access
+	Files    int              `json:"files,omitempty"`
+	Retained []ReportRetained `json:"retained"`
+	Notes    []string         `json:"notes,omitempty"`
+	Datasets []DatasetReport  `json:"datasets"`
+}
+
+// ReportRetained is a field kept, with its basis.
+type ReportRetained struct {
+	Dataset string `json:"dataset"`
+	connectors.Retained
+}
+
+// DatasetReport is one task's outcome.
+type DatasetReport struct {
+	Dataset     string `json:"dataset,omitempty"`
+	Operation   string `json:"operation"`
+	Mode        string `json:"mode"`
+	Status      string `json:"status"`
+	Deleted     int    `json:"deleted"`
+	Masked      int    `json:"masked"`
+	Records     int    `json:"records,omitempty"`
+	Files       int    `json:"files,omitempty"`
+	Verified    bool   `json:"verified"`
+	CompletedBy string `json:"completed_by,omitempty"`
+	StaffNote   string `json:"staff_note,omitempty"`
+}
+
+// taskResult is the union of the connector results a task may hold.
+type taskResult struct {
+	connectors.EraseResult
+	Records int `json:"records"`
+	Files   int `json:"files"`
+}
+
+// Report builds the request's report from its tasks.
+func (s *Service) Report(ctx context.Context, id string) (Report, error) {
+	d, err := s.Get(ctx, id)
+	if err != nil {
+		return Report{}, err
+	}
+	rep := Report{RequestID: d.ID, Type: d.Type, Status: d.Status, Regime: d.Regime, ReceivedAt: d.ReceivedAt,
+		CompletedAt: d.CompletedAt, Unreached: []string{}, Complete: d.Status == Completed}
+	if d.Plan != nil {
+		rep.PolicyRevision = d.Plan.PolicyRevision
+		rep.Unreached = append(rep.Unreached, d.Plan.Unreached...)
+	}
+	bySystem := map[string]*SystemReport{}
+	for _, t := range d.Tasks {
+		sr := bySystem[t.System]
+		if sr == nil {
+			sr = &SystemReport{System: t.System, Retained: []ReportRetained{}, Datasets: []DatasetReport{}}
+			bySystem[t.System] = sr
+		}
+		var res taskResult
+		if len(t.Result) > 0 {
+			_ = json.Unmarshal(t.Result, &res) // a result is what the connector returned; absent fields are zero
+		}
+		dr := DatasetReport{Dataset: t.Dataset, Operation: t.Operation, Mode: t.Mode, Status: t.Status,
+			Deleted: res.Deleted, Masked: res.Masked, Records: res.Records, Files: res.Files, Verified: res.Verified,
+			CompletedBy: t.CompletedBy, StaffNote: t.Note}
+		if t.Operation == OpErase && t.Mode == ModeAutomated && t.Status == TaskSucceeded && !res.Verified {
+			rep.Complete = false
+		}
+		if t.Status != TaskSucceeded && t.Status != TaskCanceled {
+			rep.Complete = false
+		}
+		sr.Deleted += res.Deleted
+		sr.Masked += res.Masked
+		sr.Records += res.Records
+		sr.Files += res.Files
+		for _, r := range res.Retained {
+			sr.Retained = append(sr.Retained, ReportRetained{Dataset: t.Dataset, Retained: r})
+		}
+		if res.Note != "" && !slices.Contains(sr.Notes, res.Note) {
+			sr.Notes = append(sr.Notes, res.Note)
+		}
+		sr.Datasets = append(sr.Datasets, dr)
+	}
+	for _, sys := range slices.Sorted(maps.Keys(bySystem)) {
+		rep.Systems = append(rep.Systems, *bySystem[sys])
+	}
+	if rep.Systems == nil {
+		rep.Systems = []SystemReport{}
+	}
+	return rep, nil
+}
+
+// PriorRetained returns what the subject's latest completed erasure kept,
+// with basis and until: an access request after an erasure tells the person
+// what remains and why (GDPR Art. 15 with Art. 17(3)). Empty when the
+// subject has no completed erasure.
+func (s *Service) PriorRetained(ctx context.Context, requestID string) ([]RetainedItem, error) {
+	if !validID(requestID) {
+		return nil, apperr.New(apperr.NotFound, "no such request")
+	}
+	var plan []byte
+	err := s.Pool.QueryRow(ctx, `
+		SELECT e.plan FROM privacy_requests e
+		JOIN privacy_requests r ON r.subject_id = e.subject_id
+		WHERE r.id = $1 AND e.type = 'erasure' AND e.status = 'completed' AND e.plan IS NOT NULL
+		ORDER BY e.completed_at DESC NULLS LAST LIMIT 1`, requestID).Scan(&plan)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dsar: prior erasure: %w", err)
+	}
+	var p Plan
+	if err := json.Unmarshal(plan, &p); err != nil {
+		return nil, fmt.Errorf("dsar: decode plan: %w", err)
+	}
+	return p.Retained, nil
+}

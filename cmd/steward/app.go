@@ -23,11 +23,13 @@ import (
 	"github.com/steward-privacy/steward/internal/consent"
 	"github.com/steward-privacy/steward/internal/db"
 	"github.com/steward-privacy/steward/internal/dsar"
+	"github.com/steward-privacy/steward/internal/exports"
 	"github.com/steward-privacy/steward/internal/identity"
 	"github.com/steward-privacy/steward/internal/leader"
 	"github.com/steward-privacy/steward/internal/notify"
 	"github.com/steward-privacy/steward/internal/policy"
 	"github.com/steward-privacy/steward/internal/receipt"
+	"github.com/steward-privacy/steward/internal/retention"
 	"github.com/steward-privacy/steward/policies"
 )
 
@@ -45,6 +47,9 @@ type application struct {
 	audit    *audit.Log
 	sealer   *audit.Sealer
 	bucket   *blob.Bucket
+	files    *blob.Bucket // disclosed files and export packages, sealed (STEWARD_FILE_STORE)
+	exports  *exports.Store
+	clock    clock.Clock
 	requests *dsar.Service
 	elector  *leader.Elector
 	sched    gocron.Scheduler
@@ -128,6 +133,11 @@ func newApplication(ctx context.Context, cfg config.Config, log *slog.Logger, cl
 		return nil, err
 	}
 	engine := holder.Current()
+	// A retention promise that cannot be enforced (a fixed period on a
+	// dataset with no timestamp to age it by) stops Steward here.
+	if _, err := retention.FromEngine(engine); err != nil {
+		return nil, err
+	}
 	if _, err := db.MigrateUp(ctx, cfg.DatabaseURL, log); err != nil {
 		return nil, err
 	}
@@ -135,7 +145,7 @@ func newApplication(ctx context.Context, cfg config.Config, log *slog.Logger, cl
 	if err != nil {
 		return nil, err
 	}
-	a := &application{cfg: cfg, log: log, pool: pool, policies: holder, bucket: bucket}
+	a := &application{cfg: cfg, log: log, pool: pool, policies: holder, bucket: bucket, clock: clk}
 	a.audit = audit.New(clk, engine.Revision())
 	if err := recordPolicyLoaded(ctx, pool, a.audit, engine.Revision(), holder.Source(), len(engine.Purposes)); err != nil {
 		pool.Close()
@@ -157,28 +167,38 @@ func newApplication(ctx context.Context, cfg config.Config, log *slog.Logger, cl
 	a.consent = consent.NewService(pool, kr, holder, clk, log, cache, consent.Options{Unsubscriber: outbox, OnGPC: gpcAudit(a.audit)})
 	a.listener.Subscribe(consent.NotifyChannel, cache)
 	a.listener.Subscribe(apikey.NotifyChannel, a.keys)
-	a.connectors, a.closeConnectors, err = openConnectors(ctx, cfg, holder, kr, pool, clk, log)
+	var specs config.Connectors
+	a.connectors, specs, a.closeConnectors, err = openConnectors(ctx, cfg, holder, kr, pool, clk, log)
 	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	if a.files, err = openFileStore(ctx, cfg); err != nil {
+		a.closeConnectors()
 		pool.Close()
 		return nil, err
 	}
 	a.requests, err = dsar.New(dsar.Deps{
 		Pool: pool, Keys: kr, Policies: holder, Audit: a.audit, Outbox: outbox, Clock: clk, Log: log, Connectors: a.connectors,
+		Files: a.files, Packager: a.packager(holder),
 	}, dsar.Config{
 		Work: true, Workers: cfg.RequestWorkers, TelegramBotToken: cfg.TelegramBotToken,
 		StatusURL: cfg.StatusURL, StaffURL: cfg.StaffURL, StaffEmail: cfg.StaffEmail,
 	})
 	if err != nil {
+		_ = a.files.Close()
 		a.closeConnectors()
 		pool.Close()
 		return nil, err
 	}
+	a.exports = &exports.Store{Pool: pool, Bucket: a.files, Keys: kr, Audit: a.audit, Clock: clk}
 	a.worker = notify.NewWorker(pool, kr, notify.WorkerConfig{Resend: resendCfg, PollInterval: cfg.OutboxPoll}, clk, log, outboxAudit(a.audit))
 	a.http = api.New(api.Config{
 		BodyLimit: cfg.BodyLimit, ReadTimeout: cfg.ReadTimeout, WriteTimeout: cfg.WriteTimeout, IdleTimeout: cfg.IdleTimeout,
 	}, api.Deps{
 		Log: log, Consent: a.consent, Keys: a.keys, Receipts: signer, Metrics: api.NewMetrics(),
 		Audit: audit.Reader{Pool: pool, Keys: auditTrust}, Ready: a.ready, Requests: a.requests,
+		CreemWebhook: creemWebhookReceiver(specs, kr, pool, a.audit), Exports: a.exports,
 	})
 	return a, nil
 }
@@ -236,6 +256,23 @@ func (a *application) startScheduler() {
 		a.log.Error("scheduler job not created", "err", err)
 		return
 	}
+	// Expired export packages go within the hour of their link expiring
+	// (first sweep an hour after start, like the reminders: an immediate
+	// election would pin a pool connection for the advisory lock at once).
+	_, err = s.NewJob(gocron.DurationJob(time.Hour), gocron.NewTask(func(ctx context.Context) {
+		n, err := a.exports.ExpireDue(ctx)
+		if err != nil {
+			a.log.Error("deleting expired export packages failed", "err", err)
+			return
+		}
+		if n > 0 {
+			a.log.Info("expired export packages deleted", "count", n)
+		}
+	}), gocron.WithSingletonMode(gocron.LimitModeReschedule))
+	if err != nil {
+		a.log.Error("scheduler job not created", "err", err)
+		return
+	}
 	s.Start()
 	a.sched = s
 }
@@ -287,6 +324,9 @@ func (a *application) shutdown(timeout time.Duration) error {
 	defer cancel()
 	if _, serr := a.sealer.SealAll(sctx); serr != nil {
 		a.log.Warn("final audit seal failed; another replica or the next start will seal", "err", serr)
+	}
+	if a.files != nil {
+		_ = a.files.Close()
 	}
 	if a.bucket != nil {
 		_ = a.bucket.Close()

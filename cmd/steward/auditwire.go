@@ -6,13 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"gocloud.dev/blob"
-	_ "gocloud.dev/blob/fileblob" // file:// checkpoint destinations
-	_ "gocloud.dev/blob/s3blob"   // s3:// checkpoint destinations
+	_ "gocloud.dev/blob/azureblob" // azblob:// checkpoint and file stores
+	_ "gocloud.dev/blob/fileblob"  // file:// checkpoint and file stores
+	_ "gocloud.dev/blob/gcsblob"   // gs:// checkpoint and file stores
+	_ "gocloud.dev/blob/s3blob"    // s3:// checkpoint and file stores
 
 	"github.com/steward-privacy/steward/internal/apikey"
 	"github.com/steward-privacy/steward/internal/audit"
@@ -60,6 +65,32 @@ func openCheckpointBucket(ctx context.Context, cfg config.Config) (*blob.Bucket,
 	b, err := blob.OpenBucket(ctx, cfg.AuditCheckpointBucket)
 	if err != nil {
 		return nil, fmt.Errorf("STEWARD_AUDIT_CHECKPOINT_BUCKET: %w", err)
+	}
+	return b, nil
+}
+
+// openFileStore opens the store of disclosed files. A relative file://
+// URL ("file://./var/files") is made absolute and its directory created,
+// so the default works from a fresh checkout.
+func openFileStore(ctx context.Context, cfg config.Config) (*blob.Bucket, error) {
+	u := cfg.FileStore
+	if rest, ok := strings.CutPrefix(u, "file://./"); ok {
+		path, query, _ := strings.Cut(rest, "?")
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return nil, fmt.Errorf("STEWARD_FILE_STORE: %w", err)
+		}
+		if err := os.MkdirAll(abs, 0o700); err != nil {
+			return nil, fmt.Errorf("STEWARD_FILE_STORE: %w", err)
+		}
+		u = "file://" + filepath.ToSlash(abs)
+		if query != "" {
+			u += "?" + query
+		}
+	}
+	b, err := blob.OpenBucket(ctx, u)
+	if err != nil {
+		return nil, fmt.Errorf("STEWARD_FILE_STORE: %w", err)
 	}
 	return b, nil
 }

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -52,6 +53,7 @@ func newEnv(t testing.TB, extra map[string]string) *env {
 		"STEWARD_RECEIPT_SIGNING_KEY": randB64(32),
 		"STEWARD_AUDIT_SIGNING_KEY":   randB64(32),
 		"STEWARD_OUTBOX_POLL":         "1h", // tests drive the outbox with RunOnce
+		"STEWARD_FILE_STORE":          "file://" + filepath.ToSlash(t.TempDir()),
 	}
 	for k, v := range extra {
 		vars[k] = v
@@ -105,7 +107,9 @@ func (e *env) start(prepare ...func(*application)) *replica {
 	cfg := e.cfg
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// Generous: start compiles and smoke-tests every policy, which on a
+	// 2-core machine running the whole suite in parallel can take a while.
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	a, err := newApplication(ctx, cfg, log, clock.Real{})
 	if err != nil {

@@ -51,6 +51,7 @@ Usage:
   steward policy data                         print the policy data document (JSON)
   steward datamap scan --postgres DSN [--schema public] [--system app_db] [--name N] [--out FILE]
                                               draft a data map from a live database, for review
+  steward demo seed|peers|connectors          the demo deployment that make run starts (scripts/run.sh)
   steward version
 
 Configuration is read from the environment; see README.md.
@@ -92,6 +93,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = auditCmd(ctx, cfg, rest, stdout)
 	case "datamap":
 		err = datamapCmd(ctx, rest, stdout)
+	case "demo":
+		err = demoCmd(ctx, cfg, rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 	default:

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"archive/zip"
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -124,15 +127,45 @@ bot_db:
 		}
 	})
 
-	t.Run("bot access by Telegram id", func(t *testing.T) {
+	t.Run("bot access by Telegram id, package from the status page", func(t *testing.T) {
 		b := bot[0]
-		id := staff("access", fmt.Sprintf("tg:%d", b.TelegramID))
+		c := g.create(reviewer, map[string]any{"type": "access", "subject": fmt.Sprintf("tg:%d", b.TelegramID), "region": "DE", "channel": "staff",
+			"note": "asked in the bot", "identity_verified": true}, 201)
+		id := c.Request.ID
 		finish(id)
 		g.waitFor(id, dsar.Completed)
 		got := recordsBy(id)
 		for table, n := range b.Rows {
 			if got[table] != n {
 				t.Errorf("%s: %d records exported, the person has %d rows", table, got[table], n)
+			}
+		}
+		// A Telegram user has no email: the bot shows the link from the
+		// status page, which the status token opens.
+		st := g.r.do("GET", "/v1/privacy-requests/"+id+"/status", "", nil, "Steward-Status-Token", c.StatusToken)
+		var status dsar.PublicStatus
+		if err := json.Unmarshal(st.body, &status); err != nil || st.status != 200 || status.DownloadURL == "" {
+			t.Fatalf("status: %d %s", st.status, st.body)
+		}
+		res := g.r.do("GET", status.DownloadURL[strings.Index(status.DownloadURL, "/v1/exports/"):], "", nil)
+		zr, err := zip.NewReader(bytes.NewReader(res.body), int64(len(res.body)))
+		if res.status != 200 || err != nil {
+			t.Fatalf("download: %d %v", res.status, err)
+		}
+		names := map[string]bool{}
+		for _, f := range zr.File {
+			names[f.Name] = true
+		}
+		for table, n := range b.Rows {
+			if n > 0 && !names["csv/bot_db/"+table+".csv"] {
+				t.Errorf("the package has no csv/bot_db/%s.csv (the person has %d rows)", table, n)
+			}
+		}
+		// The person has prompts, star payments and referrals (the
+		// generator's seed), so the check above covered each.
+		for _, want := range []string{"tg_generations", "tg_payments", "tg_referrals"} {
+			if b.Rows[want] == 0 || !names["csv/bot_db/"+want+".csv"] {
+				t.Errorf("%s: %d rows, in the package %v", want, b.Rows[want], names["csv/bot_db/"+want+".csv"])
 			}
 		}
 	})

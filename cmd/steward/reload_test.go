@@ -62,12 +62,23 @@ func TestPolicyHotReloadUnderLoad(t *testing.T) {
 			}
 		}()
 	}
+	// Stopped however the test ends: a worker left running after a failed
+	// assertion would spin against a stopped server for the rest of the run.
+	stopped := false
+	stopWorkers := func() {
+		if !stopped {
+			stopped = true
+			close(stop)
+			wg.Wait()
+		}
+	}
+	defer stopWorkers()
 	// Switzerland (revised FADP) is mapped to the GDPR-like opt-in regime.
 	jur := filepath.Join(dir, "data", "jurisdictions.json")
 	b, _ := os.ReadFile(jur)
 	writeFile(t, jur, strings.Replace(string(b), `"countries": {`, `"countries": {"CH": "gdpr", `, 1))
 	var after checkResp
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		after = r.check(fk, "user:reload-1", "analytics", "CH")
 		if after.PolicyRevision != before.PolicyRevision {
 			break
@@ -80,8 +91,7 @@ func TestPolicyHotReloadUnderLoad(t *testing.T) {
 	// A broken file is refused; the good revision keeps serving.
 	writeFile(t, filepath.Join(dir, "consent.rego"), "package steward.consent\n\ndecision := {\n")
 	time.Sleep(300 * time.Millisecond)
-	close(stop)
-	wg.Wait()
+	stopWorkers()
 	if failures.Load() != 0 || served.Load() < 10 {
 		t.Fatalf("%d of %d requests failed during reloads", failures.Load(), served.Load())
 	}

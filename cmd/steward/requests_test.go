@@ -24,7 +24,7 @@ type createdReq struct {
 // requestsRig is a replica whose product databases are a record store
 // (app_db and bot_db; the data map's vendor systems stay manual tasks).
 type requestsRig struct {
-	t     *testing.T
+	t     testing.TB
 	e     *env
 	r     *replica
 	fake  *resendtest.Server

@@ -6,6 +6,7 @@ package config
 import (
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -47,6 +48,8 @@ type Config struct {
 	RequestWorkers   int
 	ReminderInterval time.Duration
 	ConnectorsFile   string
+	FileStore        string
+	ExportURL        string
 }
 
 // Var documents one environment variable.
@@ -85,6 +88,8 @@ var Vars = []Var{
 	{"STEWARD_TELEGRAM_BOT_TOKEN", "", "The bot's token, to verify Telegram Mini App initData on bot requests; empty refuses initData."},
 	{"STEWARD_REQUEST_WORKERS", "10", "Privacy-request tasks run at once per replica."},
 	{"STEWARD_REMINDER_INTERVAL", "15m", "How often the elected replica looks for requests needing a staff reminder."},
+	{"STEWARD_FILE_STORE", "file://./var/files", "Where files disclosed by access requests (uploads, generated images) are kept, each encrypted under its own key: a gocloud.dev/blob URL (`file:///abs/dir`, `s3://bucket?region=…`, `gs://…`, `azblob://…`). A relative `file://./dir` is resolved against the working directory."},
+	{"STEWARD_EXPORT_URL", "", "Public base of the download links emailed for export packages (the link's token is appended), e.g. `https://privacy.example.com/v1/exports/`; empty: `http://` + STEWARD_ADDR + `/v1/exports/`, right for a local deployment only."},
 	{"STEWARD_CONNECTORS", "", "Connectors file (YAML): which data-map systems Steward reaches itself and how (see README, Connectors); `${VAR}` in it reads the environment. Empty: every system is a manual task."},
 }
 
@@ -122,6 +127,16 @@ func Load(getenv func(string) string) (Config, error) {
 	c.StaffURL = get("STEWARD_STAFF_URL")
 	c.TelegramBotToken = get("STEWARD_TELEGRAM_BOT_TOKEN")
 	c.ConnectorsFile = get("STEWARD_CONNECTORS")
+	c.ExportURL = get("STEWARD_EXPORT_URL")
+	if c.ExportURL != "" {
+		if u, err := url.Parse(c.ExportURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return c, fmt.Errorf("STEWARD_EXPORT_URL: want an absolute http(s) URL such as https://privacy.example.com/v1/exports/")
+		}
+	}
+	c.FileStore = get("STEWARD_FILE_STORE")
+	if c.FileStore == "" {
+		c.FileStore = "file://./var/files"
+	}
 	if err := c.LogLevel.UnmarshalText([]byte(get("STEWARD_LOG_LEVEL"))); err != nil {
 		return c, fmt.Errorf("STEWARD_LOG_LEVEL: want debug, info, warn or error")
 	}

@@ -136,6 +136,9 @@ type erasure struct {
 	value   any
 	changed bool
 	kept    string // non-empty: the column cannot take the planned value
+	// unlinkable: the value ties the row to another record (a NOT NULL
+	// foreign key) and cannot be removed while the row exists.
+	unlinkable bool
 }
 
 // eraseValue decides the value an erasure writes for field plan f into col
@@ -169,6 +172,11 @@ func (c *Connector) eraseValue(f connectors.FieldPlan, t *Table, col *Column, v 
 		strategy = connectors.StrategyKeyedHash
 	}
 	if strategy == connectors.StrategyNull && col.NotNull {
+		if fk := t.inFK(col.Name); fk != nil {
+			// A hash would point nowhere and null is refused: the row stays
+			// tied to the referenced record.
+			return erasure{value: v, unlinkable: true, kept: fmt.Sprintf("NOT NULL reference to %s (foreign key %s), which cannot be emptied", fk.RefTable, fk.Name)}, nil
+		}
 		if !col.textLike() {
 			return erasure{value: v, kept: "NOT NULL column of type " + col.Type + " with no neutral value"}, nil
 		}

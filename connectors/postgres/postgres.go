@@ -64,6 +64,12 @@ type Config struct {
 	// SubjectBatch is how many subjects one transaction of the bulk path
 	// covers; default 1000.
 	SubjectBatch int
+	// SweepBatch is about how many rows one transaction of a retention
+	// sweep's delete path deletes; default 20,000. It is larger than
+	// BatchSize because such a batch is one set-based statement over a
+	// range of the table (milliseconds of locks), and below that size the
+	// commits, not the deletes, are what a sweep spends its time on.
+	SweepBatch int
 	// LockTimeout and StatementTimeout bound every statement the connector
 	// runs (defaults 2 s and 30 s): a busy row makes a batch fail and retry
 	// rather than queue the application's writers behind it.
@@ -159,6 +165,9 @@ func (cfg *Config) defaults() error {
 	}
 	if cfg.SubjectBatch <= 0 {
 		cfg.SubjectBatch = 1000
+	}
+	if cfg.SweepBatch <= 0 {
+		cfg.SweepBatch = 20_000
 	}
 	if cfg.LockTimeout <= 0 {
 		cfg.LockTimeout = 2 * time.Second

@@ -209,8 +209,9 @@ type RetentionResult struct {
 // dataset's and are left alone. Deletes go in batches (S3 DeleteObjects,
 // 1,000 keys a call) or DeleteConcurrency at a time. In a versioned S3
 // bucket each version older than cutoff goes, and delete markers older
-// than cutoff with it. keep may be nil; it gets the object key, which is
-// personal data.
+// than cutoff with it. keep may be nil; it is asked only about due
+// objects of the dataset, once per key and page, and gets the object key,
+// which is personal data.
 func (c *Connector) DeleteOlderThan(ctx context.Context, dataset string, cutoff time.Time, keep func(key string) bool) (RetentionResult, error) {
 	var res RetentionResult
 	m, err := c.enter(ctx, opAge)
@@ -221,57 +222,6 @@ func (c *Connector) DeleteOlderThan(ctx context.Context, dataset string, cutoff 
 	if ds == nil {
 		return res, connectors.Permanent(fmt.Errorf("objectstore %s: %s: no dataset %q in the data map", c.cfg.System, opAge, dataset))
 	}
-	head := ds.tmpl.Head()
-	switch now := c.clock.Now(); {
-	case head == "":
-		return res, connectors.Permanent(fmt.Errorf("objectstore %s: %s %s: key template %q starts with a placeholder, so the sweep would list the whole bucket; give it a fixed head such as \"uploads/\"", c.cfg.System, opAge, ds.id, ds.tmpl))
-	case cutoff.IsZero() || cutoff.After(now):
-		return res, connectors.Permanent(fmt.Errorf("objectstore %s: %s %s: cutoff %s is not in the past", c.cfg.System, opAge, ds.id, cutoff.UTC().Format(time.RFC3339)))
-	}
-	versioned, err := c.isVersioned(ctx)
-	if err != nil {
-		return res, c.fail(ctx, opAge, ds.id, err)
-	}
-	protected := map[string]bool{} // per page: keep is asked once a key
-	due := func(_ context.Context, o object) (bool, error) {
-		if !ds.tmpl.Match(o.raw) || !o.mod.Before(cutoff) {
-			return false, nil
-		}
-		if keep != nil {
-			p, seen := protected[o.raw]
-			if !seen {
-				p = keep(o.raw)
-				protected[o.raw] = p
-			}
-			if p {
-				if !o.marker {
-					res.Kept++
-				}
-				return false, nil
-			}
-		}
-		return true, nil
-	}
-	page := func(objs []object) error {
-		clear(protected) // bounded by a page
-		gone, err := c.remove(ctx, objs)
-		for _, o := range gone {
-			if !o.marker {
-				res.Deleted++
-				res.Bytes += o.size
-			}
-		}
-		return err
-	}
-	if versioned {
-		err = c.walkVersions(ctx, ds, head, due, page)
-	} else {
-		err = c.walk(ctx, ds, head, due, page)
-	}
-	c.log.Info("objectstore retention sweep", "system", c.cfg.System, "dataset", ds.id, "cutoff", cutoff.UTC().Format(time.RFC3339),
-		"deleted", res.Deleted, "bytes", res.Bytes, "kept", res.Kept, "versioned", versioned, "failed", err != nil)
-	if err != nil {
-		return res, c.fail(ctx, opAge, ds.id, err)
-	}
-	return res, nil
+	st, err := c.sweepOlderThan(ctx, ds, ageSweep{op: opAge, cutoff: cutoff, keep: keep})
+	return RetentionResult{Deleted: st.deleted, Bytes: st.bytes, Kept: st.held}, err
 }

@@ -38,12 +38,36 @@ type filter func(ctx context.Context, o object) (bool, error)
 // tag, untagged) that keep accepts. fn may delete what it is given: the
 // next page starts after the last key listed.
 func (c *Connector) walk(ctx context.Context, ds *dataset, prefix string, keep filter, fn func([]object) error) error {
+	return c.walkAfter(ctx, ds, prefix, "", keep, fn)
+}
+
+// walkAfter is walk starting after the store key after ("" for the
+// start). Only S3 can be asked to start there (StartAfter, or Marker for
+// the legacy list call); gocloud's portable ListOptions cannot say it, so
+// other stores list from the start and the caller's filter must pass over
+// the keys up to after itself.
+func (c *Connector) walkAfter(ctx context.Context, ds *dataset, prefix, after string, keep filter, fn func([]object) error) error {
 	token := blob.FirstPageToken
-	for {
+	for first := true; ; first = false {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		page, next, err := c.bucket.ListPage(ctx, token, c.cfg.PageSize, &blob.ListOptions{Prefix: prefix})
+		opts := &blob.ListOptions{Prefix: prefix}
+		if after != "" && first {
+			// Only the first call: the later ones continue from a token.
+			opts.BeforeList = func(as func(any) bool) error {
+				var v2 *s3.ListObjectsV2Input
+				var v1 *s3.ListObjectsInput
+				switch {
+				case as(&v2):
+					v2.StartAfter = aws.String(after)
+				case as(&v1):
+					v1.Marker = aws.String(after)
+				}
+				return nil
+			}
+		}
+		page, next, err := c.bucket.ListPage(ctx, token, c.cfg.PageSize, opts)
 		if err != nil {
 			return err
 		}
@@ -88,10 +112,22 @@ func (c *Connector) walk(ctx context.Context, ds *dataset, prefix string, keep f
 // one batch), and entries listed again are dropped before anything
 // (keep, a tag check, a count) sees them twice.
 func (c *Connector) walkVersions(ctx context.Context, ds *dataset, prefix string, keep filter, fn func([]object) error) error {
+	return c.walkVersionsAfter(ctx, ds, prefix, "", keep, fn)
+}
+
+// walkVersionsAfter is walkVersions starting after every version of the
+// key after ("" for the start): a key marker without a version marker.
+// Not every server honours that (versitygw lists from the start), so the
+// caller's filter must pass over the keys up to after itself, as for
+// walkAfter.
+func (c *Connector) walkVersionsAfter(ctx context.Context, ds *dataset, prefix, after string, keep filter, fn func([]object) error) error {
 	in := &s3.ListObjectVersionsInput{
 		Bucket:  aws.String(c.s3Bucket),
 		Prefix:  aws.String(prefix),
 		MaxKeys: aws.Int32(int32(c.cfg.PageSize)),
+	}
+	if after != "" {
+		in.KeyMarker = aws.String(after)
 	}
 	type vid struct{ key, version string }
 	var (

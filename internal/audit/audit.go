@@ -11,6 +11,7 @@ package audit
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -152,4 +153,12 @@ func ComputeHash(seq int64, at time.Time, actor, action, targetType, targetID st
 	put([]byte(policyRevision))
 	put(prev)
 	return h.Sum(nil)
+}
+
+// TextHash is the hex SHA-256 of free text (a note, a reason) for an
+// entry's details: the chain vouches for the text, which is kept where it
+// was written, without holding it (free text may name a person).
+func TextHash(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
 }

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/robfig/cron/v3"
 )
 
 // Config is the whole service configuration.
@@ -47,9 +49,14 @@ type Config struct {
 	TelegramBotToken string
 	RequestWorkers   int
 	ReminderInterval time.Duration
-	ConnectorsFile   string
-	FileStore        string
-	ExportURL        string
+	// RetentionSchedule is the cron expression (five fields, UTC) of the
+	// retention sweeps; "off" turns scheduled sweeps off (runs through the
+	// API and CLI still work).
+	RetentionSchedule string
+	RetentionWorkers  int
+	ConnectorsFile    string
+	FileStore         string
+	ExportURL         string
 }
 
 // Var documents one environment variable.
@@ -89,6 +96,8 @@ var Vars = []Var{
 	{"STEWARD_REQUEST_WORKERS", "10", "Privacy-request tasks run at once per replica."},
 	{"STEWARD_REMINDER_INTERVAL", "15m", "How often the elected replica looks for requests needing a staff reminder."},
 	{"STEWARD_FILE_STORE", "file://./var/files", "Where files disclosed by access requests (uploads, generated images) are kept, each encrypted under its own key: a gocloud.dev/blob URL (`file:///abs/dir`, `s3://bucket?region=…`, `gs://…`, `azblob://…`). A relative `file://./dir` is resolved against the working directory."},
+	{"STEWARD_RETENTION_SCHEDULE", "0 3 * * *", "When the elected replica sweeps expired data: a five-field cron expression in UTC (default daily at 03:00), or `off`."},
+	{"STEWARD_RETENTION_WORKERS", "2", "Datasets swept at once by each replica (River's retention queue): sweeps stay out of the privacy requests' way."},
 	{"STEWARD_EXPORT_URL", "", "Public base of the download links emailed for export packages (the link's token is appended), e.g. `https://privacy.example.com/v1/exports/`; empty: `http://` + STEWARD_ADDR + `/v1/exports/`, right for a local deployment only."},
 	{"STEWARD_CONNECTORS", "", "Connectors file (YAML): which data-map systems Steward reaches itself and how (see README, Connectors); `${VAR}` in it reads the environment. Empty: every system is a manual task."},
 }
@@ -133,6 +142,12 @@ func Load(getenv func(string) string) (Config, error) {
 			return c, fmt.Errorf("STEWARD_EXPORT_URL: want an absolute http(s) URL such as https://privacy.example.com/v1/exports/")
 		}
 	}
+	c.RetentionSchedule = get("STEWARD_RETENTION_SCHEDULE")
+	if c.RetentionSchedule != "off" {
+		if _, err := cron.ParseStandard(c.RetentionSchedule); err != nil || strings.HasPrefix(c.RetentionSchedule, "@every") || strings.HasPrefix(c.RetentionSchedule, "TZ=") || strings.HasPrefix(c.RetentionSchedule, "CRON_TZ=") {
+			return c, fmt.Errorf("STEWARD_RETENTION_SCHEDULE: %q is not a five-field cron expression (minute hour day-of-month month day-of-week, UTC) such as \"0 3 * * *\", or off", c.RetentionSchedule)
+		}
+	}
 	c.FileStore = get("STEWARD_FILE_STORE")
 	if c.FileStore == "" {
 		c.FileStore = "file://./var/files"
@@ -151,6 +166,9 @@ func Load(getenv func(string) string) (Config, error) {
 		return c, err
 	}
 	if c.RequestWorkers, err = positiveInt(get, "STEWARD_REQUEST_WORKERS"); err != nil {
+		return c, err
+	}
+	if c.RetentionWorkers, err = positiveInt(get, "STEWARD_RETENTION_WORKERS"); err != nil {
 		return c, err
 	}
 	for name, dst := range map[string]*time.Duration{

@@ -54,6 +54,9 @@ func (s *Service) newRiver() (*river.Client[pgx.Tx], error) {
 	river.AddWorker(workers, &planWorker{s: s})
 	river.AddWorker(workers, &taskWorker{s: s})
 	river.AddWorker(workers, &packageWorker{s: s})
+	if s.Workers != nil {
+		s.Workers(workers)
+	}
 	cfg := &river.Config{
 		Logger:               s.Log.With("component", "river"),
 		Workers:              workers,
@@ -68,6 +71,9 @@ func (s *Service) newRiver() (*river.Client[pgx.Tx], error) {
 	}
 	if s.cfg.Work {
 		cfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: s.cfg.Workers}}
+		for name, q := range s.cfg.Queues {
+			cfg.Queues[name] = q
+		}
 	}
 	c, err := river.NewClient(riverpgxv5.New(s.Pool), cfg)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"reflect"
 	"sort"
 	"strings"
@@ -112,20 +113,47 @@ func (s *Service) identities(ctx context.Context, q pgx.Tx, id string) ([]foundI
 	return out, nil
 }
 
-// resolve asks every connector that can for identities linked to the known
-// ones, round after round, until none is new: an email finds the account
-// id, the account id the Telegram id and the Stripe customer.
+// resolve finds the identities linked to the known ones (see
+// ResolveIdentities).
 func (s *Service) resolve(ctx context.Context, known []foundIdentity) ([]foundIdentity, error) {
+	subjects := make([]identity.Subject, len(known))
+	for i, k := range known {
+		subjects[i] = k.subj
+	}
+	linked, err := ResolveIdentities(ctx, s.Connectors, s.Log, subjects)
+	if err != nil {
+		return nil, err
+	}
+	found := make([]foundIdentity, len(linked))
+	for i, l := range linked {
+		found[i] = foundIdentity{subj: l.Subject, source: l.Source}
+	}
+	return found, nil
+}
+
+// LinkedIdentity is an identity a connector found for a subject, and the
+// system it came from.
+type LinkedIdentity struct {
+	Subject identity.Subject
+	Source  string
+}
+
+// ResolveIdentities asks every connector that can for identities linked to
+// the known ones, round after round, until none is new: an email finds the
+// account id, the account id the Telegram id and the Stripe customer. It
+// returns only the new ones. Privacy requests and legal holds (whose
+// subject's records a retention sweep must find) both use it.
+func ResolveIdentities(ctx context.Context, reg connectors.Registry, log *slog.Logger, known []identity.Subject) ([]LinkedIdentity, error) {
 	seen := map[string]bool{}
 	for _, k := range known {
-		seen[k.subj.String()] = true
+		seen[k.String()] = true
 	}
 	// One connector may serve several systems (one database, one account):
 	// ask each instance once per round, named after its first system.
 	var systems []string
 	asked := map[connectors.Connector]bool{}
-	for _, sid := range sortedKeys(s.Connectors) {
-		c := s.Connectors[sid]
+	for _, sid := range sortedKeys(reg) {
+		c := reg[sid]
 		if !c.Capabilities().ResolveIdentities {
 			continue
 		}
@@ -137,29 +165,32 @@ func (s *Service) resolve(ctx context.Context, known []foundIdentity) ([]foundId
 		}
 		systems = append(systems, sid)
 	}
-	var found []foundIdentity
+	var found []LinkedIdentity
 	for round := 0; round < 5; round++ {
 		ids := make([]connectors.Identity, 0, len(known)+len(found))
-		for _, k := range append(append([]foundIdentity(nil), known...), found...) {
-			ids = append(ids, toConnector(k.subj))
+		for _, k := range known {
+			ids = append(ids, toConnector(k))
+		}
+		for _, f := range found {
+			ids = append(ids, toConnector(f.Subject))
 		}
 		added := false
 		for _, sid := range systems {
-			linked, err := s.Connectors[sid].ResolveIdentities(ctx, ids)
+			linked, err := reg[sid].ResolveIdentities(ctx, ids)
 			if err != nil {
 				return nil, fmt.Errorf("resolve identities in %s: %w", sid, err)
 			}
 			for _, l := range linked {
 				subj, err := fromConnector(l)
 				if err != nil {
-					s.Log.WarnContext(ctx, "connector returned an identity that does not parse; ignored", "system", sid, "kind", l.Type)
+					log.WarnContext(ctx, "connector returned an identity that does not parse; ignored", "system", sid, "kind", l.Type)
 					continue
 				}
 				if seen[subj.String()] {
 					continue
 				}
 				seen[subj.String()] = true
-				found = append(found, foundIdentity{subj: subj, source: sid})
+				found = append(found, LinkedIdentity{Subject: subj, Source: sid})
 				added = true
 			}
 		}
@@ -169,6 +200,9 @@ func (s *Service) resolve(ctx context.Context, known []foundIdentity) ([]foundId
 	}
 	return found, nil
 }
+
+// ToConnector is a parsed identity as connectors take it.
+func ToConnector(s identity.Subject) connectors.Identity { return toConnector(s) }
 
 // plan resolves identities (outside any transaction: connectors may be
 // slow), then stores the plan and moves the request on, in one transaction.

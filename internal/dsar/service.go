@@ -31,6 +31,10 @@ type Policies interface{ Current() *policy.Engine }
 
 // Config tunes the engine. Zero fields take the defaults noted.
 type Config struct {
+	// Queues are more River queues this process works (besides the
+	// default one the privacy requests use), e.g. "retention".
+	Queues map[string]river.QueueConfig
+
 	CodeTTL          time.Duration // how long a verification code is valid; 15m
 	CodeAttempts     int           // wrong codes before the code is void; 5
 	SendsPerIdentity int           // codes sent to one identity per SendWindow; 3
@@ -105,6 +109,10 @@ type Deps struct {
 	// nil completes such requests without one (the records stay readable
 	// to staff through the API).
 	Packager Packager
+	// Workers, if set, registers more River workers on the engine's
+	// client (the retention sweeps), which then run on the queues of
+	// Config.Queues: one durable-job machine per process.
+	Workers func(*river.Workers)
 }
 
 // Service runs privacy requests.
@@ -133,6 +141,10 @@ func New(d Deps, cfg Config) (*Service, error) {
 	s.river = client
 	return s, nil
 }
+
+// River is the engine's job client, for other packages' durable jobs
+// (whose workers Deps.Workers registered).
+func (s *Service) River() *river.Client[pgx.Tx] { return s.river }
 
 // Start runs the workers (when Config.Work) until Stop.
 func (s *Service) Start(ctx context.Context) error {
@@ -284,8 +296,7 @@ func (s *Service) event(ctx context.Context, tx pgx.Tx, requestID, ev, from, to,
 		d["to"] = to
 	}
 	if note != "" {
-		h := sha256.Sum256([]byte(note))
-		d["note_sha256"] = fmt.Sprintf("%x", h)
+		d["note_sha256"] = audit.TextHash(note)
 	}
 	return s.Audit.Append(ctx, tx, audit.Record{
 		Actor: actor, Action: "privacy_request." + ev, TargetType: "privacy_request", TargetID: requestID, Details: d,

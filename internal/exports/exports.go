@@ -289,6 +289,16 @@ func (s *Store) Open(ctx context.Context, token string) (Package, io.ReadCloser,
 
 // ExpireDue deletes the packages whose links have expired: their blobs go,
 // their rows stay marked deleted, as the record that they existed. It
+// CountDue counts the packages ExpireDue would delete now (a retention
+// plan's figure).
+func (s *Store) CountDue(ctx context.Context) (int, error) {
+	var n int
+	if err := s.Pool.QueryRow(ctx, `SELECT count(*) FROM export_packages WHERE deleted_at IS NULL AND expires_at <= $1`, s.now()).Scan(&n); err != nil {
+		return 0, fmt.Errorf("exports: count expired: %w", err)
+	}
+	return n, nil
+}
+
 // returns how many it deleted.
 func (s *Store) ExpireDue(ctx context.Context) (int, error) {
 	now := s.now()

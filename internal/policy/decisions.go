@@ -158,6 +158,22 @@ type RetentionSchedule struct {
 	DeletionRequestCitation string                   `json:"deletion_request_citation"`
 	Masking                 Masking                  `json:"masking"`
 	Rules                   map[string]RetentionRule `json:"rules"`
+	ControlPlane            ControlPlaneRetention    `json:"control_plane"`
+}
+
+// ControlPlaneRetention is how long Steward keeps personal data of its own:
+// the same sweeps that enforce the data map's rules remove it.
+type ControlPlaneRetention struct {
+	// VerificationDays: a verification code goes this long after it
+	// expired, a code send's rate-limit entry this long after the send.
+	VerificationDays int `json:"verification_days"`
+	// ClosedRequestDays: a closed request (completed, denied, canceled)
+	// loses its personal data this long after it closed — contact, sealed
+	// details, identities, disclosed records and files — keeping the
+	// request itself (type, dates, outcome) as evidence of compliance.
+	ClosedRequestDays int    `json:"closed_request_days"`
+	Citation          string `json:"citation"`
+	Note              string `json:"note"`
 }
 
 // Masking is the default masking strategy per data category.
@@ -229,6 +245,9 @@ func decodeSchedule(data map[string]any) (RetentionSchedule, error) {
 	}
 	if len(s.Rules) == 0 {
 		return s, fmt.Errorf("%s: no retention rules", errRetentionPrefix)
+	}
+	if cp := s.ControlPlane; cp.VerificationDays <= 0 || cp.ClosedRequestDays <= 0 || cp.Citation == "" {
+		return s, fmt.Errorf("%s: control_plane: verification_days and closed_request_days must be positive, with a citation", errRetentionPrefix)
 	}
 	checkMask := func(where string, m map[string]string) error {
 		for c, st := range m {

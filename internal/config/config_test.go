@@ -1,0 +1,71 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+// The retention schedule is a five-field cron expression in UTC, or off;
+// anything else stops the service at start with the variable named.
+func TestRetentionSchedule(t *testing.T) {
+	load := func(v string) (Config, error) {
+		return Load(func(k string) string {
+			if k == "STEWARD_RETENTION_SCHEDULE" {
+				return v
+			}
+			return ""
+		})
+	}
+	c, err := load("")
+	if err != nil || c.RetentionSchedule != "0 3 * * *" || c.RetentionWorkers != 2 {
+		t.Errorf("default: %q workers %d, %v", c.RetentionSchedule, c.RetentionWorkers, err)
+	}
+	for _, ok := range []string{"off", "15 2 * * *", "0 */6 * * 1-5", "@daily"} {
+		if c, err := load(ok); err != nil || c.RetentionSchedule != ok {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"daily", "0 3 * *", "61 3 * * *", "0 3 * * * *", "@every 1h", "CRON_TZ=Europe/Berlin 0 3 * * *", "0 25 * * *"} {
+		_, err := load(bad)
+		if err == nil || !strings.Contains(err.Error(), "STEWARD_RETENTION_SCHEDULE") {
+			t.Errorf("%q: want an error naming the variable, got %v", bad, err)
+		}
+	}
+	if _, err := Load(func(k string) string {
+		if k == "STEWARD_RETENTION_WORKERS" {
+			return "0"
+		}
+		return ""
+	}); err == nil || !strings.Contains(err.Error(), "STEWARD_RETENTION_WORKERS") {
+		t.Errorf("zero workers: %v", err)
+	}
+}
+
+// FuzzRetentionSchedule: any value loads or is refused with the variable
+// named; never a panic, never an accepted value gocron would reject.
+func FuzzRetentionSchedule(f *testing.F) {
+	for _, s := range []string{"0 3 * * *", "off", "@daily", "daily", "61 3 * * *", "*/0 * * * *", "0 3 * * * *"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		c, err := Load(func(k string) string {
+			if k == "STEWARD_RETENTION_SCHEDULE" {
+				return v
+			}
+			return ""
+		})
+		if err != nil {
+			if !strings.Contains(err.Error(), "STEWARD_RETENTION_SCHEDULE") {
+				t.Fatalf("%q: error does not name the variable: %v", v, err)
+			}
+			return
+		}
+		want := strings.TrimSpace(v)
+		if want == "" {
+			want = "0 3 * * *"
+		}
+		if c.RetentionSchedule != want {
+			t.Fatalf("%q loaded as %q", v, c.RetentionSchedule)
+		}
+	})
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/go-co-op/gocron/v2"
 	"github.com/gofiber/fiber/v2"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
 	"gocloud.dev/blob"
 
 	"github.com/steward-privacy/steward/connectors"
@@ -49,6 +50,7 @@ type application struct {
 	bucket   *blob.Bucket
 	files    *blob.Bucket // disclosed files and export packages, sealed (STEWARD_FILE_STORE)
 	exports  *exports.Store
+	retain   *retention.Service
 	clock    clock.Clock
 	requests *dsar.Service
 	elector  *leader.Elector
@@ -178,12 +180,20 @@ func newApplication(ctx context.Context, cfg config.Config, log *slog.Logger, cl
 		pool.Close()
 		return nil, err
 	}
+	a.exports = &exports.Store{Pool: pool, Bucket: a.files, Keys: kr, Audit: a.audit, Clock: clk}
+	metrics := api.NewMetrics()
+	a.retain = &retention.Service{
+		Pool: pool, Keys: kr, Policies: holder, Connectors: a.connectors, Audit: a.audit, Clock: clk, Log: log.With("component", "retention"),
+		Control: &retention.ControlPlane{Pool: pool, Keys: kr, Files: a.files, Exports: a.exports, Clock: clk, Log: log},
+		Metrics: retention.NewMetrics(metrics.Registry),
+	}
 	a.requests, err = dsar.New(dsar.Deps{
 		Pool: pool, Keys: kr, Policies: holder, Audit: a.audit, Outbox: outbox, Clock: clk, Log: log, Connectors: a.connectors,
-		Files: a.files, Packager: a.packager(holder),
+		Files: a.files, Packager: a.packager(holder), Workers: a.retain.AddWorkers,
 	}, dsar.Config{
 		Work: true, Workers: cfg.RequestWorkers, TelegramBotToken: cfg.TelegramBotToken,
 		StatusURL: cfg.StatusURL, StaffURL: cfg.StaffURL, StaffEmail: cfg.StaffEmail,
+		Queues: map[string]river.QueueConfig{retention.Queue: {MaxWorkers: cfg.RetentionWorkers}},
 	})
 	if err != nil {
 		_ = a.files.Close()
@@ -191,14 +201,14 @@ func newApplication(ctx context.Context, cfg config.Config, log *slog.Logger, cl
 		pool.Close()
 		return nil, err
 	}
-	a.exports = &exports.Store{Pool: pool, Bucket: a.files, Keys: kr, Audit: a.audit, Clock: clk}
+	a.retain.Jobs = a.requests.River()
 	a.worker = notify.NewWorker(pool, kr, notify.WorkerConfig{Resend: resendCfg, PollInterval: cfg.OutboxPoll}, clk, log, outboxAudit(a.audit))
 	a.http = api.New(api.Config{
 		BodyLimit: cfg.BodyLimit, ReadTimeout: cfg.ReadTimeout, WriteTimeout: cfg.WriteTimeout, IdleTimeout: cfg.IdleTimeout,
 	}, api.Deps{
-		Log: log, Consent: a.consent, Keys: a.keys, Receipts: signer, Metrics: api.NewMetrics(),
+		Log: log, Consent: a.consent, Keys: a.keys, Receipts: signer, Metrics: metrics,
 		Audit: audit.Reader{Pool: pool, Keys: auditTrust}, Ready: a.ready, Requests: a.requests,
-		CreemWebhook: creemWebhookReceiver(specs, kr, pool, a.audit), Exports: a.exports,
+		CreemWebhook: creemWebhookReceiver(specs, kr, pool, a.audit), Exports: a.exports, Retention: a.retain,
 	})
 	return a, nil
 }
@@ -237,7 +247,7 @@ const schedulerLockID = 7_403_112_100
 // whichever replica holds the scheduler lock; the others skip each run.
 func (a *application) startScheduler() {
 	a.elector = leader.NewElector(a.pool, schedulerLockID)
-	s, err := gocron.NewScheduler(gocron.WithDistributedElector(a.elector), gocron.WithLogger(gocronLogger{a.log}))
+	s, err := gocron.NewScheduler(gocron.WithDistributedElector(a.elector), gocron.WithLogger(gocronLogger{a.log}), gocron.WithLocation(time.UTC))
 	if err != nil {
 		a.log.Error("scheduler did not start", "err", err)
 		return
@@ -273,8 +283,33 @@ func (a *application) startScheduler() {
 		a.log.Error("scheduler job not created", "err", err)
 		return
 	}
+	if a.cfg.RetentionSchedule != "off" {
+		// The cron expression was checked when the configuration loaded.
+		_, err = s.NewJob(gocron.CronJob(a.cfg.RetentionSchedule, false), gocron.NewTask(a.scheduledSweep),
+			gocron.WithSingletonMode(gocron.LimitModeReschedule))
+		if err != nil {
+			a.log.Error("scheduler job not created", "err", err)
+			return
+		}
+	}
 	s.Start()
 	a.sched = s
+}
+
+// scheduledSweep starts the retention run of this scheduled moment. Only
+// the elected replica gets here; should two ever fire for one moment (a
+// leader change mid-minute), the run's unique moment lets one through.
+func (a *application) scheduledSweep(ctx context.Context) {
+	at := a.clock.Now().UTC().Truncate(time.Minute)
+	r, err := a.retain.Start(ctx, retention.RunOptions{Trigger: retention.TriggerSchedule, Actor: "system:scheduler", At: at})
+	switch {
+	case errors.Is(err, retention.ErrAlreadyScheduled):
+		a.log.Info("retention run of this moment already started elsewhere", "at", at)
+	case err != nil:
+		a.log.Error("retention run did not start", "err", err)
+	default:
+		a.log.Info("retention run started", "run", r.ID, "datasets", len(r.Datasets))
+	}
 }
 
 // gocronLogger sends gocron's own messages to slog at debug level.

@@ -36,7 +36,15 @@ type env struct {
 	pool *pgxpool.Pool
 	cfg  config.Config
 	keys map[string]string // role -> secret
+	// vars is the environment the configuration was loaded from, for
+	// CLI commands run against the same deployment.
+	vars map[string]string
+	// clock, if set, is the replicas' clock (default the real one).
+	clock clock.Clock
 }
+
+// getenv reads the env's variables, for run().
+func (e *env) getenv(k string) string { return e.vars[k] }
 
 func randB64(n int) string {
 	b := make([]byte, n)
@@ -62,7 +70,7 @@ func newEnv(t testing.TB, extra map[string]string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, url: url, pool: pool, cfg: cfg, keys: map[string]string{}}
+	e := &env{t: t, url: url, pool: pool, cfg: cfg, keys: map[string]string{}, vars: vars}
 	for _, role := range []string{"sdk", "frontend", "reviewer", "admin", "auditor"} {
 		var out bytes.Buffer
 		if code := run(context.Background(), []string{"keys", "create", "--name", "test-" + role, "--role", role, "--quiet"}, &out, io.Discard, func(k string) string { return vars[k] }); code != 0 {
@@ -111,7 +119,11 @@ func (e *env) start(prepare ...func(*application)) *replica {
 	// 2-core machine running the whole suite in parallel can take a while.
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	a, err := newApplication(ctx, cfg, log, clock.Real{})
+	var clk clock.Clock = clock.Real{}
+	if e.clock != nil {
+		clk = e.clock
+	}
+	a, err := newApplication(ctx, cfg, log, clk)
 	if err != nil {
 		e.t.Fatalf("new application: %v", err)
 	}

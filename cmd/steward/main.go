@@ -51,6 +51,14 @@ Usage:
   steward policy data                         print the policy data document (JSON)
   steward datamap scan --postgres DSN [--schema public] [--system app_db] [--name N] [--out FILE]
                                               draft a data map from a live database, for review
+  steward retention plan [--dataset S.D] [--json]
+                                              per retention rule: records due now, held, and what a run does
+  steward retention run [--dry-run] [--dataset S.D] [--json]
+                                              sweep now, in this process (a server sweeps on STEWARD_RETENTION_SCHEDULE)
+  steward retention runs [--limit N] [--json] the latest runs
+  steward holds list [--all] [--json]
+  steward holds create (--subject ID | --dataset S.D | --category C) --reason R [--expires RFC3339]
+  steward holds lift HOLD_ID --reason R       legal holds: held data is never swept
   steward demo seed|peers|connectors          the demo deployment that make run starts (scripts/run.sh)
   steward version
 
@@ -95,6 +103,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = datamapCmd(ctx, rest, stdout)
 	case "demo":
 		err = demoCmd(ctx, cfg, rest, stdout, stderr)
+	case "retention":
+		err = retentionCmd(ctx, cfg, rest, stdout, log)
+	case "holds":
+		err = holdsCmd(ctx, cfg, rest, stdout, log)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 	default:

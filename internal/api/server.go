@@ -20,6 +20,7 @@ import (
 	"github.com/steward-privacy/steward/internal/dsar"
 	"github.com/steward-privacy/steward/internal/exports"
 	"github.com/steward-privacy/steward/internal/receipt"
+	"github.com/steward-privacy/steward/internal/retention"
 )
 
 // Config holds the HTTP limits.
@@ -54,6 +55,9 @@ type Deps struct {
 	CreemWebhook func(ctx context.Context, body []byte, signature string) error
 	// Exports keeps export packages; nil when the deployment has none.
 	Exports *exports.Store
+	// Retention plans and runs sweeps and keeps legal holds; nil: the
+	// retention endpoints answer 404.
+	Retention *retention.Service
 }
 
 // AuditReader reads and verifies the audit log.
@@ -131,6 +135,14 @@ func New(cfg Config, d Deps) *fiber.App {
 	authed.Post("/privacy-requests/:id/retry-planning", s.retryPlanning)
 	authed.Post("/privacy-requests/:id/tasks/:task_id/retry", s.retryTask)
 	authed.Post("/privacy-requests/:id/tasks/:task_id/complete", s.completeTask)
+	authed.Get("/retention/plan", s.retentionPlan)
+	authed.Post("/retention/runs", s.startRetentionRun)
+	authed.Get("/retention/runs", s.listRetentionRuns)
+	authed.Get("/retention/runs/:id", s.getRetentionRun)
+	authed.Get("/legal-holds", s.listHolds)
+	authed.Post("/legal-holds", s.createHold)
+	authed.Get("/legal-holds/:id", s.getHold)
+	authed.Post("/legal-holds/:id/lift", s.liftHold)
 	return app
 }
 

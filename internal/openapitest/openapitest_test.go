@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
 	"github.com/steward-privacy/steward/internal/openapitest"
 )
 
@@ -79,6 +81,88 @@ func problem(status int, code string, extra string) string {
 const auditEntry = `{"seq":1,"at":"2026-02-03T10:15:30.123456Z","actor":"key:key_5f1c2a9e7b30","action":"key.revoked",
 	"target_type":"api_key","target_id":"key_0a1b2c3d4e5f","details":{},"policy_revision":"` + rev + `",
 	"prev_hash":"0000000000000000000000000000000000000000000000000000000000000000","hash":"` + hashHex + `"}`
+
+// Retention bodies, hand-written from retention.Run, DatasetRun, PlanItem,
+// Hold and HoldInput (internal/retention/service.go, plan.go, holds.go) in
+// their field order. matched is a *int64 without omitempty: null until the
+// dataset is final, never absent.
+const (
+	runID  = "3b7e1f2a-9c4d-4e8b-a6f1-0d2c5b8e7a91"
+	holdID = "c41d8e2f-6a3b-4f7c-9e1d-5b2a8c0f3e64"
+)
+
+// A finished scheduled run of two datasets: one swept, one left to staff.
+const retentionRunDone = `{"id":"` + runID + `","trigger":"schedule","actor":"system:scheduler","dry_run":false,
+	"at":"2026-03-01T03:00:00Z","status":"completed","finished_at":"2026-03-01T03:00:41.207Z","policy_revision":"` + rev + `",
+	"datasets":[
+		{"system":"app_db","dataset":"payments","rule":"payments","action":"delete","basis":"legal_obligation",
+		 "cutoff":"2021-02-28T03:00:00Z","status":"succeeded","matched":412,"deleted":409,"anonymized":0,"bytes":0,"held":3,"kept":0,
+		 "errors":0,"started_at":"2026-03-01T03:00:00.412Z","finished_at":"2026-03-01T03:00:02.95Z","duration_ms":2538},
+		{"system":"stripe","dataset":"customers","rule":"payments","action":"delete","basis":"legal_obligation",
+		 "cutoff":"2021-02-28T03:00:00Z","status":"manual","matched":0,"deleted":0,"anonymized":0,"bytes":0,"held":0,"kept":0,
+		 "errors":0,"note":"Stripe has no deletion by age: staff delete or redact customers older than 5 years in the Stripe dashboard",
+		 "started_at":"2026-03-01T03:00:00.398Z","finished_at":"2026-03-01T03:00:00.401Z","duration_ms":3}]}`
+
+// A run still going: one dataset retrying after a failed attempt (counts of
+// the batches it committed, matched still null), one held as a whole, and
+// Steward's own records queued. Nothing of finished_at is set yet.
+const retentionRunGoing = `{"id":"7d1c0b9a-2e3f-4a5b-8c6d-9e0f1a2b3c4d","trigger":"api","actor":"key:key_5f1c2a9e7b30","dry_run":false,
+	"at":"2026-03-04T14:22:05.118734Z","status":"running","policy_revision":"` + rev + `",
+	"datasets":[
+		{"system":"app_db","dataset":"visitors","rule":"logs_analytics","action":"anonymize","basis":"legitimate_interests",
+		 "cutoff":"2025-09-05T14:22:05.118734Z","status":"held","matched":5120,"deleted":0,"anonymized":0,"bytes":0,"held":5120,"kept":0,
+		 "errors":0,"note":"legal hold ` + holdID + ` (category)","started_at":"2026-03-04T14:22:05.5Z","finished_at":"2026-03-04T14:22:06.1Z","duration_ms":600},
+		{"system":"object_store","dataset":"generated_images","rule":"ai_content","action":"delete","basis":"contract",
+		 "cutoff":"2026-02-02T14:22:05.118734Z","status":"running","matched":null,"deleted":1500,"anonymized":0,"bytes":734003200,"held":0,"kept":0,
+		 "errors":1,"last_error":"objectstore: list generated/: connection reset by peer","started_at":"2026-03-04T14:22:05.4Z","duration_ms":90211},
+		{"system":"steward","dataset":"verification_codes","rule":"control_plane","action":"delete","basis":"legitimate_interests",
+		 "cutoff":"2026-03-03T14:22:05.118734Z","status":"pending","matched":null,"deleted":0,"anonymized":0,"bytes":0,"held":0,"kept":0,
+		 "errors":0,"duration_ms":0}]}`
+
+// A dry run of one dataset as POST /v1/retention/runs answers it: queued.
+const retentionRunStarted = `{"id":"` + runID + `","trigger":"api","actor":"key:key_5f1c2a9e7b30","dry_run":true,"dataset":"app_db.payments",
+	"at":"2026-03-04T14:22:05.118734Z","status":"running","policy_revision":"` + rev + `",
+	"datasets":[{"system":"app_db","dataset":"payments","rule":"payments","action":"delete","basis":"legal_obligation",
+		"cutoff":"2021-03-03T14:22:05.118734Z","status":"pending","matched":null,"deleted":0,"anonymized":0,"bytes":0,"held":0,"kept":0,
+		"errors":0,"duration_ms":0}]}`
+
+// A plan with every item status; note is omitempty.
+const retentionPlan = `{"rules":[
+	{"system":"app_db","dataset":"payments","rule":"payments","period":"5 years","days":1827,"timestamp":"created_at","action":"delete",
+	 "basis":"legal_obligation","cutoff":"2021-03-03T14:22:05.118734Z","status":"due","due":412,"held":3},
+	{"system":"app_db","dataset":"sessions","rule":"security_logs","period":"180 days","days":180,"timestamp":"created_at","action":"anonymize",
+	 "basis":"legitimate_interests","cutoff":"2025-09-05T14:22:05.118734Z","status":"clear","due":0,"held":0},
+	{"system":"app_db","dataset":"visitors","rule":"logs_analytics","period":"180 days","days":180,"timestamp":"last_seen_at","action":"anonymize",
+	 "basis":"legitimate_interests","cutoff":"2025-09-05T14:22:05.118734Z","status":"held","due":5120,"held":5120,"note":"legal hold ` + holdID + ` (category)"},
+	{"system":"stripe","dataset":"customers","rule":"payments","period":"5 years","days":1827,"timestamp":"created","action":"delete",
+	 "basis":"legal_obligation","cutoff":"2021-03-03T14:22:05.118734Z","status":"manual","due":0,"held":0,
+	 "note":"Stripe has no deletion by age: staff delete or redact customers older than 5 years in the Stripe dashboard"},
+	{"system":"bot_db","dataset":"generations","rule":"ai_content","period":"","days":30,"timestamp":"created_at","action":"delete",
+	 "basis":"contract","cutoff":"2026-02-02T14:22:05.118734Z","status":"error","due":0,"held":0,"note":"postgres: connect: connection refused"},
+	{"system":"steward","dataset":"verification_codes","rule":"control_plane","period":"1 day","days":1,"timestamp":"expires_at","action":"delete",
+	 "basis":"legitimate_interests","cutoff":"2026-03-03T14:22:05.118734Z","status":"due","due":37,"held":0}]}`
+
+// Holds of each scope. subject is never marshalled (unexported); its kind is.
+const (
+	holdDataset = `{"id":"` + holdID + `","scope":"dataset","system":"app_db","dataset":"payments",
+		"reason":"Tax audit FY2020: keep payment records until the audit closes","created_by":"key:key_5f1c2a9e7b30",
+		"created_at":"2026-03-04T14:30:12.004Z","active":true}`
+	holdCategory = `{"id":"0f9e8d7c-6b5a-4c3d-8e2f-1a0b9c8d7e6f","scope":"category","category":"user.device",
+		"reason":"Fraud investigation INC-2026-014","created_by":"system:cli","created_at":"2026-02-20T09:12:44Z",
+		"expires_at":"2026-08-20T00:00:00Z","active":true}`
+	holdLifted = `{"id":"5e0a7b3c-1d2f-4a8e-b9c6-7f4d2e1a0b38","scope":"subject","subject_kind":"oauth:google",
+		"reason":"Litigation hold, case 24-cv-0192","created_by":"key:key_5f1c2a9e7b30","created_at":"2025-11-03T16:40:00Z",
+		"lifted_at":"2026-03-02T10:05:31Z","lifted_by":"key:key_0a1b2c3d4e5f","lift_reason":"Case settled and closed","active":false}`
+	// Expired, never lifted: not active, no lifted_* fields.
+	holdExpired = `{"id":"9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d","scope":"subject","subject_kind":"email",
+		"reason":"Preservation letter","created_by":"key:key_5f1c2a9e7b30","created_at":"2025-06-01T08:00:00Z",
+		"expires_at":"2025-12-01T08:00:00Z","active":false}`
+)
+
+// holdInvalid is validateHold's problem: every bad field listed.
+var holdInvalid = problem(400, "invalid_request", `,"errors":[
+	{"field":"dataset","message":"\"app_db.paymnts\" is not a dataset of the data map or of Steward itself (want system.dataset, e.g. app_db.accounts)"},
+	{"field":"reason","message":"say why the data is held (the case, the authority's request)"}]`)
 
 type sample struct {
 	name        string
@@ -182,6 +266,53 @@ func samples(doc []byte) []sample {
 		{"check batch", "POST", "/v1/consent/check", 200, jsonCT,
 			`{"policy_revision":"` + rev + `","results":[{"allow":true,"reason":"opt_out_default","rule":"opt_out_regime_default","regime":"ccpa","legal_basis":"consent"},
 				{"allow":false,"reason":"gpc_opt_out","rule":"stored_refusal","regime":"us_state","legal_basis":"consent"}]}`},
+		{"retention plan", "GET", "/v1/retention/plan", 200, jsonCT, retentionPlan},
+		{"retention plan of one dataset", "GET", "/v1/retention/plan?dataset=app_db.payments", 200, jsonCT,
+			`{"rules":[` + strings.SplitN(strings.TrimPrefix(retentionPlan, `{"rules":[`), "},", 2)[0] + `}]}`},
+		{"retention plan empty", "GET", "/v1/retention/plan", 200, jsonCT, `{"rules":[]}`},
+		{"retention plan no such rule", "GET", "/v1/retention/plan?dataset=app_db.users", 400, probCT,
+			problem(400, "invalid_request", `,"errors":[{"field":"dataset","message":"\"app_db.users\" has no retention period to enforce"}]`)},
+		{"retention plan not enabled", "GET", "/v1/retention/plan", 404, probCT, problem(404, "not_found", "")},
+		{"retention plan forbidden", "GET", "/v1/retention/plan", 403, probCT, problem(403, "forbidden", "")},
+		{"retention run started", "POST", "/v1/retention/runs", 202, jsonCT, retentionRunStarted},
+		{"retention run started, nothing to sweep", "POST", "/v1/retention/runs", 202, jsonCT,
+			`{"id":"` + runID + `","trigger":"api","actor":"key:key_1","dry_run":false,"at":"2026-03-04T14:22:05Z","status":"completed",
+			"finished_at":"2026-03-04T14:22:05.01Z","policy_revision":"` + rev + `","datasets":[]}`},
+		{"retention run bad body", "POST", "/v1/retention/runs", 400, probCT,
+			problem(400, "invalid_request", `,"errors":[{"field":"dry_run","message":"must be true or false, not string"}]`)},
+		{"retention run unauthenticated", "POST", "/v1/retention/runs", 401, probCT, problem(401, "unauthenticated", "")},
+		{"retention run forbidden", "POST", "/v1/retention/runs", 403, probCT, problem(403, "forbidden", "")},
+		{"retention run not json", "POST", "/v1/retention/runs", 415, probCT, problem(415, "unsupported_media_type", "")},
+		{"retention runs", "GET", "/v1/retention/runs?limit=5", 200, jsonCT, `{"runs":[` + retentionRunGoing + `,` + retentionRunDone + `]}`},
+		{"retention runs none", "GET", "/v1/retention/runs", 200, jsonCT, `{"runs":[]}`},
+		{"retention runs bad limit", "GET", "/v1/retention/runs?limit=0", 400, probCT,
+			problem(400, "invalid_request", `,"errors":[{"field":"limit","message":"want a whole number from 1 to 100"}]`)},
+		{"retention run", "GET", "/v1/retention/runs/" + runID, 200, jsonCT, retentionRunDone},
+		{"retention run failed", "GET", "/v1/retention/runs/" + runID, 200, jsonCT,
+			strings.Replace(strings.Replace(retentionRunGoing, `"status":"running","policy_revision"`, `"status":"failed","finished_at":"2026-03-04T15:01:00Z","policy_revision"`, 1),
+				`"status":"running","matched":null`, `"status":"failed","matched":null`, 1)},
+		{"retention run not found", "GET", "/v1/retention/runs/nope", 404, probCT, problem(404, "not_found", "")},
+		{"legal holds", "GET", "/v1/legal-holds", 200, jsonCT, `{"holds":[` + holdDataset + `,` + holdCategory + `]}`},
+		{"legal holds all", "GET", "/v1/legal-holds?all=true", 200, jsonCT,
+			`{"holds":[` + holdDataset + `,` + holdCategory + `,` + holdLifted + `,` + holdExpired + `]}`},
+		{"legal holds none", "GET", "/v1/legal-holds", 200, jsonCT, `{"holds":[]}`},
+		{"legal holds bad all", "GET", "/v1/legal-holds?all=yes", 400, probCT,
+			problem(400, "invalid_request", `,"errors":[{"field":"all","message":"want true or false"}]`)},
+		{"legal hold placed", "POST", "/v1/legal-holds", 201, jsonCT, holdDataset},
+		{"legal hold placed on a subject", "POST", "/v1/legal-holds", 201, jsonCT,
+			`{"id":"` + holdID + `","scope":"subject","subject_kind":"email","reason":"Litigation hold","created_by":"key:key_1",
+			"created_at":"2026-03-04T14:30:12Z","expires_at":"2027-03-04T00:00:00Z","active":true}`},
+		{"legal hold invalid", "POST", "/v1/legal-holds", 400, probCT, holdInvalid},
+		{"legal hold not exactly one target", "POST", "/v1/legal-holds", 400, probCT, problem(400, "invalid_request", "")},
+		{"legal hold forbidden", "POST", "/v1/legal-holds", 403, probCT, problem(403, "forbidden", "")},
+		{"legal hold not json", "POST", "/v1/legal-holds", 415, probCT, problem(415, "unsupported_media_type", "")},
+		{"legal hold", "GET", "/v1/legal-holds/" + holdID, 200, jsonCT, holdCategory},
+		{"legal hold not found", "GET", "/v1/legal-holds/" + holdID, 404, probCT, problem(404, "not_found", "")},
+		{"legal hold lifted", "POST", "/v1/legal-holds/" + holdID + "/lift", 200, jsonCT, holdLifted},
+		{"legal hold lift without reason", "POST", "/v1/legal-holds/" + holdID + "/lift", 400, probCT,
+			problem(400, "invalid_request", `,"errors":[{"field":"reason","message":"say why the hold ends (1 to 2000 characters)"}]`)},
+		{"legal hold lifted twice", "POST", "/v1/legal-holds/" + holdID + "/lift", 409, probCT, problem(409, "conflict", "")},
+		{"legal hold lift unknown", "POST", "/v1/legal-holds/" + holdID + "/lift", 404, probCT, problem(404, "not_found", "")},
 	}
 }
 
@@ -192,14 +323,16 @@ func TestDocumentLoads(t *testing.T) {
 		"GET /v1/admin/audit", "GET /v1/admin/audit/export", "GET /v1/admin/audit/verify",
 		"GET /v1/consent/check", "GET /v1/consents", "GET /v1/consents/history",
 		"GET /v1/consents/receipts/jwks.json", "GET /v1/consents/receipts/{event_id}", "GET /v1/exports/{token}",
+		"GET /v1/legal-holds", "GET /v1/legal-holds/{id}",
 		"GET /v1/privacy-requests", "GET /v1/privacy-requests/{id}", "GET /v1/privacy-requests/{id}/report", "GET /v1/privacy-requests/{id}/status",
-		"POST /v1/consent/check", "POST /v1/consents",
+		"GET /v1/retention/plan", "GET /v1/retention/runs", "GET /v1/retention/runs/{id}",
+		"POST /v1/consent/check", "POST /v1/consents", "POST /v1/legal-holds", "POST /v1/legal-holds/{id}/lift",
 		"POST /v1/privacy-requests", "POST /v1/privacy-requests/{id}/approve", "POST /v1/privacy-requests/{id}/cancel",
 		"POST /v1/privacy-requests/{id}/deny", "POST /v1/privacy-requests/{id}/extend", "POST /v1/privacy-requests/{id}/identities",
 		"POST /v1/privacy-requests/{id}/pause", "POST /v1/privacy-requests/{id}/resume", "POST /v1/privacy-requests/{id}/retry-planning",
 		"POST /v1/privacy-requests/{id}/tasks/{task_id}/complete", "POST /v1/privacy-requests/{id}/tasks/{task_id}/retry",
 		"POST /v1/privacy-requests/{id}/verification-code", "POST /v1/privacy-requests/{id}/verify",
-		"POST /v1/webhooks/creem",
+		"POST /v1/retention/runs", "POST /v1/webhooks/creem",
 	}
 	if got := d.Operations(); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("Operations() =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -349,6 +482,52 @@ func TestValidateRejects(t *testing.T) {
 			[]string{"DELETE /v1/consents", "method is not documented", "GET /v1/consents", "POST /v1/consents"}},
 		{"receipt body at the jwks path", "GET", "/v1/consents/receipts/jwks.json", 200, jsonCT, receiptBody,
 			[]string{"GET /v1/consents/receipts/jwks.json", "JWKS"}},
+		{"unknown dataset status", "GET", "/v1/retention/runs/" + runID, 200, jsonCT,
+			strings.Replace(retentionRunDone, `"status":"succeeded"`, `"status":"done"`, 1),
+			[]string{"GET /v1/retention/runs/{id}", "'/datasets/0/status'", "must be one of"}},
+		{"matched absent instead of null", "GET", "/v1/retention/runs/" + runID, 200, jsonCT,
+			strings.Replace(retentionRunStarted, `"matched":null,`, ``, 1),
+			[]string{"'/datasets/0'", "missing property 'matched'"}},
+		{"count as a string", "GET", "/v1/retention/runs", 200, jsonCT,
+			`{"runs":[` + strings.Replace(retentionRunDone, `"deleted":409`, `"deleted":"409"`, 1) + `]}`,
+			[]string{"'/runs/0/datasets/0/deleted'", "want integer"}},
+		{"finished run without finished_at", "GET", "/v1/retention/runs/" + runID, 200, jsonCT,
+			strings.Replace(retentionRunDone, `"finished_at":"2026-03-01T03:00:41.207Z",`, ``, 1),
+			[]string{"missing property 'finished_at'", "RetentionRun"}},
+		{"unknown trigger", "POST", "/v1/retention/runs", 202, jsonCT,
+			strings.Replace(retentionRunStarted, `"trigger":"api"`, `"trigger":"manual"`, 1),
+			[]string{"'/trigger'", "must be one of"}},
+		{"run dataset not system.dataset", "POST", "/v1/retention/runs", 202, jsonCT,
+			strings.Replace(retentionRunStarted, `"dataset":"app_db.payments"`, `"dataset":"payments"`, 1),
+			[]string{"'/dataset'", "does not match pattern"}},
+		{"plan item with the run's counts", "GET", "/v1/retention/plan", 200, jsonCT,
+			strings.Replace(retentionPlan, `"due":412,"held":3}`, `"due":412,"held":3,"matched":412}`, 1),
+			[]string{"'/rules/0'", "additional properties 'matched'"}},
+		{"plan item status of a run", "GET", "/v1/retention/plan", 200, jsonCT,
+			strings.Replace(retentionPlan, `"status":"due"`, `"status":"succeeded"`, 1),
+			[]string{"'/rules/0/status'", "must be one of"}},
+		{"plan item without held", "GET", "/v1/retention/plan", 200, jsonCT,
+			strings.Replace(retentionPlan, `"due":412,"held":3}`, `"due":412}`, 1),
+			[]string{"'/rules/0'", "missing property 'held'"}},
+		{"hold showing its subject", "GET", "/v1/legal-holds/" + holdID, 200, jsonCT,
+			strings.Replace(holdLifted, `"subject_kind":"oauth:google"`, `"subject_kind":"oauth:google","subject":"oauth:google:1098"`, 1),
+			[]string{"additional properties 'subject'"}},
+		{"hold without active", "GET", "/v1/legal-holds/" + holdID, 200, jsonCT,
+			strings.Replace(holdDataset, `,"active":true`, ``, 1),
+			[]string{"missing property 'active'"}},
+		{"dataset hold without its system", "POST", "/v1/legal-holds", 201, jsonCT,
+			strings.Replace(holdDataset, `"system":"app_db",`, ``, 1),
+			[]string{"POST /v1/legal-holds", "status 201", "missing property 'system'"}},
+		{"lifted hold without lift_reason", "POST", "/v1/legal-holds/" + holdID + "/lift", 200, jsonCT,
+			strings.Replace(holdLifted, `,"lift_reason":"Case settled and closed"`, ``, 1),
+			[]string{"lift_reason"}},
+		{"unknown hold scope", "GET", "/v1/legal-holds", 200, jsonCT,
+			`{"holds":[` + strings.Replace(holdDataset, `"scope":"dataset"`, `"scope":"system"`, 1) + `]}`,
+			[]string{"'/holds/0/scope'", "must be one of"}},
+		{"holds under the wrong key", "GET", "/v1/legal-holds", 200, jsonCT, `{"items":[` + holdDataset + `]}`,
+			[]string{"missing property 'holds'", "additional properties 'items'"}},
+		{"undocumented conflict on a run", "GET", "/v1/retention/runs/" + runID, 409, probCT, problem(409, "conflict", ""),
+			[]string{"GET /v1/retention/runs/{id}", "status 409", "not documented"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -527,4 +706,77 @@ func fiberRoutes(t *testing.T, src string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// componentSchema compiles one schema of the document's components, for the
+// request bodies Validate (which checks responses) does not cover.
+func componentSchema(t *testing.T, raw []byte, name string) *jsonschema.Schema {
+	t.Helper()
+	doc, err := jsonschema.UnmarshalJSON(strings.NewReader(string(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jsonschema.NewCompiler()
+	c.DefaultDraft(jsonschema.Draft2020)
+	c.AssertFormat()
+	const url = "mem://steward/openapi.json"
+	if err := c.AddResource(url, doc); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Compile(url + "#/components/schemas/" + name)
+	if err != nil {
+		t.Fatalf("compile %s: %v", name, err)
+	}
+	return s
+}
+
+// TestRequestBodies checks the documented request bodies against what the
+// handlers decode (retention.HoldInput, startRunBody, reasonBody), so a
+// client generated from the document sends what the server accepts.
+func TestRequestBodies(t *testing.T) {
+	_, raw := loadDoc(t)
+	cases := []struct {
+		schema string
+		body   string
+		want   string // "" when the body must validate; else part of the error
+	}{
+		{"LegalHoldInput", `{"subject":"email:ann@example.com","reason":"Litigation hold, case 24-cv-0192","expires_at":"2027-03-04T00:00:00Z"}`, ""},
+		{"LegalHoldInput", `{"dataset":"app_db.payments","reason":"Tax audit FY2020"}`, ""},
+		{"LegalHoldInput", `{"category":"user.financial","reason":"Regulator inquiry"}`, ""},
+		{"LegalHoldInput", `{"dataset":"app_db.payments","category":"user.financial","reason":"x"}`, "oneOf"},
+		{"LegalHoldInput", `{"reason":"nothing named"}`, "oneOf"},
+		{"LegalHoldInput", `{"dataset":"app_db.payments"}`, "missing property 'reason'"},
+		{"LegalHoldInput", `{"dataset":"payments","reason":"x"}`, "does not match pattern"},
+		{"LegalHoldInput", `{"subject":"ann@example.com","reason":"x"}`, "does not match pattern"},
+		{"LegalHoldInput", `{"dataset":"app_db.payments","reason":"x","expires_at":"next year"}`, "date-time"},
+		{"LegalHoldInput", `{"dataset":"app_db.payments","reason":"x","scope":"dataset"}`, "additional properties 'scope'"},
+		{"StartRetentionRun", `{}`, ""},
+		{"StartRetentionRun", `{"dry_run":true,"dataset":"steward.verification_codes"}`, ""},
+		{"StartRetentionRun", `{"dry_run":"yes"}`, "want boolean"},
+		{"StartRetentionRun", `{"datasets":["app_db.payments"]}`, "additional properties 'datasets'"},
+		{"LiftLegalHold", `{"reason":"Case settled and closed"}`, ""},
+		{"LiftLegalHold", `{}`, "missing property 'reason'"},
+		{"LiftLegalHold", `{"reason":""}`, "minLength"},
+	}
+	compiled := map[string]*jsonschema.Schema{}
+	for _, c := range cases {
+		s := compiled[c.schema]
+		if s == nil {
+			s = componentSchema(t, raw, c.schema)
+			compiled[c.schema] = s
+		}
+		inst, err := jsonschema.UnmarshalJSON(strings.NewReader(c.body))
+		if err != nil {
+			t.Fatalf("%s %s: %v", c.schema, c.body, err)
+		}
+		err = s.Validate(inst)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s rejects %s: %v", c.schema, c.body, err)
+		case c.want != "" && err == nil:
+			t.Errorf("%s accepts %s", c.schema, c.body)
+		case c.want != "" && !strings.Contains(err.Error(), c.want):
+			t.Errorf("%s %s: error does not mention %q:\n%v", c.schema, c.body, c.want, err)
+		}
+	}
 }

@@ -1,0 +1,270 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/steward-privacy/steward/internal/apperr"
+	"github.com/steward-privacy/steward/internal/audit"
+	"github.com/steward-privacy/steward/internal/clock"
+	"github.com/steward-privacy/steward/internal/config"
+	"github.com/steward-privacy/steward/internal/db"
+	"github.com/steward-privacy/steward/internal/exports"
+	"github.com/steward-privacy/steward/internal/identity"
+	"github.com/steward-privacy/steward/internal/policy"
+	"github.com/steward-privacy/steward/internal/retention"
+)
+
+// openRetention wires a retention service for one CLI command: the same
+// policy, connectors and stores a server uses, no job queue (runs go in
+// this process). done closes it and seals the audit entries it wrote.
+func openRetention(ctx context.Context, cfg config.Config, log *slog.Logger) (svc *retention.Service, done func(), err error) {
+	if err := cfg.RequireDatabase(); err != nil {
+		return nil, nil, err
+	}
+	kr, err := identity.ParseKeyring(cfg.IdentityKeys)
+	if err != nil {
+		return nil, nil, fmt.Errorf("STEWARD_IDENTITY_KEYS: %w", err)
+	}
+	holder, err := policy.NewHolder(ctx, policySource(cfg), log)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := db.MigrateUp(ctx, cfg.DatabaseURL, log); err != nil {
+		return nil, nil, err
+	}
+	pool, err := db.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	clk := clock.Real{}
+	reg, _, closeConnectors, err := openConnectors(ctx, cfg, holder, kr, pool, clk, log)
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	files, err := openFileStore(ctx, cfg)
+	if err != nil {
+		closeConnectors()
+		pool.Close()
+		return nil, nil, err
+	}
+	auditLog := audit.New(clk, holder.Current().Revision())
+	ex := &exports.Store{Pool: pool, Bucket: files, Keys: kr, Audit: auditLog, Clock: clk}
+	svc = &retention.Service{Pool: pool, Keys: kr, Policies: holder, Connectors: reg, Audit: auditLog, Clock: clk, Log: log,
+		Control: &retention.ControlPlane{Pool: pool, Keys: kr, Files: files, Exports: ex, Clock: clk, Log: log}}
+	done = func() {
+		// Seal what the command appended, so the log is complete even
+		// when no server runs.
+		if signer, _, err := auditKeys(cfg); err == nil && signer != nil {
+			_, _ = newSealer(pool, cfg, signer, nil, clk, slog.New(slog.DiscardHandler)).SealAll(context.WithoutCancel(ctx))
+		}
+		_ = files.Close()
+		closeConnectors()
+		pool.Close()
+	}
+	return svc, done, nil
+}
+
+// cliError turns an application error into a usage error naming the
+// offending input, as the API's problem document would.
+func cliError(err error) error {
+	ae, ok := apperr.As(err)
+	if !ok || ae.Code != apperr.Invalid {
+		return err
+	}
+	msg := ae.Message
+	for _, f := range ae.Fields {
+		msg += fmt.Sprintf("; %s: %s", f.Field, f.Message)
+	}
+	return usageError{msg}
+}
+
+func retentionCmd(ctx context.Context, cfg config.Config, args []string, stdout io.Writer, log *slog.Logger) error {
+	if len(args) == 0 {
+		return usageError{"want: retention plan|run|runs"}
+	}
+	fs := flag.NewFlagSet("retention "+args[0], flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	dataset := fs.String("dataset", "", "one dataset, system.dataset")
+	dryRun := fs.Bool("dry-run", false, "count what is due; change nothing")
+	asJSON := fs.Bool("json", false, "print JSON")
+	limit := fs.Int("limit", 10, "runs to list")
+	if err := fs.Parse(args[1:]); err != nil {
+		return usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	svc, done, err := openRetention(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer done()
+	switch args[0] {
+	case "plan":
+		items, err := svc.Plan(ctx, *dataset)
+		if err != nil {
+			return cliError(err)
+		}
+		if *asJSON {
+			return printJSON(stdout, map[string]any{"rules": items})
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "DATASET\tRULE\tKEEP\tACTION\tCUTOFF\tDUE\tHELD\tSTATUS\tNOTE")
+		for _, it := range items {
+			fmt.Fprintf(tw, "%s.%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", it.System, it.Dataset, it.Rule, it.Period, it.Action,
+				it.Cutoff.UTC().Format(time.RFC3339), it.Due, it.Held, it.Status, it.Note)
+		}
+		return tw.Flush()
+	case "run":
+		r, err := svc.RunNow(ctx, retention.RunOptions{Trigger: retention.TriggerCLI, Actor: "system:cli", DryRun: *dryRun, Dataset: *dataset})
+		if err != nil {
+			return cliError(err)
+		}
+		if *asJSON {
+			if err := printJSON(stdout, r); err != nil {
+				return err
+			}
+		} else if err := printRun(stdout, r); err != nil {
+			return err
+		}
+		if r.Status == retention.StatusFailed {
+			return errors.New("retention run failed for some datasets (see last_error)")
+		}
+		return nil
+	case "runs":
+		runs, err := svc.ListRuns(ctx, *limit)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(stdout, map[string]any{"runs": runs})
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "RUN\tAT\tTRIGGER\tDRY RUN\tSTATUS\tDATASETS")
+		for _, r := range runs {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%d\n", r.ID, r.At.UTC().Format(time.RFC3339), r.Trigger, r.DryRun, r.Status, len(r.Datasets))
+		}
+		return tw.Flush()
+	}
+	return usageError{fmt.Sprintf("unknown retention command %q", args[0])}
+}
+
+func printRun(w io.Writer, r retention.Run) error {
+	fmt.Fprintf(w, "run %s  %s  dry_run=%v  status=%s\n\n", r.ID, r.At.UTC().Format(time.RFC3339), r.DryRun, r.Status)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DATASET\tSTATUS\tMATCHED\tDELETED\tANONYMIZED\tHELD\tKEPT\tERRORS\tMS\tNOTE")
+	for _, d := range r.Datasets {
+		matched := "-"
+		if d.Matched != nil {
+			matched = fmt.Sprint(*d.Matched)
+		}
+		note := d.Note
+		if d.LastError != "" {
+			note = strings.TrimSpace(note + " " + d.LastError)
+		}
+		fmt.Fprintf(tw, "%s.%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", d.System, d.Dataset, d.Status, matched, d.Deleted, d.Anonymized,
+			d.Held, d.Kept, d.Errors, d.DurationMS, note)
+	}
+	return tw.Flush()
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func holdsCmd(ctx context.Context, cfg config.Config, args []string, stdout io.Writer, log *slog.Logger) error {
+	if len(args) == 0 {
+		return usageError{"want: holds list|create|lift"}
+	}
+	fs := flag.NewFlagSet("holds "+args[0], flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	subject := fs.String("subject", "", "hold one person's records: an identity such as email:a@example.com")
+	dataset := fs.String("dataset", "", "hold a whole dataset: system.dataset")
+	category := fs.String("category", "", "hold every dataset with data of this category (e.g. user.financial)")
+	reason := fs.String("reason", "", "why (the case, the authority's request)")
+	expires := fs.String("expires", "", "when the hold ends by itself (RFC 3339); default: until lifted")
+	all := fs.Bool("all", false, "list lifted and expired holds too")
+	asJSON := fs.Bool("json", false, "print JSON")
+	rest := args[1:]
+	var id string
+	if args[0] == "lift" && len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		id, rest = rest[0], rest[1:]
+	}
+	if err := fs.Parse(rest); err != nil {
+		return usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	var in retention.HoldInput
+	if args[0] == "create" {
+		in = retention.HoldInput{Subject: *subject, Dataset: *dataset, Category: *category, Reason: *reason}
+		if *expires != "" {
+			t, err := time.Parse(time.RFC3339, *expires)
+			if err != nil {
+				return usageError{"--expires: want an RFC 3339 time such as 2027-01-31T00:00:00Z"}
+			}
+			in.ExpiresAt = &t
+		}
+	}
+	if args[0] == "lift" && id == "" {
+		return usageError{"want: holds lift HOLD_ID --reason R"}
+	}
+	svc, done, err := openRetention(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer done()
+	switch args[0] {
+	case "list":
+		hs, err := svc.ListHolds(ctx, *all)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(stdout, map[string]any{"holds": hs})
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tSCOPE\tON\tACTIVE\tCREATED\tEXPIRES\tREASON")
+		for _, h := range hs {
+			on := h.SubjectKind + " subject"
+			switch h.Scope {
+			case retention.ScopeDataset:
+				on = h.System + "." + h.Dataset
+			case retention.ScopeCategory:
+				on = h.Category
+			}
+			exp := "-"
+			if h.ExpiresAt != nil {
+				exp = h.ExpiresAt.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%s\t%s\n", h.ID, h.Scope, on, h.Active, h.CreatedAt.UTC().Format(time.RFC3339), exp, h.Reason)
+		}
+		return tw.Flush()
+	case "create":
+		h, err := svc.CreateHold(ctx, in, "system:cli")
+		if err != nil {
+			return cliError(err)
+		}
+		return printJSON(stdout, h)
+	case "lift":
+		h, err := svc.LiftHold(ctx, id, *reason, "system:cli")
+		if err != nil {
+			return cliError(err)
+		}
+		return printJSON(stdout, h)
+	}
+	return usageError{fmt.Sprintf("unknown holds command %q", args[0])}
+}

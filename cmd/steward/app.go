@@ -185,7 +185,7 @@ func newApplication(ctx context.Context, cfg config.Config, log *slog.Logger, cl
 	a.retain = &retention.Service{
 		Pool: pool, Keys: kr, Policies: holder, Connectors: a.connectors, Audit: a.audit, Clock: clk, Log: log.With("component", "retention"),
 		Control: &retention.ControlPlane{Pool: pool, Keys: kr, Files: a.files, Exports: a.exports, Clock: clk, Log: log},
-		Metrics: retention.NewMetrics(metrics.Registry),
+		Metrics: retention.NewMetrics(metrics.Registry), Pace: &cfg.RetentionPace,
 	}
 	a.requests, err = dsar.New(dsar.Deps{
 		Pool: pool, Keys: kr, Policies: holder, Audit: a.audit, Outbox: outbox, Clock: clk, Log: log, Connectors: a.connectors,

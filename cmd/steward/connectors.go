@@ -125,7 +125,7 @@ func (e connectorEnv) open(ctx context.Context, sys string, spec config.Connecto
 		c, err := postgres.New(ctx, postgres.Config{
 			System: sys, DSN: pg.DSN, Schema: pg.Schema, ReadOnly: pg.ReadOnly,
 			HashKey:   e.kr.HashValue(maskKeyLabel),
-			BatchSize: pg.BatchSize, SubjectBatch: pg.SubjectBatch,
+			BatchSize: pg.BatchSize, SubjectBatch: pg.SubjectBatch, SweepBatch: pg.SweepBatch,
 			LockTimeout: time.Duration(pg.LockTimeout), StatementTimeout: time.Duration(pg.StatementTimeout),
 			RestrictColumns: pg.RestrictColumns, Ledger: e.ledger,
 			EmailCaseInsensitive: pg.EmailCaseInsensitive, AllowMissingForeignKeys: pg.AllowMissingForeignKeys,

@@ -6,6 +6,7 @@ package config
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"net/url"
 	"strconv"
 	"strings"
@@ -54,6 +55,7 @@ type Config struct {
 	// API and CLI still work).
 	RetentionSchedule string
 	RetentionWorkers  int
+	RetentionPace     float64
 	ConnectorsFile    string
 	FileStore         string
 	ExportURL         string
@@ -98,6 +100,7 @@ var Vars = []Var{
 	{"STEWARD_FILE_STORE", "file://./var/files", "Where files disclosed by access requests (uploads, generated images) are kept, each encrypted under its own key: a gocloud.dev/blob URL (`file:///abs/dir`, `s3://bucket?region=…`, `gs://…`, `azblob://…`). A relative `file://./dir` is resolved against the working directory."},
 	{"STEWARD_RETENTION_SCHEDULE", "0 3 * * *", "When the elected replica sweeps expired data: a five-field cron expression in UTC (default daily at 03:00), or `off`."},
 	{"STEWARD_RETENTION_WORKERS", "2", "Datasets swept at once by each replica (River's retention queue): sweeps stay out of the privacy requests' way."},
+	{"STEWARD_RETENTION_PACE", "2", "How long a sweep rests after each batch, as a multiple of the batch's time: 2 keeps a sweep to about a third of one database connection, 0 never rests (a maintenance window)."},
 	{"STEWARD_EXPORT_URL", "", "Public base of the download links emailed for export packages (the link's token is appended), e.g. `https://privacy.example.com/v1/exports/`; empty: `http://` + STEWARD_ADDR + `/v1/exports/`, right for a local deployment only."},
 	{"STEWARD_CONNECTORS", "", "Connectors file (YAML): which data-map systems Steward reaches itself and how (see README, Connectors); `${VAR}` in it reads the environment. Empty: every system is a manual task."},
 }
@@ -170,6 +173,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.RetentionWorkers, err = positiveInt(get, "STEWARD_RETENTION_WORKERS"); err != nil {
 		return c, err
+	}
+	if c.RetentionPace, err = strconv.ParseFloat(get("STEWARD_RETENTION_PACE"), 64); err != nil || c.RetentionPace < 0 || c.RetentionPace > 100 || math.IsNaN(c.RetentionPace) {
+		return c, fmt.Errorf("STEWARD_RETENTION_PACE: want a number from 0 to 100, such as 1")
 	}
 	for name, dst := range map[string]*time.Duration{
 		"STEWARD_READ_TIMEOUT": &c.ReadTimeout, "STEWARD_WRITE_TIMEOUT": &c.WriteTimeout, "STEWARD_IDLE_TIMEOUT": &c.IdleTimeout,

@@ -89,6 +89,7 @@ type PostgresSpec struct {
 	ReadOnly                bool              `yaml:"read_only"`
 	BatchSize               int               `yaml:"batch_size"`
 	SubjectBatch            int               `yaml:"subject_batch"`
+	SweepBatch              int               `yaml:"sweep_batch"`
 	LockTimeout             Duration          `yaml:"lock_timeout"`
 	StatementTimeout        Duration          `yaml:"statement_timeout"`
 	RestrictColumns         map[string]string `yaml:"restrict_columns"`
@@ -289,7 +290,7 @@ func (pg *PostgresSpec) check(lookup func(string) (string, bool)) []string {
 	if pg.Schema != "" && !sqlIdent.MatchString(pg.Schema) {
 		ps = append(ps, fmt.Sprintf("postgres.schema %q: lowercase letters, digits and _", pg.Schema))
 	}
-	for name, v := range map[string]int{"batch_size": pg.BatchSize, "subject_batch": pg.SubjectBatch, "max_conns": pg.MaxConns} {
+	for name, v := range map[string]int{"batch_size": pg.BatchSize, "subject_batch": pg.SubjectBatch, "sweep_batch": pg.SweepBatch, "max_conns": pg.MaxConns} {
 		if v < 0 || v > 100_000 {
 			ps = append(ps, fmt.Sprintf("postgres.%s: want 1 to 100000 (0 for the default)", name))
 		}

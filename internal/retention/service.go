@@ -67,9 +67,22 @@ type Service struct {
 	// Control sweeps Steward's own data; nil leaves it out.
 	Control *ControlPlane
 	Metrics *Metrics
+	// Pace is how long a sweep rests after each batch, as a multiple of
+	// the time the batch took: 2 keeps a sweep to about a third of one
+	// database connection's time, 0 never rests (a maintenance window).
+	// Nil: 2, which kept consent checks' p99 within 2x of their p99
+	// without a sweep, even uncached (see the README).
+	Pace *float64
 	// MaxAttempts is how often a dataset's job is tried before its run
 	// records it failed (River retries with backoff); default 5.
 	MaxAttempts int
+}
+
+func (s *Service) pace() float64 {
+	if s.Pace == nil {
+		return 2
+	}
+	return max(*s.Pace, 0)
 }
 
 func (s *Service) maxAttempts() int {
@@ -453,7 +466,18 @@ func (s *Service) sweep(ctx context.Context, a SweepArgs, d DatasetRun, dryRun b
 		return outcome{}, err
 	}
 	if !dryRun {
+		last := time.Now()
 		p.Progress = func(ctx context.Context, b connectors.SweepBatch) error {
+			// Rest in proportion to the batch just done, so the database
+			// the application uses keeps most of its capacity for it.
+			if rest := time.Duration(float64(time.Since(last)) * s.pace()); rest > 0 {
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(rest):
+				}
+			}
+			defer func() { last = time.Now() }()
 			_, err := s.Pool.Exec(ctx, `UPDATE retention_run_datasets SET deleted = deleted + $4, anonymized = anonymized + $5, bytes = bytes + $6, cursor = $7
 				WHERE run_id = $1 AND system = $2 AND dataset = $3`, a.RunID, a.System, a.Dataset, b.Deleted, b.Anonymized, b.Bytes, b.Cursor)
 			if err != nil {
@@ -536,7 +560,9 @@ func (s *Service) fieldPlan(e *policy.Engine, r Rule) []connectors.FieldPlan {
 
 // personal: a field about a person (the user.* categories), which
 // anonymization must mask; system fields (timestamps, status) stay.
-func personal(f datamap.Field) bool { return strings.HasPrefix(f.Category, "user.") || f.Category == "user" }
+func personal(f datamap.Field) bool {
+	return strings.HasPrefix(f.Category, "user.") || f.Category == "user"
+}
 
 // strategyFor is the longest matching category prefix of the rule's mask
 // table, then of the schedule's, then the schedule's default.

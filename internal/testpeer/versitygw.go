@@ -126,7 +126,7 @@ func startVersityGW(bin, dir string) (*S3Server, error) {
 		return nil, err
 	}
 	s := &S3Server{
-		Endpoint:  "http://" + port,
+		Endpoint: "http://" + port,
 		// Keys of its own: the port was free when chosen but another
 		// package's gateway may have taken it since, and an unknown
 		// key is how wait tells that gateway from ours.

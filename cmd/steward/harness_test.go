@@ -43,9 +43,6 @@ type env struct {
 	clock clock.Clock
 }
 
-// getenv reads the env's variables, for run().
-func (e *env) getenv(k string) string { return e.vars[k] }
-
 func randB64(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)

@@ -153,7 +153,7 @@ func TestFiveDatasetBundlePlansFiveAutomatedTasks(t *testing.T) {
 	reg := allSystems(recordstore.New(nil, recordstore.Options{}), e)
 	for _, c := range []struct{ typ, kind string }{{"access", "tg"}, {"access", "email"}, {"erasure", "email"}, {"restriction", "tg"}} {
 		typ := c.typ + " by " + c.kind
-		p, err := dsar.BuildPlan(context.Background(), e, c.typ, "gdpr", []string{c.kind}, reg, nil)
+		p, err := dsar.BuildPlan(context.Background(), e, c.typ, "gdpr", []string{c.kind}, reg, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

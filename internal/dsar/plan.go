@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 
@@ -255,10 +257,6 @@ func (s *Service) plan(ctx context.Context, a PlanArgs, lastAttempt bool) error 
 	for _, f := range all {
 		kinds = append(kinds, f.subj.Kind())
 	}
-	p, err := BuildPlan(ctx, engine, r.Type, r.Regime, kinds, s.Connectors, changes)
-	if err != nil {
-		return err
-	}
 	return s.tx(ctx, func(tx pgx.Tx) error {
 		cur, err := s.lock(ctx, tx, r.ID)
 		if err != nil {
@@ -266,6 +264,31 @@ func (s *Service) plan(ctx context.Context, a PlanArgs, lastAttempt bool) error 
 		}
 		if cur.Status != Verified || cur.planRun != a.Run || cur.PlannedAt != nil {
 			return nil // paused, canceled or planned meanwhile
+		}
+		// An erasure keeps what a legal hold keeps (read in the plan's
+		// transaction, so a hold placed before the plan is stored counts).
+		var held HeldFunc
+		usedHolds := map[string]bool{}
+		if cur.Type == "erasure" {
+			subjects := make([]identity.Subject, len(all))
+			for i, f := range all {
+				subjects[i] = f.subj
+			}
+			holds, err := s.legalHolds(ctx, tx, subjects)
+			if err != nil {
+				return err
+			}
+			held = heldFunc(holds, usedHolds)
+		}
+		p, err := BuildPlan(ctx, engine, r.Type, r.Regime, kinds, s.Connectors, changes, held)
+		if err != nil {
+			return err
+		}
+		if len(usedHolds) > 0 {
+			if err := s.event(ctx, tx, cur.ID, "legal_hold_applied", "", "", actorPolicy, "",
+				map[string]any{"holds": slices.Sorted(maps.Keys(usedHolds))}); err != nil {
+				return err
+			}
 		}
 		for _, f := range found {
 			if err := s.storeIdentity(ctx, tx, r.ID, f.subj, f.source); err != nil {
@@ -353,7 +376,7 @@ func (s *Service) storePlan(ctx context.Context, tx pgx.Tx, r *Request, p Plan) 
 // (a connector's job) or one per system (staff's manual task, where no
 // connector is configured or the connector lacks the operation). Erase
 // tasks of one system are ordered children first (After; see order.go).
-func BuildPlan(ctx context.Context, engine *policy.Engine, requestType, regime string, identityKinds []string, reg connectors.Registry, changes map[string]string) (Plan, error) {
+func BuildPlan(ctx context.Context, engine *policy.Engine, requestType, regime string, identityKinds []string, reg connectors.Registry, changes map[string]string, held HeldFunc) (Plan, error) {
 	dm := engine.DataMap
 	kinds := uniqueSorted(identityKinds)
 	p := Plan{RequestType: requestType, Regime: regime, PolicyRevision: engine.Revision(), IdentityKinds: kinds,
@@ -371,7 +394,7 @@ func BuildPlan(ctx context.Context, engine *policy.Engine, requestType, regime s
 			}
 			reached = true
 			ds := sys.Datasets[did]
-			fields, retained, restricted, err := decideFields(ctx, engine, requestType, regime, sid, did, ds)
+			fields, retained, restricted, err := decideFields(ctx, engine, requestType, regime, sid, did, ds, held)
 			if err != nil {
 				return Plan{}, err
 			}
@@ -414,7 +437,7 @@ func capable(c connectors.Capabilities, op string) bool {
 }
 
 // decideFields asks dsar.rego about every field of a dataset.
-func decideFields(ctx context.Context, engine *policy.Engine, requestType, regime, sid, did string, ds datamap.Dataset) ([]connectors.FieldPlan, []RetainedItem, bool, error) {
+func decideFields(ctx context.Context, engine *policy.Engine, requestType, regime, sid, did string, ds datamap.Dataset, held HeldFunc) ([]connectors.FieldPlan, []RetainedItem, bool, error) {
 	ids := map[string]string{}
 	for _, id := range ds.Identities {
 		ids[id.Field] = id.Type
@@ -429,6 +452,11 @@ func decideFields(ctx context.Context, engine *policy.Engine, requestType, regim
 		}})
 		if err != nil {
 			return nil, nil, false, err
+		}
+		if requestType == "erasure" && held != nil && (d.Action == connectors.ActionDelete || d.Action == connectors.ActionMask) {
+			if basis, until, ok := held(sid, did, fd.Category); ok {
+				d.Action, d.Strategy, d.Value, d.Basis, d.Until, d.Citation = connectors.ActionRetain, "", "", basis, until, "legal hold"
+			}
 		}
 		fields = append(fields, connectors.FieldPlan{Field: f, Category: fd.Category, Action: d.Action, Strategy: d.Strategy, Value: d.Value, Basis: d.Basis, Until: d.Until})
 		restricted = restricted || d.Restricted

@@ -262,13 +262,12 @@ func getHold(ctx context.Context, q querier, id string, now time.Time, lock bool
 // ListHolds returns holds, newest first: the active ones, or all.
 func (s *Service) ListHolds(ctx context.Context, all bool) ([]Hold, error) {
 	now := s.Clock.Now()
-	sql := `SELECT ` + holdCols + ` FROM legal_holds`
-	if !all {
-		sql += ` WHERE lifted_at IS NULL AND (expires_at IS NULL OR expires_at > $1)`
-	} else {
-		sql += ` WHERE $1::timestamptz IS NOT NULL`
+	const order = ` ORDER BY created_at DESC, id DESC LIMIT 1000`
+	if all {
+		return scanHolds(ctx, s.Pool, now, nil, `SELECT `+holdCols+` FROM legal_holds`+order)
 	}
-	return scanHolds(ctx, s.Pool, now, nil, sql+` ORDER BY created_at DESC, id DESC LIMIT 1000`, now)
+	return scanHolds(ctx, s.Pool, now, nil, `SELECT `+holdCols+` FROM legal_holds
+		WHERE lifted_at IS NULL AND (expires_at IS NULL OR expires_at > $1)`+order, now)
 }
 
 // activeHolds are the holds in force now, subjects opened.
@@ -310,9 +309,9 @@ func scanHolds(ctx context.Context, q querier, now time.Time, kr *identity.Keyri
 	return out, rows.Err()
 }
 
-// holds splits the active holds for one dataset: the hold that stops its
-// sweep altogether (a dataset or category hold; nil if none), and the held
-// subjects, whose records are skipped.
+// datasetHold is the hold that stops a dataset's sweep altogether: a hold
+// on the dataset, or on a category one of its fields has or falls under;
+// nil if none. (Subject holds only skip their subject's records.)
 func datasetHold(hs []Hold, system, dataset string, categories []string) *Hold {
 	for i, h := range hs {
 		switch h.Scope {

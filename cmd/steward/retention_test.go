@@ -111,6 +111,11 @@ func TestRetentionEndToEnd(t *testing.T) {
 	}
 	annPast, annInside := job(ann.UserID, cutoff.Add(-time.Second)), job(ann.UserID, cutoff.Add(time.Second))
 	heldPast := job(held.UserID, cutoff.Add(-24*time.Hour))
+	// A due job whose asset is due too: the asset references the job, so
+	// the run sweeps job_assets before generation_jobs and both go in it.
+	withAsset := job(ann.UserID, cutoff.Add(-2*time.Hour))
+	exec(`INSERT INTO app.job_assets (job_id, kind, object_key, created_at) VALUES ($1, 'output', 'generated/x.png', $2)`,
+		withAsset, cutoff.Add(-2*time.Hour))
 	exec(`UPDATE app.visitors SET last_seen_at = $1`, now.Add(-24*time.Hour))
 	exec(`UPDATE app.visitors SET last_seen_at = $2, ip_address = '203.0.113.7', user_agent = 'Firefox' WHERE id = $1`,
 		ann.VisitorID, now.Add(-180*24*time.Hour-time.Second))
@@ -239,8 +244,8 @@ object_store:
 		}
 		var plan struct{ Rules []retention.PlanItem }
 		r.do("GET", "/v1/retention/plan?dataset=app_db.generation_jobs", auditor, nil).json(t, &plan)
-		if len(plan.Rules) != 1 || plan.Rules[0].Due != 2 || plan.Rules[0].Held != 1 || plan.Rules[0].Status != "due" || !plan.Rules[0].Cutoff.Equal(cutoff) {
-			t.Errorf("plan: %+v (want 2 due, 1 held, cutoff %v)", plan.Rules, cutoff)
+		if len(plan.Rules) != 1 || plan.Rules[0].Due != 3 || plan.Rules[0].Held != 1 || plan.Rules[0].Status != "due" || !plan.Rules[0].Cutoff.Equal(cutoff) {
+			t.Errorf("plan: %+v (want 3 due, 1 held, cutoff %v)", plan.Rules, cutoff)
 		}
 		res := r.do("POST", "/v1/retention/runs", admin, map[string]any{"dry_run": true})
 		if res.status != 202 {
@@ -250,7 +255,7 @@ object_store:
 		res.json(t, &run)
 		run = waitRun(run.ID)
 		jobs := dataset(run, "app_db", "generation_jobs")
-		if run.Status != "completed" || jobs.Matched == nil || *jobs.Matched != 2 || jobs.Deleted != 0 || jobs.Held != 1 {
+		if run.Status != "completed" || jobs.Matched == nil || *jobs.Matched != 3 || jobs.Deleted != 0 || jobs.Held != 1 {
 			t.Errorf("dry run: %+v / %+v", run, jobs)
 		}
 		if !exists("generation_jobs", annPast) || len(objects()) != len(oldKeys)+len(newKeys) {
@@ -281,8 +286,11 @@ object_store:
 			t.Errorf("run status %s", run.Status)
 		}
 		jobs := dataset(run, "app_db", "generation_jobs")
-		if jobs.Status != retention.StatusSucceeded || jobs.Deleted != 1 || jobs.Held != 1 || jobs.Matched == nil || *jobs.Matched != 2 {
-			t.Errorf("generation_jobs: %+v", jobs)
+		if jobs.Status != retention.StatusSucceeded || jobs.Deleted != 2 || jobs.Held != 1 || jobs.Kept != 0 || jobs.Matched == nil || *jobs.Matched != 3 {
+			t.Errorf("generation_jobs: %+v (matched %v)", jobs, jobs.Matched)
+		}
+		if exists("generation_jobs", withAsset) {
+			t.Error("the due job whose due asset went in the same run is still there")
 		}
 		if exists("generation_jobs", annPast) || !exists("generation_jobs", annInside) || !exists("generation_jobs", heldPast) {
 			t.Errorf("rows: just past present=%v, just inside present=%v, held present=%v",
@@ -337,7 +345,7 @@ object_store:
 			t.Errorf("runs list: %d runs, this one listed: %v", len(list.Runs), found)
 		}
 		m := r.do("GET", "/metrics", "", nil)
-		if !bytes.Contains(m.body, []byte(`steward_retention_records_total{dataset="generation_jobs",outcome="deleted",system="app_db"} 1`)) {
+		if !bytes.Contains(m.body, []byte(`steward_retention_records_total{dataset="generation_jobs",outcome="deleted",system="app_db"} 2`)) {
 			t.Errorf("metrics lack the sweep:\n%s", grepLines(string(m.body), "steward_retention"))
 		}
 	})

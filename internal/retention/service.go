@@ -178,7 +178,27 @@ type sweepWorker struct {
 }
 
 func (w *sweepWorker) Work(ctx context.Context, job *river.Job[SweepArgs]) error {
+	wait, err := w.s.waitForChildren(ctx, job.Args)
+	if err != nil {
+		return err
+	}
+	if wait {
+		return river.JobSnooze(time.Second)
+	}
 	return w.s.sweepDataset(ctx, job.Args, job.Attempt >= job.MaxAttempts)
+}
+
+// waitForChildren: the dataset's children in the run are still being
+// swept, and the run is not so old that a cycle must be stalling it.
+func (s *Service) waitForChildren(ctx context.Context, a SweepArgs) (bool, error) {
+	var at time.Time
+	if err := s.Pool.QueryRow(ctx, `SELECT at FROM retention_runs WHERE id = $1`, a.RunID).Scan(&at); err != nil {
+		return false, nil // sweepDataset reports a missing run
+	}
+	if s.Clock.Now().Sub(at) > childWait {
+		return false, nil
+	}
+	return s.childrenPending(ctx, s.Policies.Current(), a)
 }
 
 // Timeout: a sweep of a large table takes long, and each batch commits on
@@ -289,7 +309,7 @@ func (s *Service) RunNow(ctx context.Context, o RunOptions) (Run, error) {
 	if err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error { return s.insertRun(ctx, tx, &run, rules) }); err != nil {
 		return Run{}, err
 	}
-	for _, d := range run.Datasets {
+	for _, d := range ordered(s.Policies.Current(), run.Datasets) {
 		for attempt := 1; ; attempt++ {
 			err := s.sweepDataset(ctx, SweepArgs{RunID: run.ID, System: d.System, Dataset: d.Dataset}, attempt >= s.maxAttempts())
 			if err == nil || attempt >= s.maxAttempts() || permanent(err) {

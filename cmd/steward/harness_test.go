@@ -58,7 +58,10 @@ func newEnv(t testing.TB, extra map[string]string) *env {
 		"STEWARD_RECEIPT_SIGNING_KEY": randB64(32),
 		"STEWARD_AUDIT_SIGNING_KEY":   randB64(32),
 		"STEWARD_OUTBOX_POLL":         "1h", // tests drive the outbox with RunOnce
-		"STEWARD_FILE_STORE":          "file://" + filepath.ToSlash(t.TempDir()),
+		// No scheduled sweeps: a suite running at 03:00 UTC must not sweep
+		// the data its tests are checking. Tests fire a sweep themselves.
+		"STEWARD_RETENTION_SCHEDULE": "off",
+		"STEWARD_FILE_STORE":         "file://" + filepath.ToSlash(t.TempDir()),
 	}
 	for k, v := range extra {
 		vars[k] = v

@@ -470,3 +470,42 @@ func TestRetentionSweepResumesAfterAFailedBatch(t *testing.T) {
 		t.Errorf("after the run: %d due rows left, %d recent rows (want 0 and 10)", left, recent)
 	}
 }
+
+// Two replicas with the scheduler on, firing every minute: the one that
+// holds the scheduler's advisory lock starts the minute's run, the other
+// skips it (it never reaches the run's unique moment).
+func TestScheduledSweepOnOneReplica(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, map[string]string{"STEWARD_RETENTION_SCHEDULE": "* * * * *"})
+	r1, r2 := e.start(), e.start()
+	deadline := time.Now().Add(75 * time.Second)
+	var n int
+	for n == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no scheduled run within 75 s")
+		}
+		time.Sleep(200 * time.Millisecond)
+		if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM retention_runs WHERE trigger = 'schedule'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(2 * time.Second) // let a second firing, if any, arrive
+	started := 0
+	for _, r := range []*replica{r1, r2} {
+		started += strings.Count(r.logs.String(), `"msg":"retention run started"`)
+		if strings.Contains(r.logs.String(), "already started elsewhere") {
+			t.Error("both replicas fired the scheduled sweep; only the elected one should")
+		}
+	}
+	if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM retention_runs WHERE trigger = 'schedule'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != started || n < 1 {
+		t.Errorf("scheduled runs %d, runs started by the replicas %d", n, started)
+	}
+	var at time.Time
+	if err := e.pool.QueryRow(ctx, `SELECT at FROM retention_runs WHERE trigger = 'schedule' ORDER BY at LIMIT 1`).Scan(&at); err != nil || at.Second() != 0 {
+		t.Errorf("the scheduled run's moment %v is not a whole minute (%v)", at, err)
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -108,7 +107,7 @@ func (c *Connector) get(ctx context.Context, endpoint, path string, query url.Va
 		if attempt >= c.cfg.MaxRetries || after > maxInlineWait {
 			return err
 		}
-		wait := max(backoff(attempt), after)
+		wait := max(connectors.Backoff(attempt, backoffBase, backoffCap), after)
 		c.log.Debug("creem: retrying", "endpoint", endpoint, "attempt", attempt+1, "wait", wait, "error_kind", errorKind(err))
 		if err := c.sleep(ctx, wait); err != nil {
 			return fmt.Errorf("creem %s: %w", endpoint, err)
@@ -268,26 +267,6 @@ func decodeJSON(body []byte, out any) error {
 		return errors.New("data after the JSON value")
 	}
 	return nil
-}
-
-// backoff is the wait before retry attempt+1: exponential, capped, with
-// jitter so that many tasks hitting the same rate limit do not retry in
-// step.
-func backoff(attempt int) time.Duration {
-	d := backoffBase << min(attempt, 10)
-	d = min(d, backoffCap)
-	return d/2 + rand.N(d/2+1)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // stripURL drops the URL from a *url.Error: it may hold an email.

@@ -132,7 +132,7 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creem %s: %w", cfg.System, err)
 	}
-	c := &Connector{cfg: cfg, base: base, clock: cfg.Clock, log: cfg.Log, sleep: sleepCtx}
+	c := &Connector{cfg: cfg, base: base, clock: cfg.Clock, log: cfg.Log, sleep: connectors.Sleep}
 	if cfg.HTTPClient == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		c.client = &http.Client{Transport: tr, Timeout: 30 * time.Second}

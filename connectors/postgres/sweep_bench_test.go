@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -29,6 +30,9 @@ import (
 //
 // ns/op includes rebuilding the table; rows/s, raw-rows/s and ratio are
 // the figures to read (batches is the sweep's transactions).
+//
+// BENCH_SWEEP_BATCH sets the connector's SweepBatch (default its own,
+// 5,000), to compare batch sizes.
 //
 // Each measurement starts alike: the table rebuilt in the same order,
 // VACUUM ANALYZE and a CHECKPOINT (so neither side pays the other's
@@ -63,7 +67,13 @@ func BenchmarkSweep(b *testing.B) {
 		dm.Systems["bench"].Datasets[table] = datamap.Dataset{Table: table, Identities: []datamap.Identity{{Field: "subject_id", Type: "user"}},
 			Fields: map[string]datamap.Field{"id": {}, "subject_id": {}, "kind": {}, "payload": {}, "created_at": {}}}
 	}
-	c := newConnector(b, postgres.Config{System: "bench", DSN: url, Schema: "bench", DataMap: staticMap(dm)})
+	cfg := postgres.Config{System: "bench", DSN: url, Schema: "bench", DataMap: staticMap(dm)}
+	if v := os.Getenv("BENCH_SWEEP_BATCH"); v != "" {
+		if _, err := fmt.Sscan(v, &cfg.SweepBatch); err != nil {
+			b.Fatalf("BENCH_SWEEP_BATCH: %v", err)
+		}
+	}
+	c := newConnector(b, cfg)
 	for _, l := range layouts {
 		table := tables[l.name]
 		b.Run("layout="+l.name, func(b *testing.B) {

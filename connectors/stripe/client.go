@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -89,7 +88,7 @@ func (b *retryBackend) retry(ctx context.Context, call func() error) error {
 		if !retry || hint > maxRetryWait {
 			return err
 		}
-		wait := backoff(attempt)
+		wait := connectors.Backoff(attempt, retryBase, retryCap)
 		if hint > wait {
 			wait = hint
 		}
@@ -98,16 +97,6 @@ func (b *retryBackend) retry(ctx context.Context, call func() error) error {
 			return err
 		}
 	}
-}
-
-func backoff(attempt int) time.Duration {
-	d := retryBase << min(attempt, 10)
-	if d > retryCap {
-		d = retryCap
-	}
-	// Up to a quarter less, so tasks rate-limited together do not retry
-	// together.
-	return d - rand.N(d/4+1)
 }
 
 // worthRetrying says whether err may go away by itself, and how long the
@@ -177,17 +166,6 @@ func reason(err error) string {
 		return fmt.Sprintf("HTTP %d %s", se.HTTPStatusCode, se.Code)
 	}
 	return "network"
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // APIError is an error Stripe answered, in words staff can act on: the

@@ -151,7 +151,7 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 	if cfg.DataMap == nil {
 		return nil, fmt.Errorf("stripe %s: Config.DataMap is required", cfg.System)
 	}
-	c := &Connector{cfg: cfg, log: cfg.Log, clock: cfg.Clock, retries: cfg.MaxRetries, cancel: true, sleep: sleepCtx}
+	c := &Connector{cfg: cfg, log: cfg.Log, clock: cfg.Clock, retries: cfg.MaxRetries, cancel: true, sleep: connectors.Sleep}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}

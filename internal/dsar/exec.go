@@ -171,7 +171,7 @@ func (s *Service) runTask(ctx context.Context, a TaskArgs, lastAttempt bool) err
 	if err := s.tx(ctx, func(tx pgx.Tx) error {
 		found, err := s.identities(ctx, tx, a.RequestID)
 		for _, f := range found {
-			ids = append(ids, toConnector(f.subj))
+			ids = append(ids, ToConnector(f.subj))
 		}
 		return err
 	}); err != nil {

@@ -56,14 +56,14 @@ func (w *planWorker) Work(ctx context.Context, job *river.Job[PlanArgs]) error {
 	return w.s.plan(ctx, job.Args, job.Attempt >= job.MaxAttempts)
 }
 
-// toConnector turns a parsed identity into the connectors' form.
-func toConnector(s identity.Subject) connectors.Identity {
+// ToConnector turns a parsed identity into the connectors' form.
+func ToConnector(s identity.Subject) connectors.Identity {
 	return connectors.Identity{Type: string(s.Type), Value: s.Value, Provider: s.Provider}
 }
 
-// fromConnector parses what a connector found, normalizing it as if the
+// FromConnector parses what a connector found, normalizing it as if the
 // person had typed it; a malformed value is refused, not stored.
-func fromConnector(c connectors.Identity) (identity.Subject, error) {
+func FromConnector(c connectors.Identity) (identity.Subject, error) {
 	raw := c.Type + ":" + c.Value
 	if c.Type == string(identity.OAuth) {
 		raw = c.Type + ":" + c.Provider + ":" + c.Value
@@ -171,10 +171,10 @@ func ResolveIdentities(ctx context.Context, reg connectors.Registry, log *slog.L
 	for round := 0; round < 5; round++ {
 		ids := make([]connectors.Identity, 0, len(known)+len(found))
 		for _, k := range known {
-			ids = append(ids, toConnector(k))
+			ids = append(ids, ToConnector(k))
 		}
 		for _, f := range found {
-			ids = append(ids, toConnector(f.Subject))
+			ids = append(ids, ToConnector(f.Subject))
 		}
 		added := false
 		for _, sid := range systems {
@@ -183,7 +183,7 @@ func ResolveIdentities(ctx context.Context, reg connectors.Registry, log *slog.L
 				return nil, fmt.Errorf("resolve identities in %s: %w", sid, err)
 			}
 			for _, l := range linked {
-				subj, err := fromConnector(l)
+				subj, err := FromConnector(l)
 				if err != nil {
 					log.WarnContext(ctx, "connector returned an identity that does not parse; ignored", "system", sid, "kind", l.Type)
 					continue
@@ -202,9 +202,6 @@ func ResolveIdentities(ctx context.Context, reg connectors.Registry, log *slog.L
 	}
 	return found, nil
 }
-
-// ToConnector is a parsed identity as connectors take it.
-func ToConnector(s identity.Subject) connectors.Identity { return toConnector(s) }
 
 // plan resolves identities (outside any transaction: connectors may be
 // slow), then stores the plan and moves the request on, in one transaction.

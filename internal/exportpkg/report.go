@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/steward-privacy/steward/internal/notify"
 )
 
 // The report's words are files, one per language, so translators work on
@@ -24,22 +26,12 @@ import (
 //go:embed i18n/*.json templates/index.html
 var assets embed.FS
 
-// languages the report is written in; the first is the fallback.
-var languages = []string{"en", "ru", "uz"}
-
-// normalizeLanguage maps a language tag to one we have: its primary subtag
-// ("ru-RU" -> "ru"; "uz-Cyrl" -> "uz", the Latin script being Uzbekistan's
-// official one), else English.
-func normalizeLanguage(tag string) string {
-	tag = strings.ToLower(strings.TrimSpace(tag))
-	if i := strings.IndexAny(tag, "-_"); i >= 0 {
-		tag = tag[:i]
-	}
-	if slices.Contains(languages, tag) {
-		return tag
-	}
-	return languages[0]
-}
+// The report is written in the languages of Steward's emails, chosen the
+// same way.
+var (
+	languages         = notify.Languages
+	normalizeLanguage = notify.NormalizeLanguage
+)
 
 // messages[lang][key] is the text; parsed once at start-up, and a broken
 // file fails every test.

@@ -107,7 +107,7 @@ func (o *Outbox) EnqueueEmail(ctx context.Context, tx pgx.Tx, e Email) (string, 
 	if err != nil {
 		return "", err
 	}
-	lang := normalizeLanguage(e.Language)
+	lang := NormalizeLanguage(e.Language)
 	if _, err := renderEmail(e.Template, lang, e.Data); err != nil {
 		return "", err
 	}

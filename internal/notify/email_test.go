@@ -312,7 +312,7 @@ func TestEmailDelivery(t *testing.T) {
 		for _, lang := range []string{"en", "ru", "uz", "fr"} {
 			m := receivedEmail(lang+"@example.com", lang)
 			e.enqueueEmail(t, m)
-			subjects[lang+"@example.com"] = mustRender(t, m.Template, normalizeLanguage(lang), m.Data).Subject
+			subjects[lang+"@example.com"] = mustRender(t, m.Template, NormalizeLanguage(lang), m.Data).Subject
 		}
 		w := NewWorker(e.pool, e.kr, e.emailConfig(), e.clk, e.log, nil)
 		if res := runOnce(t, w); res != (RunResult{Delivered: 4}) {

@@ -25,22 +25,22 @@ import (
 //go:embed templates
 var templateFS embed.FS
 
-// languages are the languages the templates exist in; the first is the
-// fallback for any other.
-var languages = []string{"en", "ru", "uz"}
+// Languages are the languages Steward writes to people in (emails, the
+// export package's report); the first is the fallback for any other.
+var Languages = []string{"en", "ru", "uz"}
 
-// normalizeLanguage maps a language tag to one we have: its primary subtag
+// NormalizeLanguage maps a language tag to one we have: its primary subtag
 // ("ru-RU" → "ru"; "uz-Cyrl" → "uz", since the Latin script is Uzbekistan's
 // official one), else English.
-func normalizeLanguage(tag string) string {
+func NormalizeLanguage(tag string) string {
 	tag = strings.ToLower(strings.TrimSpace(tag))
 	if i := strings.IndexAny(tag, "-_"); i >= 0 {
 		tag = tag[:i]
 	}
-	if slices.Contains(languages, tag) {
+	if slices.Contains(Languages, tag) {
 		return tag
 	}
-	return languages[0]
+	return Languages[0]
 }
 
 // templateSpec lists the Data keys a template takes.
@@ -222,7 +222,7 @@ var parsed = parseAll()
 
 func parseAll() map[string]parsedTemplate {
 	out := map[string]parsedTemplate{}
-	for _, lang := range languages {
+	for _, lang := range Languages {
 		funcs := map[string]any{"plural": pluralFunc(lang)}
 		for name := range templateSpecs {
 			t := texttemplate.Must(texttemplate.New(name).Funcs(funcs).Option("missingkey=error").
@@ -270,7 +270,7 @@ func pluralFunc(lang string) func(n string, forms ...string) (string, error) {
 // renderEmail validates data for the named template and renders it in lang
 // (normalized first). Errors name keys, never values.
 func renderEmail(name, lang string, data map[string]string) (renderedEmail, error) {
-	lang = normalizeLanguage(lang)
+	lang = NormalizeLanguage(lang)
 	vals, err := prepareData(name, lang, data)
 	if err != nil {
 		return renderedEmail{}, err

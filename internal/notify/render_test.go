@@ -70,7 +70,7 @@ func TestTemplatesRenderInEveryLanguage(t *testing.T) {
 		t.Fatalf("%d templates, want 6", len(templateSpecs))
 	}
 	for _, name := range templateNames() {
-		for _, lang := range languages {
+		for _, lang := range Languages {
 			for variant, data := range map[string]map[string]string{"full": sampleData(name), "required_only": requiredOnly(name, sampleData(name))} {
 				t.Run(name+"/"+lang+"/"+variant, func(t *testing.T) {
 					t.Parallel()
@@ -187,7 +187,7 @@ func TestLocalizedNames(t *testing.T) {
 	if want := []string{"access", "erasure", "export", "objection", "rectification", "restriction"}; !slices.Equal(types, want) {
 		t.Fatalf("request types = %v, want %v", types, want)
 	}
-	for _, lang := range languages {
+	for _, lang := range Languages {
 		for _, typ := range types {
 			n := requestTypeNames[lang][typ]
 			if n == "" || (lang != "en" && n == requestTypeNames["en"][typ]) {
@@ -224,7 +224,7 @@ func TestDenialStatesRemedies(t *testing.T) {
 		"ru": {"подать жалобу в надзорный орган", "в суд"},
 		"uz": {"nazorat qiluvchi organga", "shikoyat berish", "sudga murojaat qilish"},
 	}
-	for _, lang := range languages {
+	for _, lang := range Languages {
 		d := sampleData(TemplateRequestDenied)
 		d["authority"] = "Roskomnadzor"
 		m := mustRender(t, TemplateRequestDenied, lang, d)
@@ -278,7 +278,7 @@ func TestRenderIsDeterministic(t *testing.T) {
 	// Resend deduplicates a retry only if it is the same request: every
 	// attempt must render byte for byte the same.
 	for _, name := range templateNames() {
-		for _, lang := range languages {
+		for _, lang := range Languages {
 			a := mustRender(t, name, lang, sampleData(name))
 			for range 5 {
 				if b := mustRender(t, name, lang, sampleData(name)); a != b {
@@ -362,8 +362,8 @@ func TestNormalizeLanguage(t *testing.T) {
 		"en-GB": "en", "fr": "en", "": "en", "russian": "en", "kk": "en",
 	}
 	for in, want := range cases {
-		if got := normalizeLanguage(in); got != want {
-			t.Errorf("normalizeLanguage(%q) = %q, want %q", in, got, want)
+		if got := NormalizeLanguage(in); got != want {
+			t.Errorf("NormalizeLanguage(%q) = %q, want %q", in, got, want)
 		}
 	}
 	// The fallback is visible in the output: a French request gets English.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/steward-privacy/steward/connectors"
 	"github.com/steward-privacy/steward/internal/clock"
+	"github.com/steward-privacy/steward/internal/dsar"
 	"github.com/steward-privacy/steward/internal/identity"
 	"github.com/steward-privacy/steward/internal/policy"
 )
@@ -79,10 +80,7 @@ func (c *ControlPlane) Sweep(ctx context.Context, p connectors.SweepParams) (con
 	if p.System != ControlSystem {
 		return connectors.SweepResult{}, connectors.Permanent(fmt.Errorf("retention: control plane: system %q is not %s", p.System, ControlSystem))
 	}
-	held, err := c.heldHashes(p.Held)
-	if err != nil {
-		return connectors.SweepResult{}, err
-	}
+	held := c.heldHashes(p.Held)
 	switch p.Dataset {
 	case ControlCodes:
 		// Codes of held subjects' requests stay with the rest of their
@@ -104,22 +102,18 @@ func (c *ControlPlane) Sweep(ctx context.Context, p connectors.SweepParams) (con
 
 // heldHashes are the lookup hashes of the held subjects' identities, under
 // every key of the keyring (requests hashed under a retired key too).
-func (c *ControlPlane) heldHashes(held [][]connectors.Identity) ([][]byte, error) {
+func (c *ControlPlane) heldHashes(held [][]connectors.Identity) [][]byte {
 	out := [][]byte{}
 	for _, ids := range held {
 		for _, id := range ids {
-			raw := id.Type + ":" + id.Value
-			if id.Type == string(identity.OAuth) {
-				raw = id.Type + ":" + id.Provider + ":" + id.Value
-			}
-			subj, err := identity.Parse(raw)
+			subj, err := dsar.FromConnector(id)
 			if err != nil {
 				continue // not an identity Steward stores requests under
 			}
 			out = append(out, c.Keys.Hashes(subj)...)
 		}
 	}
-	return out, nil
+	return out
 }
 
 // deleteWhere deletes due rows of a small table in batches.

@@ -317,10 +317,8 @@ func (s *Service) RunNow(ctx context.Context, o RunOptions) (Run, error) {
 			}
 			// A short pause, doubling, as River's retries would (a lock
 			// the application holds, a store that asked to slow down).
-			select {
-			case <-ctx.Done():
-				return Run{}, ctx.Err()
-			case <-time.After(time.Duration(1<<attempt) * 250 * time.Millisecond):
+			if err := connectors.Sleep(ctx, connectors.Backoff(attempt, 500*time.Millisecond, 8*time.Second)); err != nil {
+				return Run{}, err
 			}
 		}
 	}
@@ -490,12 +488,8 @@ func (s *Service) sweep(ctx context.Context, a SweepArgs, d DatasetRun, dryRun b
 		p.Progress = func(ctx context.Context, b connectors.SweepBatch) error {
 			// Rest in proportion to the batch just done, so the database
 			// the application uses keeps most of its capacity for it.
-			if rest := time.Duration(float64(time.Since(last)) * s.pace()); rest > 0 {
-				select {
-				case <-ctx.Done():
-					return ctx.Err()
-				case <-time.After(rest):
-				}
+			if err := connectors.Sleep(ctx, time.Duration(float64(time.Since(last))*s.pace())); err != nil {
+				return err
 			}
 			defer func() { last = time.Now() }()
 			_, err := s.Pool.Exec(ctx, `UPDATE retention_run_datasets SET deleted = deleted + $4, anonymized = anonymized + $5, bytes = bytes + $6, cursor = $7
@@ -626,19 +620,23 @@ func (s *Service) heldSubjects(ctx context.Context, holds []Hold) ([][]connector
 // recordDataset writes the dataset's audit event once it is final, then
 // finishes the run if it was the last.
 func (s *Service) recordDataset(ctx context.Context, a SweepArgs) error {
-	r, err := s.GetRun(ctx, a.RunID)
+	// Only this dataset's row: the whole run is read once, when it ends.
+	ds, err := s.datasetRuns(ctx, `WHERE run_id = $1 AND system = $2 AND dataset = $3`, a.RunID, a.System, a.Dataset)
 	if err != nil {
 		return err
 	}
-	i := slices.IndexFunc(r.Datasets, func(d DatasetRun) bool { return d.System == a.System && d.Dataset == a.Dataset })
-	if i < 0 {
+	if len(ds) == 0 {
 		return fmt.Errorf("retention: run %s lost dataset %s.%s", a.RunID, a.System, a.Dataset)
 	}
-	d := r.Datasets[i]
-	s.logger().InfoContext(ctx, "retention sweep", "run", a.RunID, "system", d.System, "dataset", d.Dataset, "status", d.Status, "dry_run", r.DryRun,
+	d := ds[0]
+	var dryRun bool
+	if err := s.Pool.QueryRow(ctx, `SELECT dry_run FROM retention_runs WHERE id = $1`, a.RunID).Scan(&dryRun); err != nil {
+		return fmt.Errorf("retention: read run: %w", err)
+	}
+	s.logger().InfoContext(ctx, "retention sweep", "run", a.RunID, "system", d.System, "dataset", d.Dataset, "status", d.Status, "dry_run", dryRun,
 		"cutoff", d.Cutoff.Format(time.RFC3339), "matched", d.Matched, "deleted", d.Deleted, "anonymized", d.Anonymized, "held", d.Held,
 		"kept", d.Kept, "errors", d.Errors, "duration_ms", d.DurationMS)
-	details := map[string]any{"dataset": d.System + "." + d.Dataset, "rule": d.Rule, "action": d.Action, "status": d.Status, "dry_run": r.DryRun,
+	details := map[string]any{"dataset": d.System + "." + d.Dataset, "rule": d.Rule, "action": d.Action, "status": d.Status, "dry_run": dryRun,
 		"cutoff": d.Cutoff.Format(time.RFC3339), "matched": d.Matched, "deleted": d.Deleted, "anonymized": d.Anonymized, "bytes": d.Bytes,
 		"held": d.Held, "kept": d.Kept, "errors": d.Errors, "duration_ms": d.DurationMS}
 	if d.LastError != "" {
@@ -730,26 +728,34 @@ func (s *Service) runs(ctx context.Context, where string, args ...any) ([]Run, e
 		return nil, fmt.Errorf("retention: read runs: %w", err)
 	}
 	for i := range runs {
-		rows, err := s.Pool.Query(ctx, `SELECT system, dataset, rule, action, basis, cutoff, status, matched, deleted, anonymized, bytes, held, kept,
-				errors, COALESCE(last_error, ''), COALESCE(note, ''), started_at, finished_at, duration_ms
-			FROM retention_run_datasets WHERE run_id = $1 ORDER BY system, dataset`, runs[i].ID)
-		if err != nil {
-			return nil, fmt.Errorf("retention: read run datasets: %w", err)
-		}
-		runs[i].Datasets, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (DatasetRun, error) {
-			var d DatasetRun
-			err := r.Scan(&d.System, &d.Dataset, &d.Rule, &d.Action, &d.Basis, &d.Cutoff, &d.Status, &d.Matched, &d.Deleted, &d.Anonymized,
-				&d.Bytes, &d.Held, &d.Kept, &d.Errors, &d.LastError, &d.Note, &d.StartedAt, &d.FinishedAt, &d.DurationMS)
-			return d, err
-		})
-		if err != nil {
-			return nil, fmt.Errorf("retention: read run datasets: %w", err)
+		if runs[i].Datasets, err = s.datasetRuns(ctx, `WHERE run_id = $1 ORDER BY system, dataset`, runs[i].ID); err != nil {
+			return nil, err
 		}
 		if runs[i].Datasets == nil {
 			runs[i].Datasets = []DatasetRun{}
 		}
 	}
 	return runs, nil
+}
+
+// datasetRuns reads rows of retention_run_datasets.
+func (s *Service) datasetRuns(ctx context.Context, where string, args ...any) ([]DatasetRun, error) {
+	rows, err := s.Pool.Query(ctx, `SELECT system, dataset, rule, action, basis, cutoff, status, matched, deleted, anonymized, bytes, held, kept,
+			errors, COALESCE(last_error, ''), COALESCE(note, ''), started_at, finished_at, duration_ms
+		FROM retention_run_datasets `+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("retention: read run datasets: %w", err)
+	}
+	ds, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (DatasetRun, error) {
+		var d DatasetRun
+		err := r.Scan(&d.System, &d.Dataset, &d.Rule, &d.Action, &d.Basis, &d.Cutoff, &d.Status, &d.Matched, &d.Deleted, &d.Anonymized,
+			&d.Bytes, &d.Held, &d.Kept, &d.Errors, &d.LastError, &d.Note, &d.StartedAt, &d.FinishedAt, &d.DurationMS)
+		return d, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("retention: read run datasets: %w", err)
+	}
+	return ds, nil
 }
 
 // permanent: the connector said trying again cannot help. (A cancelled

@@ -35,7 +35,8 @@ build: ## Build bin/steward
 run: ## Run Steward locally (PostgreSQL, secrets, demo keys; see scripts/run.sh)
 	scripts/run.sh
 
-test: ## Run all tests with -race against PostgreSQL (started if needed)
+test: ## Run all tests with -race against PostgreSQL (started if needed); installs missing peers
+	@scripts/ensure-peers.sh
 	@url="$$($(TEST_PG_URL))"; \
 	echo "go test -race -count=1 -timeout 14m ./...  (PostgreSQL: $${url%%\?*})"; \
 	STEWARD_TEST_DATABASE_URL="$$url" $(GO) test -race -count=1 -timeout 14m ./...
@@ -52,11 +53,13 @@ lint: ## gofmt (must list nothing), go vet and staticcheck
 	$(STATICCHECK) ./...
 
 bench: ## Consent-check load test (scripts/bench.sh), then Go benchmarks
+	@scripts/ensure-peers.sh
 	scripts/bench.sh
 	@url="$$($(TEST_PG_URL))"; \
 	STEWARD_TEST_DATABASE_URL="$$url" $(GO) test -run '^$$' -bench . -benchmem ./...
 
 fuzz: ## Run every Fuzz* target for FUZZTIME each (default 15s)
+	@scripts/ensure-peers.sh
 	@url="$$($(TEST_PG_URL))"; export STEWARD_TEST_DATABASE_URL="$$url"; \
 	targets="$$($(GO) test -list '^Fuzz' ./... | \
 		awk '/^Fuzz/ {names = names " " $$1; next} /^ok[ \t]/ {if (names != "") print $$2 names; names = ""}')"; \

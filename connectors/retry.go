@@ -26,3 +26,14 @@ func Sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	}
 }
+
+// Clock tells the time. Connectors take one (for Retry-After dates and
+// sweep cut-offs) so tests can set it; a value with a Now method, such as
+// Steward's internal clock, satisfies it.
+type Clock interface{ Now() time.Time }
+
+// WallClock is the real clock, in UTC.
+type WallClock struct{}
+
+// Now returns the current time in UTC.
+func (WallClock) Now() time.Time { return time.Now().UTC() }

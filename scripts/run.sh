@@ -190,17 +190,12 @@ if [ "$demo_on" = 1 ]; then
 
 	gobin="$(go env GOBIN)"
 	[ -n "$gobin" ] || gobin="$(go env GOPATH | cut -d: -f1)/bin"
-	vgw="$(command -v versitygw || true)"
-	if [ -z "$vgw" ] && [ -x "$gobin/versitygw" ]; then
-		vgw="$gobin/versitygw"
+	if ! command -v versitygw >/dev/null 2>&1 && [ ! -x "$gobin/versitygw" ]; then
+		log "versitygw (the demo's S3 server) is missing: installing it takes about 4 minutes, once."
+		log "(STEWARD_DEMO=0 make run skips the demo deployment.)"
 	fi
-	if [ -z "$vgw" ]; then
-		log "versitygw (the demo's S3 server) is missing: installing v1.8.0 into $gobin with go install."
-		log "This takes about 4 minutes, once. (STEWARD_DEMO=0 make run skips the demo deployment.)"
-		GOFLAGS='' GOBIN="$gobin" go install github.com/versity/versitygw/cmd/versitygw@v1.8.0 ||
-			die "could not install versitygw (STEWARD_DEMO=0 make run skips the demo deployment)"
-		vgw="$gobin/versitygw"
-	fi
+	scripts/ensure-peers.sh versitygw || die "could not install versitygw (STEWARD_DEMO=0 make run skips the demo deployment)"
+	vgw="$(command -v versitygw || echo "$gobin/versitygw")"
 
 	pick_port "${STEWARD_DEMO_S3_PORT:-7070}" "object store (versitygw)"
 	s3_url="http://127.0.0.1:$port"

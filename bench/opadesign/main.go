@@ -30,7 +30,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"github.com/steward-privacy/steward/internal/identity"
+	"github.com/steward-privacy/steward/identity"
 )
 
 // opaInput mirrors the input Steward's consent engine builds; Jurisdiction is

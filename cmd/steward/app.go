@@ -25,7 +25,7 @@ import (
 	"github.com/steward-privacy/steward/internal/db"
 	"github.com/steward-privacy/steward/internal/dsar"
 	"github.com/steward-privacy/steward/internal/exports"
-	"github.com/steward-privacy/steward/internal/identity"
+	"github.com/steward-privacy/steward/internal/keyring"
 	"github.com/steward-privacy/steward/internal/leader"
 	"github.com/steward-privacy/steward/internal/notify"
 	"github.com/steward-privacy/steward/internal/policy"
@@ -92,7 +92,7 @@ func newApplication(ctx context.Context, cfg config.Config, log *slog.Logger, cl
 	if err := cfg.RequireDatabase(); err != nil {
 		return nil, err
 	}
-	kr, err := identity.ParseKeyring(cfg.IdentityKeys)
+	kr, err := keyring.Parse(cfg.IdentityKeys)
 	if err != nil {
 		return nil, fmt.Errorf("STEWARD_IDENTITY_KEYS: %w", err)
 	}

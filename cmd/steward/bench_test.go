@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/steward-privacy/steward/identity"
 	"github.com/steward-privacy/steward/internal/consent"
-	"github.com/steward-privacy/steward/internal/identity"
 )
 
 // BenchmarkCrossReplicaVisibility measures how long after a consent write

@@ -23,12 +23,12 @@ import (
 	"github.com/steward-privacy/steward/connectors/objectstore"
 	"github.com/steward-privacy/steward/connectors/postgres"
 	"github.com/steward-privacy/steward/connectors/stripe"
+	"github.com/steward-privacy/steward/datamap"
 	"github.com/steward-privacy/steward/internal/apperr"
 	"github.com/steward-privacy/steward/internal/audit"
 	"github.com/steward-privacy/steward/internal/clock"
 	"github.com/steward-privacy/steward/internal/config"
-	"github.com/steward-privacy/steward/internal/datamap"
-	"github.com/steward-privacy/steward/internal/identity"
+	"github.com/steward-privacy/steward/internal/keyring"
 	"github.com/steward-privacy/steward/internal/policy"
 	"github.com/steward-privacy/steward/internal/restrictions"
 )
@@ -47,7 +47,7 @@ const logKeyLabel = "steward/connectors/log-key/v1"
 // openConnectors builds the registry from the connectors file: each listed
 // system must be in the data map with the same connector kind, and each
 // connector checks the map against its live system before Steward serves.
-func openConnectors(ctx context.Context, cfg config.Config, holder *policy.Holder, kr *identity.Keyring, pool *pgxpool.Pool, clk clock.Clock, log *slog.Logger) (connectors.Registry, config.Connectors, func(), error) {
+func openConnectors(ctx context.Context, cfg config.Config, holder *policy.Holder, kr *keyring.Keyring, pool *pgxpool.Pool, clk clock.Clock, log *slog.Logger) (connectors.Registry, config.Connectors, func(), error) {
 	specs, err := config.LoadConnectors(cfg.ConnectorsFile, os.LookupEnv)
 	if err != nil {
 		return nil, nil, nil, err
@@ -111,7 +111,7 @@ func specKind(spec config.ConnectorSpec) string {
 
 // connectorEnv is what every connector is built with.
 type connectorEnv struct {
-	kr      *identity.Keyring
+	kr      *keyring.Keyring
 	clk     clock.Clock
 	log     *slog.Logger
 	dataMap func() *datamap.Map
@@ -218,7 +218,7 @@ func openS3Bucket(ctx context.Context, spec *config.S3Spec) (*blob.Bucket, error
 // event in the audit log: its id and type, and the customer only as a keyed
 // hash (a Creem customer id is linkable to a person). Nil when no Creem
 // system has a webhook secret.
-func creemWebhookReceiver(specs config.Connectors, kr *identity.Keyring, pool *pgxpool.Pool, l *audit.Log) func(ctx context.Context, body []byte, signature string) error {
+func creemWebhookReceiver(specs config.Connectors, kr *keyring.Keyring, pool *pgxpool.Pool, l *audit.Log) func(ctx context.Context, body []byte, signature string) error {
 	var secret []byte
 	for _, sys := range slices.Sorted(maps.Keys(specs)) {
 		if cr := specs[sys].Creem; cr != nil && cr.WebhookSecret != "" {

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/steward-privacy/steward/identity"
 	"github.com/steward-privacy/steward/internal/consent"
-	"github.com/steward-privacy/steward/internal/identity"
 	"github.com/steward-privacy/steward/internal/refapp"
 	"github.com/steward-privacy/steward/internal/retention"
 )

@@ -18,7 +18,7 @@ import (
 	"github.com/steward-privacy/steward/internal/config"
 	"github.com/steward-privacy/steward/internal/db"
 	"github.com/steward-privacy/steward/internal/exports"
-	"github.com/steward-privacy/steward/internal/identity"
+	"github.com/steward-privacy/steward/internal/keyring"
 	"github.com/steward-privacy/steward/internal/policy"
 	"github.com/steward-privacy/steward/internal/retention"
 )
@@ -30,7 +30,7 @@ func openRetention(ctx context.Context, cfg config.Config, log *slog.Logger) (sv
 	if err := cfg.RequireDatabase(); err != nil {
 		return nil, nil, err
 	}
-	kr, err := identity.ParseKeyring(cfg.IdentityKeys)
+	kr, err := keyring.Parse(cfg.IdentityKeys)
 	if err != nil {
 		return nil, nil, fmt.Errorf("STEWARD_IDENTITY_KEYS: %w", err)
 	}

@@ -15,7 +15,7 @@ import (
 	"github.com/steward-privacy/steward/connectors/connectortest"
 	"github.com/steward-privacy/steward/connectors/creem"
 	"github.com/steward-privacy/steward/connectors/creem/creemfake"
-	"github.com/steward-privacy/steward/internal/datamap"
+	"github.com/steward-privacy/steward/datamap"
 )
 
 func sortedIDs(ids []connectors.Identity) []string {

@@ -43,8 +43,7 @@ import (
 	"time"
 
 	"github.com/steward-privacy/steward/connectors"
-	"github.com/steward-privacy/steward/internal/clock"
-	"github.com/steward-privacy/steward/internal/datamap"
+	"github.com/steward-privacy/steward/datamap"
 )
 
 // Base URLs, as Creem documents them: test-mode API keys work only against
@@ -83,7 +82,7 @@ type Config struct {
 	DataMap func() *datamap.Map
 	// Clock tells the time, for Retry-After dates and rate-limit resets;
 	// default the wall clock.
-	Clock clock.Clock
+	Clock connectors.Clock
 	Log   *slog.Logger
 	// HTTPClient makes the requests; default one with a 30 s timeout. The
 	// connector uses a copy that refuses redirects: the API key is a
@@ -105,7 +104,7 @@ type Connector struct {
 	base   *url.URL
 	client *http.Client
 	owned  bool // client is ours to close
-	clock  clock.Clock
+	clock  connectors.Clock
 	log    *slog.Logger
 
 	// sleep waits between retries; tests replace it to observe the waits
@@ -165,7 +164,7 @@ func (cfg *Config) defaults() error {
 		cfg.SupportContact = DefaultSupportContact
 	}
 	if cfg.Clock == nil {
-		cfg.Clock = clock.Real{}
+		cfg.Clock = connectors.WallClock{}
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)

@@ -12,7 +12,7 @@ import (
 	"github.com/steward-privacy/steward/connectors"
 	"github.com/steward-privacy/steward/connectors/creem"
 	"github.com/steward-privacy/steward/connectors/creem/creemfake"
-	"github.com/steward-privacy/steward/internal/datamap"
+	"github.com/steward-privacy/steward/datamap"
 	"github.com/steward-privacy/steward/internal/policy"
 	"github.com/steward-privacy/steward/policies"
 )

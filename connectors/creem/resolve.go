@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/steward-privacy/steward/connectors"
-	"github.com/steward-privacy/steward/internal/identity"
+	"github.com/steward-privacy/steward/identity"
 )
 
 // Identity types this connector reaches Creem by: the only two keys Creem's

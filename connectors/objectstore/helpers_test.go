@@ -22,8 +22,8 @@ import (
 
 	"github.com/steward-privacy/steward/connectors"
 	"github.com/steward-privacy/steward/connectors/objectstore"
+	"github.com/steward-privacy/steward/datamap"
 	"github.com/steward-privacy/steward/internal/clock"
-	"github.com/steward-privacy/steward/internal/datamap"
 	"github.com/steward-privacy/steward/internal/testpeer"
 )
 

@@ -44,6 +44,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"gocloud.dev/blob"
+
 	// The drivers register their URL schemes (s3://, gs://, azblob://,
 	// file://) for Config.URL.
 	_ "gocloud.dev/blob/azureblob"
@@ -52,9 +53,8 @@ import (
 	_ "gocloud.dev/blob/s3blob"
 
 	"github.com/steward-privacy/steward/connectors"
-	"github.com/steward-privacy/steward/internal/clock"
-	"github.com/steward-privacy/steward/internal/datamap"
-	"github.com/steward-privacy/steward/internal/identity"
+	"github.com/steward-privacy/steward/datamap"
+	"github.com/steward-privacy/steward/identity"
 )
 
 // Config configures one connector: one data-map system in one bucket.
@@ -82,7 +82,7 @@ type Config struct {
 	Tags map[string]Tag
 	// Clock tells the time (cutoffs, Retry-After dates); default the wall
 	// clock.
-	Clock clock.Clock
+	Clock connectors.Clock
 	// HashKey keys the hashes logged in place of object keys and prefixes;
 	// default a random key per process (hashes then compare only within
 	// one run).
@@ -110,7 +110,7 @@ type Connector struct {
 	bucket *blob.Bucket
 	own    bool // opened from cfg.URL, so Close closes it
 	log    *slog.Logger
-	clock  clock.Clock
+	clock  connectors.Clock
 	hkey   []byte
 
 	// s3 and s3Bucket are set when the bucket is S3: versions and batch
@@ -184,7 +184,7 @@ func (cfg *Config) defaults() error {
 		return fmt.Errorf("objectstore %s: Config.DataMap is required", cfg.System)
 	}
 	if cfg.Clock == nil {
-		cfg.Clock = clock.Real{}
+		cfg.Clock = connectors.WallClock{}
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)

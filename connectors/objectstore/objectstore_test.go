@@ -24,8 +24,8 @@ import (
 	"github.com/steward-privacy/steward/connectors"
 	"github.com/steward-privacy/steward/connectors/connectortest"
 	"github.com/steward-privacy/steward/connectors/objectstore"
+	"github.com/steward-privacy/steward/datamap"
 	"github.com/steward-privacy/steward/internal/clock"
-	"github.com/steward-privacy/steward/internal/datamap"
 	"github.com/steward-privacy/steward/internal/policy"
 	"github.com/steward-privacy/steward/policies"
 )

@@ -18,7 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/steward-privacy/steward/connectors"
-	"github.com/steward-privacy/steward/internal/identity"
+	"github.com/steward-privacy/steward/identity"
 )
 
 // Operation names, for errors and the test hook.

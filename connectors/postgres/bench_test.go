@@ -11,7 +11,7 @@ import (
 
 	"github.com/steward-privacy/steward/connectors"
 	"github.com/steward-privacy/steward/connectors/postgres"
-	"github.com/steward-privacy/steward/internal/datamap"
+	"github.com/steward-privacy/steward/datamap"
 )
 
 // BenchmarkBulkErase erases 10,000 subjects (100,000 rows) from a

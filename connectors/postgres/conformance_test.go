@@ -13,8 +13,8 @@ import (
 	"github.com/steward-privacy/steward/connectors"
 	"github.com/steward-privacy/steward/connectors/connectortest"
 	"github.com/steward-privacy/steward/connectors/postgres"
-	"github.com/steward-privacy/steward/internal/datamap"
-	"github.com/steward-privacy/steward/internal/identity"
+	"github.com/steward-privacy/steward/datamap"
+	"github.com/steward-privacy/steward/internal/keyring"
 	"github.com/steward-privacy/steward/internal/policy"
 	"github.com/steward-privacy/steward/internal/refapp"
 	"github.com/steward-privacy/steward/internal/restrictions"
@@ -59,7 +59,7 @@ func newReference(t testing.TB, people int) *reference {
 
 func (r *reference) connector(t testing.TB, system, schema string, mod func(*postgres.Config)) *postgres.Connector {
 	t.Helper()
-	kr := identity.NewRandomKeyring("t1")
+	kr := keyring.NewRandom("t1")
 	cfg := postgres.Config{System: system, DSN: r.url, Schema: schema, DataMap: staticMap(r.dm),
 		Ledger: &restrictions.Ledger{Pool: r.pool, Keys: kr, Now: time.Now}}
 	if system == "app_db" {

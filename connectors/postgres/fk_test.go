@@ -7,7 +7,7 @@ import (
 
 	"github.com/steward-privacy/steward/connectors"
 	"github.com/steward-privacy/steward/connectors/postgres"
-	"github.com/steward-privacy/steward/internal/datamap"
+	"github.com/steward-privacy/steward/datamap"
 )
 
 // shopDDL has foreign keys in every direction: a self-reference that sets

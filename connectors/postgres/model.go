@@ -9,7 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/steward-privacy/steward/internal/datamap"
+	"github.com/steward-privacy/steward/datamap"
 )
 
 // model is the data map's view of one system joined with the live schema:

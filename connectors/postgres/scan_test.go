@@ -14,7 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/steward-privacy/steward/internal/datamap"
+	"github.com/steward-privacy/steward/datamap"
 	"github.com/steward-privacy/steward/internal/db/dbtest"
 	"github.com/steward-privacy/steward/internal/refapp"
 )

@@ -9,7 +9,7 @@ import (
 
 	"github.com/steward-privacy/steward/connectors"
 	"github.com/steward-privacy/steward/connectors/postgres"
-	"github.com/steward-privacy/steward/internal/datamap"
+	"github.com/steward-privacy/steward/datamap"
 )
 
 // BenchmarkSweep sweeps the 1,000,000 due rows of a 2,000,000-row table

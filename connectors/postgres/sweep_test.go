@@ -15,7 +15,7 @@ import (
 
 	"github.com/steward-privacy/steward/connectors"
 	"github.com/steward-privacy/steward/connectors/postgres"
-	"github.com/steward-privacy/steward/internal/datamap"
+	"github.com/steward-privacy/steward/datamap"
 )
 
 // sweepCutoff is the cutoff of every sweep test: rows are placed a second

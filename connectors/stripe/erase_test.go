@@ -16,7 +16,7 @@ import (
 	"github.com/steward-privacy/steward/connectors/connectortest"
 	"github.com/steward-privacy/steward/connectors/stripe"
 	"github.com/steward-privacy/steward/connectors/stripe/stripefake"
-	"github.com/steward-privacy/steward/internal/datamap"
+	"github.com/steward-privacy/steward/datamap"
 )
 
 func erase(t *testing.T, c connectors.Connector, dataset, key string, ids []connectors.Identity, plan []connectors.FieldPlan) connectors.EraseResult {

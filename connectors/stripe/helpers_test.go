@@ -13,8 +13,8 @@ import (
 	"github.com/steward-privacy/steward/connectors"
 	"github.com/steward-privacy/steward/connectors/stripe"
 	"github.com/steward-privacy/steward/connectors/stripe/stripefake"
+	"github.com/steward-privacy/steward/datamap"
 	"github.com/steward-privacy/steward/internal/clock"
-	"github.com/steward-privacy/steward/internal/datamap"
 	"github.com/steward-privacy/steward/internal/policy"
 	"github.com/steward-privacy/steward/policies"
 )

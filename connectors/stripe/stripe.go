@@ -50,8 +50,7 @@ import (
 	stripego "github.com/stripe/stripe-go/v84"
 
 	"github.com/steward-privacy/steward/connectors"
-	"github.com/steward-privacy/steward/internal/clock"
-	"github.com/steward-privacy/steward/internal/datamap"
+	"github.com/steward-privacy/steward/datamap"
 )
 
 // Config configures the connector for one data-map system.
@@ -71,7 +70,7 @@ type Config struct {
 	// system when the map changes (a policy reload).
 	DataMap func() *datamap.Map
 	// Clock tells the time (for Retry-After dates); default the wall clock.
-	Clock clock.Clock
+	Clock connectors.Clock
 	// Log gets debug lines (retries, erasure counts) that carry no personal
 	// data and no customer ids; default discards.
 	Log *slog.Logger
@@ -93,7 +92,7 @@ type Connector struct {
 	cfg     Config
 	api     *stripego.Client
 	log     *slog.Logger
-	clock   clock.Clock
+	clock   connectors.Clock
 	retries int
 	cancel  bool
 	http    *http.Client
@@ -156,7 +155,7 @@ func New(ctx context.Context, cfg Config) (*Connector, error) {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	if c.clock == nil {
-		c.clock = clock.Real{}
+		c.clock = connectors.WallClock{}
 	}
 	switch {
 	case c.retries == 0:

@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/steward-privacy/steward/connectors"
+	"github.com/steward-privacy/steward/datamap"
 	"github.com/steward-privacy/steward/internal/clock"
-	"github.com/steward-privacy/steward/internal/datamap"
 	"github.com/steward-privacy/steward/internal/policy"
 	"github.com/steward-privacy/steward/internal/testpeer"
 	"github.com/steward-privacy/steward/policies"

@@ -6,9 +6,9 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/steward-privacy/steward/identity"
 	"github.com/steward-privacy/steward/internal/apperr"
 	"github.com/steward-privacy/steward/internal/consent"
-	"github.com/steward-privacy/steward/internal/identity"
 	"github.com/steward-privacy/steward/internal/policy"
 	"github.com/steward-privacy/steward/internal/receipt"
 )

@@ -9,7 +9,7 @@ import (
 	"regexp"
 	"time"
 
-	"github.com/steward-privacy/steward/internal/identity"
+	"github.com/steward-privacy/steward/identity"
 )
 
 // The recorded states.

@@ -16,10 +16,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/steward-privacy/steward/identity"
 	"github.com/steward-privacy/steward/internal/apperr"
 	"github.com/steward-privacy/steward/internal/clock"
 	"github.com/steward-privacy/steward/internal/db"
-	"github.com/steward-privacy/steward/internal/identity"
+	"github.com/steward-privacy/steward/internal/keyring"
 	"github.com/steward-privacy/steward/internal/policy"
 	"github.com/steward-privacy/steward/internal/subjects"
 )
@@ -44,7 +45,7 @@ type Policies interface{ Current() *policy.Engine }
 // Service records and answers consent.
 type Service struct {
 	pool     *pgxpool.Pool
-	kr       *identity.Keyring
+	kr       *keyring.Keyring
 	policies Policies
 	clock    clock.Clock
 	log      *slog.Logger
@@ -60,7 +61,7 @@ type Options struct {
 }
 
 // NewService wires a consent service.
-func NewService(pool *pgxpool.Pool, kr *identity.Keyring, policies Policies, clk clock.Clock, log *slog.Logger, cache *Cache, opts Options) *Service {
+func NewService(pool *pgxpool.Pool, kr *keyring.Keyring, policies Policies, clk clock.Clock, log *slog.Logger, cache *Cache, opts Options) *Service {
 	return &Service{pool: pool, kr: kr, policies: policies, clock: clk, log: log, cache: cache, unsub: opts.Unsubscriber, onGPC: opts.OnGPC}
 }
 

@@ -3,15 +3,16 @@ package dsar_test
 import (
 	"context"
 	"fmt"
-	"github.com/steward-privacy/steward/connectors"
-	"github.com/steward-privacy/steward/connectors/connectortest"
 	"slices"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/steward-privacy/steward/connectors"
+	"github.com/steward-privacy/steward/connectors/connectortest"
+
+	"github.com/steward-privacy/steward/identity"
 	"github.com/steward-privacy/steward/internal/dsar"
-	"github.com/steward-privacy/steward/internal/identity"
 )
 
 // BenchmarkVerifiedToCompleted measures how long an access request takes

@@ -18,11 +18,12 @@ import (
 
 	"github.com/steward-privacy/steward/connectors"
 	"github.com/steward-privacy/steward/connectors/recordstore"
+	"github.com/steward-privacy/steward/identity"
 	"github.com/steward-privacy/steward/internal/audit"
 	"github.com/steward-privacy/steward/internal/clock"
 	"github.com/steward-privacy/steward/internal/db"
 	"github.com/steward-privacy/steward/internal/dsar"
-	"github.com/steward-privacy/steward/internal/identity"
+	"github.com/steward-privacy/steward/internal/keyring"
 	"github.com/steward-privacy/steward/internal/notify"
 )
 
@@ -74,7 +75,7 @@ func TestCrashWorkerProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kr, err := identity.ParseKeyring(w.Keys)
+	kr, err := keyring.Parse(w.Keys)
 	if err != nil {
 		t.Fatal(err)
 	}

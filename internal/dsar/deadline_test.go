@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/steward-privacy/steward/identity"
 	"github.com/steward-privacy/steward/internal/dsar"
-	"github.com/steward-privacy/steward/internal/identity"
 )
 
 // The deadlines a request gets at intake, per regime, with the clock set to

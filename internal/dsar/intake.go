@@ -19,8 +19,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/steward-privacy/steward/identity"
 	"github.com/steward-privacy/steward/internal/apperr"
-	"github.com/steward-privacy/steward/internal/identity"
 	"github.com/steward-privacy/steward/internal/notify"
 	"github.com/steward-privacy/steward/internal/policy"
 	"github.com/steward-privacy/steward/internal/subjects"

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/steward-privacy/steward/connectors"
-	"github.com/steward-privacy/steward/internal/datamap"
+	"github.com/steward-privacy/steward/datamap"
 )
 
 // fakeOrderer declares erase order as a database connector reading foreign

@@ -16,8 +16,8 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/steward-privacy/steward/connectors"
-	"github.com/steward-privacy/steward/internal/datamap"
-	"github.com/steward-privacy/steward/internal/identity"
+	"github.com/steward-privacy/steward/datamap"
+	"github.com/steward-privacy/steward/identity"
 	"github.com/steward-privacy/steward/internal/policy"
 )
 

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/steward-privacy/steward/identity"
 	"github.com/steward-privacy/steward/internal/apperr"
 	"github.com/steward-privacy/steward/internal/dsar"
-	"github.com/steward-privacy/steward/internal/identity"
 )
 
 // snapshot is what a refused action must leave as it was.

@@ -20,7 +20,7 @@ import (
 	"github.com/steward-privacy/steward/internal/apperr"
 	"github.com/steward-privacy/steward/internal/audit"
 	"github.com/steward-privacy/steward/internal/clock"
-	"github.com/steward-privacy/steward/internal/identity"
+	"github.com/steward-privacy/steward/internal/keyring"
 	"github.com/steward-privacy/steward/internal/notify"
 	"github.com/steward-privacy/steward/internal/policy"
 )
@@ -93,7 +93,7 @@ func (c Config) withDefaults() Config {
 // Deps are what the engine works with.
 type Deps struct {
 	Pool       *pgxpool.Pool
-	Keys       *identity.Keyring
+	Keys       *keyring.Keyring
 	Policies   Policies
 	Audit      *audit.Log
 	Outbox     *notify.Outbox

@@ -13,12 +13,13 @@ import (
 
 	"github.com/steward-privacy/steward/connectors"
 	"github.com/steward-privacy/steward/connectors/recordstore"
+	"github.com/steward-privacy/steward/identity"
 	"github.com/steward-privacy/steward/internal/apperr"
 	"github.com/steward-privacy/steward/internal/audit"
 	"github.com/steward-privacy/steward/internal/clock"
 	"github.com/steward-privacy/steward/internal/db/dbtest"
 	"github.com/steward-privacy/steward/internal/dsar"
-	"github.com/steward-privacy/steward/internal/identity"
+	"github.com/steward-privacy/steward/internal/keyring"
 	"github.com/steward-privacy/steward/internal/notify"
 	"github.com/steward-privacy/steward/internal/notify/resendtest"
 	"github.com/steward-privacy/steward/internal/policy"
@@ -55,7 +56,7 @@ type rig struct {
 	mail   *resendtest.Server
 	worker *notify.Worker
 	clk    *clock.Fake
-	kr     *identity.Keyring
+	kr     *keyring.Keyring
 }
 
 type rigOpts struct {
@@ -89,10 +90,10 @@ func newRig(t testing.TB, o rigOpts) *rig {
 		start = time.Now()
 	}
 	clk := clock.NewFake(start)
-	kr := identity.NewRandomKeyring("k1")
+	kr := keyring.NewRandom("k1")
 	if o.keys != "" {
 		var err error
-		if kr, err = identity.ParseKeyring(o.keys); err != nil {
+		if kr, err = keyring.Parse(o.keys); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/steward-privacy/steward/connectors"
+	"github.com/steward-privacy/steward/identity"
 	"github.com/steward-privacy/steward/internal/apperr"
 	"github.com/steward-privacy/steward/internal/dsar"
-	"github.com/steward-privacy/steward/internal/identity"
 	"github.com/steward-privacy/steward/internal/telegram"
 )
 

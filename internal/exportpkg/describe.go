@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/steward-privacy/steward/internal/datamap"
+	"github.com/steward-privacy/steward/datamap"
 	"github.com/steward-privacy/steward/internal/policy"
 )
 

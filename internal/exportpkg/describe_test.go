@@ -4,7 +4,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/steward-privacy/steward/internal/datamap"
+	"github.com/steward-privacy/steward/datamap"
 )
 
 func TestDescribeSystems(t *testing.T) {

@@ -352,9 +352,9 @@ func hrefHTML(p string) string {
 
 func TestBuildIsReadableByUnzip(t *testing.T) {
 	t.Parallel()
-	// An independent reader: .ci/run installs it (apt-get install unzip).
+	// An independent reader: scripts/ensure-peers.sh installs it (apt-get install unzip).
 	if _, err := exec.LookPath("unzip"); err != nil {
-		t.Fatal("unzip is not installed (apt-get install unzip; .ci/run does): ", err)
+		t.Fatal("unzip is not installed (apt-get install unzip; make test does, through scripts/ensure-peers.sh): ", err)
 	}
 	var buf bytes.Buffer
 	if _, err := Build(context.Background(), &buf, realistic(t, "ru").in); err != nil {
@@ -364,7 +364,7 @@ func TestBuildIsReadableByUnzip(t *testing.T) {
 	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// Info-ZIP's unzip (installed by .ci/run) is an independent reader.
+	// Info-ZIP's unzip (installed by scripts/ensure-peers.sh) is an independent reader.
 	out, err := exec.Command("unzip", "-t", path).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "No errors detected") {
 		t.Fatalf("unzip -t: %v\n%s", err, out)

@@ -37,7 +37,7 @@ import (
 	"github.com/steward-privacy/steward/internal/apperr"
 	"github.com/steward-privacy/steward/internal/audit"
 	"github.com/steward-privacy/steward/internal/clock"
-	"github.com/steward-privacy/steward/internal/identity"
+	"github.com/steward-privacy/steward/internal/keyring"
 	"github.com/steward-privacy/steward/internal/sealstream"
 )
 
@@ -64,7 +64,7 @@ const (
 type Store struct {
 	Pool   *pgxpool.Pool
 	Bucket *blob.Bucket
-	Keys   *identity.Keyring
+	Keys   *keyring.Keyring
 	Audit  *audit.Log
 	Clock  clock.Clock
 	// TTL is how long a link works; DefaultTTL when zero.

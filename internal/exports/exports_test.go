@@ -24,7 +24,7 @@ import (
 	"github.com/steward-privacy/steward/internal/clock"
 	"github.com/steward-privacy/steward/internal/db/dbtest"
 	"github.com/steward-privacy/steward/internal/exports"
-	"github.com/steward-privacy/steward/internal/identity"
+	"github.com/steward-privacy/steward/internal/keyring"
 )
 
 type rig struct {
@@ -45,7 +45,7 @@ func newRig(t testing.TB) *rig {
 	t.Cleanup(func() { _ = b.Close() })
 	clk := clock.NewFake(time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC))
 	return &rig{pool: pool, clk: clk, dir: dir, store: &exports.Store{
-		Pool: pool, Bucket: b, Keys: identity.NewRandomKeyring("k1"), Audit: audit.New(clk, "test"), Clock: clk}}
+		Pool: pool, Bucket: b, Keys: keyring.NewRandom("k1"), Audit: audit.New(clk, "test"), Clock: clk}}
 }
 
 // request inserts a privacy request row for packages to belong to.
@@ -161,7 +161,7 @@ func TestCreateDownloadExpire(t *testing.T) {
 	}
 	// A link signed under another keyring is refused.
 	other := *r.store
-	other.Keys = identity.NewRandomKeyring("k1")
+	other.Keys = keyring.NewRandom("k1")
 	if _, _, err := other.Open(ctx, token); !isCode(err, apperr.NotFound) {
 		t.Errorf("link checked under another key: %v", err)
 	}
@@ -224,7 +224,7 @@ func FuzzOpenToken(f *testing.F) {
 	f.Add("sxp_")
 	f.Add("sxp_" + strings.Repeat("A", 96))
 	f.Add("sxp_" + base64.RawURLEncoding.EncodeToString(make([]byte, 72)))
-	st := &exports.Store{Keys: identity.NewRandomKeyring("k1"), Clock: clock.NewFake(time.Now())}
+	st := &exports.Store{Keys: keyring.NewRandom("k1"), Clock: clock.NewFake(time.Now())}
 	f.Fuzz(func(t *testing.T, token string) {
 		// No pool: a token that passed the signature check would reach the
 		// database and panic on the nil pool, failing the fuzz run.

@@ -44,7 +44,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/steward-privacy/steward/internal/clock"
-	"github.com/steward-privacy/steward/internal/identity"
+	"github.com/steward-privacy/steward/internal/keyring"
 )
 
 // KindResendUnsubscribe marks a contact unsubscribed in the Resend audience.
@@ -52,13 +52,13 @@ const KindResendUnsubscribe = "resend.contact.unsubscribe"
 
 // Outbox writes messages inside callers' transactions.
 type Outbox struct {
-	kr  *identity.Keyring
+	kr  *keyring.Keyring
 	clk clock.Clock
 	log *slog.Logger
 }
 
 // NewOutbox returns an Outbox that seals personal data with kr.
-func NewOutbox(kr *identity.Keyring, clk clock.Clock, log *slog.Logger) *Outbox {
+func NewOutbox(kr *keyring.Keyring, clk clock.Clock, log *slog.Logger) *Outbox {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -170,7 +170,7 @@ type RunResult struct {
 // once: each message is locked while it is delivered and skipped by the rest.
 type Worker struct {
 	pool   *pgxpool.Pool
-	kr     *identity.Keyring
+	kr     *keyring.Keyring
 	cfg    WorkerConfig
 	clk    clock.Clock
 	log    *slog.Logger
@@ -204,7 +204,7 @@ var deliverableKinds = []string{KindResendUnsubscribe, KindEmail}
 // From for emails — is kept pending with an error logged once, while the
 // other kind is delivered (use ResendConfig.ValidateKind at startup to
 // refuse that instead).
-func NewWorker(pool *pgxpool.Pool, kr *identity.Keyring, cfg WorkerConfig, clk clock.Clock, log *slog.Logger, onFail FinalFailure) *Worker {
+func NewWorker(pool *pgxpool.Pool, kr *keyring.Keyring, cfg WorkerConfig, clk clock.Clock, log *slog.Logger, onFail FinalFailure) *Worker {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

@@ -18,7 +18,7 @@ import (
 	"github.com/steward-privacy/steward/internal/clock"
 	"github.com/steward-privacy/steward/internal/db"
 	"github.com/steward-privacy/steward/internal/db/dbtest"
-	"github.com/steward-privacy/steward/internal/identity"
+	"github.com/steward-privacy/steward/internal/keyring"
 	"github.com/steward-privacy/steward/internal/notify/resendtest"
 )
 
@@ -47,7 +47,7 @@ func (l *lockedBuffer) String() string {
 
 type env struct {
 	pool *pgxpool.Pool
-	kr   *identity.Keyring
+	kr   *keyring.Keyring
 	clk  *clock.Fake
 	fake *resendtest.Server
 	logs *lockedBuffer
@@ -60,7 +60,7 @@ func newEnv(t *testing.T) *env {
 	_, pool := dbtest.New(t)
 	e := &env{
 		pool: pool,
-		kr:   identity.NewRandomKeyring("k1"),
+		kr:   keyring.NewRandom("k1"),
 		clk:  clock.NewFake(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)),
 		fake: resendtest.New(t),
 		logs: &lockedBuffer{},
@@ -605,7 +605,7 @@ func TestWorker(t *testing.T) {
 		id := e.enqueue(t, "leo@example.com")
 		fr := &failRecorder{}
 		// A keyring without the sealing key, as after removing it too early.
-		w := NewWorker(e.pool, identity.NewRandomKeyring("k2"), e.config(), e.clk, e.log, fr.hook(t))
+		w := NewWorker(e.pool, keyring.NewRandom("k2"), e.config(), e.clk, e.log, fr.hook(t))
 		if res := runOnce(t, w); res != (RunResult{Failed: 1}) {
 			t.Fatalf("RunOnce = %+v, want failed", res)
 		}

@@ -30,7 +30,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/tester"
 	"github.com/open-policy-agent/opa/v1/util"
 
-	"github.com/steward-privacy/steward/internal/datamap"
+	"github.com/steward-privacy/steward/datamap"
 	"go.yaml.in/yaml/v3"
 )
 

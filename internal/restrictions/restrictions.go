@@ -14,13 +14,14 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/steward-privacy/steward/connectors"
-	"github.com/steward-privacy/steward/internal/identity"
+	"github.com/steward-privacy/steward/identity"
+	"github.com/steward-privacy/steward/internal/keyring"
 )
 
 // Ledger stores restrictions in Steward's database.
 type Ledger struct {
 	Pool *pgxpool.Pool
-	Keys *identity.Keyring
+	Keys *keyring.Keyring
 	Now  func() time.Time
 }
 

@@ -15,7 +15,7 @@ import (
 	"github.com/steward-privacy/steward/connectors"
 	"github.com/steward-privacy/steward/internal/clock"
 	"github.com/steward-privacy/steward/internal/dsar"
-	"github.com/steward-privacy/steward/internal/identity"
+	"github.com/steward-privacy/steward/internal/keyring"
 	"github.com/steward-privacy/steward/internal/policy"
 )
 
@@ -48,7 +48,7 @@ type ExportExpirer interface {
 // "steward".
 type ControlPlane struct {
 	Pool    *pgxpool.Pool
-	Keys    *identity.Keyring
+	Keys    *keyring.Keyring
 	Files   *blob.Bucket // disclosed files; nil when the deployment has none
 	Exports ExportExpirer
 	Clock   clock.Clock

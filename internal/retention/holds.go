@@ -12,9 +12,10 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/steward-privacy/steward/identity"
 	"github.com/steward-privacy/steward/internal/apperr"
 	"github.com/steward-privacy/steward/internal/audit"
-	"github.com/steward-privacy/steward/internal/identity"
+	"github.com/steward-privacy/steward/internal/keyring"
 )
 
 // Hold scopes.
@@ -277,7 +278,7 @@ func (s *Service) activeHolds(ctx context.Context) ([]Hold, error) {
 		WHERE lifted_at IS NULL AND (expires_at IS NULL OR expires_at > $1) ORDER BY created_at, id`, now)
 }
 
-func scanHolds(ctx context.Context, q querier, now time.Time, kr *identity.Keyring, sql string, args ...any) ([]Hold, error) {
+func scanHolds(ctx context.Context, q querier, now time.Time, kr *keyring.Keyring, sql string, args ...any) ([]Hold, error) {
 	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("retention: read holds: %w", err)

@@ -17,7 +17,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/steward-privacy/steward/internal/datamap"
+	"github.com/steward-privacy/steward/datamap"
 	"github.com/steward-privacy/steward/internal/policy"
 )
 

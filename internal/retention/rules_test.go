@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/steward-privacy/steward/internal/datamap"
+	"github.com/steward-privacy/steward/datamap"
 	"github.com/steward-privacy/steward/internal/policy"
 	"github.com/steward-privacy/steward/internal/retention"
 	"github.com/steward-privacy/steward/policies"

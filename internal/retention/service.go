@@ -17,12 +17,13 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/steward-privacy/steward/connectors"
+	"github.com/steward-privacy/steward/datamap"
+	"github.com/steward-privacy/steward/identity"
 	"github.com/steward-privacy/steward/internal/apperr"
 	"github.com/steward-privacy/steward/internal/audit"
 	"github.com/steward-privacy/steward/internal/clock"
-	"github.com/steward-privacy/steward/internal/datamap"
 	"github.com/steward-privacy/steward/internal/dsar"
-	"github.com/steward-privacy/steward/internal/identity"
+	"github.com/steward-privacy/steward/internal/keyring"
 	"github.com/steward-privacy/steward/internal/policy"
 )
 
@@ -54,7 +55,7 @@ type Policies interface{ Current() *policy.Engine }
 // legal holds, and records every run.
 type Service struct {
 	Pool       *pgxpool.Pool
-	Keys       *identity.Keyring
+	Keys       *keyring.Keyring
 	Policies   Policies
 	Connectors connectors.Registry
 	Audit      *audit.Log

@@ -11,11 +11,12 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/steward-privacy/steward/identity"
 	"github.com/steward-privacy/steward/internal/apperr"
 	"github.com/steward-privacy/steward/internal/audit"
 	"github.com/steward-privacy/steward/internal/clock"
 	"github.com/steward-privacy/steward/internal/db/dbtest"
-	"github.com/steward-privacy/steward/internal/identity"
+	"github.com/steward-privacy/steward/internal/keyring"
 	"github.com/steward-privacy/steward/internal/policy"
 	"github.com/steward-privacy/steward/internal/retention"
 	"github.com/steward-privacy/steward/policies"
@@ -43,14 +44,14 @@ type rig struct {
 	svc  *retention.Service
 	pool *pgxpool.Pool
 	clk  *clock.Fake
-	kr   *identity.Keyring
+	kr   *keyring.Keyring
 }
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
 	_, pool := dbtest.New(t)
 	clk := clock.NewFake(time.Date(2026, 11, 20, 3, 0, 0, 0, time.UTC))
-	kr := identity.NewRandomKeyring("k1")
+	kr := keyring.NewRandom("k1")
 	cp := &retention.ControlPlane{Pool: pool, Keys: kr, Clock: clk}
 	return &rig{pool: pool, clk: clk, kr: kr, svc: &retention.Service{Pool: pool, Keys: kr, Policies: fixed{engine(t)},
 		Audit: audit.New(clk, "test"), Clock: clk, Control: cp}}
@@ -163,7 +164,7 @@ func FuzzHoldInput(f *testing.F) {
 	}
 	e := engine(f)
 	clk := clock.NewFake(time.Date(2026, 11, 20, 3, 0, 0, 0, time.UTC))
-	svc := &retention.Service{Policies: fixed{e}, Clock: clk, Keys: identity.NewRandomKeyring("k1")}
+	svc := &retention.Service{Policies: fixed{e}, Clock: clk, Keys: keyring.NewRandom("k1")}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var in retention.HoldInput
 		if json.Unmarshal(body, &in) != nil {

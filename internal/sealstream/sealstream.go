@@ -17,7 +17,7 @@
 // but the last is full, and the last one (possibly empty) has the flag set.
 //
 // Keys are 32 random bytes per stream, wrapped by the caller's master key
-// (identity.Keyring.Seal): a leaked stream key exposes one file, and key
+// (keyring.Keyring.Seal): a leaked stream key exposes one file, and key
 // rotation rewraps 32 bytes rather than re-encrypting gigabytes.
 package sealstream
 

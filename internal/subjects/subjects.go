@@ -12,7 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/steward-privacy/steward/internal/identity"
+	"github.com/steward-privacy/steward/identity"
+	"github.com/steward-privacy/steward/internal/keyring"
 )
 
 // Row is a stored subject.
@@ -25,7 +26,7 @@ type Row struct {
 // Upsert finds the subject under any key generation or creates it under the
 // active one, inside tx. Two transactions creating the same subject at once
 // both succeed and get the same row.
-func Upsert(ctx context.Context, tx pgx.Tx, kr *identity.Keyring, subj identity.Subject, now time.Time) (Row, error) {
+func Upsert(ctx context.Context, tx pgx.Tx, kr *keyring.Keyring, subj identity.Subject, now time.Time) (Row, error) {
 	hashes := kr.Hashes(subj)
 	var r Row
 	err := tx.QueryRow(ctx, `SELECT id, lookup_hash, gpc_at IS NOT NULL FROM subjects WHERE lookup_hash = ANY($1) LIMIT 1`, hashes).Scan(&r.ID, &r.Hash, &r.GPCSeen)

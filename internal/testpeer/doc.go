@@ -3,8 +3,8 @@
 // (stripe-mock) — as child processes on loopback ports, one per test (or
 // per package, from TestMain), and stops them when the test ends.
 //
-// The binaries are installed once per machine by .ci/run (go install into
-// GOPATH/bin); a test that cannot find one fails with the command to run.
+// The binaries are installed once per machine by `make test`
+// (scripts/ensure-peers.sh: go install into GOBIN or GOPATH/bin); a test that cannot find one fails with the command to run.
 // It never skips: a connector test that quietly did not run would hide a
 // broken erasure.
 package testpeer

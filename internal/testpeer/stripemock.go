@@ -19,7 +19,7 @@ const StripeMockInstall = "go install github.com/stripe/stripe-mock@v0.203.0"
 
 // ErrStripeMockNotFound is returned by StartStripeMock when no stripe-mock
 // binary is found.
-var ErrStripeMockNotFound = errors.New("stripe-mock not found: run .ci/run or " + StripeMockInstall)
+var ErrStripeMockNotFound = errors.New("stripe-mock not found: run make test (scripts/ensure-peers.sh installs it) or " + StripeMockInstall)
 
 // StripeMockServer is a running stripe-mock: Stripe's API simulator, which
 // checks every request against Stripe's OpenAPI specification (unknown or

@@ -75,16 +75,16 @@ func TestStripeMock(t *testing.T) {
 func TestStripeMockNotFound(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("PATH", dir)
-	orig := gopaths
-	t.Cleanup(func() { gopaths = orig })
-	gopaths = func() []string { return []string{dir} }
+	orig := binDirs
+	t.Cleanup(func() { binDirs = orig })
+	binDirs = func() []string { return []string{filepath.Join(dir, "bin")} }
 
 	s, err := StartStripeMock()
 	if err == nil {
 		s.Stop()
 		t.Fatal("StartStripeMock found a binary in an empty environment")
 	}
-	want := "stripe-mock not found: run .ci/run or go install github.com/stripe/stripe-mock@v0.203.0"
+	want := "stripe-mock not found: run make test (scripts/ensure-peers.sh installs it) or go install github.com/stripe/stripe-mock@v0.203.0"
 	if err.Error() != want {
 		t.Errorf("error %q, want %q", err, want)
 	}

@@ -31,7 +31,7 @@ const VersityGWInstall = "go install github.com/versity/versitygw/cmd/versitygw@
 
 // ErrVersityGWNotFound is returned by StartS3 when no versitygw binary is
 // found.
-var ErrVersityGWNotFound = errors.New("versitygw not found: run .ci/run or " + VersityGWInstall)
+var ErrVersityGWNotFound = errors.New("versitygw not found: run make test (scripts/ensure-peers.sh installs it) or " + VersityGWInstall)
 
 // S3Server is a running versitygw: a real S3 API over HTTP on a loopback
 // port, storing objects in a temporary directory. Buckets may be versioned

@@ -105,16 +105,16 @@ func TestS3Parallel(t *testing.T) {
 func TestS3NotFound(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("PATH", dir)
-	orig := gopaths
-	t.Cleanup(func() { gopaths = orig })
-	gopaths = func() []string { return []string{dir} }
+	orig := binDirs
+	t.Cleanup(func() { binDirs = orig })
+	binDirs = func() []string { return []string{filepath.Join(dir, "bin")} }
 
 	s, err := StartS3()
 	if err == nil {
 		s.Stop()
 		t.Fatal("StartS3 found a binary in an empty environment")
 	}
-	want := "versitygw not found: run .ci/run or go install github.com/versity/versitygw/cmd/versitygw@v1.8.0"
+	want := "versitygw not found: run make test (scripts/ensure-peers.sh installs it) or go install github.com/versity/versitygw/cmd/versitygw@v1.8.0"
 	if err.Error() != want {
 		t.Errorf("error %q, want %q", err, want)
 	}

@@ -11,7 +11,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/steward-privacy/steward/internal/datamap"
+	"github.com/steward-privacy/steward/datamap"
 )
 
 // retentionRules are the retention rule ids the reference map uses, and
@@ -34,7 +34,7 @@ var retentionRules = map[string]bool{
 
 func loadCategories(t testing.TB) map[string]datamap.Category {
 	t.Helper()
-	src, err := os.ReadFile("../../policies/data/categories.json")
+	src, err := os.ReadFile("../policies/data/categories.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func testRefs(t testing.TB) datamap.Refs {
 	for c := range loadCategories(t) {
 		cats[c] = true
 	}
-	src, err := os.ReadFile("../../policies/data/products.json")
+	src, err := os.ReadFile("../policies/data/products.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func testRefs(t testing.TB) datamap.Refs {
 
 func referenceSource(t testing.TB) []byte {
 	t.Helper()
-	src, err := os.ReadFile("../../policies/data/datamap.yaml")
+	src, err := os.ReadFile("../policies/data/datamap.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,7 @@
-package identity
+// Package keyring protects identities at rest: every stored identity is a
+// keyed HMAC for lookup plus an AES-256-GCM ciphertext, each tagged with the
+// id of the key that made it so keys can rotate.
+package keyring
 
 import (
 	"crypto/aes"
@@ -13,6 +16,8 @@ import (
 	"hash"
 	"strings"
 	"sync"
+
+	"github.com/steward-privacy/steward/identity"
 )
 
 // Keyring holds the identity keys. Each key is a 32-byte secret from which a
@@ -32,8 +37,8 @@ type ringKey struct {
 	aead    cipher.AEAD
 }
 
-// ParseKeyring reads "kid:BASE64[,kid:BASE64...]"; every secret must be 32 bytes.
-func ParseKeyring(spec string) (*Keyring, error) {
+// Parse reads "kid:BASE64[,kid:BASE64...]"; every secret must be 32 bytes.
+func Parse(spec string) (*Keyring, error) {
 	spec = strings.TrimSpace(spec)
 	if spec == "" {
 		return nil, errors.New("identity keyring: no keys configured (STEWARD_IDENTITY_KEYS=kid:base64-of-32-bytes)")
@@ -62,13 +67,13 @@ func ParseKeyring(spec string) (*Keyring, error) {
 	return kr, nil
 }
 
-// NewRandomKeyring makes a single-key ring with a fresh random secret (tests, demos).
-func NewRandomKeyring(kid string) *Keyring {
+// NewRandom makes a single-key ring with a fresh random secret (tests, demos).
+func NewRandom(kid string) *Keyring {
 	secret := make([]byte, 32)
 	if _, err := rand.Read(secret); err != nil {
 		panic(err)
 	}
-	kr, err := ParseKeyring(kid + ":" + base64.StdEncoding.EncodeToString(secret))
+	kr, err := Parse(kid + ":" + base64.StdEncoding.EncodeToString(secret))
 	if err != nil {
 		panic(err)
 	}
@@ -139,11 +144,13 @@ func (k *ringKey) mac(domain, v string) []byte {
 }
 
 // Hash is the lookup hash of s under the active key.
-func (kr *Keyring) Hash(s Subject) []byte { return kr.keys[kr.active].mac(domainSubject, s.String()) }
+func (kr *Keyring) Hash(s identity.Subject) []byte {
+	return kr.keys[kr.active].mac(domainSubject, s.String())
+}
 
 // Hashes returns the lookup hash of s under every key, active first, so a
 // lookup finds identities written before a rotation.
-func (kr *Keyring) Hashes(s Subject) [][]byte {
+func (kr *Keyring) Hashes(s identity.Subject) [][]byte {
 	out := make([][]byte, 0, len(kr.order))
 	for _, kid := range kr.order {
 		out = append(out, kr.keys[kid].mac(domainSubject, s.String()))

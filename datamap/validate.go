@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/steward-privacy/steward/internal/identity"
+	"github.com/steward-privacy/steward/identity"
 )
 
 var (

@@ -1,7 +1,7 @@
 // Package identity parses and normalizes subject identities ("email:a@b.c",
-// "tg:123", "oauth:google:1234", ...) and protects them at rest: every stored
-// identity is a keyed HMAC for lookup plus an AES-256-GCM ciphertext, each
-// tagged with the id of the key that made it so keys can rotate.
+// "tg:123", "oauth:google:1234", ...): the canonical form is what Steward
+// hashes, stores (sealed, by internal/keyring) and hands to connectors, so
+// it is public for connectors written outside this repository.
 package identity
 
 import (

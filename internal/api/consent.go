@@ -1,10 +1,12 @@
 package api
 
 import (
+	"context"
 	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
 
 	"github.com/steward-privacy/steward/identity"
 	"github.com/steward-privacy/steward/internal/apperr"
@@ -12,6 +14,24 @@ import (
 	"github.com/steward-privacy/steward/internal/policy"
 	"github.com/steward-privacy/steward/internal/receipt"
 )
+
+// ConsentService records and reads consent and decides checks
+// (*consent.Service).
+type ConsentService interface {
+	Record(ctx context.Context, in consent.RecordInput) (consent.Event, error)
+	Current(ctx context.Context, subj identity.Subject) ([]consent.PurposeState, error)
+	History(ctx context.Context, subj identity.Subject, cursor string, limit int) ([]consent.Event, string, error)
+	Check(ctx context.Context, in consent.CheckInput) (policy.Decision, error)
+	// ValidateCheck checks one batch item before any is decided; field
+	// prefixes the names of the fields it reports.
+	ValidateCheck(in *consent.CheckInput, field string) error
+	CheckBatch(ctx context.Context, ins []consent.CheckInput) ([]policy.Decision, error)
+	Event(ctx context.Context, id string) (consent.Event, error)
+	// Engine is the policy bundle in force: receipts name its purposes,
+	// products and regimes, readiness reports its revision, and (unless
+	// Deps.Authz is set) it authorizes.
+	Engine() *policy.Engine
+}
 
 func parseSubject(field, raw string) (identity.Subject, error) {
 	if raw == "" {
@@ -310,7 +330,11 @@ type receiptResponse struct {
 }
 
 func (s *server) consentReceipt(c *fiber.Ctx) error {
-	ev, err := s.Consent.Event(c.UserContext(), strings.Clone(c.Params("event_id")))
+	id := c.Params("event_id")
+	if _, err := uuid.Parse(id); err != nil {
+		return apperr.Field("event_id", "must be a UUID")
+	}
+	ev, err := s.Consent.Event(c.UserContext(), strings.Clone(id))
 	if err != nil {
 		return err
 	}

@@ -1,12 +1,22 @@
 package api
 
 import (
+	"context"
+	"io"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/steward-privacy/steward/internal/apperr"
+	"github.com/steward-privacy/steward/internal/exports"
 )
+
+// ExportStore opens export packages by their signed links (*exports.Store).
+type ExportStore interface {
+	// Open checks the link, counts and audits the download, and returns the
+	// package and its decrypting stream, which the caller closes.
+	Open(ctx context.Context, token string) (exports.Package, io.ReadCloser, error)
+}
 
 // downloadExport streams an export package to the person holding its link.
 // The link is the credential (no API key): it is signed, expires, and every

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/steward-privacy/steward/internal/apikey"
 	"github.com/steward-privacy/steward/internal/apperr"
+	"github.com/steward-privacy/steward/internal/policy"
 )
 
 const (
@@ -111,6 +113,27 @@ func (s *server) observe(c *fiber.Ctx) (err error) {
 	return c.Next()
 }
 
+// KeyAuthenticator resolves an API key's secret to the key (*apikey.Store).
+type KeyAuthenticator interface {
+	// Authenticate returns the key for a secret, or an unauthenticated
+	// apperr error for an unknown, revoked or malformed one.
+	Authenticate(ctx context.Context, secret string) (apikey.Key, error)
+}
+
+// Authorizer decides whether a role may perform an action on subjects of the
+// given kinds (*policy.Engine, through policies/authz.rego).
+type Authorizer interface {
+	Authorize(ctx context.Context, role, action string, kinds []string) (policy.AuthzDecision, error)
+}
+
+// engineAuthorizer asks the policy engine the consent service holds now, so
+// a reloaded bundle decides the next request.
+type engineAuthorizer struct{ consent ConsentService }
+
+func (a engineAuthorizer) Authorize(ctx context.Context, role, action string, kinds []string) (policy.AuthzDecision, error) {
+	return a.consent.Engine().Authorize(ctx, role, action, kinds)
+}
+
 // authenticate requires a valid Bearer API key.
 func (s *server) authenticate(c *fiber.Ctx) error {
 	h := c.Get(fiber.HeaderAuthorization)
@@ -133,7 +156,7 @@ func (s *server) authorize(c *fiber.Ctx, action string, kinds ...string) error {
 	if !ok {
 		return apikey.ErrInvalid
 	}
-	d, err := s.Consent.Engine().Authorize(c.UserContext(), k.Role, action, kinds)
+	d, err := s.Authz.Authorize(c.UserContext(), k.Role, action, kinds)
 	if err != nil {
 		return fmt.Errorf("authorize: %w", err)
 	}

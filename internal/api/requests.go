@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +15,52 @@ import (
 // Privacy requests: intake (frontends and staff), the person's own status,
 // verification and code resend (public: the code and the status token are
 // the credentials), and the staff workflow.
+
+// RequestService takes in and works privacy requests (*dsar.Service).
+type RequestService interface {
+	Create(ctx context.Context, in dsar.CreateInput) (dsar.Created, error)
+	Verify(ctx context.Context, id, code string) (dsar.VerifyResult, error)
+	ResendCode(ctx context.Context, id, ip string) error
+	Status(ctx context.Context, id, token string) (dsar.PublicStatus, error)
+	List(ctx context.Context, f dsar.Filter) ([]dsar.Request, string, error)
+	Get(ctx context.Context, id string) (dsar.Detail, error)
+	Report(ctx context.Context, id string) (dsar.Report, error)
+	RevealIdentities(ctx context.Context, id, actor string) ([]string, error)
+	Approve(ctx context.Context, id, actor, note string) (dsar.Request, error)
+	Deny(ctx context.Context, id, actor, reason string) (dsar.Request, error)
+	Extend(ctx context.Context, id, actor, reason string) (dsar.Request, error)
+	Cancel(ctx context.Context, id, actor, reason string) (dsar.Request, error)
+	Pause(ctx context.Context, id, actor, reason string) (dsar.Request, error)
+	Resume(ctx context.Context, id, actor string) (dsar.Request, error)
+	RetryPlan(ctx context.Context, id, actor string) (dsar.Request, error)
+	RetryTask(ctx context.Context, id, taskID, actor string) (dsar.Request, error)
+	CompleteManualTask(ctx context.Context, id, taskID, actor, note string) (dsar.Request, error)
+}
+
+// Request and task ids are canonical UUIDs; anything else names no request,
+// and is refused as the service would refuse it, without asking it.
+var (
+	errNoRequest = apperr.New(apperr.NotFound, "no such privacy request")
+	errNoTask    = apperr.New(apperr.NotFound, "no such task")
+)
+
+// requestID is the :id path parameter, copied out of fiber's buffer.
+func requestID(c *fiber.Ctx) (string, error) {
+	id := c.Params("id")
+	if !dsar.ValidID(id) {
+		return "", errNoRequest
+	}
+	return strings.Clone(id), nil
+}
+
+// taskID is the :task_id path parameter, copied out of fiber's buffer.
+func taskID(c *fiber.Ctx) (string, error) {
+	id := c.Params("task_id")
+	if !dsar.ValidID(id) {
+		return "", errNoTask
+	}
+	return strings.Clone(id), nil
+}
 
 type createRequestBody struct {
 	Type             string            `json:"type"`
@@ -102,7 +149,11 @@ func (s *server) verifyRequest(c *fiber.Ctx) error {
 	if err := decodeStrict(c.Body(), &b); err != nil {
 		return err
 	}
-	v, err := s.Requests.Verify(c.UserContext(), strings.Clone(c.Params("id")), b.Code)
+	id, err := requestID(c)
+	if err != nil {
+		return err
+	}
+	v, err := s.Requests.Verify(c.UserContext(), id, b.Code)
 	if err != nil {
 		return err
 	}
@@ -110,7 +161,11 @@ func (s *server) verifyRequest(c *fiber.Ctx) error {
 }
 
 func (s *server) resendCode(c *fiber.Ctx) error {
-	if err := s.Requests.ResendCode(c.UserContext(), strings.Clone(c.Params("id")), c.IP()); err != nil {
+	id, err := requestID(c)
+	if err != nil {
+		return err
+	}
+	if err := s.Requests.ResendCode(c.UserContext(), id, c.IP()); err != nil {
 		return err
 	}
 	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"sent": true})
@@ -120,7 +175,16 @@ func (s *server) resendCode(c *fiber.Ctx) error {
 const StatusTokenHeader = "Steward-Status-Token"
 
 func (s *server) requestStatus(c *fiber.Ctx) error {
-	st, err := s.Requests.Status(c.UserContext(), strings.Clone(c.Params("id")), strings.Clone(c.Get(StatusTokenHeader)))
+	// A wrong id and a missing token look like a wrong token: not found.
+	id, err := requestID(c)
+	if err != nil {
+		return err
+	}
+	token := c.Get(StatusTokenHeader)
+	if token == "" {
+		return errNoRequest
+	}
+	st, err := s.Requests.Status(c.UserContext(), id, strings.Clone(token))
 	if err != nil {
 		return err
 	}
@@ -177,7 +241,11 @@ func (s *server) getRequest(c *fiber.Ctx) error {
 	if err := s.authorize(c, "requests.read"); err != nil {
 		return err
 	}
-	d, err := s.Requests.Get(c.UserContext(), strings.Clone(c.Params("id")))
+	id, err := requestID(c)
+	if err != nil {
+		return err
+	}
+	d, err := s.Requests.Get(c.UserContext(), id)
 	if err != nil {
 		return err
 	}
@@ -190,7 +258,11 @@ func (s *server) requestReport(c *fiber.Ctx) error {
 	if err := s.authorize(c, "requests.read"); err != nil {
 		return err
 	}
-	rep, err := s.Requests.Report(c.UserContext(), strings.Clone(c.Params("id")))
+	id, err := requestID(c)
+	if err != nil {
+		return err
+	}
+	rep, err := s.Requests.Report(c.UserContext(), id)
 	if err != nil {
 		return err
 	}
@@ -201,7 +273,11 @@ func (s *server) revealIdentities(c *fiber.Ctx) error {
 	if err := s.authorize(c, "requests.manage"); err != nil {
 		return err
 	}
-	ids, err := s.Requests.RevealIdentities(c.UserContext(), strings.Clone(c.Params("id")), "key:"+callerKey(c).ID)
+	id, err := requestID(c)
+	if err != nil {
+		return err
+	}
+	ids, err := s.Requests.RevealIdentities(c.UserContext(), id, "key:"+callerKey(c).ID)
 	if err != nil {
 		return err
 	}
@@ -234,7 +310,11 @@ func (s *server) staffAction(c *fiber.Ctx, fn func(id, actor string, b reasonBod
 	if err := s.authorize(c, "requests.manage"); err != nil {
 		return err
 	}
-	r, err := fn(strings.Clone(c.Params("id")), "key:"+callerKey(c).ID, b)
+	id, err := requestID(c)
+	if err != nil {
+		return err
+	}
+	r, err := fn(id, "key:"+callerKey(c).ID, b)
 	if err != nil {
 		return err
 	}
@@ -285,12 +365,20 @@ func (s *server) retryPlanning(c *fiber.Ctx) error {
 
 func (s *server) retryTask(c *fiber.Ctx) error {
 	return s.staffAction(c, func(id, actor string, _ reasonBody) (dsar.Request, error) {
-		return s.Requests.RetryTask(c.UserContext(), id, strings.Clone(c.Params("task_id")), actor)
+		task, err := taskID(c)
+		if err != nil {
+			return dsar.Request{}, err
+		}
+		return s.Requests.RetryTask(c.UserContext(), id, task, actor)
 	})
 }
 
 func (s *server) completeTask(c *fiber.Ctx) error {
 	return s.staffAction(c, func(id, actor string, b reasonBody) (dsar.Request, error) {
-		return s.Requests.CompleteManualTask(c.UserContext(), id, strings.Clone(c.Params("task_id")), actor, b.Note)
+		task, err := taskID(c)
+		if err != nil {
+			return dsar.Request{}, err
+		}
+		return s.Requests.CompleteManualTask(c.UserContext(), id, task, actor, b.Note)
 	})
 }

@@ -1,10 +1,12 @@
 package api
 
 import (
+	"context"
 	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
 
 	"github.com/steward-privacy/steward/internal/apperr"
 	"github.com/steward-privacy/steward/internal/retention"
@@ -12,6 +14,36 @@ import (
 
 // The retention endpoints: the plan, runs (a dry run or the real thing,
 // of every rule or one dataset) and legal holds.
+
+// RetentionService plans and runs retention sweeps and keeps legal holds
+// (*retention.Service).
+type RetentionService interface {
+	Plan(ctx context.Context, dataset string) ([]retention.PlanItem, error)
+	Start(ctx context.Context, o retention.RunOptions) (retention.Run, error)
+	ListRuns(ctx context.Context, limit int) ([]retention.Run, error)
+	GetRun(ctx context.Context, id string) (retention.Run, error)
+	ListHolds(ctx context.Context, all bool) ([]retention.Hold, error)
+	CreateHold(ctx context.Context, in retention.HoldInput, actor string) (retention.Hold, error)
+	GetHold(ctx context.Context, id string) (retention.Hold, error)
+	LiftHold(ctx context.Context, id, reason, actor string) (retention.Hold, error)
+}
+
+// Run and hold ids are UUIDs; anything else names none, and is refused as
+// the service would refuse it, without asking it.
+var (
+	errNoRun  = apperr.New(apperr.NotFound, "no such retention run")
+	errNoHold = apperr.New(apperr.NotFound, "no such hold")
+)
+
+// uuidParam is the named path parameter when it parses as a UUID, copied
+// out of fiber's buffer; otherwise notFound.
+func uuidParam(c *fiber.Ctx, name string, notFound error) (string, error) {
+	id := c.Params(name)
+	if _, err := uuid.Parse(id); err != nil {
+		return "", notFound
+	}
+	return strings.Clone(id), nil
+}
 
 func (s *server) needRetention() error {
 	if s.Retention == nil {
@@ -97,7 +129,11 @@ func (s *server) getRetentionRun(c *fiber.Ctx) error {
 	if err := s.authorize(c, "retention.read"); err != nil {
 		return err
 	}
-	r, err := s.Retention.GetRun(c.UserContext(), strings.Clone(c.Params("id")))
+	id, err := uuidParam(c, "id", errNoRun)
+	if err != nil {
+		return err
+	}
+	r, err := s.Retention.GetRun(c.UserContext(), id)
 	if err != nil {
 		return err
 	}
@@ -161,7 +197,11 @@ func (s *server) getHold(c *fiber.Ctx) error {
 	if err := s.authorize(c, "retention.read"); err != nil {
 		return err
 	}
-	h, err := s.Retention.GetHold(c.UserContext(), strings.Clone(c.Params("id")))
+	id, err := uuidParam(c, "id", errNoHold)
+	if err != nil {
+		return err
+	}
+	h, err := s.Retention.GetHold(c.UserContext(), id)
 	if err != nil {
 		return err
 	}
@@ -187,7 +227,11 @@ func (s *server) liftHold(c *fiber.Ctx) error {
 	if err := s.authorize(c, "holds.manage"); err != nil {
 		return err
 	}
-	h, err := s.Retention.LiftHold(c.UserContext(), strings.Clone(c.Params("id")), b.Reason, "key:"+callerKey(c).ID)
+	id, err := uuidParam(c, "id", errNoHold)
+	if err != nil {
+		return err
+	}
+	h, err := s.Retention.LiftHold(c.UserContext(), id, b.Reason, "key:"+callerKey(c).ID)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"reflect"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -19,6 +20,7 @@ import (
 	"github.com/steward-privacy/steward/internal/consent"
 	"github.com/steward-privacy/steward/internal/dsar"
 	"github.com/steward-privacy/steward/internal/exports"
+	"github.com/steward-privacy/steward/internal/policy"
 	"github.com/steward-privacy/steward/internal/receipt"
 	"github.com/steward-privacy/steward/internal/retention"
 )
@@ -36,15 +38,18 @@ func DefaultConfig() Config {
 	return Config{BodyLimit: 1 << 20, ReadTimeout: 10 * time.Second, WriteTimeout: 15 * time.Second, IdleTimeout: 60 * time.Second}
 }
 
-// Deps are the services the API fronts.
+// Deps are the services the API fronts. Each is a small interface declared
+// next to the handlers that use it, listing only what they call, so the
+// handlers can be tested with fakes; the feature packages' concrete types
+// satisfy them (see the assertions below).
 type Deps struct {
 	Log      *slog.Logger
-	Consent  *consent.Service
-	Keys     *apikey.Store
+	Consent  ConsentService
+	Keys     KeyAuthenticator
 	Receipts *receipt.Signer
 	Metrics  *Metrics
 	Audit    AuditReader
-	Requests *dsar.Service
+	Requests RequestService
 	// Ready reports whether the service can take traffic (database reachable,
 	// policies loaded); nil error means ready.
 	Ready func(ctx context.Context) error
@@ -53,12 +58,27 @@ type Deps struct {
 	// returns apperr errors: unauthenticated for a bad signature, invalid
 	// for a malformed event.
 	CreemWebhook func(ctx context.Context, body []byte, signature string) error
-	// Exports keeps export packages; nil when the deployment has none.
-	Exports *exports.Store
-	// Retention plans and runs sweeps and keeps legal holds; nil: the
-	// retention endpoints answer 404.
-	Retention *retention.Service
+	// Exports keeps export packages; nil (or a nil pointer) when the
+	// deployment has none: the download endpoint answers 404.
+	Exports ExportStore
+	// Retention plans and runs sweeps and keeps legal holds; nil (or a nil
+	// pointer): the retention endpoints answer 404.
+	Retention RetentionService
+	// Authz decides whether a key's role may perform an action; nil: the
+	// policy engine the consent service currently holds decides (so a
+	// reloaded bundle takes effect on the next request).
+	Authz Authorizer
 }
+
+// The feature packages' types are what `steward serve` wires in.
+var (
+	_ ConsentService   = (*consent.Service)(nil)
+	_ KeyAuthenticator = (*apikey.Store)(nil)
+	_ RequestService   = (*dsar.Service)(nil)
+	_ ExportStore      = (*exports.Store)(nil)
+	_ RetentionService = (*retention.Service)(nil)
+	_ Authorizer       = (*policy.Engine)(nil)
+)
 
 // AuditReader reads and verifies the audit log.
 type AuditReader interface {
@@ -76,6 +96,18 @@ type server struct {
 func New(cfg Config, d Deps) *fiber.App {
 	if d.Metrics == nil {
 		d.Metrics = NewMetrics()
+	}
+	// An interface holding a nil pointer is not nil: the optional services
+	// are normalised so that "not configured" is one test, as it was when
+	// these fields were pointers.
+	if isNilPointer(d.Exports) {
+		d.Exports = nil
+	}
+	if isNilPointer(d.Retention) {
+		d.Retention = nil
+	}
+	if isNilPointer(d.Authz) {
+		d.Authz = engineAuthorizer{d.Consent}
 	}
 	s := &server{Deps: d, cfg: cfg}
 	app := fiber.New(fiber.Config{
@@ -147,3 +179,13 @@ func New(cfg Config, d Deps) *fiber.App {
 }
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+// isNilPointer reports whether v is nil or an interface holding a nil
+// pointer.
+func isNilPointer(v any) bool {
+	if v == nil {
+		return true
+	}
+	rv := reflect.ValueOf(v)
+	return rv.Kind() == reflect.Pointer && rv.IsNil()
+}

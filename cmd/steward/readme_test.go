@@ -2,14 +2,15 @@ package main
 
 import (
 	"fmt"
-	"github.com/steward-privacy/steward/internal/config"
-	"github.com/steward-privacy/steward/internal/dsar"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/steward-privacy/steward/internal/config"
+	"github.com/steward-privacy/steward/internal/dsar"
 )
 
 // TestREADMEWalkthrough runs the README's consent walkthrough, word for word,
@@ -17,16 +18,13 @@ import (
 // README promises ("# expect: ..."). A README that drifts from the API fails.
 func TestREADMEWalkthrough(t *testing.T) {
 	t.Parallel()
-	readme, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	start := strings.Index(string(readme), "<!-- walkthrough:start -->")
-	end := strings.Index(string(readme), "<!-- walkthrough:end -->")
+	readme := readDoc(t, "README.md")
+	start := strings.Index(readme, "<!-- walkthrough:start -->")
+	end := strings.Index(readme, "<!-- walkthrough:end -->")
 	if start < 0 || end < start {
 		t.Fatal("README has no walkthrough markers")
 	}
-	blocks := regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllStringSubmatch(string(readme)[start:end], -1)
+	blocks := regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllStringSubmatch(readme[start:end], -1)
 	if len(blocks) < 8 {
 		t.Fatalf("walkthrough has %d sh blocks", len(blocks))
 	}
@@ -87,29 +85,34 @@ func TestREADMEWalkthrough(t *testing.T) {
 	}
 }
 
-// TestREADMEDocumentsEveryVariable keeps the configuration table complete.
-func TestREADMEDocumentsEveryVariable(t *testing.T) {
+// TestDocsConfigurationListsEveryVariable keeps the configuration table in
+// docs/configuration.md complete.
+func TestDocsConfigurationListsEveryVariable(t *testing.T) {
 	t.Parallel()
-	readme, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
+	doc := readDoc(t, "docs/configuration.md")
 	for _, v := range config.Vars {
-		if !strings.Contains(string(readme), "| `"+v.Name+"` |") {
-			t.Errorf("README's configuration table lacks %s", v.Name)
+		if !strings.Contains(doc, "| `"+v.Name+"` |") {
+			t.Errorf("docs/configuration.md's table lacks %s", v.Name)
 		}
 	}
 }
 
-// TestREADMELifecycleDiagram keeps the README's state diagram generated from
-// the lifecycle table.
-func TestREADMELifecycleDiagram(t *testing.T) {
+// TestDocsLifecycleDiagram keeps the state diagram in docs/privacy-requests.md
+// generated from the lifecycle table.
+func TestDocsLifecycleDiagram(t *testing.T) {
 	t.Parallel()
-	readme, err := os.ReadFile("../../README.md")
+	doc := readDoc(t, "docs/privacy-requests.md")
+	if !strings.Contains(doc, "```mermaid\n"+dsar.Mermaid()+"```") {
+		t.Fatal("docs/privacy-requests.md's lifecycle diagram differs from dsar.Mermaid(); paste its output")
+	}
+}
+
+// readDoc reads a file by its path from the repository root.
+func readDoc(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", filepath.FromSlash(name)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(readme), "```mermaid\n"+dsar.Mermaid()+"```") {
-		t.Fatal("README's lifecycle diagram differs from dsar.Mermaid(); paste its output")
-	}
+	return string(b)
 }

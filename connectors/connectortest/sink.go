@@ -2,6 +2,7 @@ package connectortest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -93,4 +94,14 @@ func (s *MemorySink) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.records, s.files, s.bytes = nil, nil, 0
+}
+
+// failingSink refuses everything with errSink: Access must pass the error on.
+var errSink = errors.New("connectortest: sink failed")
+
+type failingSink struct{}
+
+func (failingSink) Record(context.Context, connectors.Record) error { return errSink }
+func (failingSink) File(context.Context, connectors.File, io.Reader) error {
+	return errSink
 }

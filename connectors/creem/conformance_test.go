@@ -3,7 +3,6 @@ package creem_test
 import (
 	"fmt"
 	"hash/crc32"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -11,26 +10,6 @@ import (
 	"github.com/steward-privacy/steward/connectors/connectortest"
 	"github.com/steward-privacy/steward/connectors/creem"
 )
-
-// injector is a one-shot failure per operation, for Fixture.Inject.
-type injector struct {
-	mu      sync.Mutex
-	pending map[string]error
-}
-
-func (in *injector) set(op string, err error) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	in.pending[op] = err
-}
-
-func (in *injector) next(op string) error {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	err := in.pending[op]
-	delete(in.pending, op)
-	return err
-}
 
 // TestConformance runs the connector suite against the fake, each subject
 // a new customer among others who have subscriptions and transactions too.
@@ -40,12 +19,12 @@ func TestConformance(t *testing.T) {
 	for i := range 12 {
 		seedPerson(e.fake, fmt.Sprintf("other%d@example.com", i), fmt.Sprintf("Other %d", i), i%3, 1+i%4)
 	}
-	in := &injector{pending: map[string]error{}}
-	creem.SetInject(e.c, in.next)
+	var faults connectortest.Injector
+	creem.SetInject(e.c, faults.Next)
 	var n atomic.Int64
 	connectortest.Run(t, connectortest.Fixture{
 		Connector: e.c,
-		Inject:    in.set,
+		Inject:    faults.Inject,
 		Seed: func(t testing.TB) connectortest.Subject {
 			k := n.Add(1)
 			p := seedPerson(e.fake, fmt.Sprintf("subject%d@example.com", k), fmt.Sprintf("Subject %d", k), 3, 5)

@@ -2,7 +2,6 @@ package objectstore_test
 
 import (
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -33,26 +32,6 @@ func TestConformanceFileblob(t *testing.T) {
 	conformance(t, b)
 }
 
-// injector is a one-shot failure per operation, for Fixture.Inject.
-type injector struct {
-	mu      sync.Mutex
-	pending map[string]error
-}
-
-func (in *injector) set(op string, err error) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	in.pending[op] = err
-}
-
-func (in *injector) next(op string) error {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	err := in.pending[op]
-	delete(in.pending, op)
-	return err
-}
-
 // conformance runs the suite with each subject one person with two
 // account ids among 200 others, and next to keys built to catch a prefix
 // match that forgets the closing '/' ("uploads/s1a0/" for "s1a").
@@ -67,12 +46,12 @@ func conformance(t *testing.T, b *blob.Bucket) {
 	}
 	put(t, b, others)
 	c := newConnector(t, b, nil)
-	in := &injector{pending: map[string]error{}}
-	objectstore.SetInject(c, in.next)
+	var faults connectortest.Injector
+	objectstore.SetInject(c, faults.Next)
 	var seq atomic.Int64
 	connectortest.Run(t, connectortest.Fixture{
 		Connector: c,
-		Inject:    in.set,
+		Inject:    faults.Inject,
 		Seed: func(t testing.TB) connectortest.Subject {
 			n := seq.Add(1)
 			a, z := fmt.Sprintf("s%da", n), fmt.Sprintf("s%db", n)

@@ -27,6 +27,7 @@ import (
 	"github.com/steward-privacy/steward/datamap"
 	"github.com/steward-privacy/steward/internal/clock"
 	"github.com/steward-privacy/steward/internal/policy"
+	"github.com/steward-privacy/steward/internal/testutil"
 	"github.com/steward-privacy/steward/policies"
 )
 
@@ -748,7 +749,7 @@ func TestLogsNameNoOne(t *testing.T) {
 	_, name := s3Bucket(t, false)
 	p := newProxy(t)
 	b := p.bucket(t, name)
-	var buf syncBuffer
+	var buf testutil.SyncBuffer
 	c := newConnector(t, b, func(cfg *objectstore.Config) {
 		cfg.Log = slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
@@ -782,23 +783,6 @@ func TestLogsNameNoOne(t *testing.T) {
 	if strings.Contains(out, "person-4242") {
 		t.Errorf("the logs name the subject:\n%s", out)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // Erasure and the sweep delete while they page through a listing: every

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -77,6 +78,35 @@ var onDelete = map[string]string{"a": OnDeleteNoAction, "r": OnDeleteRestrict, "
 // Querier is what LoadCatalog needs: a pool, a connection or a transaction.
 type Querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// readCatalogConnectTimeout bounds connecting to the database when its DSN
+// sets no connect_timeout: an unreachable host should fail in seconds.
+const readCatalogConnectTimeout = 5 * time.Second
+
+// ReadCatalog connects to the database at dsn (one connection) and reads
+// schema's catalog in one read-only snapshot: what `steward datamap scan`
+// drafts a data map from. Errors never show the DSN's password.
+func ReadCatalog(ctx context.Context, dsn, schema string) (*Catalog, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		// pgx masks the password in its parse errors.
+		return nil, fmt.Errorf("--postgres: %w", err)
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = readCatalogConnectTimeout
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to the database to scan: %w", err)
+	}
+	defer conn.Close(context.Background())
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, fmt.Errorf("read the catalog: %w", err)
+	}
+	defer tx.Rollback(context.Background()) //nolint:errcheck // read-only; nothing to keep
+	return LoadCatalog(ctx, tx, schema)
 }
 
 // LoadCatalog reads schema's tables, columns and constraints from

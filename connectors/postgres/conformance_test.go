@@ -3,7 +3,6 @@ package postgres_test
 import (
 	"context"
 	"hash/crc32"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -73,26 +72,6 @@ func (r *reference) connector(t testing.TB, system, schema string, mod func(*pos
 	return newConnector(t, cfg)
 }
 
-// injector is a one-shot failure per operation, for Fixture.Inject.
-type injector struct {
-	mu      sync.Mutex
-	pending map[string]error
-}
-
-func (in *injector) set(op string, err error) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	in.pending[op] = err
-}
-
-func (in *injector) next(op string) error {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	err := in.pending[op]
-	delete(in.pending, op)
-	return err
-}
-
 // webLinked is what a hand-written query says the person's email links
 // to: the reference answer ResolveIdentities must match.
 func webLinked(t testing.TB, pool *pgxpool.Pool, userID, email string) []connectors.Identity {
@@ -155,13 +134,13 @@ func del(fields ...string) []connectors.FieldPlan { return plan(connectors.Actio
 func TestConformance(t *testing.T) {
 	ref := newReference(t, 1000)
 	c := ref.connector(t, "app_db", "app", nil)
-	in := &injector{pending: map[string]error{}}
-	postgres.SetInject(c, in.next)
+	var faults connectortest.Injector
+	postgres.SetInject(c, faults.Next)
 	var next atomic.Int64
 	next.Store(100_000)
 	connectortest.Run(t, connectortest.Fixture{
 		Connector: c,
-		Inject:    in.set,
+		Inject:    faults.Inject,
 		Seed: func(t testing.TB) connectortest.Subject {
 			people, err := refapp.Generate(context.Background(), ref.pool, "app", refapp.Web,
 				refapp.Options{People: 1, Seed: next.Load(), IDOffset: int(next.Add(1)), Now: now})

@@ -73,7 +73,7 @@ type Config struct {
 	// longer bursts, which the application's queries feel: with 5,000 and
 	// the retention service's pacing, consent checks beside a sweep kept
 	// their p99 within 2x; with 20,000 unpaced it reached 2.7x (see the
-	// README's retention figures).
+	// docs/performance.md's retention figures).
 	SweepBatch int
 	// LockTimeout and StatementTimeout bound every statement the connector
 	// runs (defaults 2 s and 30 s): a busy row makes a batch fail and retry

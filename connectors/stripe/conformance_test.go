@@ -1,7 +1,6 @@
 package stripe_test
 
 import (
-	"sync"
 	"testing"
 
 	"github.com/steward-privacy/steward/connectors"
@@ -9,26 +8,6 @@ import (
 	"github.com/steward-privacy/steward/connectors/stripe"
 	"github.com/steward-privacy/steward/connectors/stripe/stripefake"
 )
-
-// injector is a one-shot failure per operation, for Fixture.Inject.
-type injector struct {
-	mu      sync.Mutex
-	pending map[string]error
-}
-
-func (in *injector) set(op string, err error) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	in.pending[op] = err
-}
-
-func (in *injector) next(op string) error {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	err := in.pending[op]
-	delete(in.pending, op)
-	return err
-}
 
 // TestConformance runs the connector suite against the stateful fake, each
 // subject three customers with every kind of object among other people
@@ -49,11 +28,11 @@ func TestConformance(t *testing.T) {
 			f := stripefake.New()
 			t.Cleanup(f.Close)
 			c, _ := newConnector(t, f.URL(), nil)
-			in := &injector{pending: map[string]error{}}
-			stripe.SetInject(c, in.next)
+			var faults connectortest.Injector
+			stripe.SetInject(c, faults.Next)
 			connectortest.Run(t, connectortest.Fixture{
 				Connector: c,
-				Inject:    in.set,
+				Inject:    faults.Inject,
 				Seed: func(t testing.TB) connectortest.Subject {
 					p := seedPerson(f)
 					s := connectortest.Subject{

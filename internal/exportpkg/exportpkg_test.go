@@ -25,6 +25,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/steward-privacy/steward/connectors"
+	"github.com/steward-privacy/steward/internal/testutil"
 )
 
 // normalizeJSON round-trips v through JSON, numbers kept as json.Number, so
@@ -42,31 +43,6 @@ func normalizeJSON(t *testing.T, v any) any {
 		t.Fatal(err)
 	}
 	return out
-}
-
-func schema(t *testing.T) *jsonschema.Schema {
-	t.Helper()
-	path := filepath.Join("..", "..", "docs", "export-data.schema.json")
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	doc, err := jsonschema.UnmarshalJSON(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := jsonschema.NewCompiler()
-	c.DefaultDraft(jsonschema.Draft2020)
-	c.AssertFormat()
-	if err := c.AddResource("export-data.schema.json", doc); err != nil {
-		t.Fatal(err)
-	}
-	s, err := c.Compile("export-data.schema.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 func TestBuild(t *testing.T) {
@@ -111,7 +87,7 @@ func TestBuild(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := schema(t).Validate(inst); err != nil {
+		if err := testutil.ExportSchema(t).Validate(inst); err != nil {
 			t.Fatalf("data.json does not validate: %v", err)
 		}
 		var doc struct {

@@ -1,7 +1,6 @@
 package notify
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 	"github.com/steward-privacy/steward/internal/db/dbtest"
 	"github.com/steward-privacy/steward/internal/keyring"
 	"github.com/steward-privacy/steward/internal/notify/resendtest"
+	"github.com/steward-privacy/steward/internal/testutil"
 )
 
 const (
@@ -27,30 +27,12 @@ const (
 	testAPIKey   = "re_test_key"
 )
 
-// lockedBuffer collects log output from concurrent goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 type env struct {
 	pool *pgxpool.Pool
 	kr   *keyring.Keyring
 	clk  *clock.Fake
 	fake *resendtest.Server
-	logs *lockedBuffer
+	logs *testutil.SyncBuffer
 	log  *slog.Logger
 	ob   *Outbox
 }
@@ -63,7 +45,7 @@ func newEnv(t *testing.T) *env {
 		kr:   keyring.NewRandom("k1"),
 		clk:  clock.NewFake(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)),
 		fake: resendtest.New(t),
-		logs: &lockedBuffer{},
+		logs: &testutil.SyncBuffer{},
 	}
 	e.log = slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.ob = NewOutbox(e.kr, e.clk, e.log)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/steward-privacy/steward/identity"
 	"github.com/steward-privacy/steward/internal/dsar"
+	"github.com/steward-privacy/steward/internal/jobs"
 )
 
 // BenchmarkVerifiedToCompleted measures how long an access request takes
@@ -31,7 +32,7 @@ func BenchmarkVerifiedToCompleted(b *testing.B) {
 	// Production settings: the engine's default fetch poll of 100ms (LISTEN
 	// wakes the workers on insert; the rig would poll every 50ms), ten
 	// workers.
-	r := newRig(b, rigOpts{engine: loadSmallEngine(b), cfg: dsar.Config{FetchPoll: 100 * time.Millisecond, Workers: 10}})
+	r := newRig(b, rigOpts{engine: loadSmallEngine(b), cfg: dsar.Config{Workers: 10}, jobs: jobs.Config{FetchPoll: 100 * time.Millisecond}})
 	ctx := context.Background()
 
 	var lastID string

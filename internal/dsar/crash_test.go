@@ -1,7 +1,6 @@
 package dsar_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -11,7 +10,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,8 +21,10 @@ import (
 	"github.com/steward-privacy/steward/internal/clock"
 	"github.com/steward-privacy/steward/internal/db"
 	"github.com/steward-privacy/steward/internal/dsar"
+	"github.com/steward-privacy/steward/internal/jobs"
 	"github.com/steward-privacy/steward/internal/keyring"
 	"github.com/steward-privacy/steward/internal/notify"
+	"github.com/steward-privacy/steward/internal/testutil"
 )
 
 // crashWorkerEnv carries the child worker's settings (crashWorker as JSON).
@@ -93,14 +93,15 @@ func TestCrashWorkerProcess(t *testing.T) {
 	})
 	slow := slowConnector{Connector: store, after: 100 * time.Millisecond}
 	clk := clock.Real{}
-	svc, err := dsar.New(dsar.Deps{
+	jobClient := jobs.New(pool, jobs.Config{Work: true, FetchPoll: 50 * time.Millisecond, RetryBase: 20 * time.Millisecond}, nil)
+	_, err = dsar.New(dsar.Deps{
 		Pool: pool, Keys: kr, Policies: fixedPolicies{e}, Audit: audit.New(clk, e.Revision()), Outbox: notify.NewOutbox(kr, clk, nil),
-		Clock: clk, Connectors: allSystems(slow, e),
-	}, dsar.Config{Work: true, Workers: 8, FetchPoll: 50 * time.Millisecond, RetryBase: 20 * time.Millisecond, StaffEmail: staffEmail})
+		Clock: clk, Connectors: allSystems(slow, e), Jobs: jobClient,
+	}, dsar.Config{Workers: 8, StaffEmail: staffEmail})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := svc.Start(ctx); err != nil {
+	if err := jobClient.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	fmt.Println("crash worker: started")
@@ -123,7 +124,7 @@ func TestWorkersKilledMidTask(t *testing.T) {
 	keys := "k1:" + base64.StdEncoding.EncodeToString(secret)
 	r := newRig(t, rigOpts{
 		engine: loadSmallEngine(t), keys: keys, noStart: true,
-		cfg: dsar.Config{JobTimeout: time.Second, RescueAfter: 2 * time.Second},
+		jobs: jobs.Config{JobTimeout: time.Second, RescueAfter: 2 * time.Second},
 	})
 	ctx := context.Background()
 
@@ -154,7 +155,7 @@ func TestWorkersKilledMidTask(t *testing.T) {
 	}
 
 	spec, _ := json.Marshal(crashWorker{DB: r.url, Keys: keys, Mode: "work"})
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	var cmd *exec.Cmd
 	start := func() {
 		t.Helper()
@@ -239,13 +240,13 @@ func TestWorkersKilledMidTask(t *testing.T) {
 
 	// New workers.
 	sctx, cancel := context.WithCancel(ctx)
-	if err := r.svc.Start(sctx); err != nil {
+	if err := r.jobs.Start(sctx); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		c, cc := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cc()
-		_ = r.svc.Stop(c)
+		_ = r.jobs.Stop(c)
 		cancel()
 	})
 	deadline = time.Now().Add(120 * time.Second)
@@ -329,22 +330,4 @@ func TestWorkersKilledMidTask(t *testing.T) {
 			t.Errorf("%s: %d completion emails delivered", q.id, completed[q.id])
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the child's two output streams.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -7,12 +7,9 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/steward-privacy/steward/connectors"
 	"github.com/steward-privacy/steward/internal/notify"
@@ -33,53 +30,6 @@ func (TaskArgs) Kind() string { return "dsar.task" }
 // InsertOpts makes the job unique per (request, task, run).
 func (TaskArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}
-}
-
-// retryPolicy is exponential backoff from RetryBase, capped at RetryMax.
-// River's default (attempt^4 seconds) waits minutes by the fifth attempt,
-// which is long for a request with a legal deadline and a rate-limited API
-// that asked for seconds.
-type retryPolicy struct{ base, max time.Duration }
-
-func (p retryPolicy) NextRetry(job *rivertype.JobRow) time.Time {
-	d := p.base
-	for i := 1; i < job.Attempt && d < p.max; i++ {
-		d *= 2
-	}
-	return time.Now().Add(min(d, p.max))
-}
-
-func (s *Service) newRiver() (*river.Client[pgx.Tx], error) {
-	workers := river.NewWorkers()
-	river.AddWorker(workers, &planWorker{s: s})
-	river.AddWorker(workers, &taskWorker{s: s})
-	river.AddWorker(workers, &packageWorker{s: s})
-	if s.Workers != nil {
-		s.Workers(workers)
-	}
-	cfg := &river.Config{
-		Logger:               s.Log.With("component", "river"),
-		Workers:              workers,
-		RetryPolicy:          retryPolicy{base: s.cfg.RetryBase, max: s.cfg.RetryMax},
-		MaxAttempts:          s.cfg.TaskMaxAttempts,
-		JobTimeout:           s.cfg.JobTimeout,
-		RescueStuckJobsAfter: s.cfg.RescueAfter,
-		FetchPollInterval:    s.cfg.FetchPoll,
-		// Jobs are chained (plan, then tasks): the default 100 ms between
-		// fetches would be most of a request's run time.
-		FetchCooldown: 5 * time.Millisecond,
-	}
-	if s.cfg.Work {
-		cfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: s.cfg.Workers}}
-		for name, q := range s.cfg.Queues {
-			cfg.Queues[name] = q
-		}
-	}
-	c, err := river.NewClient(riverpgxv5.New(s.Pool), cfg)
-	if err != nil {
-		return nil, fmt.Errorf("dsar: river client: %w", err)
-	}
-	return c, nil
 }
 
 // start moves an approved request to in_progress and queues every
@@ -171,7 +121,7 @@ func (s *Service) runTask(ctx context.Context, a TaskArgs, lastAttempt bool) err
 	if err := s.tx(ctx, func(tx pgx.Tx) error {
 		found, err := s.identities(ctx, tx, a.RequestID)
 		for _, f := range found {
-			ids = append(ids, ToConnector(f.subj))
+			ids = append(ids, connectors.IdentityOf(f.subj))
 		}
 		return err
 	}); err != nil {

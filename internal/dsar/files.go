@@ -149,7 +149,7 @@ func deletePrefix(ctx context.Context, b *blob.Bucket, prefix string) error {
 // DisclosedFiles lists the files the access tasks of a request disclosed,
 // in task and file order.
 func (s *Service) DisclosedFiles(ctx context.Context, requestID string) ([]StoredFile, error) {
-	if !validID(requestID) {
+	if !ValidID(requestID) {
 		return nil, apperr.New(apperr.NotFound, "no such request")
 	}
 	var out []StoredFile
@@ -187,7 +187,7 @@ func (s *Service) OpenFile(ctx context.Context, requestID, taskID string, seq in
 	if s.Files == nil {
 		return nil, errors.New("dsar: no file store")
 	}
-	if !validID(requestID) || !validID(taskID) {
+	if !ValidID(requestID) || !ValidID(taskID) {
 		return nil, apperr.New(apperr.NotFound, "no such file")
 	}
 	var blobKey, kid string

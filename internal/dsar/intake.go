@@ -614,7 +614,7 @@ func (s *Service) contact(ctx context.Context, tx pgx.Tx, id string) (string, er
 // Status is what the person sees with their status token. A wrong id and a
 // wrong token look the same, so the endpoint tells nothing to a guesser.
 func (s *Service) Status(ctx context.Context, id, token string) (PublicStatus, error) {
-	if !validID(id) || token == "" {
+	if !ValidID(id) || token == "" {
 		return PublicStatus{}, errNotFound
 	}
 	var p PublicStatus

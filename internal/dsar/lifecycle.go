@@ -105,7 +105,7 @@ func Statuses() []Status {
 }
 
 // Mermaid renders the lifecycle as a mermaid state diagram, generated from
-// the same table Next uses, so the README's diagram cannot drift from code.
+// the same table Next uses, so the diagram in docs/privacy-requests.md cannot drift from code.
 // Resume goes back to the status before the pause: drawn as a choice node
 // leading to every status a request can be paused from.
 func Mermaid() string {

@@ -220,7 +220,7 @@ func (s *Service) enqueueReady(ctx context.Context, tx pgx.Tx, requestID string,
 	if len(jobs) == 0 {
 		return nil
 	}
-	if _, err := s.river.InsertManyTx(ctx, tx, jobs); err != nil {
+	if _, err := s.Jobs.InsertManyTx(ctx, tx, jobs); err != nil {
 		return fmt.Errorf("dsar: queue tasks: %w", err)
 	}
 	return nil

@@ -53,7 +53,7 @@ func (s *Service) wantsPackage(r *Request) bool {
 
 // queuePackage queues the package job in tx (once per plan run).
 func (s *Service) queuePackage(ctx context.Context, tx pgx.Tx, r *Request) error {
-	if _, err := s.river.InsertTx(ctx, tx, PackageArgs{RequestID: r.ID, PlanRun: r.planRun}, nil); err != nil {
+	if _, err := s.Jobs.InsertTx(ctx, tx, PackageArgs{RequestID: r.ID, PlanRun: r.planRun}, nil); err != nil {
 		return fmt.Errorf("dsar: queue package: %w", err)
 	}
 	return s.event(ctx, tx, r.ID, "package_queued", "", "", actorSystem, "", nil)

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"maps"
-	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -41,7 +39,7 @@ func (s *Service) enqueuePlan(ctx context.Context, tx pgx.Tx, id string, run int
 	if run < 1 {
 		run = 1
 	}
-	if _, err := s.river.InsertTx(ctx, tx, PlanArgs{RequestID: id, Run: run}, nil); err != nil {
+	if _, err := s.Jobs.InsertTx(ctx, tx, PlanArgs{RequestID: id, Run: run}, nil); err != nil {
 		return fmt.Errorf("dsar: queue planning: %w", err)
 	}
 	return nil
@@ -54,21 +52,6 @@ type planWorker struct {
 
 func (w *planWorker) Work(ctx context.Context, job *river.Job[PlanArgs]) error {
 	return w.s.plan(ctx, job.Args, job.Attempt >= job.MaxAttempts)
-}
-
-// ToConnector turns a parsed identity into the connectors' form.
-func ToConnector(s identity.Subject) connectors.Identity {
-	return connectors.Identity{Type: string(s.Type), Value: s.Value, Provider: s.Provider}
-}
-
-// FromConnector parses what a connector found, normalizing it as if the
-// person had typed it; a malformed value is refused, not stored.
-func FromConnector(c connectors.Identity) (identity.Subject, error) {
-	raw := c.Type + ":" + c.Value
-	if c.Type == string(identity.OAuth) {
-		raw = c.Type + ":" + c.Provider + ":" + c.Value
-	}
-	return identity.Parse(raw)
 }
 
 type foundIdentity struct {
@@ -122,83 +105,13 @@ func (s *Service) resolve(ctx context.Context, known []foundIdentity) ([]foundId
 	for i, k := range known {
 		subjects[i] = k.subj
 	}
-	linked, err := ResolveIdentities(ctx, s.Connectors, s.Log, subjects)
+	linked, err := s.Connectors.Resolve(ctx, s.Log, subjects)
 	if err != nil {
 		return nil, err
 	}
 	found := make([]foundIdentity, len(linked))
 	for i, l := range linked {
 		found[i] = foundIdentity{subj: l.Subject, source: l.Source}
-	}
-	return found, nil
-}
-
-// LinkedIdentity is an identity a connector found for a subject, and the
-// system it came from.
-type LinkedIdentity struct {
-	Subject identity.Subject
-	Source  string
-}
-
-// ResolveIdentities asks every connector that can for identities linked to
-// the known ones, round after round, until none is new: an email finds the
-// account id, the account id the Telegram id and the Stripe customer. It
-// returns only the new ones. Privacy requests and legal holds (whose
-// subject's records a retention sweep must find) both use it.
-func ResolveIdentities(ctx context.Context, reg connectors.Registry, log *slog.Logger, known []identity.Subject) ([]LinkedIdentity, error) {
-	seen := map[string]bool{}
-	for _, k := range known {
-		seen[k.String()] = true
-	}
-	// One connector may serve several systems (one database, one account):
-	// ask each instance once per round, named after its first system.
-	var systems []string
-	asked := map[connectors.Connector]bool{}
-	for _, sid := range sortedKeys(reg) {
-		c := reg[sid]
-		if !c.Capabilities().ResolveIdentities {
-			continue
-		}
-		if reflect.TypeOf(c).Comparable() {
-			if asked[c] {
-				continue
-			}
-			asked[c] = true
-		}
-		systems = append(systems, sid)
-	}
-	var found []LinkedIdentity
-	for round := 0; round < 5; round++ {
-		ids := make([]connectors.Identity, 0, len(known)+len(found))
-		for _, k := range known {
-			ids = append(ids, ToConnector(k))
-		}
-		for _, f := range found {
-			ids = append(ids, ToConnector(f.Subject))
-		}
-		added := false
-		for _, sid := range systems {
-			linked, err := reg[sid].ResolveIdentities(ctx, ids)
-			if err != nil {
-				return nil, fmt.Errorf("resolve identities in %s: %w", sid, err)
-			}
-			for _, l := range linked {
-				subj, err := FromConnector(l)
-				if err != nil {
-					log.WarnContext(ctx, "connector returned an identity that does not parse; ignored", "system", sid, "kind", l.Type)
-					continue
-				}
-				if seen[subj.String()] {
-					continue
-				}
-				seen[subj.String()] = true
-				found = append(found, LinkedIdentity{Subject: subj, Source: sid})
-				added = true
-			}
-		}
-		if !added {
-			break
-		}
 	}
 	return found, nil
 }

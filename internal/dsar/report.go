@@ -135,7 +135,7 @@ func (s *Service) Report(ctx context.Context, id string) (Report, error) {
 // what remains and why (GDPR Art. 15 with Art. 17(3)). Empty when the
 // subject has no completed erasure.
 func (s *Service) PriorRetained(ctx context.Context, requestID string) ([]RetainedItem, error) {
-	if !validID(requestID) {
+	if !ValidID(requestID) {
 		return nil, apperr.New(apperr.NotFound, "no such request")
 	}
 	var plan []byte

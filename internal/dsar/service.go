@@ -20,6 +20,8 @@ import (
 	"github.com/steward-privacy/steward/internal/apperr"
 	"github.com/steward-privacy/steward/internal/audit"
 	"github.com/steward-privacy/steward/internal/clock"
+	"github.com/steward-privacy/steward/internal/exports"
+	"github.com/steward-privacy/steward/internal/jobs"
 	"github.com/steward-privacy/steward/internal/keyring"
 	"github.com/steward-privacy/steward/internal/notify"
 	"github.com/steward-privacy/steward/internal/policy"
@@ -31,32 +33,23 @@ type Policies interface{ Current() *policy.Engine }
 
 // Config tunes the engine. Zero fields take the defaults noted.
 type Config struct {
-	// Queues are more River queues this process works (besides the
-	// default one the privacy requests use), e.g. "retention".
-	Queues map[string]river.QueueConfig
-
 	CodeTTL          time.Duration // how long a verification code is valid; 15m
 	CodeAttempts     int           // wrong codes before the code is void; 5
 	SendsPerIdentity int           // codes sent to one identity per SendWindow; 3
 	SendsPerIP       int           // codes requested from one IP per SendWindow; 10
 	SendWindow       time.Duration // 1h
 
-	TaskMaxAttempts int           // connector attempts per task run before it fails; 8
-	RetryBase       time.Duration // first retry delay, doubled each attempt; 1s
-	RetryMax        time.Duration // cap on the retry delay; 10m
-	Workers         int           // tasks run at once per replica; 10
-	FetchPoll       time.Duration // how often idle workers look for jobs (LISTEN wakes them sooner); 100ms
-	JobTimeout      time.Duration // one task's connector call; 10m
-	RescueAfter     time.Duration // a job running this long is presumed dead and retried; JobTimeout + 5m
-	// Work runs workers in this process; false makes an insert-only engine
-	// (the CLI, or a replica that only serves the API).
-	Work bool
+	// Workers is how many of the engine's jobs (plans, tasks, packages)
+	// run at once per replica working jobs (jobs.Config.Work); 10. Their
+	// attempts, backoff and timeouts are the job client's (jobs.Config).
+	Workers int
 
 	TelegramBotToken string        // verifies Mini App initData; empty refuses it
 	InitDataMaxAge   time.Duration // 24h
 	StatusURL        string        // the page where a person checks status (link in emails)
 	StaffURL         string        // the staff console's request page (link in reminders)
 	StaffEmail       string        // reminders go here; empty: none are sent
+	ExportLinkBase   string        // download links are this followed by the token (config.Config.ExportLinkBase)
 }
 
 func (c Config) withDefaults() Config {
@@ -75,17 +68,7 @@ func (c Config) withDefaults() Config {
 	defi(&c.SendsPerIdentity, 3)
 	defi(&c.SendsPerIP, 10)
 	def(&c.SendWindow, time.Hour)
-	defi(&c.TaskMaxAttempts, 8)
-	def(&c.RetryBase, time.Second)
-	def(&c.RetryMax, 10*time.Minute)
 	defi(&c.Workers, 10)
-	// LISTEN wakes idle workers on insert, but River sends no insert
-	// notification within FetchCooldown (5ms) of its previous one: tasks
-	// queued a few milliseconds after their request's planning job are
-	// found by this poll alone (a 1s poll made such a request take ~1s).
-	def(&c.FetchPoll, 100*time.Millisecond)
-	def(&c.JobTimeout, 10*time.Minute)
-	def(&c.RescueAfter, c.JobTimeout+5*time.Minute)
 	def(&c.InitDataMaxAge, 24*time.Hour)
 	return c
 }
@@ -105,25 +88,30 @@ type Deps struct {
 	// connector that sends a file then fails its task loudly rather than
 	// drop part of a person's data.
 	Files *blob.Bucket
-	// Packager builds the package an access or export request ends with;
-	// nil completes such requests without one (the records stay readable
-	// to staff through the API).
+	// Packager builds the package an access or export request ends with.
+	// Nil with Exports set: the package is built by exportpkg and kept in
+	// Exports, its link under Config.ExportLinkBase. Both nil: such
+	// requests complete without one (the records stay readable to staff
+	// through the API).
 	Packager Packager
-	// Workers, if set, registers more River workers on the engine's
-	// client (the retention sweeps), which then run on the queues of
-	// Config.Queues: one durable-job machine per process.
-	Workers func(*river.Workers)
+	Exports  *exports.Store
+	// Jobs is the process's durable job client (required): the engine
+	// registers its workers on River's default queue when built.
+	Jobs *jobs.Client
 }
 
 // Service runs privacy requests.
 type Service struct {
 	Deps
-	cfg   Config
-	river *river.Client[pgx.Tx]
+	cfg Config
 }
 
-// New builds the engine and its River client (started by Start).
+// New builds the engine and registers its workers with d.Jobs (which the
+// caller starts once every feature has registered).
 func New(d Deps, cfg Config) (*Service, error) {
+	if d.Jobs == nil {
+		return nil, errors.New("dsar: no job client (Deps.Jobs)")
+	}
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
@@ -134,39 +122,14 @@ func New(d Deps, cfg Config) (*Service, error) {
 		d.Connectors = connectors.Registry{}
 	}
 	s := &Service{Deps: d, cfg: cfg.withDefaults()}
-	client, err := s.newRiver()
-	if err != nil {
-		return nil, err
+	if s.Packager == nil && s.Exports != nil {
+		s.Packager = s.exportPackager(s.Exports, s.cfg.ExportLinkBase)
 	}
-	s.river = client
+	jobs.AddWorker(d.Jobs, &planWorker{s: s})
+	jobs.AddWorker(d.Jobs, &taskWorker{s: s})
+	jobs.AddWorker(d.Jobs, &packageWorker{s: s})
+	d.Jobs.Queue(river.QueueDefault, s.cfg.Workers)
 	return s, nil
-}
-
-// River is the engine's job client, for other packages' durable jobs
-// (whose workers Deps.Workers registered).
-func (s *Service) River() *river.Client[pgx.Tx] { return s.river }
-
-// Start runs the workers (when Config.Work) until Stop.
-func (s *Service) Start(ctx context.Context) error {
-	if !s.cfg.Work {
-		return nil
-	}
-	if err := s.river.Start(ctx); err != nil {
-		return fmt.Errorf("dsar: start workers: %w", err)
-	}
-	return nil
-}
-
-// Stop lets running tasks finish (until ctx ends, then cancels them).
-func (s *Service) Stop(ctx context.Context) error {
-	if !s.cfg.Work {
-		return nil
-	}
-	err := s.river.Stop(ctx)
-	if err != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
-		return s.river.StopAndCancel(context.Background())
-	}
-	return err
 }
 
 // Actors in the audit log and the timeline.
@@ -332,7 +295,7 @@ func scanRequest(row pgx.Row, now time.Time) (Request, error) {
 // to a request goes through its row lock, so two staff actions (or a staff
 // action and a finishing task) never interleave.
 func (s *Service) lock(ctx context.Context, tx pgx.Tx, id string) (Request, error) {
-	if !validID(id) {
+	if !ValidID(id) {
 		return Request{}, errNotFound
 	}
 	r, err := scanRequest(tx.QueryRow(ctx, `SELECT `+requestColumns+` FROM privacy_requests WHERE id = $1 FOR UPDATE`, id), s.Clock.Now())
@@ -347,7 +310,10 @@ func (s *Service) lock(ctx context.Context, tx pgx.Tx, id string) (Request, erro
 
 var errNotFound = apperr.New(apperr.NotFound, "no such privacy request")
 
-func validID(id string) bool {
+// ValidID reports whether id has the form of a request or task id: a UUID
+// in its canonical 36-character form (either case). Anything else names no
+// request and is refused before it reaches the database.
+func ValidID(id string) bool {
 	if len(id) != 36 {
 		return false
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/steward-privacy/steward/internal/clock"
 	"github.com/steward-privacy/steward/internal/db/dbtest"
 	"github.com/steward-privacy/steward/internal/dsar"
+	"github.com/steward-privacy/steward/internal/jobs"
 	"github.com/steward-privacy/steward/internal/keyring"
 	"github.com/steward-privacy/steward/internal/notify"
 	"github.com/steward-privacy/steward/internal/notify/resendtest"
@@ -52,6 +53,7 @@ type rig struct {
 	url    string // the rig's database, for a second process
 	pool   *pgxpool.Pool
 	svc    *dsar.Service
+	jobs   *jobs.Client
 	store  *recordstore.Store
 	mail   *resendtest.Server
 	worker *notify.Worker
@@ -61,6 +63,7 @@ type rig struct {
 
 type rigOpts struct {
 	cfg      dsar.Config
+	jobs     jobs.Config // the job client's; Work is always on
 	registry func(store *recordstore.Store, e *policy.Engine) connectors.Registry
 	noStart  bool
 	engine   *policy.Engine // default: the embedded policies
@@ -106,34 +109,36 @@ func newRig(t testing.TB, o rigOpts) *rig {
 		reg = o.registry(store, e)
 	}
 	cfg := o.cfg
-	cfg.Work = true
-	if cfg.RetryBase == 0 {
-		cfg.RetryBase = 20 * time.Millisecond
+	jc := o.jobs
+	jc.Work = true
+	if jc.RetryBase == 0 {
+		jc.RetryBase = 20 * time.Millisecond
 	}
-	if cfg.FetchPoll == 0 {
-		cfg.FetchPoll = 50 * time.Millisecond
+	if jc.FetchPoll == 0 {
+		jc.FetchPoll = 50 * time.Millisecond
 	}
+	jobClient := jobs.New(pool, jc, nil)
 	cfg.StaffEmail = "privacy-team@example.com"
 	mail := resendtest.New(t)
 	outbox := notify.NewOutbox(kr, clk, nil)
 	svc, err := dsar.New(dsar.Deps{
 		Pool: pool, Keys: kr, Policies: fixedPolicies{e}, Audit: audit.New(clk, e.Revision()), Outbox: outbox,
-		Clock: clk, Connectors: reg, Files: o.files, Packager: o.packager,
+		Clock: clk, Connectors: reg, Files: o.files, Packager: o.packager, Jobs: jobClient,
 	}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{t: t, url: url, pool: pool, svc: svc, store: store, mail: mail, clk: clk, kr: kr,
+	r := &rig{t: t, url: url, pool: pool, svc: svc, jobs: jobClient, store: store, mail: mail, clk: clk, kr: kr,
 		worker: notify.NewWorker(pool, kr, notify.WorkerConfig{Resend: notify.ResendConfig{APIKey: "re_test", BaseURL: mail.URL, From: "Privacy <privacy@example.com>"}}, clk, nil, nil)}
 	if !o.noStart {
 		ctx, cancel := context.WithCancel(context.Background())
-		if err := svc.Start(ctx); err != nil {
+		if err := jobClient.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() {
 			sctx, c2 := context.WithTimeout(context.Background(), 10*time.Second)
 			defer c2()
-			_ = svc.Stop(sctx)
+			_ = jobClient.Stop(sctx)
 			cancel()
 		})
 	}

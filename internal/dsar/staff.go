@@ -77,7 +77,7 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Request, string, error)
 	if f.Cursor != "" {
 		b, err := base64.RawURLEncoding.DecodeString(f.Cursor)
 		var c cursor
-		if err != nil || json.Unmarshal(b, &c) != nil || !validID(c.ID) {
+		if err != nil || json.Unmarshal(b, &c) != nil || !ValidID(c.ID) {
 			return nil, "", apperr.Field("cursor", "not a cursor from this API")
 		}
 		where = append(where, "(due_at, id) > ("+arg(c.Due)+", "+arg(c.ID)+"::uuid)")
@@ -123,7 +123,7 @@ func validStatus(s string) bool {
 func (s *Service) Get(ctx context.Context, id string) (Detail, error) {
 	var d Detail
 	err := s.tx(ctx, func(tx pgx.Tx) error {
-		if !validID(id) {
+		if !ValidID(id) {
 			return errNotFound
 		}
 		r, err := scanRequest(tx.QueryRow(ctx, `SELECT `+requestColumns+` FROM privacy_requests WHERE id = $1`, id), s.Clock.Now())
@@ -440,7 +440,7 @@ func (s *Service) requeuePending(ctx context.Context, tx pgx.Tx, id string) erro
 // RetryTask runs a failed task again (a new run), and a failed request is
 // back in progress.
 func (s *Service) RetryTask(ctx context.Context, id, taskID, actor string) (Request, error) {
-	if !validID(taskID) {
+	if !ValidID(taskID) {
 		return Request{}, apperr.New(apperr.NotFound, "no such task")
 	}
 	return s.act(ctx, id, func(tx pgx.Tx, r *Request) error {
@@ -518,7 +518,7 @@ func (s *Service) CompleteManualTask(ctx context.Context, id, taskID, actor, not
 	if err != nil {
 		return Request{}, apperr.Field("note", "required: what was done")
 	}
-	if !validID(taskID) {
+	if !ValidID(taskID) {
 		return Request{}, apperr.New(apperr.NotFound, "no such task")
 	}
 	return s.act(ctx, id, func(tx pgx.Tx, r *Request) error {

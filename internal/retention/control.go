@@ -14,7 +14,6 @@ import (
 
 	"github.com/steward-privacy/steward/connectors"
 	"github.com/steward-privacy/steward/internal/clock"
-	"github.com/steward-privacy/steward/internal/dsar"
 	"github.com/steward-privacy/steward/internal/keyring"
 	"github.com/steward-privacy/steward/internal/policy"
 )
@@ -106,7 +105,7 @@ func (c *ControlPlane) heldHashes(held [][]connectors.Identity) [][]byte {
 	out := [][]byte{}
 	for _, ids := range held {
 		for _, id := range ids {
-			subj, err := dsar.FromConnector(id)
+			subj, err := id.Subject()
 			if err != nil {
 				continue // not an identity Steward stores requests under
 			}

@@ -22,7 +22,7 @@ import (
 	"github.com/steward-privacy/steward/internal/apperr"
 	"github.com/steward-privacy/steward/internal/audit"
 	"github.com/steward-privacy/steward/internal/clock"
-	"github.com/steward-privacy/steward/internal/dsar"
+	"github.com/steward-privacy/steward/internal/jobs"
 	"github.com/steward-privacy/steward/internal/keyring"
 	"github.com/steward-privacy/steward/internal/policy"
 )
@@ -61,10 +61,9 @@ type Service struct {
 	Audit      *audit.Log
 	Clock      clock.Clock
 	Log        *slog.Logger
-	// Jobs inserts the sweep jobs (the privacy-request engine's River
-	// client, on which AddWorkers registered the sweep worker). Nil: runs
-	// go in the calling process only (RunNow).
-	Jobs *river.Client[pgx.Tx]
+	// Jobs queues the sweep jobs (set by Register, which adds the sweep
+	// worker to it). Nil: runs go in the calling process only (RunNow).
+	Jobs *jobs.Client
 	// Control sweeps Steward's own data; nil leaves it out.
 	Control *ControlPlane
 	Metrics *Metrics
@@ -72,7 +71,7 @@ type Service struct {
 	// the time the batch took: 2 keeps a sweep to about a third of one
 	// database connection's time, 0 never rests (a maintenance window).
 	// Nil: 2, which kept consent checks' p99 within 2x of their p99
-	// without a sweep, even uncached (see the README).
+	// without a sweep, even uncached (see docs/performance.md).
 	Pace *float64
 	// MaxAttempts is how often a dataset's job is tried before its run
 	// records it failed (River retries with backoff); default 5.
@@ -206,8 +205,14 @@ func (s *Service) waitForChildren(ctx context.Context, a SweepArgs) (bool, error
 // its own; the job's deadline is the connector's timeouts, not River's.
 func (w *sweepWorker) Timeout(*river.Job[SweepArgs]) time.Duration { return 6 * time.Hour }
 
-// AddWorkers registers the sweep worker (dsar.Deps.Workers).
-func (s *Service) AddWorkers(w *river.Workers) { river.AddWorker(w, &sweepWorker{s: s}) }
+// Register adds the sweep worker and the retention queue to the process's
+// job client, working up to workers datasets at once per replica; Start
+// then queues its runs' datasets there.
+func (s *Service) Register(j *jobs.Client, workers int) {
+	s.Jobs = j
+	jobs.AddWorker(j, &sweepWorker{s: s})
+	j.Queue(Queue, workers)
+}
 
 // RunOptions start a run.
 type RunOptions struct {
@@ -605,13 +610,13 @@ func (s *Service) heldSubjects(ctx context.Context, holds []Hold) ([][]connector
 		if h.subject == nil {
 			continue
 		}
-		linked, err := dsar.ResolveIdentities(ctx, s.Connectors, s.logger(), []identity.Subject{*h.subject})
+		linked, err := s.Connectors.Resolve(ctx, s.logger(), []identity.Subject{*h.subject})
 		if err != nil {
 			return nil, fmt.Errorf("retention: resolve the subject of hold %s: %w", h.ID, err)
 		}
-		ids := []connectors.Identity{dsar.ToConnector(*h.subject)}
+		ids := []connectors.Identity{connectors.IdentityOf(*h.subject)}
 		for _, l := range linked {
-			ids = append(ids, dsar.ToConnector(l.Subject))
+			ids = append(ids, connectors.IdentityOf(l.Subject))
 		}
 		out = append(out, ids)
 	}
@@ -781,4 +786,23 @@ func (s *Service) logger() *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	return s.Log
+}
+
+// RunScheduled starts the run of the present scheduled moment (the clock's
+// minute) and returns how many datasets it queued. Only the elected
+// replica calls it; should two ever fire for one moment (a leader change
+// mid-minute), the run's unique moment lets one through and the other
+// returns 0.
+func (s *Service) RunScheduled(ctx context.Context) (int, error) {
+	at := s.Clock.Now().UTC().Truncate(time.Minute)
+	r, err := s.Start(ctx, RunOptions{Trigger: TriggerSchedule, Actor: "system:scheduler", At: at})
+	switch {
+	case errors.Is(err, ErrAlreadyScheduled):
+		s.logger().Info("retention run of this moment already started elsewhere", "at", at)
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("retention run did not start: %w", err)
+	}
+	s.logger().Info("retention run started", "run", r.ID, "datasets", len(r.Datasets))
+	return len(r.Datasets), nil
 }

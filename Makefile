@@ -29,8 +29,9 @@ help: ## Show this help
 		/^[a-zA-Z0-9_-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@printf '\nVariables: FUZZTIME=%s  BENCH_SECONDS=10  STEWARD_TEST_DATABASE_URL, DATABASE_URL (optional)\n' '$(FUZZTIME)'
 
-build: ## Build bin/steward
+build: ## Build bin/steward and bin/steward-demo (the demo deployment make run starts)
 	$(GO) build -o bin/steward ./cmd/steward
+	$(GO) build -o bin/steward-demo ./cmd/steward-demo
 
 run: ## Run Steward locally (PostgreSQL, secrets, demo keys; see scripts/run.sh)
 	scripts/run.sh

@@ -8,7 +8,7 @@
 #   2. Secrets: ./var/secrets.env is created once (never overwritten, mode 0600)
 #      with a fresh STEWARD_IDENTITY_KEYS and STEWARD_RECEIPT_SIGNING_KEY, then
 #      sourced. Delete it only if you mean to lose every sealed identity.
-#   3. Builds bin/steward and applies migrations.
+#   3. Builds bin/steward and bin/steward-demo, and applies migrations.
 #   4. Creates one demo API key per role (frontend, sdk, admin, auditor,
 #      reviewer) and writes them to ./var/demo.env (mode 0600).
 #   5. The demo deployment (skipped with STEWARD_DEMO=0), all on loopback
@@ -16,14 +16,14 @@
 #      - versitygw, an S3 server (installed into GOPATH/bin with go install
 #        if missing, which takes a few minutes, once) on 127.0.0.1:7070,
 #        data in ./var/demo/s3;
-#      - `steward demo seed`: database steward_demo_app on the same
+#      - `steward-demo seed`: database steward_demo_app on the same
 #        PostgreSQL (created if missing), schemas app (web) and bot
 #        recreated with 300 generated people each, bucket "media" refilled
 #        with the web people's uploads, masks and generated images;
-#      - `steward demo peers`: the Stripe fake (127.0.0.1:12111), the Creem
+#      - `steward-demo peers`: the Stripe fake (127.0.0.1:12111), the Creem
 #        fake (:12112) and a Resend stand-in (:12113, printing every email),
 #        every web person a customer of both, linked from app.users;
-#      - `steward demo connectors`: ./var/demo/connectors.yaml.
+#      - `steward-demo connectors`: ./var/demo/connectors.yaml.
 #      A port in use is replaced by the next free one. The demo people and
 #      the peers' URLs and keys are added to ./var/demo.env.
 #   6. bin/steward serve on $STEWARD_ADDR (default 127.0.0.1:8080), with
@@ -90,8 +90,9 @@ set -a
 set +a
 
 # 3. Build and migrate.
-log "building bin/steward"
+log "building bin/steward and bin/steward-demo"
 go build -o bin/steward ./cmd/steward
+go build -o bin/steward-demo ./cmd/steward-demo
 log "applying migrations"
 bin/steward migrate up
 
@@ -205,9 +206,9 @@ if [ "$demo_on" = 1 ]; then
 	children+=($!)
 
 	log "seeding the demo application: database, people, objects"
-	seed_out="$(bin/steward demo seed --people "${STEWARD_DEMO_PEOPLE:-300}" --s3-endpoint "$s3_url" \
+	seed_out="$(bin/steward-demo seed --people "${STEWARD_DEMO_PEOPLE:-300}" --s3-endpoint "$s3_url" \
 		--s3-access-key "$s3_key" --s3-secret-key "$s3_secret")" ||
-		die "steward demo seed failed (versitygw's log: $demo_dir/versitygw.log)"
+		die "steward-demo seed failed (versitygw's log: $demo_dir/versitygw.log)"
 	read_env <<<"$seed_out"
 
 	log "starting the Stripe and Creem fakes and the Resend stand-in"
@@ -219,19 +220,19 @@ if [ "$demo_on" = 1 ]; then
 	resend_addr="127.0.0.1:$port"
 	ready="$demo_dir/peers.ready"
 	rm -f "$ready"
-	bin/steward demo peers --database "$DEMO_APP_DATABASE_URL" --stripe "$stripe_addr" --creem "$creem_addr" \
+	bin/steward-demo peers --database "$DEMO_APP_DATABASE_URL" --stripe "$stripe_addr" --creem "$creem_addr" \
 		--resend "$resend_addr" --ready-file "$ready" --mail-log "$demo_dir/mail.log" </dev/null &
 	peers_pid=$!
 	children+=("$peers_pid")
 	for ((i = 0; i < 600; i++)); do
 		[ -s "$ready" ] && break
-		kill -0 "$peers_pid" 2>/dev/null || die "steward demo peers exited"
+		kill -0 "$peers_pid" 2>/dev/null || die "steward-demo peers exited"
 		sleep 0.1
 	done
-	[ -s "$ready" ] || die "steward demo peers did not get ready within 60s"
+	[ -s "$ready" ] || die "steward-demo peers did not get ready within 60s"
 	read_env <"$ready"
 
-	bin/steward demo connectors --database "$DEMO_APP_DATABASE_URL" --s3-endpoint "$s3_url" \
+	bin/steward-demo connectors --database "$DEMO_APP_DATABASE_URL" --s3-endpoint "$s3_url" \
 		--stripe-url "$DEMO_STRIPE_URL" --creem-url "$DEMO_CREEM_URL" --out "$demo_dir/connectors.yaml"
 	export STEWARD_CONNECTORS="$PWD/$demo_dir/connectors.yaml"
 	# Emails go to the stand-in, unless a real Resend is configured.
@@ -301,7 +302,7 @@ if [ "$demo_on" = 1 ]; then
     demo web person  DEMO_EMAIL=$DEMO_EMAIL
     demo bot person  DEMO_TG=$DEMO_TG
 
-  An access request for the demo web person, through every connector (README: "Demo deployment"):
+  An access request for the demo web person, through every connector (docs/operations.md, "Demo deployment"):
     . ./var/demo.env
     curl -s -X POST "\$STEWARD_URL/v1/privacy-requests" -H "Authorization: Bearer \$REVIEWER_KEY" \\
       -H 'Content-Type: application/json' -d '{"type": "access", "subject": "email:'"\$DEMO_EMAIL"'",

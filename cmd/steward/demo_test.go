@@ -23,16 +23,17 @@ import (
 
 	"github.com/steward-privacy/steward/internal/config"
 	"github.com/steward-privacy/steward/internal/db/dbtest"
+	"github.com/steward-privacy/steward/internal/demo"
 	"github.com/steward-privacy/steward/internal/dsar"
 	"github.com/steward-privacy/steward/internal/testpeer"
 )
 
 // TestDemoDeployment sets up the demo deployment as scripts/run.sh does,
-// through the demo subcommands: `demo seed` creates the application
-// database and fills it and the object store (twice: it must be
-// re-runnable), `demo peers` serves the Stripe and Creem fakes and a Resend
+// through the steward-demo commands (internal/demo): `seed` creates the
+// application database and fills it and the object store (twice: it must
+// be re-runnable), `peers` serves the Stripe and Creem fakes and a Resend
 // stand-in on the given addresses and links every web person to their
-// customers, `demo connectors` writes the connectors file. Then Steward,
+// customers, `connectors` writes the connectors file. Then Steward,
 // configured by that file, answers access requests for the demo people
 // from every connector kind.
 func TestDemoDeployment(t *testing.T) {
@@ -47,22 +48,22 @@ func TestDemoDeployment(t *testing.T) {
 	// The application database does not exist yet: seed creates it, on
 	// the same server as Steward's, as make run does.
 	appDB := fmt.Sprintf("steward_demo_t_%d", time.Now().UnixNano())
-	appURL, err := withDatabaseName(e.url, appDB)
+	appURL, err := demo.WithDatabaseName(e.url, appDB)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dropDatabase(t, appDB) })
 	s3srv := testpeer.S3(t)
-	demo := func(ctx context.Context, args ...string) (string, string, int) {
+	runDemo := func(ctx context.Context, args ...string) (string, string, int) {
 		var out, errb bytes.Buffer
-		code := run(ctx, append([]string{"demo"}, args...), &out, &errb, func(string) string { return "" })
+		code := demo.Run(ctx, args, &out, &errb, func(string) string { return "" })
 		return out.String(), errb.String(), code
 	}
 
 	const people = 25
 	seedArgs := []string{"seed", "--database", appURL, "--people", strconv.Itoa(people), "--s3-endpoint", s3srv.Endpoint,
 		"--s3-access-key", s3srv.AccessKey, "--s3-secret-key", s3srv.SecretKey}
-	out, errs, code := demo(ctx, seedArgs...)
+	out, errs, code := runDemo(ctx, seedArgs...)
 	if code != 0 {
 		t.Fatalf("demo seed: exit %d\n%s", code, errs)
 	}
@@ -90,7 +91,7 @@ func TestDemoDeployment(t *testing.T) {
 	listKeys := func(prefix string) []string {
 		t.Helper()
 		var keys []string
-		pages := s3.NewListObjectsV2Paginator(client, &s3.ListObjectsV2Input{Bucket: aws.String(demoBucket), Prefix: aws.String(prefix)})
+		pages := s3.NewListObjectsV2Paginator(client, &s3.ListObjectsV2Input{Bucket: aws.String(demo.Bucket), Prefix: aws.String(prefix)})
 		for pages.HasMorePages() {
 			page, err := pages.NextPage(ctx)
 			if err != nil {
@@ -140,13 +141,13 @@ func TestDemoDeployment(t *testing.T) {
 		if all, n := listKeys(""), count("SELECT count(*) FROM app.job_assets"); len(all) != n || strconv.Itoa(n) != seeded["DEMO_OBJECTS"] {
 			t.Errorf("bucket holds %d objects, job_assets names %d, seed reported %s", len(all), n, seeded["DEMO_OBJECTS"])
 		}
-		obj, err := client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(demoBucket), Key: aws.String(want[0])})
+		obj, err := client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(demo.Bucket), Key: aws.String(want[0])})
 		if err != nil {
 			t.Fatal(err)
 		}
 		b, _ := io.ReadAll(obj.Body)
 		_ = obj.Body.Close()
-		if body, _ := demoObject(want[0]); !bytes.Equal(b, body) || len(b) == 0 || len(b) > 4<<10 {
+		if body, _ := demo.Object(want[0]); !bytes.Equal(b, body) || len(b) == 0 || len(b) > 4<<10 {
 			t.Errorf("%s: %d bytes stored, not the small generated image", want[0], len(b))
 		}
 	}
@@ -154,7 +155,7 @@ func TestDemoDeployment(t *testing.T) {
 
 	// Seeding again starts afresh: a stray object and an edited person
 	// are gone, everything else is as before.
-	if _, err := client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(demoBucket), Key: aws.String("uploads/stray/x.png"),
+	if _, err := client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(demo.Bucket), Key: aws.String("uploads/stray/x.png"),
 		Body: strings.NewReader("x")}); err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +163,7 @@ func TestDemoDeployment(t *testing.T) {
 		t.Fatal(err)
 	}
 	pool.Reset() // the schemas are dropped under its connections
-	out2, errs, code := demo(ctx, seedArgs...)
+	out2, errs, code := runDemo(ctx, seedArgs...)
 	if code != 0 {
 		t.Fatalf("demo seed, again: exit %d\n%s", code, errs)
 	}
@@ -184,7 +185,7 @@ func TestDemoDeployment(t *testing.T) {
 	}
 	peersDone := make(chan result, 1)
 	go func() {
-		o, e, c := demo(pctx, "peers", "--database", appURL, "--stripe", stripeAddr, "--creem", creemAddr, "--resend", resendAddr,
+		o, e, c := runDemo(pctx, "peers", "--database", appURL, "--stripe", stripeAddr, "--creem", creemAddr, "--resend", resendAddr,
 			"--ready-file", ready, "--mail-log", mailLog)
 		peersDone <- result{o, e, c}
 	}()
@@ -255,7 +256,7 @@ func TestDemoDeployment(t *testing.T) {
 
 	// The connectors file, and Steward reaching every system through it.
 	file := filepath.Join(dir, "connectors.yaml")
-	if _, errs, code := demo(ctx, "connectors", "--database", appURL, "--s3-endpoint", s3srv.Endpoint, "--s3-access-key", s3srv.AccessKey,
+	if _, errs, code := runDemo(ctx, "connectors", "--database", appURL, "--s3-endpoint", s3srv.Endpoint, "--s3-access-key", s3srv.AccessKey,
 		"--s3-secret-key", s3srv.SecretKey, "--stripe-url", peers["DEMO_STRIPE_URL"], "--creem-url", peers["DEMO_CREEM_URL"], "--out", file); code != 0 {
 		t.Fatalf("demo connectors: exit %d\n%s", code, errs)
 	}
@@ -328,37 +329,6 @@ func TestDemoDeployment(t *testing.T) {
 		if c, err := net.DialTimeout("tcp", a, time.Second); err == nil {
 			_ = c.Close()
 			t.Errorf("%s still accepts connections after demo peers stopped", a)
-		}
-	}
-}
-
-// TestDemoCommandErrors covers the demo subcommands' usage errors and the
-// database URL they derive from DATABASE_URL.
-func TestDemoCommandErrors(t *testing.T) {
-	t.Parallel()
-	for _, args := range [][]string{{"demo"}, {"demo", "nope"}, {"demo", "seed", "--people", "0", "--database", "postgres://x/y"},
-		{"demo", "connectors", "--database", "postgres://x/y"}, {"demo", "peers", "extra"}} {
-		var errb bytes.Buffer
-		if code := run(context.Background(), args, io.Discard, &errb, func(string) string { return "" }); code != 2 {
-			t.Errorf("%v: exit %d, want 2 (%s)", args, code, errb.String())
-		}
-	}
-	for _, cmd := range []string{"seed", "peers", "connectors"} {
-		var out bytes.Buffer
-		if code := run(context.Background(), []string{"demo", cmd, "--help"}, &out, io.Discard, func(string) string { return "" }); code != 0 || !strings.Contains(out.String(), "-database") {
-			t.Errorf("demo %s --help: exit %d\n%s", cmd, code, out.String())
-		}
-	}
-	for in, want := range map[string]string{
-		"postgres://u:p@127.0.0.1:5432/steward?sslmode=disable": "postgres://u:p@127.0.0.1:5432/" + demoAppDatabase + "?sslmode=disable",
-		"host=127.0.0.1 dbname=steward":                         "host=127.0.0.1 dbname=steward dbname=" + demoAppDatabase,
-	} {
-		got, err := demoDatabaseURL(config.Config{DatabaseURL: in}, "")
-		if err != nil || got != want {
-			t.Errorf("demoDatabaseURL(%q) = %q, %v; want %q", in, got, err, want)
-		}
-		if cc, err := pgx.ParseConfig(got); err != nil || cc.Database != demoAppDatabase {
-			t.Errorf("%q does not name the demo database: %v", got, err)
 		}
 	}
 }

@@ -1,5 +1,5 @@
 // Package policies is Steward's default OPA policy bundle: the Rego rules
-// (consent, authz, and later retention, dsar, deadlines) and the data they
+// (consent, authz, retention, dsar, deadlines) and the data they
 // read (purposes, products, jurisdictions, roles). It is embedded in the binary
 // and can be replaced at run time with STEWARD_POLICY_DIR.
 package policies

@@ -29,6 +29,7 @@ import (
 	"github.com/steward-privacy/steward/internal/notify/resendtest"
 	"github.com/steward-privacy/steward/internal/refapp"
 	"github.com/steward-privacy/steward/internal/testpeer"
+	"github.com/steward-privacy/steward/internal/testutil"
 )
 
 // TestAllConnectorsEndToEnd runs a web user's access and erasure requests
@@ -475,7 +476,7 @@ func checkPackage(t *testing.T, g *requestsRig, to, requestID string, objects ma
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := exportSchema(t).Validate(inst); err != nil {
+	if err := testutil.ExportSchema(t).Validate(inst); err != nil {
 		t.Errorf("data.json does not validate against docs/export-data.schema.json: %v", err)
 	}
 	systems := map[string]bool{}
@@ -495,29 +496,4 @@ func checkPackage(t *testing.T, g *requestsRig, to, requestID string, objects ma
 		t.Error("data.json does not contain the person's email")
 	}
 	return entries
-}
-
-// exportSchema compiles docs/export-data.schema.json.
-func exportSchema(t *testing.T) *jsonschema.Schema {
-	t.Helper()
-	f, err := os.Open(filepath.Join("..", "..", "docs", "export-data.schema.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	doc, err := jsonschema.UnmarshalJSON(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := jsonschema.NewCompiler()
-	c.DefaultDraft(jsonschema.Draft2020)
-	c.AssertFormat()
-	if err := c.AddResource("export-data.schema.json", doc); err != nil {
-		t.Fatal(err)
-	}
-	s, err := c.Compile("export-data.schema.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }

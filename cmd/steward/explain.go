@@ -13,13 +13,6 @@ import (
 	"github.com/steward-privacy/steward/internal/policy"
 )
 
-// explainRow is one field's fate under a request.
-type explainRow struct {
-	Field    string `json:"field"` // system.dataset.field
-	Category string `json:"category"`
-	policy.DSARDecision
-}
-
 // policyExplain implements `steward policy explain --request T --regime R`:
 // for every field of the data map, the action the DSAR policy takes and why.
 func policyExplain(ctx context.Context, cfg config.Config, args []string, stdout io.Writer) error {
@@ -45,15 +38,9 @@ func policyExplain(ctx context.Context, cfg config.Config, args []string, stdout
 	if err != nil {
 		return err
 	}
-	var rows []explainRow
-	for _, f := range engine.DataMap.Fields() {
-		d, err := engine.DecideDSAR(ctx, policy.DSARInput{RequestType: *request, Regime: *regime, Field: policy.DSARField{
-			System: f.System, Dataset: f.Dataset, Field: f.Field, Category: f.Category, Retention: f.Retention, Purpose: f.Purpose, Identity: f.Identity,
-		}})
-		if err != nil {
-			return fmt.Errorf("%s.%s.%s: %w", f.System, f.Dataset, f.Field, err)
-		}
-		rows = append(rows, explainRow{Field: f.System + "." + f.Dataset + "." + f.Field, Category: f.Category, DSARDecision: d})
+	rows, err := engine.ExplainDSAR(ctx, *request, *regime)
+	if err != nil {
+		return err
 	}
 	if *format == "json" {
 		enc := json.NewEncoder(stdout)

@@ -6,8 +6,6 @@ import (
 	"io"
 	"strings"
 	"testing"
-
-	"github.com/steward-privacy/steward/internal/config"
 )
 
 // TestExportDownload downloads a stored package through its link: the
@@ -64,34 +62,5 @@ func TestExportDownload(t *testing.T) {
 	gone := r.do("GET", "/v1/exports/"+token, "", nil)
 	if gone.status != 410 || gone.problem(t).Code != "gone" {
 		t.Fatalf("expired link: %d %s", gone.status, gone.body)
-	}
-}
-
-func TestExportLinkBase(t *testing.T) {
-	cfg, err := config.Load(func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.ExportURL != "" {
-		t.Fatalf("STEWARD_EXPORT_URL unset reads %q", cfg.ExportURL)
-	}
-	for _, c := range []struct{ configured, addr, want string }{
-		{"", "127.0.0.1:8080", "http://127.0.0.1:8080/v1/exports/"},
-		{"", ":9090", "http://127.0.0.1:9090/v1/exports/"},
-		{"", "0.0.0.0:8080", "http://127.0.0.1:8080/v1/exports/"},
-		{"https://privacy.example.com/v1/exports", "127.0.0.1:8080", "https://privacy.example.com/v1/exports/"},
-		{"https://privacy.example.com/dl/", "", "https://privacy.example.com/dl/"},
-	} {
-		if got := exportLinkBase(c.configured, c.addr); got != c.want {
-			t.Errorf("exportLinkBase(%q, %q) = %q, want %q", c.configured, c.addr, got, c.want)
-		}
-	}
-	if _, err := config.Load(func(k string) string {
-		if k == "STEWARD_EXPORT_URL" {
-			return "ftp://x"
-		}
-		return ""
-	}); err == nil || !strings.Contains(err.Error(), "STEWARD_EXPORT_URL") {
-		t.Errorf("a non-http export URL: %v", err)
 	}
 }

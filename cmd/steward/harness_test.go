@@ -27,6 +27,7 @@ import (
 	"github.com/steward-privacy/steward/internal/config"
 	"github.com/steward-privacy/steward/internal/db/dbtest"
 	"github.com/steward-privacy/steward/internal/openapitest"
+	"github.com/steward-privacy/steward/internal/testutil"
 )
 
 // env is one isolated database plus the configuration replicas share.
@@ -81,30 +82,12 @@ func newEnv(t testing.TB, extra map[string]string) *env {
 	return e
 }
 
-// syncBuffer collects a replica's log output for assertions.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // replica is one running Steward instance on a real loopback port.
 type replica struct {
 	t    testing.TB
 	app  *application
 	base string
-	logs *syncBuffer
+	logs *testutil.SyncBuffer
 	once sync.Once
 }
 
@@ -113,7 +96,7 @@ type replica struct {
 func (e *env) start(prepare ...func(*application)) *replica {
 	e.t.Helper()
 	cfg := e.cfg
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	// Generous: start compiles and smoke-tests every policy, which on a
 	// 2-core machine running the whole suite in parallel can take a while.
@@ -123,7 +106,7 @@ func (e *env) start(prepare ...func(*application)) *replica {
 	if e.clock != nil {
 		clk = e.clock
 	}
-	a, err := newApplication(ctx, cfg, log, clk)
+	a, err := build(ctx, cfg, log, clk, needServer)
 	if err != nil {
 		e.t.Fatalf("new application: %v", err)
 	}
@@ -133,7 +116,7 @@ func (e *env) start(prepare ...func(*application)) *replica {
 	return e.serve(a, logs)
 }
 
-func (e *env) serve(a *application, logs *syncBuffer) *replica {
+func (e *env) serve(a *application, logs *testutil.SyncBuffer) *replica {
 	e.t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -21,16 +20,14 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/steward-privacy/steward/internal/apikey"
 	"github.com/steward-privacy/steward/internal/apperr"
 	"github.com/steward-privacy/steward/internal/audit"
 	"github.com/steward-privacy/steward/internal/clock"
 	"github.com/steward-privacy/steward/internal/config"
 	"github.com/steward-privacy/steward/internal/db"
+	"github.com/steward-privacy/steward/internal/logbuf"
 	"github.com/steward-privacy/steward/internal/policy"
 )
-
-type ed25519PublicKey = ed25519.PublicKey
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
@@ -59,10 +56,9 @@ Usage:
   steward holds list [--all] [--json]
   steward holds create (--subject ID | --dataset S.D | --category C) --reason R [--expires RFC3339]
   steward holds lift HOLD_ID --reason R       legal holds: held data is never swept
-  steward demo seed|peers|connectors          the demo deployment that make run starts (scripts/run.sh)
   steward version
 
-Configuration is read from the environment; see README.md.
+Configuration is read from the environment; see docs/configuration.md.
 `
 
 func main() {
@@ -83,7 +79,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	cmd, rest := args[0], args[1:]
 	logOut := io.Writer(stderr)
 	if cmd == "serve" {
-		bw := newBufferedWriter(stderr, 200*time.Millisecond)
+		bw := logbuf.New(stderr, 200*time.Millisecond)
 		defer bw.Close()
 		logOut = bw
 	}
@@ -101,8 +97,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = auditCmd(ctx, cfg, rest, stdout)
 	case "datamap":
 		err = datamapCmd(ctx, rest, stdout)
-	case "demo":
-		err = demoCmd(ctx, cfg, rest, stdout, stderr)
 	case "retention":
 		err = retentionCmd(ctx, cfg, rest, stdout, log)
 	case "holds":
@@ -140,7 +134,7 @@ func versionString() string {
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	a, err := newApplication(ctx, cfg, log, clock.Real{})
+	a, err := build(ctx, cfg, log, clock.Real{}, needServer)
 	if err != nil {
 		return err
 	}
@@ -199,31 +193,12 @@ func keys(ctx context.Context, cfg config.Config, args []string, stdout io.Write
 	if len(args) == 0 {
 		return usageError{"want create, list or revoke"}
 	}
-	if err := cfg.RequireDatabase(); err != nil {
-		return err
-	}
-	if _, err := db.MigrateUp(ctx, cfg.DatabaseURL, slog.New(slog.DiscardHandler)); err != nil {
-		return err
-	}
-	pool, err := db.Open(ctx, cfg.DatabaseURL)
+	a, err := build(ctx, cfg, slog.New(slog.DiscardHandler), clock.Real{}, needStore)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	engine, err := loadPolicy(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	auditLog := audit.New(clock.Real{}, engine.Revision())
-	store := apikey.NewStore(pool, clock.Real{}, keyAudit(auditLog, "system:cli"))
-	// Seal the entry the change wrote, so the log is complete even when no
-	// server is running; a running server would seal it within a moment.
-	defer func() {
-		signer, _, err := auditKeys(cfg)
-		if err == nil {
-			_, _ = newSealer(pool, cfg, signer, nil, clock.Real{}, slog.New(slog.DiscardHandler)).SealAll(ctx)
-		}
-	}()
+	defer a.close() // also seals the entry the change wrote
+	engine, store := a.policies.Current(), a.keys
 	switch args[0] {
 	case "create":
 		fs := flag.NewFlagSet("keys create", flag.ContinueOnError)
@@ -296,7 +271,7 @@ func policyCmd(ctx context.Context, cfg config.Config, args []string, stdout io.
 		if err := fs.Parse(args[1:]); err != nil {
 			return usageError{err.Error()}
 		}
-		fsys, err := policyFS(cfg)
+		fsys, err := policySource(cfg).Open()
 		if err != nil {
 			return err
 		}
@@ -390,7 +365,22 @@ func auditCmd(ctx context.Context, cfg config.Config, args []string, stdout io.W
 		return err
 	}
 	defer pool.Close()
-	r, err := auditVerify(ctx, cfg, pool, doc)
+	_, keys, err := audit.LoadKeys(cfg.AuditSigningKey, cfg.AuditRetiredKeys)
+	if err != nil {
+		return err
+	}
+	if len(keys) == 0 {
+		return errors.New("no checkpoint verification key: set STEWARD_AUDIT_SIGNING_KEY or STEWARD_AUDIT_RETIRED_KEYS")
+	}
+	var cp *audit.Checkpoint
+	if doc != nil {
+		c, err := audit.ParseCheckpointDocument(doc)
+		if err != nil {
+			return err
+		}
+		cp = &c
+	}
+	r, err := audit.Verify(ctx, pool, keys, cp)
 	if err != nil {
 		return err
 	}

@@ -397,7 +397,7 @@ object_store:
 		var wg sync.WaitGroup
 		for _, a := range []*application{r.app, r2.app} {
 			wg.Add(1)
-			go func() { defer wg.Done(); a.scheduledSweep(ctx) }()
+			go func() { defer wg.Done(); _, _ = a.retain.RunScheduled(ctx) }()
 		}
 		wg.Wait()
 		var n int

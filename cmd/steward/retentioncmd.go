@@ -13,66 +13,10 @@ import (
 	"time"
 
 	"github.com/steward-privacy/steward/internal/apperr"
-	"github.com/steward-privacy/steward/internal/audit"
 	"github.com/steward-privacy/steward/internal/clock"
 	"github.com/steward-privacy/steward/internal/config"
-	"github.com/steward-privacy/steward/internal/db"
-	"github.com/steward-privacy/steward/internal/exports"
-	"github.com/steward-privacy/steward/internal/keyring"
-	"github.com/steward-privacy/steward/internal/policy"
 	"github.com/steward-privacy/steward/internal/retention"
 )
-
-// openRetention wires a retention service for one CLI command: the same
-// policy, connectors and stores a server uses, no job queue (runs go in
-// this process). done closes it and seals the audit entries it wrote.
-func openRetention(ctx context.Context, cfg config.Config, log *slog.Logger) (svc *retention.Service, done func(), err error) {
-	if err := cfg.RequireDatabase(); err != nil {
-		return nil, nil, err
-	}
-	kr, err := keyring.Parse(cfg.IdentityKeys)
-	if err != nil {
-		return nil, nil, fmt.Errorf("STEWARD_IDENTITY_KEYS: %w", err)
-	}
-	holder, err := policy.NewHolder(ctx, policySource(cfg), log)
-	if err != nil {
-		return nil, nil, err
-	}
-	if _, err := db.MigrateUp(ctx, cfg.DatabaseURL, log); err != nil {
-		return nil, nil, err
-	}
-	pool, err := db.Open(ctx, cfg.DatabaseURL)
-	if err != nil {
-		return nil, nil, err
-	}
-	clk := clock.Real{}
-	reg, _, closeConnectors, err := openConnectors(ctx, cfg, holder, kr, pool, clk, log)
-	if err != nil {
-		pool.Close()
-		return nil, nil, err
-	}
-	files, err := openFileStore(ctx, cfg)
-	if err != nil {
-		closeConnectors()
-		pool.Close()
-		return nil, nil, err
-	}
-	auditLog := audit.New(clk, holder.Current().Revision())
-	ex := &exports.Store{Pool: pool, Bucket: files, Keys: kr, Audit: auditLog, Clock: clk}
-	svc = &retention.Service{Pool: pool, Keys: kr, Policies: holder, Connectors: reg, Audit: auditLog, Clock: clk, Log: log,
-		Control: &retention.ControlPlane{Pool: pool, Keys: kr, Files: files, Exports: ex, Clock: clk, Log: log}}
-	done = func() {
-		// Seal what the command appended, so the log is complete even
-		// when no server runs.
-		if signer, _, err := auditKeys(cfg); err == nil && signer != nil {
-			_, _ = newSealer(pool, cfg, signer, nil, clk, slog.New(slog.DiscardHandler)).SealAll(context.WithoutCancel(ctx))
-		}
-		_ = files.Close()
-		closeConnectors()
-		pool.Close()
-	}
-	return svc, done, nil
-}
 
 // cliError turns an application error into a usage error naming the
 // offending input, as the API's problem document would.
@@ -104,11 +48,12 @@ func retentionCmd(ctx context.Context, cfg config.Config, args []string, stdout 
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
-	svc, done, err := openRetention(ctx, cfg, log)
+	a, err := build(ctx, cfg, log, clock.Real{}, needConnectors)
 	if err != nil {
 		return err
 	}
-	defer done()
+	defer a.close() // also seals the entries the command wrote
+	svc := a.retain
 	switch args[0] {
 	case "plan":
 		items, err := svc.Plan(ctx, *dataset)
@@ -222,11 +167,12 @@ func holdsCmd(ctx context.Context, cfg config.Config, args []string, stdout io.W
 	if args[0] == "lift" && id == "" {
 		return usageError{"want: holds lift HOLD_ID --reason R"}
 	}
-	svc, done, err := openRetention(ctx, cfg, log)
+	a, err := build(ctx, cfg, log, clock.Real{}, needConnectors)
 	if err != nil {
 		return err
 	}
-	defer done()
+	defer a.close() // also seals the entries the command wrote
+	svc := a.retain
 	switch args[0] {
 	case "list":
 		hs, err := svc.ListHolds(ctx, *all)

@@ -10,14 +10,8 @@ import (
 	"regexp"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/steward-privacy/steward/connectors/postgres"
 )
-
-// scanConnectTimeout bounds connecting to the scanned database when its DSN
-// sets no connect_timeout: an unreachable host should fail in seconds.
-const scanConnectTimeout = 5 * time.Second
 
 // scanTimeout bounds the whole scan: two catalog queries.
 const scanTimeout = 2 * time.Minute
@@ -57,7 +51,7 @@ func datamapCmd(ctx context.Context, args []string, stdout io.Writer) error {
 
 	ctx, cancel := context.WithTimeout(ctx, scanTimeout)
 	defer cancel()
-	cat, err := scanCatalog(ctx, *dsn, *schema)
+	cat, err := postgres.ReadCatalog(ctx, *dsn, *schema)
 	if err != nil {
 		return err
 	}
@@ -77,30 +71,6 @@ func datamapCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "wrote a draft data map of %d tables of schema %q to %s; review every TODO and \"# review:\" line\n", len(cat.Tables), *schema, *out)
 	return nil
-}
-
-// scanCatalog connects to the database (one connection) and reads the
-// schema's catalog in one read-only snapshot.
-func scanCatalog(ctx context.Context, dsn, schema string) (*postgres.Catalog, error) {
-	cfg, err := pgx.ParseConfig(dsn)
-	if err != nil {
-		// pgx masks the password in its parse errors.
-		return nil, fmt.Errorf("--postgres: %w", err)
-	}
-	if cfg.ConnectTimeout == 0 {
-		cfg.ConnectTimeout = scanConnectTimeout
-	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("connect to the database to scan: %w", err)
-	}
-	defer conn.Close(context.Background())
-	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return nil, fmt.Errorf("read the catalog: %w", err)
-	}
-	defer tx.Rollback(context.Background()) //nolint:errcheck // read-only; nothing to keep
-	return postgres.LoadCatalog(ctx, tx, schema)
 }
 
 // writeNewFile writes a file that must not exist yet: a draft never

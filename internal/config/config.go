@@ -1,5 +1,5 @@
 // Package config reads Steward's configuration from the environment. Every
-// variable is listed in the README's configuration table; a bad value is an
+// variable is listed in docs/configuration.md; a bad value is an
 // error naming the variable, never a silent default.
 package config
 
@@ -64,7 +64,7 @@ type Config struct {
 // Var documents one environment variable.
 type Var struct{ Name, Default, Help string }
 
-// Vars is the documented set, in README order.
+// Vars is the documented set, in the order of docs/configuration.md.
 var Vars = []Var{
 	{"DATABASE_URL", "", "PostgreSQL URL (required). `make run` sets it to the local server."},
 	{"STEWARD_ADDR", "127.0.0.1:8080", "Listen address."},
@@ -102,7 +102,7 @@ var Vars = []Var{
 	{"STEWARD_RETENTION_WORKERS", "2", "Datasets swept at once by each replica (River's retention queue): sweeps stay out of the privacy requests' way."},
 	{"STEWARD_RETENTION_PACE", "2", "How long a sweep rests after each batch, as a multiple of the batch's time: 2 keeps a sweep to about a third of one database connection, 0 never rests (a maintenance window)."},
 	{"STEWARD_EXPORT_URL", "", "Public base of the download links emailed for export packages (the link's token is appended), e.g. `https://privacy.example.com/v1/exports/`; empty: `http://` + STEWARD_ADDR + `/v1/exports/`, right for a local deployment only."},
-	{"STEWARD_CONNECTORS", "", "Connectors file (YAML): which data-map systems Steward reaches itself and how (see README, Connectors); `${VAR}` in it reads the environment. Empty: every system is a manual task."},
+	{"STEWARD_CONNECTORS", "", "Connectors file (YAML): which data-map systems Steward reaches itself and how (see docs/connectors.md); `${VAR}` in it reads the environment. Empty: every system is a manual task."},
 }
 
 // Load reads the configuration through getenv (os.Getenv in production).
@@ -218,7 +218,24 @@ func positiveInt(get func(string) string, name string) (int, error) {
 // RequireDatabase checks DATABASE_URL is set.
 func (c Config) RequireDatabase() error {
 	if c.DatabaseURL == "" {
-		return fmt.Errorf("DATABASE_URL is not set (make run sets it for you; see README)")
+		return fmt.Errorf("DATABASE_URL is not set (make run sets it for you; see docs/configuration.md)")
 	}
 	return nil
+}
+
+// ExportLinkBase is where download links point, ending in "/":
+// STEWARD_EXPORT_URL, or this replica's own address when unset (a local
+// deployment).
+func (c Config) ExportLinkBase() string {
+	if c.ExportURL != "" {
+		if !strings.HasSuffix(c.ExportURL, "/") {
+			return c.ExportURL + "/"
+		}
+		return c.ExportURL
+	}
+	host := c.Addr
+	if strings.HasPrefix(host, ":") || strings.HasPrefix(host, "0.0.0.0:") {
+		host = "127.0.0.1" + host[strings.LastIndex(host, ":"):]
+	}
+	return "http://" + host + "/v1/exports/"
 }

@@ -69,3 +69,33 @@ func FuzzRetentionSchedule(f *testing.F) {
 		}
 	})
 }
+
+func TestExportLinkBase(t *testing.T) {
+	t.Parallel()
+	cfg, err := Load(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ExportURL != "" {
+		t.Fatalf("STEWARD_EXPORT_URL unset reads %q", cfg.ExportURL)
+	}
+	for _, c := range []struct{ configured, addr, want string }{
+		{"", "127.0.0.1:8080", "http://127.0.0.1:8080/v1/exports/"},
+		{"", ":9090", "http://127.0.0.1:9090/v1/exports/"},
+		{"", "0.0.0.0:8080", "http://127.0.0.1:8080/v1/exports/"},
+		{"https://privacy.example.com/v1/exports", "127.0.0.1:8080", "https://privacy.example.com/v1/exports/"},
+		{"https://privacy.example.com/dl/", "", "https://privacy.example.com/dl/"},
+	} {
+		if got := (Config{ExportURL: c.configured, Addr: c.addr}).ExportLinkBase(); got != c.want {
+			t.Errorf("ExportLinkBase(%q, %q) = %q, want %q", c.configured, c.addr, got, c.want)
+		}
+	}
+	if _, err := Load(func(k string) string {
+		if k == "STEWARD_EXPORT_URL" {
+			return "ftp://x"
+		}
+		return ""
+	}); err == nil || !strings.Contains(err.Error(), "STEWARD_EXPORT_URL") {
+		t.Errorf("a non-http export URL: %v", err)
+	}
+}

@@ -319,3 +319,14 @@ func expand(s string, lookup func(string) (string, bool)) (string, []string) {
 	})
 	return out, missing
 }
+
+// CreemWebhookSecret is the webhook secret of the first Creem system (by
+// name) that has one; nil when none does, and Creem's webhooks are refused.
+func (c Connectors) CreemWebhookSecret() []byte {
+	for _, sys := range slices.Sorted(maps.Keys(c)) {
+		if cr := c[sys].Creem; cr != nil && cr.WebhookSecret != "" {
+			return []byte(cr.WebhookSecret)
+		}
+	}
+	return nil
+}

@@ -26,6 +26,9 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -364,4 +367,30 @@ func (s *Store) ForRequest(ctx context.Context, requestID string) ([]Package, er
 		out = append(out, p)
 	}
 	return out, rows.Err()
+}
+
+// OpenFileStore opens the store of disclosed files and export packages
+// (STEWARD_FILE_STORE, any gocloud blob URL whose driver the binary links). A relative file://
+// URL ("file://./var/files") is made absolute and its directory created,
+// so the default works from a fresh checkout.
+func OpenFileStore(ctx context.Context, u string) (*blob.Bucket, error) {
+	if rest, ok := strings.CutPrefix(u, "file://./"); ok {
+		path, query, _ := strings.Cut(rest, "?")
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return nil, fmt.Errorf("STEWARD_FILE_STORE: %w", err)
+		}
+		if err := os.MkdirAll(abs, 0o700); err != nil {
+			return nil, fmt.Errorf("STEWARD_FILE_STORE: %w", err)
+		}
+		u = "file://" + filepath.ToSlash(abs)
+		if query != "" {
+			u += "?" + query
+		}
+	}
+	b, err := blob.OpenBucket(ctx, u)
+	if err != nil {
+		return nil, fmt.Errorf("STEWARD_FILE_STORE: %w", err)
+	}
+	return b, nil
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/steward-privacy/steward/internal/config"
 	"github.com/steward-privacy/steward/internal/policy"
@@ -48,21 +47,5 @@ func policyExplain(ctx context.Context, cfg config.Config, args []string, stdout
 		return enc.Encode(map[string]any{"request": *request, "regime": *regime, "policy_revision": engine.Revision(), "fields": rows})
 	}
 	fmt.Fprintf(stdout, "%s request under %s — policy revision %s — %d fields\n\n", *request, *regime, engine.Revision(), len(rows))
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "FIELD\tCATEGORY\tACTION\tSTRATEGY\tUNTIL\tRULE\tWHY")
-	for _, r := range rows {
-		action := r.Action
-		if r.Restricted {
-			action += " (restricted)"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Field, r.Category, action, dash(r.Strategy), dash(r.Until), r.Rule, r.Basis)
-	}
-	return tw.Flush()
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
+	return policy.WriteFieldDecisions(stdout, rows)
 }

@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/steward-privacy/steward/internal/apperr"
@@ -63,13 +62,7 @@ func retentionCmd(ctx context.Context, cfg config.Config, args []string, stdout 
 		if *asJSON {
 			return printJSON(stdout, map[string]any{"rules": items})
 		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "DATASET\tRULE\tKEEP\tACTION\tCUTOFF\tDUE\tHELD\tSTATUS\tNOTE")
-		for _, it := range items {
-			fmt.Fprintf(tw, "%s.%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", it.System, it.Dataset, it.Rule, it.Period, it.Action,
-				it.Cutoff.UTC().Format(time.RFC3339), it.Due, it.Held, it.Status, it.Note)
-		}
-		return tw.Flush()
+		return retention.WritePlan(stdout, items)
 	case "run":
 		r, err := svc.RunNow(ctx, retention.RunOptions{Trigger: retention.TriggerCLI, Actor: "system:cli", DryRun: *dryRun, Dataset: *dataset})
 		if err != nil {
@@ -79,7 +72,7 @@ func retentionCmd(ctx context.Context, cfg config.Config, args []string, stdout 
 			if err := printJSON(stdout, r); err != nil {
 				return err
 			}
-		} else if err := printRun(stdout, r); err != nil {
+		} else if err := retention.WriteRun(stdout, r); err != nil {
 			return err
 		}
 		if r.Status == retention.StatusFailed {
@@ -94,33 +87,9 @@ func retentionCmd(ctx context.Context, cfg config.Config, args []string, stdout 
 		if *asJSON {
 			return printJSON(stdout, map[string]any{"runs": runs})
 		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "RUN\tAT\tTRIGGER\tDRY RUN\tSTATUS\tDATASETS")
-		for _, r := range runs {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%d\n", r.ID, r.At.UTC().Format(time.RFC3339), r.Trigger, r.DryRun, r.Status, len(r.Datasets))
-		}
-		return tw.Flush()
+		return retention.WriteRuns(stdout, runs)
 	}
 	return usageError{fmt.Sprintf("unknown retention command %q", args[0])}
-}
-
-func printRun(w io.Writer, r retention.Run) error {
-	fmt.Fprintf(w, "run %s  %s  dry_run=%v  status=%s\n\n", r.ID, r.At.UTC().Format(time.RFC3339), r.DryRun, r.Status)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "DATASET\tSTATUS\tMATCHED\tDELETED\tANONYMIZED\tHELD\tKEPT\tERRORS\tMS\tNOTE")
-	for _, d := range r.Datasets {
-		matched := "-"
-		if d.Matched != nil {
-			matched = fmt.Sprint(*d.Matched)
-		}
-		note := d.Note
-		if d.LastError != "" {
-			note = strings.TrimSpace(note + " " + d.LastError)
-		}
-		fmt.Fprintf(tw, "%s.%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", d.System, d.Dataset, d.Status, matched, d.Deleted, d.Anonymized,
-			d.Held, d.Kept, d.Errors, d.DurationMS, note)
-	}
-	return tw.Flush()
 }
 
 func printJSON(w io.Writer, v any) error {
@@ -182,23 +151,7 @@ func holdsCmd(ctx context.Context, cfg config.Config, args []string, stdout io.W
 		if *asJSON {
 			return printJSON(stdout, map[string]any{"holds": hs})
 		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tSCOPE\tON\tACTIVE\tCREATED\tEXPIRES\tREASON")
-		for _, h := range hs {
-			on := h.SubjectKind + " subject"
-			switch h.Scope {
-			case retention.ScopeDataset:
-				on = h.System + "." + h.Dataset
-			case retention.ScopeCategory:
-				on = h.Category
-			}
-			exp := "-"
-			if h.ExpiresAt != nil {
-				exp = h.ExpiresAt.UTC().Format(time.RFC3339)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%s\t%s\n", h.ID, h.Scope, on, h.Active, h.CreatedAt.UTC().Format(time.RFC3339), exp, h.Reason)
-		}
-		return tw.Flush()
+		return retention.WriteHolds(stdout, hs)
 	case "create":
 		h, err := svc.CreateHold(ctx, in, "system:cli")
 		if err != nil {

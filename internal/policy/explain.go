@@ -3,6 +3,8 @@ package policy
 import (
 	"context"
 	"fmt"
+	"io"
+	"text/tabwriter"
 )
 
 // FieldDecision is one field's fate under a request, and why.
@@ -26,4 +28,25 @@ func (e *Engine) ExplainDSAR(ctx context.Context, requestType, regime string) ([
 		rows = append(rows, FieldDecision{Field: f.System + "." + f.Dataset + "." + f.Field, Category: f.Category, DSARDecision: d})
 	}
 	return rows, nil
+}
+
+// WriteFieldDecisions prints a line per field: its action (marked when the
+// field is restricted), strategy, retention, the rule that decided and why.
+func WriteFieldDecisions(w io.Writer, rows []FieldDecision) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "FIELD\tCATEGORY\tACTION\tSTRATEGY\tUNTIL\tRULE\tWHY")
+	dash := func(s string) string {
+		if s == "" {
+			return "-"
+		}
+		return s
+	}
+	for _, r := range rows {
+		action := r.Action
+		if r.Restricted {
+			action += " (restricted)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Field, r.Category, action, dash(r.Strategy), dash(r.Until), r.Rule, r.Basis)
+	}
+	return tw.Flush()
 }

@@ -105,6 +105,8 @@ func policySource(cfg config.Config) policy.Source {
 		return policy.ArchiveSource(cfg.PolicyBundle)
 	case cfg.PolicyDir != "":
 		return policy.DirSource(cfg.PolicyDir)
+	case cfg.PolicyOverlay != "":
+		return policy.OverlaySource(policies.FS, cfg.PolicyOverlay)
 	}
 	return policy.EmbeddedSource(policies.FS)
 }
@@ -287,7 +289,7 @@ const schedulerLockID = 7_403_112_100
 func (a *application) start(ctx context.Context) {
 	ctx, a.cancel = context.WithCancel(ctx)
 	a.onClose(func() { a.cancel(); a.wg.Wait() })
-	if a.cfg.PolicyWatch > 0 && (a.cfg.PolicyDir != "" || a.cfg.PolicyBundle != "") {
+	if a.cfg.PolicyWatch > 0 && (a.cfg.PolicyDir != "" || a.cfg.PolicyBundle != "" || a.cfg.PolicyOverlay != "") {
 		a.wg.Add(1)
 		go func() { defer a.wg.Done(); a.policies.Watch(ctx, a.cfg.PolicyWatch) }()
 	}

@@ -21,6 +21,7 @@ type Config struct {
 	Addr               string
 	PolicyDir          string
 	PolicyBundle       string
+	PolicyOverlay      string
 	PolicyWatch        time.Duration
 	IdentityKeys       string
 	ReceiptSigningKey  string
@@ -70,6 +71,7 @@ var Vars = []Var{
 	{"STEWARD_ADDR", "127.0.0.1:8080", "Listen address."},
 	{"STEWARD_POLICY_DIR", "(embedded bundle)", "Directory with the Rego policy bundle, to run edited policies without rebuilding."},
 	{"STEWARD_POLICY_BUNDLE", "", "An OPA bundle archive (.tar.gz) to load instead of the embedded bundle or STEWARD_POLICY_DIR."},
+	{"STEWARD_POLICY_OVERLAY", "", "Directory laid over the embedded bundle: its files (your `data/datamap.yaml`, `data/products.json`, …, or a policy) replace the embedded ones of the same path; the embedded Rego tests are left out, yours run. The way to run Steward on your own data map (docs/own-database.md)."},
 	{"STEWARD_POLICY_WATCH", "2s", "How often a directory or archive bundle is checked for changes (0 turns watching off; SIGHUP always reloads)."},
 	{"STEWARD_IDENTITY_KEYS", "", "Identity keys, `kid:base64(32 bytes)[,kid:...]`, newest first; required for serve."},
 	{"STEWARD_RECEIPT_SIGNING_KEY", "", "Base64 Ed25519 seed (32 bytes) signing consent receipts; required for serve."},
@@ -123,6 +125,7 @@ func Load(getenv func(string) string) (Config, error) {
 		Addr:              get("STEWARD_ADDR"),
 		PolicyDir:         get("STEWARD_POLICY_DIR"),
 		PolicyBundle:      get("STEWARD_POLICY_BUNDLE"),
+		PolicyOverlay:     get("STEWARD_POLICY_OVERLAY"),
 		IdentityKeys:      get("STEWARD_IDENTITY_KEYS"),
 		ReceiptSigningKey: get("STEWARD_RECEIPT_SIGNING_KEY"),
 		ResendAPIKey:      get("STEWARD_RESEND_API_KEY"),
@@ -191,8 +194,8 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.PolicyWatch, err = time.ParseDuration(get("STEWARD_POLICY_WATCH")); err != nil || c.PolicyWatch < 0 {
 		return c, fmt.Errorf("STEWARD_POLICY_WATCH: want a duration such as 2s, or 0 to turn watching off")
 	}
-	if c.PolicyDir != "" && c.PolicyBundle != "" {
-		return c, fmt.Errorf("STEWARD_POLICY_DIR and STEWARD_POLICY_BUNDLE: set one, not both")
+	if n := btoi(c.PolicyDir != "") + btoi(c.PolicyBundle != "") + btoi(c.PolicyOverlay != ""); n > 1 {
+		return c, fmt.Errorf("STEWARD_POLICY_DIR, STEWARD_POLICY_BUNDLE and STEWARD_POLICY_OVERLAY: set one at most")
 	}
 	return c, nil
 }
@@ -238,4 +241,11 @@ func (c Config) ExportLinkBase() string {
 		host = "127.0.0.1" + host[strings.LastIndex(host, ":"):]
 	}
 	return "http://" + host + "/v1/exports/"
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

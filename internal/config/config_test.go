@@ -99,3 +99,27 @@ func TestExportLinkBase(t *testing.T) {
 		t.Errorf("a non-http export URL: %v", err)
 	}
 }
+
+func TestPolicySourcesExclusive(t *testing.T) {
+	t.Parallel()
+	for _, pair := range [][2]string{{"STEWARD_POLICY_DIR", "STEWARD_POLICY_OVERLAY"}, {"STEWARD_POLICY_BUNDLE", "STEWARD_POLICY_OVERLAY"}, {"STEWARD_POLICY_DIR", "STEWARD_POLICY_BUNDLE"}} {
+		_, err := Load(func(k string) string {
+			if k == pair[0] || k == pair[1] {
+				return "/x"
+			}
+			return ""
+		})
+		if err == nil || !strings.Contains(err.Error(), "set one at most") {
+			t.Errorf("%s with %s: %v", pair[0], pair[1], err)
+		}
+	}
+	c, err := Load(func(k string) string {
+		if k == "STEWARD_POLICY_OVERLAY" {
+			return "/srv/mine"
+		}
+		return ""
+	})
+	if err != nil || c.PolicyOverlay != "/srv/mine" {
+		t.Errorf("overlay alone: %+v %v", c.PolicyOverlay, err)
+	}
+}

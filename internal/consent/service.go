@@ -73,15 +73,6 @@ func (s *Service) Cache() *Cache { return s.cache }
 
 func (s *Service) now() time.Time { return s.clock.Now().UTC().Truncate(time.Microsecond) }
 
-// ProductFor returns the product a subject belongs to when the caller did not
-// say: Telegram identities are the bot's, everything else the web product's.
-func ProductFor(subj identity.Subject) string {
-	if subj.Type == identity.Telegram {
-		return "bot"
-	}
-	return "web"
-}
-
 // NormalizeJurisdiction upper-cases and validates an ISO 3166 code.
 func NormalizeJurisdiction(j string) (string, error) {
 	if j == "" {
@@ -96,7 +87,7 @@ func NormalizeJurisdiction(j string) (string, error) {
 
 func (s *Service) product(p string, subj identity.Subject) (string, error) {
 	if p == "" {
-		return ProductFor(subj), nil
+		return s.Engine().ProductOf(string(subj.Type)), nil
 	}
 	if _, ok := s.Engine().Products[p]; !ok {
 		return "", apperr.Field("product", "unknown product %q; known: %s", p, strings.Join(keys(s.Engine().Products), ", "))
@@ -440,7 +431,7 @@ func (s *Service) ValidateCheck(in *CheckInput, field string) error {
 		return apperr.Field(field+"age", "must be between 0 and 150")
 	}
 	if in.Product == "" {
-		in.Product = ProductFor(in.Subject)
+		in.Product = s.Engine().ProductOf(string(in.Subject.Type))
 	} else if _, ok := s.Engine().Products[in.Product]; !ok {
 		return apperr.Field(field+"product", "unknown product %q", in.Product)
 	}

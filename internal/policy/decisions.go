@@ -73,7 +73,7 @@ func (e *Engine) prepareDecisions(ctx context.Context, compiler *ast.Compiler, s
 	if dq.workflowQ, err = prep("data.steward.dsar.workflow"); err != nil {
 		return err
 	}
-	if dq.schedule, err = decodeSchedule(e.data); err != nil {
+	if dq.schedule, err = decodeSchedule(e.data, e.Products); err != nil {
 		return err
 	}
 	dq.retentionDays = make(map[string]int, len(dq.schedule.Rules))
@@ -216,16 +216,20 @@ var (
 	retentionActions   = map[string]bool{"delete": true, "anonymize": true}
 	retentionUntil     = map[string]bool{"account_deletion": true, "withdrawal": true}
 	retentionBases     = map[string]bool{"contract": true, "legal_obligation": true, "legitimate_interests": true, "consent": true}
-	retentionProducts  = map[string]bool{"web": true, "bot": true, "both": true}
 	rectificationModes = map[string]bool{"applies": true, "records": true, "amend": true}
 	maskStrategies     = map[string]bool{"null": true, "fixed": true, "keyed_hash": true, "pseudonym": true, "truncate_date": true}
 	erasureExceptions  = map[string]bool{"legal_obligation": true, "legal_claims": true, "opt_out_record": true}
 	errRetentionPrefix = "policy: data/retention.json"
 )
 
+// AllProducts is a retention rule's product when the rule applies to every
+// product of the bundle.
+const AllProducts = "both"
+
 // decodeSchedule decodes data/retention.json strictly and checks every rule,
-// naming the rule and field of a bad edit.
-func decodeSchedule(data map[string]any) (RetentionSchedule, error) {
+// naming the rule and field of a bad edit; a rule's product is one of
+// products or AllProducts.
+func decodeSchedule(data map[string]any, products map[string]Product) (RetentionSchedule, error) {
 	var s RetentionSchedule
 	v, ok := data["retention"]
 	if !ok {
@@ -280,8 +284,8 @@ func decodeSchedule(data map[string]any) (RetentionSchedule, error) {
 			return s, bad("action %q is not delete or anonymize", r.Action)
 		case !retentionBases[r.Basis]:
 			return s, bad("unknown basis %q", r.Basis)
-		case !retentionProducts[r.Product]:
-			return s, bad("product %q is not web, bot or both", r.Product)
+		case r.Product != AllProducts && !hasKey(products, r.Product):
+			return s, bad("product %q is not a product of data/products.json nor %q (every product)", r.Product, AllProducts)
 		case !rectificationModes[r.Rectification]:
 			return s, bad("rectification %q is not applies, records or amend", r.Rectification)
 		case r.Citation == "":
@@ -756,4 +760,9 @@ func (e *Engine) RegimeFor(region string) string {
 		}
 	}
 	return "default"
+}
+
+func hasKey[V any](m map[string]V, k string) bool {
+	_, ok := m[k]
+	return ok
 }

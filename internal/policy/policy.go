@@ -15,8 +15,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -58,6 +60,12 @@ type Product struct {
 		Name    string `json:"name"`
 		Contact string `json:"contact"`
 	} `json:"controller"`
+	// Default marks the product a subject belongs to when nothing else
+	// says (exactly one product has it, or the bundle has one product).
+	Default bool `json:"default,omitempty"`
+	// Identities are the identity kinds (e.g. "tg") whose subjects belong
+	// to this product when a call does not name one.
+	Identities []string `json:"identities,omitempty"`
 }
 
 // Role is an API caller role from data/roles.json.
@@ -148,7 +156,7 @@ func Load(ctx context.Context, fsys fs.FS) (*Engine, error) {
 	// Smoke-evaluate both queries once so a bundle that compiles but cannot
 	// answer (a rule renamed, a data file missing) fails at load, not on the
 	// first request.
-	if _, err := e.evalConsent(ctx, ConsentInput{Purpose: "essential", Product: "web", Age: -1}); err != nil {
+	if _, err := e.evalConsent(ctx, ConsentInput{Purpose: "essential", Product: e.DefaultProduct(), Age: -1}); err != nil {
 		return nil, fmt.Errorf("policy: consent smoke test: %w", err)
 	}
 	if _, err := e.evalAuthz(ctx, "admin", "consent.read", nil); err != nil {
@@ -305,8 +313,8 @@ func (e *Engine) decodeData(raw map[string][]byte) error {
 			}
 		}
 	}
-	if _, ok := e.Products["web"]; !ok {
-		return errors.New("policy: data/products.json: a \"web\" product is required (it is the default)")
+	if err := e.checkProductDefaults(); err != nil {
+		return err
 	}
 	for name, p := range e.Products {
 		if !versionRe.MatchString(p.NoticeVersion) {
@@ -481,4 +489,58 @@ func (e *Engine) loadDataMap(b *bundle) error {
 	}
 	e.DataMap = m
 	return nil
+}
+
+// checkProductDefaults: exactly one default product (a bundle with one
+// product needs no mark), and no identity kind claimed by two products.
+func (e *Engine) checkProductDefaults() error {
+	if len(e.Products) == 0 {
+		return errors.New("policy: data/products.json: at least one product is required")
+	}
+	var defaults []string
+	claimed := map[string]string{}
+	for _, name := range slices.Sorted(maps.Keys(e.Products)) {
+		p := e.Products[name]
+		if p.Default {
+			defaults = append(defaults, name)
+		}
+		for _, k := range p.Identities {
+			if other, ok := claimed[k]; ok {
+				return fmt.Errorf("policy: data/products.json: identity kind %q is claimed by both %q and %q", k, other, name)
+			}
+			claimed[k] = name
+		}
+	}
+	switch {
+	case len(defaults) > 1:
+		return fmt.Errorf("policy: data/products.json: products %s are all marked default; mark one", strings.Join(defaults, ", "))
+	case len(defaults) == 0 && len(e.Products) > 1:
+		return errors.New("policy: data/products.json: mark one product \"default\": true (the product of a subject nothing else places)")
+	}
+	return nil
+}
+
+// DefaultProduct is the product of a subject that no identity kind places.
+func (e *Engine) DefaultProduct() string {
+	for name, p := range e.Products {
+		if p.Default {
+			return name
+		}
+	}
+	for name := range e.Products {
+		return name // the only one (checked at load)
+	}
+	return ""
+}
+
+// ProductOf is the product a subject known by an identity of kind belongs
+// to when a call does not say: the product that claims the kind, else the
+// default product.
+func (e *Engine) ProductOf(kind string) string {
+	for name, p := range e.Products {
+		if slices.Contains(p.Identities, kind) {
+			return name
+		}
+	}
+	return e.DefaultProduct()
 }

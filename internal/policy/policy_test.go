@@ -132,6 +132,18 @@ func TestBadBundleRefusedWithClearError(t *testing.T) {
 			m["data/products.json"].Data = bytes.Replace(m["data/products.json"].Data, []byte(`"2.0"`), []byte(`"v2"`), 1)
 		}, "notice_version"},
 		{"missing purposes", func(m fstest.MapFS) { delete(m, "data/purposes.json") }, "data/purposes.json is missing"},
+		{"two default products", func(m fstest.MapFS) {
+			m["data/products.json"].Data = bytes.Replace(m["data/products.json"].Data, []byte(`"identities": ["tg"]`), []byte(`"default": true`), 1)
+		}, "are all marked default"},
+		{"no default product", func(m fstest.MapFS) {
+			m["data/products.json"].Data = bytes.Replace(m["data/products.json"].Data, []byte(`"default": true`), []byte(`"default": false`), 1)
+		}, `mark one product "default": true`},
+		{"identity kind claimed twice", func(m fstest.MapFS) {
+			m["data/products.json"].Data = bytes.Replace(m["data/products.json"].Data, []byte(`"default": true`), []byte(`"default": true, "identities": ["tg"]`), 1)
+		}, `identity kind "tg" is claimed by both`},
+		{"retention rule of an unknown product", func(m fstest.MapFS) {
+			m["data/retention.json"].Data = bytes.Replace(m["data/retention.json"].Data, []byte(`"product": "bot"`), []byte(`"product": "shop"`), 1)
+		}, `product "shop" is not a product of data/products.json`},
 		{"decision rule removed", func(m fstest.MapFS) {
 			m["consent.rego"].Data = []byte("package steward.consent\n\nx := 1\n")
 		}, "consent"},
@@ -211,5 +223,33 @@ func TestFailingTestsAreNamed(t *testing.T) {
 	}
 	if len(failures) != 1 || !strings.Contains(failures[0], "test_always_fails") || !strings.Contains(failures[0], "extra_test.rego:3") {
 		t.Fatalf("%v", failures)
+	}
+}
+
+// A subject's product when a call does not say: the product that claims
+// its identity kind, else the default one; a bundle of one product needs
+// no default mark and names none of the reference products.
+func TestProductOf(t *testing.T) {
+	t.Parallel()
+	e := load(t)
+	for kind, want := range map[string]string{"tg": "bot", "email": "web", "user": "web", "visitor": "web"} {
+		if got := e.ProductOf(kind); got != want {
+			t.Errorf("ProductOf(%q) = %q, want %q", kind, got, want)
+		}
+	}
+	m := copyFS(t)
+	m["data/products.json"].Data = []byte(`{"shop": {"name": "Shop", "description": "A shop.", "minimum_age": 16, "notice_version": "1.0",
+		"controller": {"name": "Shop Ltd", "contact": "privacy@shop.example"}}}`)
+	for _, f := range []string{"data/purposes.json", "data/retention.json", "data/datamap.yaml"} {
+		for _, r := range [][2]string{{`["web", "bot"]`, `["shop"]`}, {`"web"`, `"shop"`}, {`"bot"`, `"shop"`}, {"[web, bot]", "[shop]"}, {"[web]", "[shop]"}, {"[bot]", "[shop]"}} {
+			m[f].Data = bytes.ReplaceAll(m[f].Data, []byte(r[0]), []byte(r[1]))
+		}
+	}
+	one, err := policy.Load(context.Background(), m)
+	if err != nil {
+		t.Fatalf("a bundle whose only product is shop: %v", err)
+	}
+	if got := one.ProductOf("tg"); got != "shop" || one.DefaultProduct() != "shop" {
+		t.Errorf("one product: ProductOf(tg) = %q, default %q", got, one.DefaultProduct())
 	}
 }

@@ -42,6 +42,70 @@ func DirSource(dir string) Source {
 	}}
 }
 
+// OverlaySource serves base (the embedded bundle) with the files of dir laid
+// over it: a file of dir replaces base's file at the same path (your
+// data/datamap.yaml, data/products.json, ... or a policy), a new one is
+// added. A deployment keeps its own data map and products outside the
+// binary, and takes the reference policies' improvements with each release.
+//
+// Base's Rego tests (*_test.rego) are left out of the result: they test
+// base's policies with base's data as their fixture, and ran when the
+// binary was tested; run against your data they would test your data, not
+// the logic. Your own *_test.rego files in dir are kept, and run before
+// the bundle serves, as for any bundle on disk. Everything else is
+// validated as always (data map, products, purposes, retention).
+func OverlaySource(base fs.FS, dir string) Source {
+	return Source{Name: "overlay " + dir, open: func() (fs.FS, error) {
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			return nil, fmt.Errorf("policy overlay %s: not a readable directory", dir)
+		}
+		m := fstest.MapFS{}
+		if err := copyInto(m, base, func(p string) bool { return !strings.HasSuffix(p, "_test.rego") }); err != nil {
+			return nil, fmt.Errorf("policy overlay: base bundle: %w", err)
+		}
+		over := os.DirFS(dir)
+		n := 0
+		if err := copyInto(m, over, func(p string) bool {
+			n++
+			return true
+		}); err != nil {
+			return nil, fmt.Errorf("policy overlay %s: %w", dir, err)
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("policy overlay %s: no files (put your data/datamap.yaml, data/products.json, ... there)", dir)
+		}
+		return m, nil
+	}}
+}
+
+// copyInto copies the regular files of src that keep accepts into m.
+func copyInto(m fstest.MapFS, src fs.FS, keep func(path string) bool) error {
+	var total int64
+	return fs.WalkDir(src, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if p != "." && strings.HasPrefix(d.Name(), ".") {
+				return fs.SkipDir // .git and the like
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() || strings.HasPrefix(d.Name(), ".") || !keep(p) {
+			return nil
+		}
+		b, err := fs.ReadFile(src, p)
+		if err != nil {
+			return err
+		}
+		if total += int64(len(b)); total > maxArchive {
+			return fmt.Errorf("larger than %d bytes", maxArchive)
+		}
+		m[p] = &fstest.MapFile{Data: b, Mode: 0o644}
+		return nil
+	})
+}
+
 // maxArchive bounds what an archive may unpack to, so a hostile or broken
 // file cannot exhaust memory.
 const maxArchive = 64 << 20

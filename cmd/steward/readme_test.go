@@ -3,11 +3,10 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/steward-privacy/steward/internal/config"
 	"github.com/steward-privacy/steward/internal/dsar"
@@ -18,17 +17,10 @@ import (
 // README promises ("# expect: ..."). A README that drifts from the API fails.
 func TestREADMEWalkthrough(t *testing.T) {
 	t.Parallel()
-	readme := readDoc(t, "README.md")
-	start := strings.Index(readme, "<!-- walkthrough:start -->")
-	end := strings.Index(readme, "<!-- walkthrough:end -->")
-	if start < 0 || end < start {
-		t.Fatal("README has no walkthrough markers")
+	w := readWalkthrough(t, "README.md")
+	if len(w.blocks) < 8 || w.promised() < 15 {
+		t.Fatalf("walkthrough has %d blocks promising %d outputs; the check would prove little", len(w.blocks), w.promised())
 	}
-	blocks := regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllStringSubmatch(readme[start:end], -1)
-	if len(blocks) < 8 {
-		t.Fatalf("walkthrough has %d sh blocks", len(blocks))
-	}
-
 	e := newEnv(t, nil)
 	r := e.start()
 	dir := t.TempDir()
@@ -38,51 +30,7 @@ func TestREADMEWalkthrough(t *testing.T) {
 	demo := fmt.Sprintf("export STEWARD_URL=%s\nexport FRONTEND_KEY='%s'\nexport SDK_KEY='%s'\nexport ADMIN_KEY='%s'\nexport AUDITOR_KEY='%s'\nexport REVIEWER_KEY='%s'\n",
 		r.base, e.keys["frontend"], e.keys["sdk"], e.keys["admin"], e.keys["auditor"], e.keys["reviewer"])
 	writeFile(t, filepath.Join(dir, "var", "demo.env"), demo)
-
-	// One shell for the whole walkthrough (variables carry over), with a
-	// marker between blocks so each block's output can be checked alone.
-	var script strings.Builder
-	script.WriteString("set -eu\n")
-	var expects [][]string
-	for i, b := range blocks {
-		var want []string
-		for _, line := range strings.Split(b[1], "\n") {
-			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "# expect: "); ok {
-				want = append(want, v)
-			}
-		}
-		expects = append(expects, want)
-		fmt.Fprintf(&script, "%s\necho\necho '@@block %d@@'\n", b[1], i)
-	}
-	total := 0
-	for _, w := range expects {
-		total += len(w)
-	}
-	if total < 15 {
-		t.Fatalf("walkthrough promises only %d outputs; the check would prove little", total)
-	}
-	cmd := exec.Command("bash", "-c", script.String())
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "LC_ALL=C")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("walkthrough failed: %v\n%s", err, out)
-	}
-	rest := string(out)
-	for i, want := range expects {
-		marker := fmt.Sprintf("@@block %d@@", i)
-		j := strings.Index(rest, marker)
-		if j < 0 {
-			t.Fatalf("block %d produced no marker; output:\n%s", i, out)
-		}
-		blockOut := rest[:j]
-		rest = rest[j+len(marker):]
-		for _, w := range want {
-			if !strings.Contains(blockOut, w) {
-				t.Errorf("README block %d: output lacks %q:\n%s\n--- block:\n%s", i, w, blockOut, blocks[i][1])
-			}
-		}
-	}
+	w.run(t, dir, os.Environ(), 2*time.Minute)
 }
 
 // TestDocsConfigurationListsEveryVariable keeps the configuration table in

@@ -76,6 +76,18 @@ func TestOverlaySource(t *testing.T) {
 			t.Fatalf("err = %v, want the failing test named", err)
 		}
 	})
+	t.Run("an overlay of data alone needs no tests of its own", func(t *testing.T) {
+		t.Parallel()
+		dir := writeOverlay(t, map[string]string{"data/products.json": mine})
+		if _, err := policy.NewHolder(ctx, policy.OverlaySource(policies.FS, dir), slog.New(slog.DiscardHandler)); err != nil {
+			t.Fatal(err)
+		}
+		// A whole bundle on disk without tests is still refused.
+		full := writeOverlay(t, map[string]string{"consent.rego": "package steward.consent\n"})
+		if _, err := policy.NewHolder(ctx, policy.DirSource(full), slog.New(slog.DiscardHandler)); err == nil {
+			t.Error("a bundle directory without tests (or decisions) was accepted")
+		}
+	})
 	t.Run("bad data is refused with the file named", func(t *testing.T) {
 		t.Parallel()
 		dir := writeOverlay(t, map[string]string{"data/products.json": `{"web": {"name": 1}}`})

@@ -375,6 +375,10 @@ func ValidNoticeVersion(v string) bool { return versionRe.MatchString(v) }
 
 // RunTests compiles the bundle with its *_test.rego files and runs them,
 // writing OPA's report to w. It returns the number of failed tests.
+// ErrNoTests is returned when a bundle has no Rego tests: an error for a
+// whole bundle, normal for an overlay of data (Source.Overlay).
+var ErrNoTests = errors.New("policy test: no tests found")
+
 func RunTests(ctx context.Context, fsys fs.FS, w io.Writer, verbose bool) (passed, failed int, err error) {
 	return runTests(ctx, fsys, w, verbose, nil)
 }
@@ -431,7 +435,7 @@ func runTests(ctx context.Context, fsys fs.FS, w io.Writer, verbose bool, failur
 		return passed, failed, err
 	}
 	if passed+failed == 0 {
-		return 0, 0, errors.New("policy test: no tests found")
+		return 0, 0, ErrNoTests
 	}
 	return passed, failed, nil
 }

@@ -22,7 +22,12 @@ type Source struct {
 	Name     string // for logs and audit: "embedded", a directory or an archive path
 	open     func() (fs.FS, error)
 	embedded bool
+	overlay  bool
 }
+
+// Overlay reports whether the source lays a directory over a base bundle,
+// whose own tests it leaves out: having no tests of its own is normal.
+func (s Source) Overlay() bool { return s.overlay }
 
 // Open returns the bundle's files as they are now.
 func (s Source) Open() (fs.FS, error) { return s.open() }
@@ -55,7 +60,7 @@ func DirSource(dir string) Source {
 // the bundle serves, as for any bundle on disk. Everything else is
 // validated as always (data map, products, purposes, retention).
 func OverlaySource(base fs.FS, dir string) Source {
-	return Source{Name: "overlay " + dir, open: func() (fs.FS, error) {
+	return Source{Name: "overlay " + dir, overlay: true, open: func() (fs.FS, error) {
 		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 			return nil, fmt.Errorf("policy overlay %s: not a readable directory", dir)
 		}

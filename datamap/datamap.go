@@ -91,7 +91,21 @@ type Identity struct {
 	// only unique per provider, and matching on the id alone could reach
 	// another person's account.
 	ProviderField string `json:"provider_field,omitempty" yaml:"provider_field,omitempty"`
+	// Match says how a Postgres column is compared with the person's value:
+	// MatchExact or MatchCaseInsensitive. Empty is the connector's default:
+	// email identities case-insensitively, every other type exactly.
+	Match string `json:"match,omitempty" yaml:"match,omitempty"`
 }
+
+// Identity comparisons (Identity.Match).
+const (
+	// MatchExact compares the stored value as it is: the plain index on the
+	// column serves it.
+	MatchExact = "exact"
+	// MatchCaseInsensitive compares lower(column) with the lower-cased
+	// value; an index on lower(column) serves it.
+	MatchCaseInsensitive = "case_insensitive"
+)
 
 // Reference says rows are reached from another dataset's field: this
 // dataset's Field equals To ("system.dataset.field"). References are followed
@@ -622,6 +636,7 @@ func (d *decoder) dataset(n *yaml.Node, path string) Dataset {
 					key{"field", func(k string, v *yaml.Node) { id.Field = d.str(v, k) }},
 					key{"type", func(k string, v *yaml.Node) { id.Type = d.str(v, k) }},
 					key{"provider_field", func(k string, v *yaml.Node) { id.ProviderField = d.str(v, k) }},
+					key{"match", func(k string, v *yaml.Node) { id.Match = d.str(v, k) }},
 				)
 				ds.Identities = append(ds.Identities, id)
 			}

@@ -459,6 +459,15 @@ var problemCases = []struct {
 	{"identity field not declared",
 		[]string{"{field: email, type: email}", "{field: mail, type: email}"},
 		[]string{`t.yaml:21: systems.app_db.datasets.users.identities[1]: identity field "mail" is not in fields`}},
+	{"unknown identity match",
+		[]string{"{field: email, type: email}", "{field: email, type: email, match: case-insensitive}"},
+		[]string{`t.yaml:21: systems.app_db.datasets.users.identities[1]: unknown match "case-insensitive" (did you mean "case_insensitive"?); expected exact or case_insensitive`}},
+	{"identity match outside postgres",
+		[]string{"systems:\n", "systems:\n" + strings.Replace(stripeSystem, "type: stripe}", "type: stripe, match: exact}", 1) + "        object: customer\n"},
+		[]string{`t.yaml:19: systems.pay.datasets.customers.identities[0]: match applies only to postgres systems, not stripe`}},
+	{"column name with a space",
+		[]string{"prompt: {category", `"the prompt": {category`},
+		[]string{`t.yaml:40: systems.app_db.datasets.generation_jobs.fields."the prompt": unsafe column name "the prompt"`}},
 	{"oauth identity without provider",
 		[]string{"{field: email, type: email}", "{field: email, type: oauth}"},
 		[]string{`t.yaml:21: systems.app_db.datasets.users.identities[1]: oauth identities need provider_field`}},
@@ -679,5 +688,32 @@ func TestReachableFrom(t *testing.T) {
 	}
 	if len(m.ReachableFrom(nil)) != 0 {
 		t.Error("no identity reaches something")
+	}
+}
+
+// TestIdentityMatchAndQuotedNames: an identity may say how it is compared,
+// and Postgres names may be mixed-case (quoted identifiers) or contain $.
+func TestIdentityMatchAndQuotedNames(t *testing.T) {
+	t.Parallel()
+	src := edit(t,
+		"{field: email, type: email}", "{field: email, type: email, match: exact}",
+		"{field: id, type: user}", "{field: id, type: user, match: case_insensitive}",
+		"table: generation_jobs", `table: "GenerationJobs"`,
+		"prompt: {category", "promptText$v2: {category")
+	m, err := datamap.Parse("t.yaml", []byte(src), testRefs(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := m.Systems["app_db"].Datasets["users"]
+	var got []string
+	for _, id := range users.Identities {
+		got = append(got, id.Field+":"+id.Match)
+	}
+	if want := []string{"id:" + datamap.MatchCaseInsensitive, "email:" + datamap.MatchExact}; !slices.Equal(got, want) {
+		t.Errorf("identities %v, want %v", got, want)
+	}
+	jobs := m.Systems["app_db"].Datasets["generation_jobs"]
+	if _, ok := jobs.Fields["promptText$v2"]; jobs.Table != "GenerationJobs" || !ok {
+		t.Errorf("quoted names: table %q, fields %v", jobs.Table, jobs.Fields)
 	}
 }

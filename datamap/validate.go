@@ -14,10 +14,12 @@ var (
 	// idRe is for purpose, system and dataset ids; 63 bytes so a dataset id
 	// is always usable as its default table name.
 	idRe = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
-	// sqlIdentRe is for Postgres table and column names. Connectors quote
-	// identifiers too; refusing anything else here means a bad edit is caught
-	// in review, not discovered in a query.
-	sqlIdentRe = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+	// sqlIdentRe is for Postgres table and column names: letters of either
+	// case (a mixed-case name is a quoted identifier, "createdAt"), digits, _
+	// and $, at most 63 bytes. Connectors quote every identifier; refusing
+	// anything else (spaces, quotes, punctuation) here means a bad edit is
+	// caught in review, not discovered in a query.
+	sqlIdentRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]{0,62}$`)
 	// fieldRe is for fields of vendor objects and events, which may be paths
 	// into a document ("customer_details.email", "properties.$ip").
 	fieldRe  = regexp.MustCompile(`^[A-Za-z_$][A-Za-z0-9_$-]{0,63}(\.[A-Za-z_$][A-Za-z0-9_$-]{0,63}){0,7}$`)
@@ -303,6 +305,13 @@ func (v *validator) dataset(sid string, s System, did string, ds Dataset) {
 			v.add(ip, join(ip, "provider_field"), "provider_field applies only to oauth identities")
 		case id.ProviderField != "" && !hasField(id.ProviderField):
 			v.add(ip, join(ip, "provider_field"), "provider field %q is not in fields", id.ProviderField)
+		}
+		switch {
+		case id.Match == "":
+		case id.Match != MatchExact && id.Match != MatchCaseInsensitive:
+			v.add(ip, join(ip, "match"), "unknown match %q%s; expected %s or %s", id.Match, suggest(id.Match, []string{MatchExact, MatchCaseInsensitive}), MatchExact, MatchCaseInsensitive)
+		case kindOK && s.Kind != KindPostgres:
+			v.add(ip, join(ip, "match"), "match applies only to postgres systems, not %s (their connectors compare as the vendor does)", s.Kind)
 		}
 	}
 

@@ -127,7 +127,7 @@ func (c *Connector) ResolveIdentities(ctx context.Context, known []connectors.Id
 	}
 	var out []connectors.Identity
 	err = c.readTx(ctx, func(tx pgx.Tx) error {
-		r := newReach(m, tx, known, c.cfg.EmailCaseInsensitive)
+		r := newReach(m, tx, known, c.cfg.EmailCaseSensitive)
 		for _, did := range slices.Sorted(maps.Keys(m.datasets)) {
 			ds := m.datasets[did]
 			if len(ds.identities) == 0 {
@@ -236,7 +236,7 @@ func (c *Connector) Access(ctx context.Context, p connectors.AccessParams, sink 
 	}
 	var sinkErr error
 	err = c.readTx(ctx, func(tx pgx.Tx) error {
-		r := newReach(m, tx, p.Identities, c.cfg.EmailCaseInsensitive)
+		r := newReach(m, tx, p.Identities, c.cfg.EmailCaseSensitive)
 		var a args
 		pred, err := r.predicate(ctx, ds, "t", &a)
 		if err != nil || pred == "" {

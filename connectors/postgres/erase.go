@@ -41,11 +41,14 @@ type stats struct {
 	deleted, masked int
 	retained        map[string]int // field -> rows keeping its value per the plan
 	kept            map[string]map[string]int
-	tombstones      int
+	// identityKept counts, per identity column, the rows whose identity
+	// value a constraint kept although the plan erases it.
+	identityKept map[string]int
+	tombstones   int
 }
 
 func newStats() *stats {
-	return &stats{retained: map[string]int{}, kept: map[string]map[string]int{}}
+	return &stats{retained: map[string]int{}, kept: map[string]map[string]int{}, identityKept: map[string]int{}}
 }
 
 func (s *stats) keep(field, why string) {
@@ -101,11 +104,21 @@ func (e *eraser) run(ctx context.Context) (connectors.EraseResult, error) {
 		res.Deleted += st.deleted
 		res.Masked += st.masked
 		if st.deleted+st.masked == 0 {
-			res.Verified = true
+			// Verified: a fresh look finds nothing left to do, and no
+			// identity the plan erases is still there to find the person
+			// by. Values kept with a stated reason are reported as
+			// retained; a kept identity also fails the verification.
+			res.Verified = len(st.identityKept) == 0
 			res.Retained = e.retained(st)
+			var notes []string
 			if st.tombstones > 0 {
-				res.Note = fmt.Sprintf("%d record(s) of %s kept without their personal data: rows the plan keeps still reference them", st.tombstones, e.ds.id)
+				notes = append(notes, fmt.Sprintf("%d record(s) of %s kept without their personal data: rows the plan keeps still reference them", st.tombstones, e.ds.id))
 			}
+			for _, field := range slices.Sorted(maps.Keys(st.identityKept)) {
+				notes = append(notes, fmt.Sprintf("the identity column %s.%s still holds the person's value in %d record(s): the column's constraints admit no erased value (see retained)",
+					e.ds.id, field, st.identityKept[field]))
+			}
+			res.Note = strings.Join(notes, "; ")
 			return res, nil
 		}
 	}
@@ -133,7 +146,7 @@ func (e *eraser) retained(st *stats) []connectors.Retained {
 func (e *eraser) pass(ctx context.Context) (*stats, error) {
 	st := newStats()
 	var a args
-	pred, err := newReach(e.m, e.c.pool, e.ids, e.c.cfg.EmailCaseInsensitive).predicate(ctx, e.ds, "t", &a)
+	pred, err := newReach(e.m, e.c.pool, e.ids, e.c.cfg.EmailCaseSensitive).predicate(ctx, e.ds, "t", &a)
 	if err != nil || pred == "" {
 		return st, err
 	}
@@ -149,13 +162,14 @@ func (e *eraser) pass(ctx context.Context) (*stats, error) {
 		}
 	}
 	// The rows left are listed first (by the predicate's index) and then
-	// handled BatchSize at a time by their ctid: a keyset walk in ctid
-	// order would let the planner scan the whole table for one person.
-	ctids, err := e.list(ctx, pred, a)
+	// handled BatchSize at a time by their table and ctid (rowLoc): a
+	// keyset walk in ctid order would let the planner scan the whole table
+	// for one person.
+	locs, err := e.list(ctx, pred, a)
 	if err != nil {
 		return nil, err
 	}
-	for batch := range slices.Chunk(ctids, e.c.cfg.BatchSize) {
+	for batch := range slices.Chunk(locs, e.c.cfg.BatchSize) {
 		if err := e.batch(ctx, pred, a, batch, st); err != nil {
 			return nil, err
 		}
@@ -163,12 +177,12 @@ func (e *eraser) pass(ctx context.Context) (*stats, error) {
 	return st, nil
 }
 
-func (e *eraser) list(ctx context.Context, pred string, a args) ([]pgtype.TID, error) {
-	rows, err := e.c.pool.Query(ctx, fmt.Sprintf("SELECT t.ctid FROM %s AS t WHERE %s", e.ds.ident.Sanitize(), pred), a...)
+func (e *eraser) list(ctx context.Context, pred string, a args) ([]rowLoc, error) {
+	rows, err := e.c.pool.Query(ctx, fmt.Sprintf("SELECT t.tableoid, t.ctid FROM %s AS t WHERE %s", e.ds.ident.Sanitize(), pred), a...)
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, pgx.RowTo[pgtype.TID])
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[rowLoc])
 }
 
 // blockers are the conditions under which a row must not be deleted: a row
@@ -178,12 +192,14 @@ func (e *eraser) list(ctx context.Context, pred string, a args) ([]pgtype.TID, e
 // erased first). Cascades into unmapped tables and SET NULL / SET DEFAULT
 // are the application's own semantics and are left to the database.
 //
-// With batch "", the conditions do not depend on the set being deleted,
-// and a NO ACTION self-reference is left out (rows of one set may reference
-// each other: the check waits for the end of the statement). With a batch,
-// that self-reference is added, ignoring rows of the batch. RESTRICT checks
-// row by row, so such rows go leaves first, one layer a statement.
-func (e *eraser) blockers(batch string) []string {
+// With no batch (""), the conditions do not depend on the set being
+// deleted, and a NO ACTION self-reference is left out (rows of one set may
+// reference each other: the check waits for the end of the statement).
+// With a batch (the placeholders of its oid and ctid arrays, see
+// locArrays), that self-reference is added, ignoring rows of the batch.
+// RESTRICT checks row by row, so such rows go leaves first, one layer a
+// statement.
+func (e *eraser) blockers(oids, tids string) []string {
 	var out []string
 	for _, fk := range e.blocking {
 		var on []string
@@ -191,10 +207,10 @@ func (e *eraser) blockers(batch string) []string {
 			on = append(on, colRef("c", col)+" = "+colRef("t", fk.RefColumns[i]))
 		}
 		if isSelfNoAction(fk) {
-			if batch == "" {
+			if tids == "" {
 				continue
 			}
-			on = append(on, "c.ctid <> ALL("+batch+")")
+			on = append(on, locNotIn("c", oids, tids))
 		}
 		out = append(out, fmt.Sprintf("NOT EXISTS (SELECT 1 FROM %s AS c WHERE %s)",
 			pgx.Identifier{e.m.schema, fk.Table}.Sanitize(), strings.Join(on, " AND ")))
@@ -240,34 +256,40 @@ func (e *eraser) deleteUnreferenced(ctx context.Context, pred string, a args, st
 		done := false
 		err := e.c.writeTx(ctx, func(tx pgx.Tx) error {
 			b := append(slices.Clone(a), e.c.cfg.BatchSize)
-			inner := append([]string{pred}, e.blockers("")...)
-			choose := fmt.Sprintf("SELECT t.ctid FROM %s AS t WHERE %s LIMIT $%d", e.ds.ident.Sanitize(), strings.Join(inner, " AND "), len(b))
+			inner := append([]string{pred}, e.blockers("", "")...)
+			choose := fmt.Sprintf("SELECT t.tableoid AS loc_oid, t.ctid AS loc_tid FROM %s AS t WHERE %s LIMIT $%d", e.ds.ident.Sanitize(), strings.Join(inner, " AND "), len(b))
 			if e.bulk && !e.selfNoAction() {
 				// The bulk path: one set-based statement per batch of
 				// subjects, like a hand-written DELETE … = ANY($1).
-				conds := append([]string{pred}, e.blockers("")...)
+				conds := append([]string{pred}, e.blockers("", "")...)
 				tag, err := tx.Exec(ctx, fmt.Sprintf("DELETE FROM %s AS t WHERE %s", e.ds.ident.Sanitize(), strings.Join(conds, " AND ")), a...)
 				n = tag.RowsAffected()
 				done = true
 				return err
 			}
 			if !e.selfNoAction() {
-				// One statement: the chosen rows are deleted by ctid (a TID
-				// scan). A row changed meanwhile has a new ctid and is left
-				// for the next pass.
-				tag, err := tx.Exec(ctx, fmt.Sprintf("DELETE FROM %s AS t WHERE t.ctid = ANY(ARRAY(%s))", e.ds.ident.Sanitize(), choose), b...)
+				// One statement: the chosen rows are deleted by table and
+				// ctid (a TID scan per chosen row). A row changed meanwhile
+				// has a new ctid and is left for the next pass.
+				tag, err := tx.Exec(ctx, fmt.Sprintf("WITH chosen AS MATERIALIZED (%s) DELETE FROM %s AS t USING chosen WHERE t.ctid = chosen.loc_tid AND t.tableoid = chosen.loc_oid",
+					choose, e.ds.ident.Sanitize()), b...)
 				n = tag.RowsAffected()
 				return err
 			}
 			// Rows of the set may reference each other (NO ACTION): choose
 			// and lock them first, then delete them in one statement that
 			// ignores references from inside the set.
-			var ids []pgtype.TID
-			if err := tx.QueryRow(ctx, "SELECT ARRAY("+choose+" FOR UPDATE)", b...).Scan(&ids); err != nil || len(ids) == 0 {
+			rows, err := tx.Query(ctx, choose+" FOR UPDATE", b...)
+			if err != nil {
 				return err
 			}
-			conds := append([]string{"t.ctid = ANY($1::tid[])"}, e.blockers("$1::tid[]")...)
-			tag, err := tx.Exec(ctx, fmt.Sprintf("DELETE FROM %s AS t WHERE %s", e.ds.ident.Sanitize(), strings.Join(conds, " AND ")), ids)
+			locs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[rowLoc])
+			if err != nil || len(locs) == 0 {
+				return err
+			}
+			oids, tids := locArrays(locs)
+			conds := append([]string{locIn("t", "$1", "$2")}, e.blockers("$1", "$2")...)
+			tag, err := tx.Exec(ctx, fmt.Sprintf("DELETE FROM %s AS t WHERE %s", e.ds.ident.Sanitize(), strings.Join(conds, " AND ")), oids, tids)
 			n = tag.RowsAffected()
 			return err
 		})
@@ -281,23 +303,24 @@ func (e *eraser) deleteUnreferenced(ctx context.Context, pred string, a args, st
 	}
 }
 
-// batch handles the rows at ctids in one transaction, re-checking they
+// batch handles the rows at locs in one transaction, re-checking they
 // are still the subject's: rows the plan deletes that nothing references
 // are deleted, the others have their fields erased.
-func (e *eraser) batch(ctx context.Context, pred string, a args, ctids []pgtype.TID, st *stats) error {
+func (e *eraser) batch(ctx context.Context, pred string, a args, locs []rowLoc, st *stats) error {
 	return e.c.writeTx(ctx, func(tx pgx.Tx) error {
-		b := append(slices.Clone(a), ctids)
-		cols := []string{"t.ctid"}
+		oids, tids := locArrays(locs)
+		b := append(slices.Clone(a), oids, tids)
+		cols := []string{"t.tableoid", "t.ctid"}
 		for _, f := range e.plans {
 			cols = append(cols, colRef("t", f.Field))
 		}
-		rows, err := tx.Query(ctx, fmt.Sprintf("SELECT %s FROM %s AS t WHERE t.ctid = ANY($%d::tid[]) AND %s FOR UPDATE",
-			strings.Join(cols, ", "), e.ds.ident.Sanitize(), len(b), pred), b...)
+		rows, err := tx.Query(ctx, fmt.Sprintf("SELECT %s FROM %s AS t WHERE %s AND %s FOR UPDATE",
+			strings.Join(cols, ", "), e.ds.ident.Sanitize(), locIn("t", fmt.Sprintf("$%d", len(b)-1), fmt.Sprintf("$%d", len(b))), pred), b...)
 		if err != nil {
 			return err
 		}
 		type row struct {
-			ctid pgtype.TID
+			loc  rowLoc
 			vals []any
 		}
 		var got []row
@@ -307,16 +330,16 @@ func (e *eraser) batch(ctx context.Context, pred string, a args, ctids []pgtype.
 				rows.Close()
 				return err
 			}
-			got = append(got, row{ctid: vals[0].(pgtype.TID), vals: vals[1:]})
+			got = append(got, row{loc: rowLoc{Table: vals[0].(uint32), TID: vals[1].(pgtype.TID)}, vals: vals[2:]})
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		var deletable []pgtype.TID
+		var deletable []rowLoc
 		if e.allDelete {
 			for _, r := range got {
-				deletable = append(deletable, r.ctid)
+				deletable = append(deletable, r.loc)
 			}
 		}
 		deleted, err := e.deleteRows(ctx, tx, deletable)
@@ -326,13 +349,13 @@ func (e *eraser) batch(ctx context.Context, pred string, a args, ctids []pgtype.
 		st.deleted += len(deleted)
 		batch := &pgx.Batch{}
 		for _, r := range got {
-			if deleted[r.ctid] {
+			if deleted[r.loc] {
 				continue
 			}
 			if e.allDelete {
 				st.tombstones++
 			}
-			if err := e.eraseRow(batch, r.ctid, r.vals, st); err != nil {
+			if err := e.eraseRow(batch, r.loc, r.vals, st); err != nil {
 				return err
 			}
 		}
@@ -345,33 +368,34 @@ func (e *eraser) batch(ctx context.Context, pred string, a args, ctids []pgtype.
 
 // deleteRows deletes the rows (locked by the caller) that nothing kept
 // references, and returns them.
-func (e *eraser) deleteRows(ctx context.Context, tx pgx.Tx, ctids []pgtype.TID) (map[pgtype.TID]bool, error) {
-	out := map[pgtype.TID]bool{}
-	if len(ctids) == 0 {
+func (e *eraser) deleteRows(ctx context.Context, tx pgx.Tx, locs []rowLoc) (map[rowLoc]bool, error) {
+	out := map[rowLoc]bool{}
+	if len(locs) == 0 {
 		return out, nil
 	}
-	conds := append([]string{"t.ctid = ANY($1::tid[])"}, e.blockers("$1::tid[]")...)
-	sql := fmt.Sprintf("DELETE FROM %s AS t WHERE %s RETURNING t.ctid", e.ds.ident.Sanitize(), strings.Join(conds, " AND "))
-	for len(ctids) > 0 {
-		rows, err := tx.Query(ctx, sql, ctids)
+	conds := append([]string{locIn("t", "$1", "$2")}, e.blockers("$1", "$2")...)
+	sql := fmt.Sprintf("DELETE FROM %s AS t WHERE %s RETURNING t.tableoid, t.ctid", e.ds.ident.Sanitize(), strings.Join(conds, " AND "))
+	for len(locs) > 0 {
+		oids, tids := locArrays(locs)
+		rows, err := tx.Query(ctx, sql, oids, tids)
 		if err != nil {
 			return nil, err
 		}
-		gone, err := pgx.CollectRows(rows, pgx.RowTo[pgtype.TID])
+		gone, err := pgx.CollectRows(rows, pgx.RowToStructByPos[rowLoc])
 		if err != nil || len(gone) == 0 {
 			return out, err
 		}
-		for _, t := range gone {
-			out[t] = true
+		for _, l := range gone {
+			out[l] = true
 		}
-		ctids = slices.DeleteFunc(ctids, func(t pgtype.TID) bool { return out[t] })
+		locs = slices.DeleteFunc(locs, func(l rowLoc) bool { return out[l] })
 	}
 	return out, nil
 }
 
 // eraseRow queues the update of one kept row: deleted and masked fields
 // get their erased value, retained ones are counted.
-func (e *eraser) eraseRow(b *pgx.Batch, ctid pgtype.TID, vals []any, st *stats) error {
+func (e *eraser) eraseRow(b *pgx.Batch, loc rowLoc, vals []any, st *stats) error {
 	var sets []string
 	var a args
 	for i, f := range e.plans {
@@ -398,15 +422,18 @@ func (e *eraser) eraseRow(b *pgx.Batch, ctid pgtype.TID, vals []any, st *stats) 
 		}
 		if er.kept != "" {
 			st.keep(f.Field, er.kept)
+			if !er.link && e.ds.isIdentity(f.Field) {
+				st.identityKept[f.Field]++
+			}
 		}
 		if er.changed {
-			sets = append(sets, quote(f.Field)+" = "+a.add(er.value))
+			sets = append(sets, er.set(f.Field, &a))
 		}
 	}
 	if len(sets) == 0 {
 		return nil
 	}
 	st.masked++
-	b.Queue(fmt.Sprintf("UPDATE %s SET %s WHERE ctid = %s", e.ds.ident.Sanitize(), strings.Join(sets, ", "), a.add(ctid)), a...)
+	b.Queue(fmt.Sprintf("UPDATE %s SET %s WHERE tableoid = %s AND ctid = %s", e.ds.ident.Sanitize(), strings.Join(sets, ", "), a.add(loc.Table), a.add(loc.TID)), a...)
 	return nil
 }

@@ -41,6 +41,18 @@ type identityCol struct {
 	col      *Column
 	typ      string
 	provider *Column // oauth only
+	match    string  // the data map's datamap.Identity.Match (see identityComparison)
+}
+
+// isIdentity reports whether field is one of the dataset's identity
+// columns.
+func (ds *dataset) isIdentity(field string) bool {
+	for _, ic := range ds.identities {
+		if ic.col.Name == field {
+			return true
+		}
+	}
+	return false
 }
 
 type refCol struct {
@@ -128,7 +140,7 @@ func compileDataset(p *problems, cat *Catalog, did string, d datamap.Dataset) *d
 			p.add(ipath, "column %q has type %s, which cannot hold a %s identity (text, integer, uuid or numeric)", id.Field, col.Type, id.Type)
 			continue
 		}
-		ic := identityCol{col: col, typ: id.Type}
+		ic := identityCol{col: col, typ: id.Type, match: id.Match}
 		if id.ProviderField != "" {
 			if ic.provider = t.Columns[id.ProviderField]; ic.provider == nil || !ic.provider.textLike() {
 				p.add(ipath+".provider_field", "column %q not found or not text in table %s", id.ProviderField, t.Name)

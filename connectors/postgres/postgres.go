@@ -87,10 +87,15 @@ type Config struct {
 	// Ledger records restrictions where the schema has no flag column. Nil
 	// means such datasets cannot be restricted by the connector.
 	Ledger Ledger
-	// EmailCaseInsensitive compares email identities with lower(column),
-	// for a database that keeps addresses as typed. It needs an index on
-	// lower(column) to stay fast.
-	EmailCaseInsensitive bool
+	// EmailCaseSensitive compares email identities in text columns exactly
+	// (column = value) instead of case-insensitively (lower(column) = value,
+	// the default). Set it when the application itself stores addresses
+	// lower-cased and the plain index on the column should serve the
+	// lookup: without an index on lower(column) (the connector logs the
+	// statement that creates one at start), the default comparison reads
+	// the whole table. A citext column is always compared case-insensitively,
+	// and a data-map identity's match overrides this for its column.
+	EmailCaseSensitive bool
 	// AllowMissingForeignKeys accepts data-map references that no foreign
 	// key backs (an application that does not declare them), logging each.
 	AllowMissingForeignKeys bool
@@ -222,8 +227,59 @@ func (c *Connector) current(ctx context.Context) (*model, error) {
 	if err != nil {
 		return nil, connectors.Permanent(err)
 	}
+	for _, w := range m.unindexedLower(c.cfg.EmailCaseSensitive) {
+		c.log.Warn("postgres connector: identity column compared case-insensitively has no index on lower(column); each lookup reads the whole table",
+			"system", c.cfg.System, "dataset", w.dataset, "column", w.column, "create_index", w.create,
+			"hint", "or set match: exact on the identity (email_case_sensitive: true for every email) if the application stores the values lower-cased")
+	}
+	for _, w := range m.inheritanceOverlaps() {
+		c.log.Warn("postgres connector: two datasets share rows through table inheritance", "system", c.cfg.System, "problem", w)
+	}
 	c.model = m
 	return m, nil
+}
+
+// lowerWarning is an identity column compared with lower() that no index
+// on lower(column) serves.
+type lowerWarning struct {
+	dataset, column, create string
+}
+
+// unindexedLower lists the identity columns compared with lower() that no
+// index on lower(column) serves, in dataset order, with the statement
+// creating the index.
+func (m *model) unindexedLower(exactEmails bool) []lowerWarning {
+	var out []lowerWarning
+	for _, did := range slices.Sorted(maps.Keys(m.datasets)) {
+		ds := m.datasets[did]
+		for _, ic := range ds.identities {
+			if identityComparison(ic.col, ic.typ, ic.match, exactEmails) != compareLower || ds.table.LowerIndex(ic.col.Name) != nil {
+				continue
+			}
+			out = append(out, lowerWarning{dataset: did, column: ds.table.Name + "." + ic.col.Name, create: CreateLowerIndex(m.schema, ds.table, ic.col.Name)})
+		}
+	}
+	return out
+}
+
+// inheritanceOverlaps names the mapped datasets whose table inherits from
+// another mapped dataset's table: a query on the parent reads the child's
+// rows, so they are disclosed twice and erased under both datasets' plans.
+func (m *model) inheritanceOverlaps() []string {
+	byTable := map[string]string{}
+	for did, ds := range m.datasets {
+		byTable[ds.table.Name] = did
+	}
+	var out []string
+	for _, did := range slices.Sorted(maps.Keys(m.datasets)) {
+		ds := m.datasets[did]
+		for _, p := range ds.table.Parents {
+			if pid, ok := byTable[p]; ok {
+				out = append(out, fmt.Sprintf("datasets.%s: table %s inherits from %s (dataset %s), and a query on %s reads %s's rows too: they are disclosed twice and erased under both datasets' plans; map one of them", did, ds.table.Name, p, pid, p, ds.table.Name))
+			}
+		}
+	}
+	return out
 }
 
 // EraseAfter implements connectors.EraseOrderer from the live foreign

@@ -9,8 +9,11 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/steward-privacy/steward/connectors"
+	"github.com/steward-privacy/steward/datamap"
+	"github.com/steward-privacy/steward/identity"
 )
 
 // args collects bound parameters; add returns the placeholder.
@@ -60,16 +63,87 @@ func newSubject(ids []connectors.Identity) subject {
 // "column = ANY(array)" and a dataset reached several ways is one OR of
 // such terms rather than a join the planner may turn into a scan.
 type reach struct {
-	m        *model
-	sub      subject
-	q        Querier
-	ci       bool                // emails compared case-insensitively
-	memo     map[string][]string // "dataset.column" -> keys
-	visiting map[string]bool     // datasets on the current path, to stop at cycles
+	m           *model
+	sub         subject
+	q           Querier
+	exactEmails bool                // Config.EmailCaseSensitive
+	memo        map[string][]string // "dataset.column" -> keys
+	visiting    map[string]bool     // datasets on the current path, to stop at cycles
 }
 
-func newReach(m *model, q Querier, ids []connectors.Identity, ci bool) *reach {
-	return &reach{m: m, sub: newSubject(ids), q: q, ci: ci, memo: map[string][]string{}, visiting: map[string]bool{}}
+// newReach starts a reach; exactEmails is Config.EmailCaseSensitive.
+func newReach(m *model, q Querier, ids []connectors.Identity, exactEmails bool) *reach {
+	return &reach{m: m, sub: newSubject(ids), q: q, exactEmails: exactEmails, memo: map[string][]string{}, visiting: map[string]bool{}}
+}
+
+// citextVisible reports whether col's citext type, and with it the
+// extension's = operator, is on the session's search_path: format_type
+// qualifies a type that is not (ext.citext), and an operator that is not
+// visible is not found, so citext = citext would silently become text =
+// text. A domain's name says nothing about its base type's schema; it is
+// taken as visible.
+func citextVisible(col *Column) bool {
+	return col.Type != "" && !strings.Contains(col.Type, ".")
+}
+
+// comparison is how an identity column is compared with the subject's
+// values.
+type comparison int
+
+const (
+	// compareExact: column = value, served by a plain index on the column.
+	compareExact comparison = iota
+	// compareCitext: column = value::citext; the column's type ignores
+	// case, and its plain index serves the comparison.
+	compareCitext
+	// compareLower: lower(column) = lower(value), served only by an index on
+	// lower(column).
+	compareLower
+)
+
+// identityComparison decides how col, holding identities of type typ, is
+// compared: a column that is not text by its type's own equality (an
+// integer or uuid has no case); a citext column case-insensitively, as its
+// type says, whatever match says (with lower() when the extension is not
+// on the connector's search_path, see citextVisible); any other text
+// column as the data map's match says (datamap.MatchExact,
+// datamap.MatchCaseInsensitive), and without one an email
+// case-insensitively unless exactEmails (Config.EmailCaseSensitive),
+// every other type exactly.
+//
+// Emails because the subject's address is normalised lower-case (package
+// identity) while applications store them as typed: an exact comparison
+// with "Ann@Example.com" finds nothing, and the request reports no data.
+func identityComparison(col *Column, typ, match string, exactEmails bool) comparison {
+	switch {
+	case !col.textLike():
+		return compareExact
+	case col.Base == "citext" && citextVisible(col):
+		return compareCitext
+	case col.Base == "citext":
+		return compareLower
+	case match == datamap.MatchExact:
+		return compareExact
+	case match == datamap.MatchCaseInsensitive:
+		return compareLower
+	case typ == string(identity.Email) && !exactEmails:
+		return compareLower
+	}
+	return compareExact
+}
+
+// arrayCast is the array type a column's values are compared as: keyCast,
+// except that a citext column is compared as its own type (citext[], or its
+// domain), so the comparison ignores case and its index serves it; cast to
+// text[] it would compare as text, exactly. col.Type is format_type's name
+// for the type, qualified when the session's search_path does not reach
+// it.
+func arrayCast(col *Column) string {
+	if col.Base == "citext" && citextVisible(col) {
+		return col.Type + "[]"
+	}
+	cast, _ := col.keyCast()
+	return cast
 }
 
 // predicate is the SQL condition over alias for ds's rows of the subject;
@@ -94,8 +168,7 @@ func (r *reach) predicate(ctx context.Context, ds *dataset, alias string, a *arg
 		if len(keys) == 0 {
 			continue
 		}
-		cast, _ := rc.col.keyCast()
-		ors = append(ors, fmt.Sprintf("%s = ANY(%s::text[]::%s)", colRef(alias, rc.col.Name), a.add(keys), cast))
+		ors = append(ors, fmt.Sprintf("%s = ANY(%s::text[]::%s)", colRef(alias, rc.col.Name), a.add(keys), arrayCast(rc.col)))
 	}
 	if len(ors) == 0 {
 		return "", nil
@@ -104,12 +177,25 @@ func (r *reach) predicate(ctx context.Context, ds *dataset, alias string, a *arg
 }
 
 func (r *reach) identityTerm(ic identityCol, alias string, a *args) string {
-	cast, _ := ic.col.keyCast()
+	cmp := identityComparison(ic.col, ic.typ, ic.match, r.exactEmails)
+	cast := arrayCast(ic.col)
+	col := colRef(alias, ic.col.Name)
+	value := func(v string) string {
+		if cmp == compareLower {
+			// The subject's email is lower-case already; other types
+			// (match: case_insensitive) may not be.
+			return strings.ToLower(v)
+		}
+		return v
+	}
+	if cmp == compareLower {
+		col, cast = "lower("+col+")", "text[]"
+	}
 	if ic.provider != nil {
 		var ids, provs []string
 		for _, id := range r.sub.oauth {
 			if fits(ic.col, id.Value) {
-				ids, provs = append(ids, id.Value), append(provs, id.Provider)
+				ids, provs = append(ids, value(id.Value)), append(provs, id.Provider)
 			}
 		}
 		if len(ids) == 0 {
@@ -117,20 +203,16 @@ func (r *reach) identityTerm(ic identityCol, alias string, a *args) string {
 		}
 		scalar := strings.TrimSuffix(cast, "[]")
 		return fmt.Sprintf("(%s, %s) IN (SELECT u.v::%s, u.p FROM unnest(%s::text[], %s::text[]) AS u(v, p))",
-			colRef(alias, ic.col.Name), colRef(alias, ic.provider.Name), scalar, a.add(ids), a.add(provs))
+			col, colRef(alias, ic.provider.Name), scalar, a.add(ids), a.add(provs))
 	}
 	var vals []string
 	for _, v := range r.sub.byType[ic.typ] {
 		if fits(ic.col, v) {
-			vals = append(vals, v)
+			vals = append(vals, value(v))
 		}
 	}
 	if len(vals) == 0 {
 		return ""
-	}
-	col := colRef(alias, ic.col.Name)
-	if r.ci && ic.typ == "email" && ic.col.textLike() {
-		col = "lower(" + col + ")"
 	}
 	return fmt.Sprintf("%s = ANY(%s::text[]::%s)", col, a.add(vals), cast)
 }
@@ -200,4 +282,37 @@ func orderExpr(t *Table, alias string) string {
 		parts[i] = colRef(alias, c)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// rowLoc locates one row of a dataset's table for the statements that
+// lock, update or delete rows found earlier. A ctid alone does not: a query
+// on a partitioned table or an inheritance parent reads several tables, and
+// the same ctid names a row in each of them (another person's, as often as
+// not). The table's oid beside it does.
+type rowLoc struct {
+	Table uint32
+	TID   pgtype.TID
+}
+
+// locArrays splits locs into the two arrays locIn takes.
+func locArrays(locs []rowLoc) ([]uint32, []pgtype.TID) {
+	oids := make([]uint32, len(locs))
+	tids := make([]pgtype.TID, len(locs))
+	for i, l := range locs {
+		oids[i], tids[i] = l.Table, l.TID
+	}
+	return oids, tids
+}
+
+// locIn is the condition that alias's row is one of the rows whose oids and
+// ctids are the arrays at the placeholders oids and tids (see locArrays):
+// ctid = ANY(...) lets each table be read by a TID scan, the pair then keeps
+// only the rows of the right table.
+func locIn(alias, oids, tids string) string {
+	return fmt.Sprintf("%[1]s.ctid = ANY(%[3]s::tid[]) AND (%[1]s.tableoid, %[1]s.ctid) IN (SELECT * FROM unnest(%[2]s::oid[], %[3]s::tid[]))", alias, oids, tids)
+}
+
+// locNotIn is the condition that alias's row is none of them.
+func locNotIn(alias, oids, tids string) string {
+	return fmt.Sprintf("(%[1]s.tableoid, %[1]s.ctid) NOT IN (SELECT * FROM unnest(%[2]s::oid[], %[3]s::tid[]))", alias, oids, tids)
 }

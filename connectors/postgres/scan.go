@@ -3,10 +3,12 @@ package postgres
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // ScanOptions configures Scan.
@@ -30,7 +32,7 @@ const scanTODO = "TODO"
 // its rule for table and column names.
 var (
 	scanIDRe    = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
-	scanIdentRe = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+	scanIdentRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]{0,62}$`)
 )
 
 // Scan drafts a data map from a catalog: one postgres system with one
@@ -44,6 +46,33 @@ var (
 // processor, region or description as text, so the header asks for them.
 // The output is deterministic: datasets are sorted by name, fields are in
 // table order.
+//
+// What is drafted. One dataset per table, partitioned tables included: a
+// partition is not a dataset of its own (a query on the partitioned table
+// reads it), and a foreign key declared on every partition rather than on
+// the partitioned table counts as the table's (see relations.go); the
+// dataset's notes list the partitions. Inheritance children are not
+// drafted either: a query on the parent reads their rows, so the parent's
+// dataset covers them, and the parent's notes name them and any columns
+// only a child has. Views, materialized views and foreign tables are listed
+// in the header as not drafted. A table whose name is not a dataset id
+// (CustomerNotes) gets one derived from it (customer_notes) and keeps its
+// name in table:; mixed-case names are quoted identifiers, which the data
+// map and the connector take as they are.
+//
+// Names are read in snake_case: camelCase and PascalCase names are split at
+// their capitals (billingEmail, IPAddress, dateOfBirth: billing_email,
+// ip_address, date_of_birth), spaces and hyphens become "_", and the guess
+// says how a name was read. A name rule that does not match a name is also
+// tried on it without leading qualifiers such as billing_, shipping_,
+// contact_, home_, work_, primary_, emergency_ (scanPrefixes):
+// contact_first_name is a first name, work_tel a phone number.
+//
+// Each identity's comment says how the connector will compare the column
+// by default (identityComparison): a citext column case-insensitively by
+// its type; an email in another text column with lower(column), naming the
+// index on lower(column) that serves it or giving the CREATE INDEX
+// statement when there is none; everything else exactly.
 //
 // The heuristics are deliberately simple, so a reviewer can predict them:
 //
@@ -61,7 +90,7 @@ var (
 //   - stripe_customer_id: stripe; creem_customer_id: creem
 //   - account_id or provider_account_id, in a table that has a provider_id or
 //     provider column: oauth, with that column as provider_field
-//   - email, e_mail, email_address, *_email, *_email_address holding text:
+//   - email, e_mail, email_address, mail, *_email, *_email_address holding text:
 //     email, but only on an account table or on a table with no NOT NULL
 //     foreign key to an account table (when every row must name an account,
 //     the account reaches the row; otherwise the address may be the only way
@@ -90,17 +119,23 @@ var (
 //     column of an oauth identity: user.account
 //  3. a foreign-key column: the category of the column it refers to when that
 //     is an id of a person (user.unique_id...), else system.operations
-//  4. name rules (scanRules below): email, phone (user.contact: there is no
-//     phone category), ip/ip_address/*_ip or type inet/cidr
+//  4. name rules (scanRules below): email, phone (phone, mobile, cell, fax,
+//     tel, msisdn; user.contact: there is no phone category),
+//     ip/ip_address/*_ip/ipv4/ipv6 or type inet/cidr
 //     (user.device.ip_address; system.log.ip_address in tables whose last
 //     word is log or logs), user_agent, credentials (password, secret, token,
-//     *_token, *_secret, api_key, ...), names, username, address words
-//     (address, street, city, postal, postcode, zip, country), location,
-//     language, marketing preferences, images, prompts, errors, messages,
-//     tax ids, credits, payment amounts, payment methods, risk flags,
-//     impersonation, role, user_id/*_user_id (user.unique_id), visitor and
-//     device ids (user.unique_id.pseudonymous), dates of birth (user: there
-//     is no narrower category)
+//     *_token, *_secret, api_key, ...), first, last, middle, full and
+//     display names, username, address words (address, address1, street,
+//     city, town, postal, postcode, zip, country, province, apartment, ...),
+//     location, language, marketing preferences, images, prompts, errors,
+//     free text a person wrote (message, body, comment, note, feedback,
+//     subject, text, bio, about, reply, ...), tax ids, credits, payment
+//     amounts (amount, currency, price, subtotal, cents, fee, discount,
+//     refund, ...), payment methods, risk flags, impersonation, role,
+//     user_id/*_user_id (user.unique_id), visitor and device ids
+//     (user.unique_id.pseudonymous), dates and places of birth (dob,
+//     birthday, birth_date, date_of_birth, born_on; user: there is no
+//     narrower category)
 //  5. a bare `name`: user.name on a table with an identity, else TODO
 //  6. ids (id, *_id, the primary key), date/time, boolean, numeric, enum
 //     and uuid columns, and operational labels (status, kind, type,
@@ -131,6 +166,9 @@ type scanGuess struct {
 
 type scanIdentity struct {
 	field, typ, provider, why string
+	// compared says how the connector will compare the column (see
+	// identityComparison), with the index it needs when it has none.
+	compared string
 }
 
 type scanRef struct {
@@ -139,7 +177,9 @@ type scanRef struct {
 }
 
 type scanDataset struct {
-	id         string
+	id string
+	// idWhy says why the id is not the table's name ("" when it is).
+	idWhy      string
 	table      *Table
 	identities []scanIdentity
 	refs       []scanRef
@@ -151,8 +191,11 @@ type scanDataset struct {
 }
 
 type scanner struct {
-	cat      *Catalog
-	system   string
+	cat    *Catalog
+	system string
+	// names are the tables drafted as datasets, in name order: every table
+	// but inheritance children.
+	names    []string
 	datasets map[string]*scanDataset // by table name
 	// account[t] is the number of other tables referring to account table
 	// t's key; absent for other tables.
@@ -162,19 +205,26 @@ type scanner struct {
 func newScanner(cat *Catalog, system string) *scanner {
 	s := &scanner{cat: cat, system: system, datasets: map[string]*scanDataset{}, account: map[string]int{}}
 	for _, name := range cat.TableNames() {
+		if t := cat.Tables[name]; len(t.Parents) == 0 {
+			s.names = append(s.names, name)
+		}
+	}
+	ids := scanDatasetIDs(s.names)
+	for _, name := range s.names {
 		t := cat.Tables[name]
-		s.datasets[name] = &scanDataset{id: name, table: t, fields: map[string]scanGuess{}}
+		s.datasets[name] = &scanDataset{id: ids[name][0], idWhy: ids[name][1], table: t, fields: map[string]scanGuess{}}
 		if n := referringTables(t); n >= 2 && scanLastWordIn(name, "user", "users", "account", "accounts", "member", "members", "customer", "customers", "profile", "profiles") {
 			s.account[name] = n
 		}
 	}
-	for _, name := range cat.TableNames() {
+	for _, name := range s.names {
 		s.identities(s.datasets[name])
 	}
-	for _, name := range cat.TableNames() {
+	for _, name := range s.names {
 		s.references(s.datasets[name])
+		s.relations(s.datasets[name])
 	}
-	for _, name := range cat.TableNames() {
+	for _, name := range s.names {
 		ds := s.datasets[name]
 		for _, col := range ds.table.Order {
 			ds.fields[col] = s.category(ds.table, col, 0)
@@ -183,6 +233,45 @@ func newScanner(cat *Catalog, system string) *scanner {
 	}
 	s.reach()
 	return s
+}
+
+// scanDatasetIDs gives each table a dataset id: its name when that is a
+// valid id, else the name in snake_case (CustomerNotes: customer_notes),
+// made unique; with why for the latter.
+func scanDatasetIDs(tables []string) map[string][2]string {
+	out := map[string][2]string{}
+	taken := map[string]bool{}
+	for _, t := range tables {
+		if scanIDRe.MatchString(t) {
+			out[t] = [2]string{t, ""}
+			taken[t] = true
+		}
+	}
+	for _, t := range tables {
+		if _, ok := out[t]; ok {
+			continue
+		}
+		var b strings.Builder
+		for _, r := range scanSnake(t) {
+			if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' {
+				b.WriteRune(r)
+			}
+		}
+		base := strings.Trim(b.String(), "_")
+		if base == "" || base[0] < 'a' || base[0] > 'z' {
+			base = "t_" + base
+		}
+		if len(base) > 56 {
+			base = base[:56]
+		}
+		id := base
+		for i := 2; taken[id] || !scanIDRe.MatchString(id); i++ {
+			id = fmt.Sprintf("%s_%d", strings.TrimRight(base, "_"), i)
+		}
+		taken[id] = true
+		out[t] = [2]string{id, fmt.Sprintf("the table's name is not a dataset id (%s): the id is derived from it, and table: keeps the name", scanIDRe)}
+	}
+	return out
 }
 
 // referringTables counts the other tables whose single-column foreign keys
@@ -200,8 +289,32 @@ func referringTables(t *Table) int {
 	return len(seen)
 }
 
-// scanWords splits a name into its lower-cased words.
-func scanWords(name string) []string { return strings.Split(strings.ToLower(name), "_") }
+// scanSnake writes a name in lower snake_case, the form the rules match:
+// camelCase and PascalCase are split at their capitals (billingEmail,
+// IPAddress, userID: billing_email, ip_address, user_id), and spaces,
+// hyphens and other punctuation become "_".
+func scanSnake(name string) string {
+	rs := []rune(name)
+	var b strings.Builder
+	for i, r := range rs {
+		switch {
+		case unicode.IsUpper(r):
+			if i > 0 && (unicode.IsLower(rs[i-1]) || unicode.IsDigit(rs[i-1]) ||
+				unicode.IsUpper(rs[i-1]) && i+1 < len(rs) && unicode.IsLower(rs[i+1])) {
+				b.WriteByte('_')
+			}
+			b.WriteRune(unicode.ToLower(r))
+		case unicode.IsLetter(r) || unicode.IsDigit(r) || r == '_':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}
+
+// scanWords splits a name into its lower-cased words (see scanSnake).
+func scanWords(name string) []string { return strings.Split(scanSnake(name), "_") }
 
 func scanLastWordIn(name string, words ...string) bool {
 	w := scanWords(name)
@@ -218,8 +331,29 @@ func scanHasWord(name string, words ...string) bool {
 }
 
 func isEmailName(n string) bool {
-	n = strings.ToLower(n)
-	return n == "email" || n == "e_mail" || n == "email_address" || strings.HasSuffix(n, "_email") || strings.HasSuffix(n, "_email_address")
+	n = scanSnake(n)
+	return n == "email" || n == "e_mail" || n == "email_address" || n == "emailaddress" || n == "mail" ||
+		strings.HasSuffix(n, "_email") || strings.HasSuffix(n, "_email_address") || strings.HasSuffix(n, "_e_mail")
+}
+
+// scanPrefixes are first words that say whose or which a value is
+// (billing_phone, contact_first_name, shipping_zip): the rules also look at
+// the name without them.
+var scanPrefixes = []string{"billing", "shipping", "delivery", "mailing", "postal", "invoice", "contact", "customer", "client",
+	"home", "work", "business", "company", "personal", "private", "primary", "secondary", "alt", "alternate", "alternative",
+	"other", "backup", "recovery", "emergency", "legal", "recipient", "sender", "owner", "holder", "cardholder", "guardian",
+	"parent", "spouse", "current", "previous", "former", "new", "old", "main", "preferred", "verified", "unverified", "user", "account", "profile"}
+
+// scanUnprefixed is a snake_case name without its leading scanPrefixes,
+// one more stripped each time while a word is left:
+// emergency_contact_name gives contact_name, then name.
+func scanUnprefixed(n string) []string {
+	w := strings.Split(n, "_")
+	var out []string
+	for i := 0; i < len(w)-1 && slices.Contains(scanPrefixes, w[i]); i++ {
+		out = append(out, strings.Join(w[i+1:], "_"))
+	}
+	return out
 }
 
 // identities finds the identity candidates of a dataset (see Scan).
@@ -242,8 +376,13 @@ func (s *scanner) identities(ds *scanDataset) {
 	}
 	provider := ""
 	for _, p := range []string{"provider_id", "provider"} {
-		if t.has(p) {
-			provider = p
+		for _, name := range t.Order {
+			if scanSnake(name) == p && t.Columns[name].textLike() {
+				provider = name
+				break
+			}
+		}
+		if provider != "" {
 			break
 		}
 	}
@@ -256,7 +395,7 @@ func (s *scanner) identities(ds *scanDataset) {
 		if _, ok := col.keyCast(); !ok {
 			continue
 		}
-		n := strings.ToLower(name)
+		n := scanSnake(name)
 		var id scanIdentity
 		switch {
 		case n == "tg_id" || n == "telegram_id":
@@ -268,9 +407,9 @@ func (s *scanner) identities(ds *scanDataset) {
 		case (n == "account_id" || n == "provider_account_id") && provider != "":
 			id = scanIdentity{typ: "oauth", provider: provider, why: "an OAuth account id, unique per " + scanShow(provider)}
 		case isEmailName(name) && col.textLike() && isAccount:
-			id = scanIdentity{typ: "email", why: "an email address on an account table"}
+			id = scanIdentity{typ: "email", why: "an email address" + scanRead(name, n) + " on an account table"}
 		case isEmailName(name) && col.textLike() && !needsAccount:
-			id = scanIdentity{typ: "email", why: "an email address; no NOT NULL foreign key ties every row to an account table"}
+			id = scanIdentity{typ: "email", why: "an email address" + scanRead(name, n) + "; no NOT NULL foreign key ties every row to an account table"}
 		case name == pk && isAccount:
 			id = scanIdentity{typ: "user", why: fmt.Sprintf("the account table's primary key (the table's name says accounts, and %d tables refer to it)", s.account[t.Name])}
 		case name == pk && scanLastWordIn(t.Name, "visitor", "visitors"):
@@ -279,8 +418,26 @@ func (s *scanner) identities(ds *scanDataset) {
 			continue
 		}
 		id.field = name
+		id.compared = scanCompared(s.cat.Schema, t, col, id.typ)
 		ds.identities = append(ds.identities, id)
 	}
+}
+
+// scanCompared says how the connector compares an identity column by
+// default (identityComparison), and for lower(column) whether an index
+// serves it or which statement creates one.
+func scanCompared(schema string, t *Table, col *Column, typ string) string {
+	switch identityComparison(col, typ, "", false) {
+	case compareCitext:
+		return "citext: compared case-insensitively (the column's type)"
+	case compareLower:
+		if ix := t.LowerIndex(col.Name); ix != nil {
+			return fmt.Sprintf("compared case-insensitively: lower(%s), served by index %s", scanShow(col.Name), scanShow(ix.Name))
+		}
+		return fmt.Sprintf("compared case-insensitively: lower(%s); no index on lower(%s), so each lookup reads the table: %s, or add match: exact if the application stores the values lower-cased",
+			scanShow(col.Name), scanShow(col.Name), scanShow(CreateLowerIndex(schema, t, col.Name)))
+	}
+	return "compared exactly"
 }
 
 func (ds *scanDataset) identity(col string) *scanIdentity {
@@ -305,6 +462,9 @@ func (s *scanner) references(ds *scanDataset) {
 				continue
 			}
 			on := fmt.Sprintf("foreign key %s to %s(%s)", scanShow(fk.Name), scanShow(fk.RefTable), scanShowList(fk.RefColumns))
+			if fk.OnPartitions {
+				on = fmt.Sprintf("foreign key %s (and its like on every partition or child) to %s(%s)", scanShow(fk.Name), scanShow(fk.RefTable), scanShowList(fk.RefColumns))
+			}
 			if len(fk.Columns) > 1 {
 				on += fmt.Sprintf(", column %d of %d", i+1, len(fk.Columns))
 			}
@@ -325,6 +485,54 @@ func (s *scanner) references(ds *scanDataset) {
 	}
 	// In table order, like the fields.
 	slices.SortStableFunc(ds.refs, func(a, b scanRef) int { return slices.Index(t.Order, a.field) - slices.Index(t.Order, b.field) })
+}
+
+// scanListMax bounds the names a note lists.
+const scanListMax = 8
+
+func scanShowSome(names []string) string {
+	if len(names) <= scanListMax {
+		return scanShowList(names)
+	}
+	return fmt.Sprintf("%s and %d more", scanShowList(names[:scanListMax]), len(names)-scanListMax)
+}
+
+// relations notes a partitioned table's partitions and an inheritance
+// parent's children, which are not datasets of their own (see Scan).
+func (s *scanner) relations(ds *scanDataset) {
+	t := ds.table
+	if t.Partitioned {
+		if len(t.Partitions) == 0 {
+			ds.notes = append(ds.notes, "a partitioned table without partitions yet")
+		} else {
+			ds.notes = append(ds.notes, fmt.Sprintf("a partitioned table: its partitions (%s) are not datasets of their own; a query on it reads them all", scanShowSome(t.Partitions)))
+		}
+	}
+	if len(t.Children) == 0 {
+		return
+	}
+	var all, extra []string
+	var walk func(name string)
+	walk = func(name string) {
+		for _, c := range s.cat.Tables[name].Children {
+			if slices.Contains(all, c) {
+				continue
+			}
+			all = append(all, c)
+			for _, col := range s.cat.Tables[c].Order {
+				if !t.has(col) {
+					extra = append(extra, c+"."+col)
+				}
+			}
+			walk(c)
+		}
+	}
+	walk(t.Name)
+	note := fmt.Sprintf("inheritance children %s are not drafted as datasets: a query on this table reads their rows too, so this dataset covers them", scanShowSome(all))
+	if len(extra) > 0 {
+		note += fmt.Sprintf("; columns only a child has are not reached through it (%s): map that child as a dataset of its own if they hold personal data, knowing its rows are then reached twice", scanShowSome(extra))
+	}
+	ds.notes = append(ds.notes, note)
 }
 
 // scanRule is one name rule: a column matching it gets its category.
@@ -364,7 +572,8 @@ func (c scanCol) hasWord(words ...string) bool { return scanHasWord(c.n, words..
 func (c scanCol) lastWord(words ...string) bool { return scanLastWordIn(c.n, words...) }
 
 func (c scanCol) ip() bool {
-	return c.lastWord("ip") || strings.Contains(c.n, "ip_addr") || c.is("remote_addr") || c.Base == "inet" || c.Base == "cidr"
+	return c.lastWord("ip", "ipv4", "ipv6", "ipaddr", "ipaddress") || strings.Contains(c.n, "ip_addr") ||
+		c.is("remote_addr", "x_forwarded_for", "forwarded_for") || c.Base == "inet" || c.Base == "cidr"
 }
 
 func (c scanCol) inLogTable() bool { return scanLastWordIn(c.table.Name, "log", "logs") }
@@ -375,7 +584,7 @@ var scanRules = []scanRule{
 	{func(c scanCol) bool { return isEmailName(c.n) && c.textLike() },
 		"user.contact.email", "an email address, from the column name"},
 	{func(c scanCol) bool {
-		return c.notDate() && (c.hasWord("phone", "mobile", "telephone", "msisdn") || c.is("tel"))
+		return c.notDate() && (c.hasWord("phone", "phones", "phonenumber", "mobile", "telephone", "msisdn", "cellphone", "cell", "fax", "whatsapp") || c.is("tel"))
 	}, "user.contact", "a phone number, from the column name (categories.json has no phone category; user.contact is its parent)"},
 	{func(c scanCol) bool { return c.ip() && c.inLogTable() },
 		"system.log.ip_address", "an IP address in a log table, from the column name or type"},
@@ -387,10 +596,12 @@ var scanRules = []scanRule{
 		return c.notDate() && (c.is("password", "passwd", "secret", "token", "api_key", "apikey", "otp", "passcode") ||
 			c.hasWord("password", "passwd") || c.suffix("_token", "_secret", "_api_key", "_otp"))
 	}, "user.authorization.credentials", "a credential (password, token, secret or key), from the column name"},
-	{func(c scanCol) bool { return c.textLike() && c.is("first_name", "firstname", "given_name") },
-		"user.name.first", "a first name, from the column name"},
-	{func(c scanCol) bool { return c.textLike() && c.is("last_name", "lastname", "family_name", "surname") },
-		"user.name.last", "a last name, from the column name"},
+	{func(c scanCol) bool {
+		return c.textLike() && c.is("first_name", "firstname", "given_name", "givenname", "forename", "fname")
+	}, "user.name.first", "a first name, from the column name"},
+	{func(c scanCol) bool {
+		return c.textLike() && c.is("last_name", "lastname", "family_name", "familyname", "surname", "lname")
+	}, "user.name.last", "a last name, from the column name"},
 	{func(c scanCol) bool {
 		return c.textLike() && (c.is("username", "user_name", "login", "handle") || c.suffix("_username"))
 	}, "user.account.username", "a username, from the column name"},
@@ -398,14 +609,15 @@ var scanRules = []scanRule{
 		if !c.textLike() {
 			return false
 		}
-		if c.is("full_name", "fullname", "display_name", "displayname", "nickname", "real_name", "legal_name") {
+		if c.is("full_name", "fullname", "display_name", "displayname", "nickname", "real_name", "legal_name", "middle_name", "maiden_name", "person_name", "name_full") {
 			return true
 		}
 		w := scanWords(c.n)
 		return len(w) == 2 && w[1] == "name" && slices.Contains([]string{"billing", "contact", "customer", "company", "holder", "cardholder", "recipient", "sender", "owner"}, w[0])
 	}, "user.name", "a person's or company's name, from the column name"},
 	{func(c scanCol) bool {
-		return c.notDate() && c.hasWord("address", "street", "city", "postal", "postcode", "zip", "zipcode", "country")
+		return c.notDate() && c.hasWord("address", "address1", "address2", "address3", "addr", "street", "street1", "street2",
+			"city", "town", "postal", "postcode", "postalcode", "zip", "zipcode", "country", "province", "county", "apartment", "apt", "suite", "house")
 	}, "user.contact.address", "part of a postal address, from the column name"},
 	{func(c scanCol) bool {
 		return c.notDate() && c.hasWord("latitude", "longitude", "lat", "lng", "lon", "geo", "location", "geolocation", "coordinates")
@@ -417,8 +629,9 @@ var scanRules = []scanRule{
 	{func(c scanCol) bool {
 		return c.hasWord("newsletter", "marketing", "subscribed", "unsubscribed", "opted", "optin", "optout", "opt")
 	}, "user.preferences.marketing", "a marketing preference, from the column name"},
-	{func(c scanCol) bool { return c.is("dob", "birthday", "birthdate", "birth_date", "date_of_birth") },
-		"user", "a date of birth, from the column name (categories.json has no narrower category)"},
+	{func(c scanCol) bool {
+		return c.Category != "B" && c.hasWord("dob", "birthday", "birthdate", "birth", "birthplace", "born")
+	}, "user", "a date or place of birth, from the column name (categories.json has no narrower category)"},
 	{func(c scanCol) bool {
 		return c.hasWord("avatar", "picture") || c.is("photo", "photo_url", "profile_image") ||
 			c.account && c.is("image", "image_url")
@@ -430,8 +643,9 @@ var scanRules = []scanRule{
 	{func(c scanCol) bool { return c.hasWord("error", "errors", "exception", "stacktrace", "traceback") },
 		"system.log.error", "an error message, from the column name"},
 	{func(c scanCol) bool {
-		return c.lastWord("message", "messages", "body", "comment", "comments", "note", "notes", "feedback", "subject", "text")
-	}, "user.content.message", "a message or free text, from the column name"},
+		return c.lastWord("message", "messages", "msg", "body", "comment", "comments", "note", "notes", "feedback", "subject", "text",
+			"bio", "biography", "about", "reply", "answer", "question", "transcript", "remarks") || c.is("about_me")
+	}, "user.content.message", "a message or free text a person wrote, from the column name"},
 	{func(c scanCol) bool {
 		return c.is("tax_id", "vat_id", "vat_number", "tax_number") || c.suffix("_tax_id", "_vat_id")
 	}, "user.financial.tax_id", "a tax or VAT id, from the column name"},
@@ -439,8 +653,9 @@ var scanRules = []scanRule{
 		"user.financial.payment_method", "a payment method, from the column name"},
 	{func(c scanCol) bool { return c.hasWord("credit", "credits", "balance") },
 		"user.financial.credits", "credits or a balance, from the column name"},
-	{func(c scanCol) bool { return c.hasWord("amount", "currency", "price") },
-		"user.financial.payment", "a payment amount or currency, from the column name"},
+	{func(c scanCol) bool {
+		return c.notDate() && c.hasWord("amount", "amounts", "currency", "price", "subtotal", "cents", "fee", "fees", "discount", "tip", "refund", "refunded", "paid", "revenue")
+	}, "user.financial.payment", "a payment amount or currency, from the column name"},
 	{func(c scanCol) bool { return c.hasWord("ban", "banned", "blocked", "fraud", "risk", "suspended") },
 		"user.security.risk", "a ban or risk flag, from the column name"},
 	{func(c scanCol) bool { return strings.HasPrefix(c.n, "impersonat") },
@@ -462,8 +677,11 @@ var scanLabels = []string{"status", "state", "kind", "type", "provider", "source
 // along foreign keys.
 func (s *scanner) category(t *Table, name string, depth int) scanGuess {
 	ds := s.datasets[t.Name]
+	if ds == nil {
+		ds = &scanDataset{table: t} // an inheritance child, reached along a foreign key
+	}
 	col := t.Columns[name]
-	n := strings.ToLower(name)
+	n := scanSnake(name)
 	if id := ds.identity(name); id != nil {
 		switch id.typ {
 		case "email":
@@ -495,9 +713,15 @@ func (s *scanner) category(t *Table, name string, depth int) scanGuess {
 	}
 	_, account := s.account[t.Name]
 	c := scanCol{Column: col, table: t, n: n, account: account}
+	bare := scanUnprefixed(n) // the name without its prefixes (billing_, contact_, ...)
 	for _, r := range scanRules {
 		if r.match(c) {
-			return scanGuess{r.category, r.why}
+			return scanGuess{r.category, r.why + scanRead(name, n)}
+		}
+		for _, u := range bare {
+			if b := c; r.match(scanCol{Column: b.Column, table: b.table, n: u, account: b.account}) {
+				return scanGuess{r.category, r.why + fmt.Sprintf(" (%s read as %s after its prefix)", scanShow(name), u)}
+			}
 		}
 	}
 	if n == "name" {
@@ -527,10 +751,20 @@ func (s *scanner) category(t *Table, name string, depth int) scanGuess {
 	return scanGuess{scanTODO, fmt.Sprintf("no rule matched this %s column: give it a category if it holds personal data, or leave it out", scanShow(col.Type))}
 }
 
+// scanRead says how a name that is not snake_case was read, "" when it is.
+func scanRead(name, snake string) string {
+	if name == snake {
+		return ""
+	}
+	return fmt.Sprintf(" (%s read as %s)", scanShow(name), snake)
+}
+
 // scanTimestamp picks the column that ages records (see Scan).
 func scanTimestamp(t *Table) scanGuess {
-	if c := t.Columns["created_at"]; c != nil && c.Category == "D" {
-		return scanGuess{"created_at", "when the row was created ages it for retention"}
+	for _, name := range t.Order {
+		if c := t.Columns[name]; scanSnake(name) == "created_at" && c.Category == "D" {
+			return scanGuess{name, "when the row was created ages it for retention"}
+		}
 	}
 	for _, name := range t.Order {
 		if t.Columns[name].Base == "timestamptz" {
@@ -550,7 +784,7 @@ func scanTimestamp(t *Table) scanGuess {
 func (s *scanner) reach() {
 	next := map[string][]string{} // table -> tables whose references lead from it
 	var queue []string
-	for _, name := range s.cat.TableNames() {
+	for _, name := range s.names {
 		ds := s.datasets[name]
 		for _, r := range ds.refs {
 			next[r.table] = append(next[r.table], name)
@@ -603,11 +837,25 @@ func (s *scanner) write(opt ScanOptions) []byte {
 #     only to the person's own rows: a reference through a shared table (teams,
 #     organizations, plans) would hand one person's rows to another;
 #   - add recipients and transfer_safeguard where they apply;
-#   - merge the system under systems: in policies/data/datamap.yaml (next to version
-#     and processing_purposes) and run `+"`steward policy test`"+`, which lists every problem.
+#   - put the system under systems: in your own data map, data/datamap.yaml of a
+#     directory you lay over the embedded bundle (STEWARD_POLICY_OVERLAY), next to
+#     version, processing_purposes and your products, purposes and retention rules;
+#     do not edit the reference map, whose systems are another company's;
+#   - run `+"`steward policy test`"+` with STEWARD_POLICY_OVERLAY set: it lists every problem.
 #
-# The format is described in docs/datamap.md.
+# The format is described in docs/datamap.md; docs/own-database.md walks the whole way.
 `, s.cat.Schema)
+	if len(s.cat.Skipped) > 0 {
+		var skipped []string
+		for _, name := range slices.Sorted(maps.Keys(s.cat.Skipped)) {
+			skipped = append(skipped, fmt.Sprintf("%s (%s)", scanShow(name), s.cat.Skipped[name]))
+		}
+		b.WriteString("#\n# Not drafted: views and materialized views have no rows of their own (map the tables they read),\n")
+		b.WriteString("# and a foreign table's rows live in another server:\n")
+		for _, line := range skipped {
+			b.WriteString("#   " + line + "\n")
+		}
+	}
 	line(0, "systems:", "")
 	line(1, s.system+":", "")
 	if opt.Name != "" {
@@ -621,18 +869,17 @@ func (s *scanner) write(opt ScanOptions) []byte {
 	line(2, "processor: "+scanTODO, `who runs the database; "self" when the company does`)
 	line(2, "regions: ["+scanTODO+"]", "where the data is stored or processed: EU, US, ...")
 	line(2, "datasets:", "")
-	ids := make([]string, 0, len(s.datasets))
-	for name := range s.datasets {
-		ids = append(ids, name)
-	}
+	ids := slices.Clone(s.names)
 	slices.SortFunc(ids, func(a, b string) int { return strings.Compare(s.datasets[a].id, s.datasets[b].id) })
 	for _, name := range ids {
 		ds := s.datasets[name]
 		t := ds.table
 		var comment string
 		switch {
-		case !scanIDRe.MatchString(ds.id):
-			comment = review(fmt.Sprintf("%s is not a valid dataset id (%s): rename the dataset and keep table", scanShow(ds.id), scanIDRe))
+		case ds.idWhy != "" && !ds.reachable:
+			comment = review(ds.idWhy + "; no identity or reference reaches this table: if it holds personal data, say how a person is found; otherwise remove it")
+		case ds.idWhy != "":
+			comment = review(ds.idWhy)
 		case !ds.reachable:
 			comment = review("no identity or reference reaches this table: if it holds personal data, say how a person is found; otherwise remove it")
 		}
@@ -650,7 +897,7 @@ func (s *scanner) write(opt ScanOptions) []byte {
 				if id.provider != "" {
 					v += ", provider_field: " + yamlScalar(id.provider)
 				}
-				line(5, "- "+v+"}", review(id.why))
+				line(5, "- "+v+"}", review(id.why+"; "+id.compared))
 			}
 		}
 		if len(ds.refs) > 0 {

@@ -297,7 +297,7 @@ func (s *sweep) holdPredicate(ctx context.Context, q Querier) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	pred, err := newReach(s.m, q, ids, s.c.cfg.EmailCaseInsensitive).predicate(ctx, s.ds, "t", &s.a)
+	pred, err := newReach(s.m, q, ids, s.c.cfg.EmailCaseSensitive).predicate(ctx, s.ds, "t", &s.a)
 	if err != nil || pred == "" {
 		return err
 	}
@@ -658,7 +658,7 @@ func (s *sweep) anonymizeRow(b *pgx.Batch, tableoid, ctid any, vals []any) error
 			return err
 		}
 		if er.changed {
-			sets = append(sets, quote(f.Field)+" = "+a.add(er.value))
+			sets = append(sets, er.set(f.Field, &a))
 		}
 	}
 	if len(sets) == 0 {

@@ -44,7 +44,7 @@ func (c *Connector) Rectify(ctx context.Context, p connectors.RectifyParams) (co
 	}
 	err = c.writeTx(ctx, func(tx pgx.Tx) error {
 		var a args
-		pred, err := newReach(m, tx, p.Identities, c.cfg.EmailCaseInsensitive).predicate(ctx, ds, "t", &a)
+		pred, err := newReach(m, tx, p.Identities, c.cfg.EmailCaseSensitive).predicate(ctx, ds, "t", &a)
 		if err != nil || pred == "" {
 			return err
 		}
@@ -85,7 +85,7 @@ func (c *Connector) Restrict(ctx context.Context, p connectors.RestrictParams) (
 	}
 	err = c.writeTx(ctx, func(tx pgx.Tx) error {
 		var a args
-		pred, err := newReach(m, tx, p.Identities, c.cfg.EmailCaseInsensitive).predicate(ctx, ds, "t", &a)
+		pred, err := newReach(m, tx, p.Identities, c.cfg.EmailCaseSensitive).predicate(ctx, ds, "t", &a)
 		if err != nil {
 			return err
 		}

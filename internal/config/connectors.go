@@ -84,18 +84,27 @@ type CreemSpec struct {
 
 // PostgresSpec configures connectors/postgres for one system.
 type PostgresSpec struct {
-	DSN                     string            `yaml:"dsn"`
-	Schema                  string            `yaml:"schema"`
-	ReadOnly                bool              `yaml:"read_only"`
-	BatchSize               int               `yaml:"batch_size"`
-	SubjectBatch            int               `yaml:"subject_batch"`
-	SweepBatch              int               `yaml:"sweep_batch"`
-	LockTimeout             Duration          `yaml:"lock_timeout"`
-	StatementTimeout        Duration          `yaml:"statement_timeout"`
-	RestrictColumns         map[string]string `yaml:"restrict_columns"`
-	EmailCaseInsensitive    bool              `yaml:"email_case_insensitive"`
-	AllowMissingForeignKeys bool              `yaml:"allow_missing_foreign_keys"`
-	MaxConns                int               `yaml:"max_conns"`
+	DSN              string            `yaml:"dsn"`
+	Schema           string            `yaml:"schema"`
+	ReadOnly         bool              `yaml:"read_only"`
+	BatchSize        int               `yaml:"batch_size"`
+	SubjectBatch     int               `yaml:"subject_batch"`
+	SweepBatch       int               `yaml:"sweep_batch"`
+	LockTimeout      Duration          `yaml:"lock_timeout"`
+	StatementTimeout Duration          `yaml:"statement_timeout"`
+	RestrictColumns  map[string]string `yaml:"restrict_columns"`
+	// EmailCaseSensitive compares email identities exactly instead of
+	// case-insensitively (the default; see postgres.Config).
+	EmailCaseSensitive bool `yaml:"email_case_sensitive"`
+	// EmailCaseInsensitive is the old opt-in, from when exact was the
+	// default. It is still read so that files setting it true keep
+	// loading (true is now the default and changes nothing); false is
+	// refused, because it asked for what is now spelled
+	// email_case_sensitive: true, and ignoring it would change how that
+	// deployment matches without a word.
+	EmailCaseInsensitive    *bool `yaml:"email_case_insensitive"`
+	AllowMissingForeignKeys bool  `yaml:"allow_missing_foreign_keys"`
+	MaxConns                int   `yaml:"max_conns"`
 }
 
 // Duration is a time.Duration written as "2s".
@@ -119,9 +128,11 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 const MaxConnectorsFile = 1 << 20
 
 var (
-	envRef    = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
-	systemID  = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
-	sqlIdent  = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+	envRef   = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+	systemID = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+	// sqlIdent is the data map's rule for Postgres names: mixed case (a
+	// quoted identifier), digits, _ and $.
+	sqlIdent  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_$]{0,62}$`)
 	errNoKind = errors.New("set exactly one connector kind (postgres, objectstore, stripe, creem)")
 )
 
@@ -288,7 +299,14 @@ func (pg *PostgresSpec) check(lookup func(string) (string, bool)) []string {
 		ps = append(ps, "postgres.dsn is required")
 	}
 	if pg.Schema != "" && !sqlIdent.MatchString(pg.Schema) {
-		ps = append(ps, fmt.Sprintf("postgres.schema %q: lowercase letters, digits and _", pg.Schema))
+		ps = append(ps, fmt.Sprintf("postgres.schema %q: letters, digits, _ and $, starting with a letter or _", pg.Schema))
+	}
+	switch ci := pg.EmailCaseInsensitive; {
+	case ci == nil:
+	case !*ci:
+		ps = append(ps, "postgres.email_case_insensitive: false is no longer read: emails are compared case-insensitively by default; to compare them exactly, set email_case_sensitive: true instead")
+	case pg.EmailCaseSensitive:
+		ps = append(ps, "postgres.email_case_insensitive and email_case_sensitive contradict each other; keep email_case_sensitive (email_case_insensitive is the default now)")
 	}
 	for name, v := range map[string]int{"batch_size": pg.BatchSize, "subject_batch": pg.SubjectBatch, "sweep_batch": pg.SweepBatch, "max_conns": pg.MaxConns} {
 		if v < 0 || v > 100_000 {
@@ -296,8 +314,8 @@ func (pg *PostgresSpec) check(lookup func(string) (string, bool)) []string {
 		}
 	}
 	for _, ds := range slices.Sorted(maps.Keys(pg.RestrictColumns)) {
-		if !sqlIdent.MatchString(ds) || !sqlIdent.MatchString(pg.RestrictColumns[ds]) {
-			ps = append(ps, fmt.Sprintf("postgres.restrict_columns.%s: dataset and column are lowercase identifiers", ds))
+		if !systemID.MatchString(ds) || !sqlIdent.MatchString(pg.RestrictColumns[ds]) {
+			ps = append(ps, fmt.Sprintf("postgres.restrict_columns.%s: the dataset is a data-map dataset id (lowercase letters, digits and _) and the column a column name (letters, digits, _ and $)", ds))
 		}
 	}
 	if pg.ReadOnly && len(pg.RestrictColumns) > 0 {

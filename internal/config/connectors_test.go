@@ -21,7 +21,7 @@ app_db:
     lock_timeout: 1s
     statement_timeout: 20s
     restrict_columns: {users: processing_restricted}
-    email_case_insensitive: true
+    email_case_sensitive: true
     max_conns: 2
 bot_db:
   postgres: {dsn: "${BOT_URL}", read_only: true}
@@ -59,6 +59,11 @@ media_gcs:
 	{"negative batch", "app_db:\n  postgres: {dsn: x, batch_size: -1}\n", "postgres.batch_size"},
 	{"bad system id", "App-DB:\n  postgres: {dsn: x}\n", "system ids"},
 	{"bad restrict column", "app_db:\n  postgres: {dsn: x, restrict_columns: {users: 'x y'}}\n", "restrict_columns.users"},
+	{"old opt-in accepted", "app_db:\n  postgres: {dsn: x, email_case_insensitive: true}\n", ""},
+	{"old opt-in false refused", "app_db:\n  postgres: {dsn: x, email_case_insensitive: false}\n", "set email_case_sensitive: true instead"},
+	{"contradicting email options", "app_db:\n  postgres: {dsn: x, email_case_insensitive: true, email_case_sensitive: true}\n", "contradict"},
+	{"mixed-case names", "app_db:\n  postgres: {dsn: x, schema: App, restrict_columns: {users: isRestricted}}\n", ""},
+	{"bad restrict dataset", "app_db:\n  postgres: {dsn: x, restrict_columns: {Users: flag}}\n", "restrict_columns.Users"},
 	{"read-only restrict", "app_db:\n  postgres: {dsn: x, read_only: true, restrict_columns: {users: flag}}\n", "read_only connector cannot restrict"},
 	{"not a map", "- a\n- b\n", "cannot unmarshal"},
 }
@@ -92,7 +97,7 @@ func TestParseConnectors(t *testing.T) {
 	}
 	pg := c["app_db"].Postgres
 	if pg.DSN != "postgres://steward:s3cret-value@db:5432/app" || pg.Schema != "app" || time.Duration(pg.LockTimeout) != time.Second ||
-		pg.RestrictColumns["users"] != "processing_restricted" || !pg.EmailCaseInsensitive || pg.MaxConns != 2 {
+		pg.RestrictColumns["users"] != "processing_restricted" || !pg.EmailCaseSensitive || pg.EmailCaseInsensitive != nil || pg.MaxConns != 2 {
 		t.Fatalf("parsed %+v", pg)
 	}
 	if !c["bot_db"].Postgres.ReadOnly || c["bot_db"].Postgres.DSN != "postgres://bot" {

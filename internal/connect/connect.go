@@ -118,7 +118,7 @@ func (e Env) open(ctx context.Context, sys string, spec config.ConnectorSpec) (c
 			BatchSize: pg.BatchSize, SubjectBatch: pg.SubjectBatch, SweepBatch: pg.SweepBatch,
 			LockTimeout: time.Duration(pg.LockTimeout), StatementTimeout: time.Duration(pg.StatementTimeout),
 			RestrictColumns: pg.RestrictColumns, Ledger: e.Ledger,
-			EmailCaseInsensitive: pg.EmailCaseInsensitive, AllowMissingForeignKeys: pg.AllowMissingForeignKeys,
+			EmailCaseSensitive: pg.EmailCaseSensitive, AllowMissingForeignKeys: pg.AllowMissingForeignKeys,
 			MaxConns: int32(pg.MaxConns), DataMap: e.DataMap, Log: e.Log,
 		})
 		if err != nil {

@@ -33,6 +33,10 @@ CREATE TABLE IF NOT EXISTS users (
     CONSTRAINT users_stripe_customer_id_key UNIQUE (stripe_customer_id),
     CONSTRAINT users_creem_customer_id_key UNIQUE (creem_customer_id)
 );
+-- Steward compares email identities case-insensitively (lower(email) =
+-- the normalised address); these lower() indexes serve that lookup here and
+-- on the other tables keyed by an address.
+CREATE INDEX IF NOT EXISTS users_email_lower_idx ON users (lower(email));
 
 -- Better Auth: one row per sign-in method. For email sign-in provider_id is
 -- 'credential' and account_id is the user id.
@@ -78,6 +82,7 @@ CREATE TABLE IF NOT EXISTS verifications (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS verifications_identifier_idx ON verifications (identifier);
+CREATE INDEX IF NOT EXISTS verifications_identifier_lower_idx ON verifications (lower(identifier));
 
 -- An audit trail of staff access: NO ACTION, so deleting the account does
 -- not silently delete the record of who looked at it.
@@ -314,6 +319,7 @@ CREATE TABLE IF NOT EXISTS support_tickets (
 );
 CREATE INDEX IF NOT EXISTS support_tickets_user_id_idx ON support_tickets (user_id);
 CREATE INDEX IF NOT EXISTS support_tickets_email_idx ON support_tickets (email);
+CREATE INDEX IF NOT EXISTS support_tickets_email_lower_idx ON support_tickets (lower(email));
 
 CREATE TABLE IF NOT EXISTS support_messages (
     id         uuid PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -339,6 +345,7 @@ CREATE TABLE IF NOT EXISTS newsletter_preferences (
     CONSTRAINT newsletter_preferences_email_key UNIQUE (email)
 );
 CREATE INDEX IF NOT EXISTS newsletter_preferences_user_id_idx ON newsletter_preferences (user_id);
+CREATE INDEX IF NOT EXISTS newsletter_preferences_email_lower_idx ON newsletter_preferences (lower(email));
 
 CREATE TABLE IF NOT EXISTS survey_responses (
     id         uuid PRIMARY KEY DEFAULT gen_random_uuid(),

@@ -37,3 +37,15 @@ test_reason_names_the_gap if {
 	s := authz.decision with input as {"role": "sdk", "action": "consent.check", "subject_kinds": ["tg"]}
 	s.reason == "this key may only act on visitor: subjects"
 }
+
+# A request's package is a person's data in bulk: staff who work requests
+# may download it; the auditor's read-only view (requests.read) does not
+# include it, nor may the front ends.
+test_package_download_is_for_staff_who_work_requests if {
+	authz.allow with input as {"role": "reviewer", "action": "requests.download_package"}
+	authz.allow with input as {"role": "admin", "action": "requests.download_package"}
+	not authz.allow with input as {"role": "auditor", "action": "requests.download_package"}
+	not authz.allow with input as {"role": "frontend", "action": "requests.download_package"}
+	not authz.allow with input as {"role": "sdk", "action": "requests.download_package", "subject_kinds": ["visitor"]}
+	authz.allow with input as {"role": "auditor", "action": "requests.read"}
+}

@@ -205,13 +205,21 @@ bot_db:
 			t.Errorf("other people's rows changed:\n%s\n%s", before, after)
 		}
 		// Asked again, the email finds nothing: the account is a tombstone
-		// without it.
+		// without it. A search that finds nothing waits for staff, who
+		// confirm it by resuming; only then does the request complete.
 		again := staff("access", "email:"+p.Email)
-		finish(again)
-		g.waitFor(again, dsar.Completed)
+		g.waitFor(again, dsar.InProgress, dsar.Paused)
+		g.finishManual(again)
+		if d := g.waitFor(again, dsar.Paused); !strings.Contains(d.PauseReason, "No records were found") {
+			t.Errorf("re-access after erasure paused with %q", d.PauseReason)
+		}
 		if got := recordsBy(again); got["users"] != 0 || got["sessions"] != 0 {
 			t.Errorf("re-access after erasure found %v", got)
 		}
+		if res := g.r.do("POST", "/v1/privacy-requests/"+again+"/resume", reviewer, nil); res.status != 200 {
+			t.Fatalf("resume: %d %s", res.status, res.body)
+		}
+		g.waitFor(again, dsar.Completed)
 	})
 }
 

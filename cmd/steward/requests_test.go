@@ -249,6 +249,12 @@ func TestPrivacyRequestsAPI(t *testing.T) {
 	})
 
 	t.Run("a failed task is retried by staff", func(t *testing.T) {
+		// The person has an account, so the access finds it (an access that
+		// finds nothing pauses for staff instead: package_test.go).
+		tg := connectors.Identity{Type: "tg", Value: "5550003"}
+		if err := g.store.Put(ctx, "bot_db", "tg_users", "5550003", []connectors.Identity{tg}, map[string]any{"tg_id": "5550003", "username": "ann"}); err != nil {
+			t.Fatal(err)
+		}
 		g.store.FailNext("access", 1, connectors.Permanent(errors.New("table users is locked by a migration")))
 		c := g.create(front, map[string]any{"type": "access", "subject": "tg:5550003", "region": "BR", "channel": "bot", "identity_asserted": true}, 201)
 		d := g.waitFor(c.Request.ID, dsar.Failed)

@@ -21,10 +21,25 @@ var systemIDRe = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 
 const datamapUsage = "want: datamap scan --postgres DSN [--schema public] [--system app_db] [--name N] [--out FILE]"
 
+// scanHelp heads `steward datamap scan --help`; the flags follow it.
+const scanHelp = `Usage: steward datamap scan --postgres DSN [--schema public] [--system app_db] [--name N] [--out FILE]
+
+Reads the catalog of a live PostgreSQL database (in a read-only transaction)
+and writes a draft data map of one schema's tables for review: identities,
+references and data categories are guessed, and every guess is marked with
+TODO or "# review:". The draft goes to standard output, or to a new file with
+--out (an existing file is never overwritten).
+
+Flags:
+`
+
 // datamapCmd implements `steward datamap scan`: it reads a live database's
 // catalog and writes a draft data map for review (postgres.Scan says what
 // is guessed and how). It only reads, in a read-only transaction.
 func datamapCmd(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) > 0 && isHelp(args[0]) {
+		args = []string{"scan", "--help"} // scan is datamap's one command
+	}
 	if len(args) == 0 || args[0] != "scan" {
 		return usageError{datamapUsage}
 	}
@@ -35,10 +50,18 @@ func datamapCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	system := fs.String("system", postgres.DefaultScanSystem, "the draft system's id")
 	name := fs.String("name", "", "the system's name in words (TODO when empty)")
 	out := fs.String("out", "", "write the draft to this new file instead of standard output")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := fs.Parse(args[1:]); errors.Is(err, flag.ErrHelp) {
+		// Asked for: the scan's own usage on standard output, and success.
+		fmt.Fprint(stdout, scanHelp)
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		return nil
+	} else if err != nil {
 		return usageError{err.Error()}
 	}
 	switch {
+	case fs.NArg() > 0 && isHelp(fs.Arg(0)):
+		return datamapCmd(ctx, []string{"scan", "--help"}, stdout)
 	case fs.NArg() > 0:
 		return usageError{fmt.Sprintf("unexpected argument %q; %s", fs.Arg(0), datamapUsage)}
 	case *dsn == "":
@@ -71,6 +94,15 @@ func datamapCmd(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "wrote a draft data map of %d tables of schema %q to %s; review every TODO and \"# review:\" line\n", len(cat.Tables), *schema, *out)
 	return nil
+}
+
+// isHelp reports whether arg asks for help.
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help", "help":
+		return true
+	}
+	return false
 }
 
 // writeNewFile writes a file that must not exist yet: a draft never

@@ -77,6 +77,30 @@ func TestDatamapScan(t *testing.T) {
 			t.Fatalf("%d %q", code, errs)
 		}
 	})
+	t.Run("--help prints the scan's own usage and flags", func(t *testing.T) {
+		for _, args := range [][]string{
+			{"datamap", "scan", "--help"},
+			{"datamap", "scan", "-h"},
+			{"datamap", "scan", "--postgres", url, "--help"},
+			{"datamap", "scan", "help"},
+			{"datamap", "--help"},
+		} {
+			code, out, errs := runCLI(t, env, args...)
+			if code != 0 || errs != "" {
+				t.Errorf("%v: exit %d, stderr %q", args, code, errs)
+			}
+			for _, want := range []string{"Usage: steward datamap scan --postgres DSN", "-postgres", "-schema", "-system", "-name", "-out",
+				"the schema whose tables to scan", `(default "public")`, "never overwritten"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("%v: the help does not say %q:\n%s", args, want, out)
+				}
+			}
+			// Only the scan's usage, not the general one.
+			if strings.Contains(out, "steward serve") || strings.Contains(out, "steward migrate") {
+				t.Errorf("%v: the general usage was printed:\n%s", args, out)
+			}
+		}
+	})
 	t.Run("usage errors", func(t *testing.T) {
 		for _, args := range [][]string{
 			{"datamap"},

@@ -366,6 +366,51 @@ func TestAuthorization(t *testing.T) {
 			},
 		},
 		{
+			name:   "staff package download",
+			req:    req{method: "GET", path: "/v1/privacy-requests/" + reqID + "/package"},
+			denied: "auditor", reason: "role auditor may not perform requests.download_package",
+			allowed: "reviewer", status: 200, call: "Exports.OpenForStaff",
+			stub: func(e *env) func(*testing.T) {
+				var got []string
+				e.exports.OpenForStaffFn = func(_ context.Context, id, actor string) (exports.Package, io.ReadCloser, error) {
+					got = []string{id, actor}
+					return exports.Package{ID: "p1", RequestID: id, Size: 2, SHA256: "ab"}, io.NopCloser(strings.NewReader("PK")), nil
+				}
+				return func(t *testing.T) { eq(t, "id/actor", got, []string{reqID, "key:" + keyIDFor("reviewer")}) }
+			},
+		},
+		{
+			name:   "staff package download by an admin",
+			req:    req{method: "GET", path: "/v1/privacy-requests/" + reqID + "/package"},
+			denied: "frontend", reason: "may not perform requests.download_package",
+			allowed: "admin", status: 200, call: "Exports.OpenForStaff",
+			stub: func(e *env) func(*testing.T) {
+				e.exports.OpenForStaffFn = func(_ context.Context, id, _ string) (exports.Package, io.ReadCloser, error) {
+					return exports.Package{ID: "p1", RequestID: id, Size: 2, SHA256: "ab"}, io.NopCloser(strings.NewReader("PK")), nil
+				}
+				return func(*testing.T) {}
+			},
+		},
+		{
+			name:   "re-plan with added identities",
+			req:    req{method: "POST", path: "/v1/privacy-requests/" + reqID + "/replan", body: `{"identities":["email:Ann.Other@Example.com","tg:123456"],"note":"the other address"}`},
+			denied: "auditor", reason: "may not perform requests.manage",
+			allowed: "reviewer", status: 200, call: "Requests.Replan",
+			stub: func(e *env) func(*testing.T) {
+				var got []string
+				e.requests.ReplanFn = func(_ context.Context, id, actor, note string, add []identity.Subject) (dsar.Request, error) {
+					got = []string{id, actor, note}
+					for _, a := range add {
+						got = append(got, a.String())
+					}
+					return dsar.Request{ID: id, Status: dsar.Verified}, nil
+				}
+				return func(t *testing.T) {
+					eq(t, "id/actor/note/identities", got, []string{reqID, "key:" + keyIDFor("reviewer"), "the other address", "email:ann.other@example.com", "tg:123456"})
+				}
+			},
+		},
+		{
 			name:   "identity reveal",
 			req:    req{method: "POST", path: "/v1/privacy-requests/" + reqID + "/identities"},
 			denied: "auditor", reason: "may not perform requests.manage",

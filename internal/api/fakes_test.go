@@ -170,6 +170,7 @@ type RequestService struct {
 	PauseFn              func(ctx context.Context, id, actor, reason string) (dsar.Request, error)
 	ResumeFn             func(ctx context.Context, id, actor string) (dsar.Request, error)
 	RetryPlanFn          func(ctx context.Context, id, actor string) (dsar.Request, error)
+	ReplanFn             func(ctx context.Context, id, actor, note string, add []identity.Subject) (dsar.Request, error)
 	RetryTaskFn          func(ctx context.Context, id, taskID, actor string) (dsar.Request, error)
 	CompleteManualTaskFn func(ctx context.Context, id, taskID, actor, note string) (dsar.Request, error)
 }
@@ -296,6 +297,14 @@ func (s *RequestService) RetryPlan(ctx context.Context, id, actor string) (dsar.
 	return s.RetryPlanFn(ctx, id, actor)
 }
 
+func (s *RequestService) Replan(ctx context.Context, id, actor, note string, add []identity.Subject) (dsar.Request, error) {
+	s.calls.add("Requests.Replan")
+	if s.ReplanFn == nil {
+		return dsar.Request{}, notStubbed("Requests.Replan")
+	}
+	return s.ReplanFn(ctx, id, actor, note, add)
+}
+
 func (s *RequestService) RetryTask(ctx context.Context, id, taskID, actor string) (dsar.Request, error) {
 	s.calls.add("Requests.RetryTask")
 	if s.RetryTaskFn == nil {
@@ -314,8 +323,9 @@ func (s *RequestService) CompleteManualTask(ctx context.Context, id, taskID, act
 
 // ExportStore fakes api.ExportStore.
 type ExportStore struct {
-	calls  *calls
-	OpenFn func(ctx context.Context, token string) (exports.Package, io.ReadCloser, error)
+	calls          *calls
+	OpenFn         func(ctx context.Context, token string) (exports.Package, io.ReadCloser, error)
+	OpenForStaffFn func(ctx context.Context, requestID, actor string) (exports.Package, io.ReadCloser, error)
 }
 
 var _ api.ExportStore = (*ExportStore)(nil)
@@ -326,6 +336,14 @@ func (s *ExportStore) Open(ctx context.Context, token string) (exports.Package, 
 		return exports.Package{}, nil, notStubbed("Exports.Open")
 	}
 	return s.OpenFn(ctx, token)
+}
+
+func (s *ExportStore) OpenForStaff(ctx context.Context, requestID, actor string) (exports.Package, io.ReadCloser, error) {
+	s.calls.add("Exports.OpenForStaff")
+	if s.OpenForStaffFn == nil {
+		return exports.Package{}, nil, notStubbed("Exports.OpenForStaff")
+	}
+	return s.OpenForStaffFn(ctx, requestID, actor)
 }
 
 // RetentionService fakes api.RetentionService.

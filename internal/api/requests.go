@@ -8,6 +8,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/steward-privacy/steward/identity"
 	"github.com/steward-privacy/steward/internal/apperr"
 	"github.com/steward-privacy/steward/internal/dsar"
 )
@@ -33,6 +34,7 @@ type RequestService interface {
 	Pause(ctx context.Context, id, actor, reason string) (dsar.Request, error)
 	Resume(ctx context.Context, id, actor string) (dsar.Request, error)
 	RetryPlan(ctx context.Context, id, actor string) (dsar.Request, error)
+	Replan(ctx context.Context, id, actor, note string, add []identity.Subject) (dsar.Request, error)
 	RetryTask(ctx context.Context, id, taskID, actor string) (dsar.Request, error)
 	CompleteManualTask(ctx context.Context, id, taskID, actor, note string) (dsar.Request, error)
 }
@@ -361,6 +363,44 @@ func (s *server) retryPlanning(c *fiber.Ctx) error {
 	return s.staffAction(c, func(id, actor string, _ reasonBody) (dsar.Request, error) {
 		return s.Requests.RetryPlan(c.UserContext(), id, actor)
 	})
+}
+
+type replanBody struct {
+	Identities []string `json:"identities"`
+	Note       string   `json:"note"`
+}
+
+// replanRequest plans a paused access or export request that found
+// nothing again, with the identities staff add (typed like an intake
+// subject: email:…, tg:…).
+func (s *server) replanRequest(c *fiber.Ctx) error {
+	var b replanBody
+	if err := optionalBody(c, &b); err != nil {
+		return err
+	}
+	if err := s.authorize(c, "requests.manage"); err != nil {
+		return err
+	}
+	id, err := requestID(c)
+	if err != nil {
+		return err
+	}
+	if len(b.Identities) > dsar.MaxAddedIdentities {
+		return apperr.Field("identities", "at most %d", dsar.MaxAddedIdentities)
+	}
+	add := make([]identity.Subject, 0, len(b.Identities))
+	for i, raw := range b.Identities {
+		subj, err := parseSubject("identities["+strconv.Itoa(i)+"]", raw)
+		if err != nil {
+			return err
+		}
+		add = append(add, subj)
+	}
+	r, err := s.Requests.Replan(c.UserContext(), id, "key:"+callerKey(c).ID, b.Note, add)
+	if err != nil {
+		return err
+	}
+	return c.JSON(r)
 }
 
 func (s *server) retryTask(c *fiber.Ctx) error {

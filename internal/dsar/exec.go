@@ -347,6 +347,9 @@ func (s *Service) checkCompletion(ctx context.Context, tx pgx.Tx, r *Request) er
 		return nil
 	}
 	if s.wantsPackage(r) {
+		if paused, err := s.pauseIfNothingFound(ctx, tx, r); paused || err != nil {
+			return err
+		}
 		return s.queuePackage(ctx, tx, r)
 	}
 	return s.complete(ctx, tx, r, nil)

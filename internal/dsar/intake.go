@@ -355,7 +355,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (Created, error) {
 			out = Created{Request: r, Existing: true}
 			return nil
 		}
-		if err := s.storeIdentity(ctx, tx, id, in.Subject, "given"); err != nil {
+		if err := s.storeIdentity(ctx, tx, id, in.Subject, SourceGiven); err != nil {
 			return err
 		}
 		r, err := s.lock(ctx, tx, id)

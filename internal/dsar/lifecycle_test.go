@@ -27,6 +27,7 @@ func TestLegalTransitions(t *testing.T) {
 		{AwaitingApproval, Deny, Denied},
 		{IdentityPending, Cancel, Canceled},
 		{InProgress, Pause, Paused},
+		{Paused, Replan, Verified}, // staff search again with corrected identities
 	}
 	for _, tc := range cases {
 		got, err := Next(tc.from, tc.ev, "")

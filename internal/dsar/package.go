@@ -51,6 +51,104 @@ func (s *Service) wantsPackage(r *Request) bool {
 	return s.Packager != nil && (r.Type == "access" || r.Type == "export")
 }
 
+// NothingFoundReason is the pause note of an access or export request
+// whose tasks all succeeded and found nothing anywhere: staff see it on the
+// request, in the timeline.
+const NothingFoundReason = "No records were found for the given identities in any system. " +
+	"Check the identities (a typo, another email) or confirm that nothing is held: " +
+	"re-plan with a corrected or added identity, or resume to confirm, and the person then receives a package saying that nothing is held."
+
+// An access or export request that found nothing is never reported
+// complete on its own: an empty package emailed as "your data is ready" is
+// as likely a wrong identity (a typo, the address the person did not sign
+// up with, a system matching emails case-sensitively) as the truth. Once
+// every task has succeeded, a request whose tasks disclosed no record and
+// no file pauses for staff with NothingFoundReason instead of packaging.
+// Staff either re-plan with a corrected or added identity (Replan), or
+// resume, which records their confirmation (nothing_found_confirmed) for
+// the current plan: the package is then built, saying plainly that nothing
+// is held, and the request completes.
+
+// disclosedCount counts the records and files a request's tasks disclosed.
+func disclosedCount(ctx context.Context, tx pgx.Tx, requestID string) (int, error) {
+	var n int
+	err := tx.QueryRow(ctx, `
+		SELECT (SELECT count(*) FROM privacy_request_records x JOIN privacy_request_tasks t ON t.id = x.task_id WHERE t.request_id = $1)
+		     + (SELECT count(*) FROM privacy_request_files x JOIN privacy_request_tasks t ON t.id = x.task_id WHERE t.request_id = $1)`,
+		requestID).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("dsar: count disclosed: %w", err)
+	}
+	return n, nil
+}
+
+// nothingFoundConfirmed reports whether staff confirmed, since the request
+// was last planned, that nothing is held.
+func nothingFoundConfirmed(ctx context.Context, tx pgx.Tx, requestID string) (bool, error) {
+	var ok bool
+	err := tx.QueryRow(ctx, `
+		SELECT EXISTS (SELECT 1 FROM privacy_request_events c WHERE c.request_id = $1 AND c.event = $2
+		               AND c.id > coalesce((SELECT max(p.id) FROM privacy_request_events p WHERE p.request_id = $1 AND p.event = 'planned'), 0))`,
+		requestID, eventNothingFoundConfirmed).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("dsar: find confirmation: %w", err)
+	}
+	return ok, nil
+}
+
+// Timeline events of an empty result.
+const (
+	eventNothingFound          = "nothing_found"
+	eventNothingFoundConfirmed = "nothing_found_confirmed"
+)
+
+// pauseIfNothingFound pauses, for staff, an in-progress request whose tasks
+// have all succeeded and disclosed nothing, unless staff already confirmed
+// that for its current plan. It reports whether it paused.
+func (s *Service) pauseIfNothingFound(ctx context.Context, tx pgx.Tx, r *Request) (bool, error) {
+	n, err := disclosedCount(ctx, tx, r.ID)
+	if err != nil || n > 0 {
+		return false, err
+	}
+	confirmed, err := nothingFoundConfirmed(ctx, tx, r.ID)
+	if err != nil || confirmed {
+		return false, err
+	}
+	var tasks int
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM privacy_request_tasks WHERE request_id = $1 AND status = 'succeeded'`, r.ID).Scan(&tasks); err != nil {
+		return false, fmt.Errorf("dsar: count tasks: %w", err)
+	}
+	if err := s.move(ctx, tx, r, Pause, actorSystem, NothingFoundReason, map[string]any{"cause": eventNothingFound, "tasks": tasks}); err != nil {
+		return false, err
+	}
+	s.Log.InfoContext(ctx, "access request found nothing; paused for staff", "request_id", r.ID, "tasks", tasks)
+	return true, nil
+}
+
+// confirmNothingFound records, as staff resume a request the engine paused
+// because it found nothing, that they confirm nothing is held; the request
+// then packages. Resuming a request staff paused themselves confirms
+// nothing: if it found nothing, it pauses again, with the reason.
+func (s *Service) confirmNothingFound(ctx context.Context, tx pgx.Tx, r *Request, actor string) error {
+	if r.Status != InProgress || !s.wantsPackage(r) {
+		return nil
+	}
+	var pausedBy, note string
+	err := tx.QueryRow(ctx, `
+		SELECT actor, coalesce(note, '') FROM privacy_request_events
+		WHERE request_id = $1 AND event = 'pause' ORDER BY id DESC LIMIT 1`, r.ID).Scan(&pausedBy, &note)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("dsar: find the pause: %w", err)
+	}
+	if pausedBy != actorSystem || note != NothingFoundReason {
+		return nil
+	}
+	return s.event(ctx, tx, r.ID, eventNothingFoundConfirmed, "", "", actor, "", nil)
+}
+
 // queuePackage queues the package job in tx (once per plan run).
 func (s *Service) queuePackage(ctx context.Context, tx pgx.Tx, r *Request) error {
 	if _, err := s.Jobs.InsertTx(ctx, tx, PackageArgs{RequestID: r.ID, PlanRun: r.planRun}, nil); err != nil {

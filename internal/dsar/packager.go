@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/steward-privacy/steward/internal/exportpkg"
 	"github.com/steward-privacy/steward/internal/exports"
+	"github.com/steward-privacy/steward/internal/policy"
 )
 
 // exportPackager is the Packager of a deployment with an export store: it
@@ -31,13 +34,48 @@ func (s *Service) exportPackager(store *exports.Store, linkBase string) Packager
 	}
 }
 
-// productOf is the product whose controller answers a request: the bot's
-// for a request made by Telegram identity, else the web product's.
-func productOf(subjectKind string) string {
-	if subjectKind == "tg" {
-		return "bot"
+// controllersOf names who answers for a request's data: the controllers
+// of the products (data map: each system's products) of the systems where
+// the request's tasks found records or files or, when they found nothing,
+// of the systems searched. A bundle with a single product needs no search:
+// its controller answers for everything. Products are taken in id order;
+// two products with the same controller name it once. With no system to go
+// by (nothing planned), every product's controller is named.
+func controllersOf(e *policy.Engine, found, searched []string) []exportpkg.Controller {
+	products := map[string]bool{}
+	if len(e.Products) == 1 {
+		for p := range e.Products {
+			products[p] = true
+		}
 	}
-	return "web"
+	for _, systems := range [][]string{found, searched} {
+		if len(products) > 0 || e.DataMap == nil {
+			break
+		}
+		for _, sys := range systems {
+			for _, p := range e.DataMap.Systems[sys].Products {
+				if _, ok := e.Products[p]; ok {
+					products[p] = true
+				}
+			}
+		}
+	}
+	if len(products) == 0 {
+		for p := range e.Products {
+			products[p] = true
+		}
+	}
+	var out []exportpkg.Controller
+	seen := map[exportpkg.Controller]bool{}
+	for _, p := range slices.Sorted(maps.Keys(products)) {
+		c := exportpkg.Controller{Name: e.Products[p].Controller.Name, Contact: e.Products[p].Controller.Contact}
+		if (c.Name == "" && c.Contact == "") || seen[c] {
+			continue
+		}
+		seen[c] = true
+		out = append(out, c)
+	}
+	return out
 }
 
 // packageInput gathers what a request's package holds: the records and
@@ -63,9 +101,11 @@ func (s *Service) packageInput(ctx context.Context, requestID string) (exportpkg
 	}
 	// Describe what was searched: the datasets the plan reached.
 	searched := map[string]bool{}
+	var searchedSystems, foundSystems []string
 	for _, t := range d.Tasks {
 		searched[t.System+"/"+t.Dataset] = true
 		searched[t.System+"/"] = true
+		searchedSystems = append(searchedSystems, t.System)
 	}
 	systems, err := exportpkg.DescribeSystems(e.DataMap, facts, func(system, dataset string) bool {
 		return searched[system+"/"+dataset] || searched[system+"/"]
@@ -78,17 +118,19 @@ func (s *Service) packageInput(ctx context.Context, requestID string) (exportpkg
 		ReceivedAt: d.ReceivedAt, GeneratedAt: s.Clock.Now(),
 		Systems: systems, Categories: facts.Categories,
 	}
-	if p, ok := e.Products[productOf(d.SubjectKind)]; ok {
-		in.Controller = exportpkg.Controller{Name: p.Controller.Name, Contact: p.Controller.Contact}
-	}
 	for _, id := range d.Identities {
-		if id.Source == "given" {
+		if givenBy(id.Source) {
 			in.SubjectKinds = append(in.SubjectKinds, id.Kind)
 		}
 	}
 	for _, r := range recs {
 		in.Records = append(in.Records, exportpkg.Record{System: r.System, Record: r.Record})
+		foundSystems = append(foundSystems, r.System)
 	}
+	for _, f := range stored {
+		foundSystems = append(foundSystems, f.System)
+	}
+	in.Controllers = controllersOf(e, foundSystems, searchedSystems)
 	for _, f := range stored {
 		in.Files = append(in.Files, exportpkg.File{System: f.System, File: f.File, SHA256: f.SHA256,
 			Open: func(ctx context.Context) (io.ReadCloser, error) {

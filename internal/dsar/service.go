@@ -219,9 +219,9 @@ func (s *Service) move(ctx context.Context, tx pgx.Tx, r *Request, ev Event, act
 		return err
 	}
 	r.Status = next
-	r.PausedFrom = ""
+	r.PausedFrom, r.PauseReason = "", ""
 	if pausedFrom != nil {
-		r.PausedFrom = Status(*pausedFrom)
+		r.PausedFrom, r.PauseReason = Status(*pausedFrom), note
 	}
 	return nil
 }
@@ -271,7 +271,9 @@ func (s *Service) event(ctx context.Context, tx pgx.Tx, requestID, ev, from, to,
 const requestColumns = `id::text, type, status, coalesce(paused_from, ''), channel, language, region, regime, subject_kind,
 	received_at, due_at, original_due_at, acknowledge_by, extendable_until, extension_notice_by, extended_at IS NOT NULL,
 	coalesce(extension_reason, ''), verified_at, coalesce(verification, ''), approval_required, coalesce(approval_rule, ''),
-	planned_at, coalesce(plan_error, ''), coalesce(deny_reason, ''), coalesce(failure_reason, ''), completed_at, plan_run`
+	planned_at, coalesce(plan_error, ''), coalesce(deny_reason, ''), coalesce(failure_reason, ''), completed_at, plan_run,
+	CASE WHEN status = 'paused' THEN coalesce((SELECT e.note FROM privacy_request_events e
+		WHERE e.request_id = privacy_requests.id AND e.event = 'pause' ORDER BY e.id DESC LIMIT 1), '') ELSE '' END`
 
 func scanRequest(row pgx.Row, now time.Time) (Request, error) {
 	var r Request
@@ -279,7 +281,7 @@ func scanRequest(row pgx.Row, now time.Time) (Request, error) {
 	err := row.Scan(&r.ID, &r.Type, &status, &paused, &r.Channel, &r.Language, &r.Region, &r.Regime, &r.SubjectKind,
 		&r.ReceivedAt, &r.DueAt, &r.OriginalDueAt, &r.AcknowledgeBy, &r.ExtendableUntil, &r.ExtendNoticeBy, &r.Extended,
 		&r.ExtensionReason, &r.VerifiedAt, &r.Verification, &r.ApprovalRequired, &r.ApprovalRule,
-		&r.PlannedAt, &r.PlanError, &r.DenyReason, &r.FailureReason, &r.CompletedAt, &r.planRun)
+		&r.PlannedAt, &r.PlanError, &r.DenyReason, &r.FailureReason, &r.CompletedAt, &r.planRun, &r.PauseReason)
 	if err != nil {
 		return r, err
 	}

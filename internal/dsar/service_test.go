@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"gocloud.dev/blob"
+	"gocloud.dev/blob/fileblob"
 
 	"github.com/steward-privacy/steward/connectors"
 	"github.com/steward-privacy/steward/connectors/recordstore"
@@ -19,6 +20,7 @@ import (
 	"github.com/steward-privacy/steward/internal/clock"
 	"github.com/steward-privacy/steward/internal/db/dbtest"
 	"github.com/steward-privacy/steward/internal/dsar"
+	"github.com/steward-privacy/steward/internal/exports"
 	"github.com/steward-privacy/steward/internal/jobs"
 	"github.com/steward-privacy/steward/internal/keyring"
 	"github.com/steward-privacy/steward/internal/notify"
@@ -59,6 +61,8 @@ type rig struct {
 	worker *notify.Worker
 	clk    *clock.Fake
 	kr     *keyring.Keyring
+	// exports holds the packages, with rigOpts.exports.
+	exports *exports.Store
 }
 
 type rigOpts struct {
@@ -71,7 +75,13 @@ type rigOpts struct {
 	start    time.Time      // the fake clock's start; default: now
 	files    *blob.Bucket   // the file store; default none
 	packager dsar.Packager  // builds access packages; default none
+	// exports keeps real packages (exportpkg, sealed in a file store) in
+	// rig.exports, their links under exportLinkBase; default none.
+	exports bool
 }
+
+// exportLinkBase is where a rig with exports puts its download links.
+const exportLinkBase = "https://privacy.example.com/v1/exports/"
 
 func allSystems(store connectors.Connector, e *policy.Engine) connectors.Registry {
 	reg := connectors.Registry{}
@@ -121,14 +131,28 @@ func newRig(t testing.TB, o rigOpts) *rig {
 	cfg.StaffEmail = "privacy-team@example.com"
 	mail := resendtest.New(t)
 	outbox := notify.NewOutbox(kr, clk, nil)
+	al := audit.New(clk, e.Revision())
+	var exp *exports.Store
+	if o.exports {
+		bucket, err := fileblob.OpenBucket(t.TempDir(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = bucket.Close() })
+		if o.files == nil {
+			o.files = bucket
+		}
+		exp = &exports.Store{Pool: pool, Bucket: bucket, Keys: kr, Audit: al, Clock: clk}
+		cfg.ExportLinkBase = exportLinkBase
+	}
 	svc, err := dsar.New(dsar.Deps{
-		Pool: pool, Keys: kr, Policies: fixedPolicies{e}, Audit: audit.New(clk, e.Revision()), Outbox: outbox,
-		Clock: clk, Connectors: reg, Files: o.files, Packager: o.packager, Jobs: jobClient,
+		Pool: pool, Keys: kr, Policies: fixedPolicies{e}, Audit: al, Outbox: outbox,
+		Clock: clk, Connectors: reg, Files: o.files, Packager: o.packager, Exports: exp, Jobs: jobClient,
 	}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{t: t, url: url, pool: pool, svc: svc, jobs: jobClient, store: store, mail: mail, clk: clk, kr: kr,
+	r := &rig{t: t, url: url, pool: pool, svc: svc, jobs: jobClient, store: store, mail: mail, clk: clk, kr: kr, exports: exp,
 		worker: notify.NewWorker(pool, kr, notify.WorkerConfig{Resend: notify.ResendConfig{APIKey: "re_test", BaseURL: mail.URL, From: "Privacy <privacy@example.com>"}}, clk, nil, nil)}
 	if !o.noStart {
 		ctx, cancel := context.WithCancel(context.Background())

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/steward-privacy/steward/identity"
 	"github.com/steward-privacy/steward/internal/apperr"
 	"github.com/steward-privacy/steward/internal/notify"
 )
@@ -416,12 +417,90 @@ func (s *Service) Resume(ctx context.Context, id, actor string) (Request, error)
 			if err := s.requeuePending(ctx, tx, id); err != nil {
 				return err
 			}
+			// Resuming an access request that found nothing confirms it.
+			if err := s.confirmNothingFound(ctx, tx, r, actor); err != nil {
+				return err
+			}
 			// Tasks that ended during the pause moved nothing (the request
 			// was not in progress): settle what they left, or no later
 			// event would ever complete or fail the request.
 			return s.checkCompletion(ctx, tx, r)
 		}
 		return nil
+	})
+}
+
+// MaxAddedIdentities bounds the identities staff add in one re-plan.
+const MaxAddedIdentities = 10
+
+// Replan searches again for a paused access or export request that found
+// nothing (typically paused by the engine with NothingFoundReason): staff
+// add the identity the person's data is really under (a corrected typo,
+// the other email address), and the request goes back to verified and is
+// planned from scratch: the added identities join the given ones (source
+// "staff:<actor>"), the identities resolved before are resolved again, and
+// the old tasks go (their history stays in the timeline and the audit log).
+// With no identity added it searches again as it is (after a connector or
+// the data map was fixed). Only a request that disclosed nothing can be
+// re-planned, so nothing found is ever discarded; every added identity is
+// audited by kind, never by value.
+func (s *Service) Replan(ctx context.Context, id, actor, note string, add []identity.Subject) (Request, error) {
+	note = strings.TrimSpace(note)
+	if len(note) > 2000 {
+		return Request{}, apperr.Field("note", "at most 2000 characters")
+	}
+	if len(add) > MaxAddedIdentities {
+		return Request{}, apperr.Field("identities", "at most %d", MaxAddedIdentities)
+	}
+	return s.act(ctx, id, func(tx pgx.Tx, r *Request) error {
+		switch {
+		case r.Type != "access" && r.Type != "export":
+			return apperr.New(apperr.Conflict, "only an access or export request can be planned again (this one is %s)", r.Type)
+		case r.Status != Paused:
+			return apperr.New(apperr.Conflict, "only a paused request can be planned again (this one is %s); pause it first", strings.ReplaceAll(string(r.Status), "_", " "))
+		case r.PlannedAt == nil:
+			return apperr.New(apperr.Conflict, "this request has not been planned yet: resume it instead")
+		}
+		var running int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM privacy_request_tasks WHERE request_id = $1 AND status = 'running'`, id).Scan(&running); err != nil {
+			return fmt.Errorf("dsar: count running tasks: %w", err)
+		}
+		if running > 0 {
+			return apperr.New(apperr.Conflict, "a task is still running; plan again once it has ended")
+		}
+		n, err := disclosedCount(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			return apperr.New(apperr.Conflict, "this request has already found records; planning again would discard them")
+		}
+		kinds := make([]string, 0, len(add))
+		for _, subj := range add {
+			if err := s.storeIdentity(ctx, tx, id, subj, SourceStaff+actor); err != nil {
+				return err
+			}
+			kinds = append(kinds, subj.Kind())
+		}
+		for _, q := range []string{
+			`DELETE FROM privacy_request_tasks WHERE request_id = $1`,
+			`DELETE FROM privacy_request_identities WHERE request_id = $1 AND source <> 'given' AND source NOT LIKE 'staff:%'`,
+		} {
+			if _, err := tx.Exec(ctx, q, id); err != nil {
+				return fmt.Errorf("dsar: clear the plan: %w", err)
+			}
+		}
+		r.planRun++
+		if _, err := tx.Exec(ctx, `
+			UPDATE privacy_requests SET plan = NULL, planned_at = NULL, plan_error = NULL, approval_required = NULL, approval_rule = NULL, plan_run = $2
+			WHERE id = $1`, id, r.planRun); err != nil {
+			return fmt.Errorf("dsar: clear the plan: %w", err)
+		}
+		r.PlannedAt, r.PlanError, r.ApprovalRequired, r.ApprovalRule = nil, "", nil, ""
+		if err := s.move(ctx, tx, r, Replan, actor, note, map[string]any{"added_identity_kinds": uniqueSorted(kinds)}); err != nil {
+			return err
+		}
+		return s.enqueuePlan(ctx, tx, id, r.planRun)
 	})
 }
 

@@ -2,6 +2,7 @@ package dsar
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/steward-privacy/steward/connectors"
@@ -48,10 +49,13 @@ const (
 // Request is a privacy request as staff and the API see it. It holds no
 // personal data: the subject appears only as the kind of identity given.
 type Request struct {
-	ID               string     `json:"id"`
-	Type             string     `json:"type"`
-	Status           Status     `json:"status"`
-	PausedFrom       Status     `json:"paused_from,omitempty"`
+	ID         string `json:"id"`
+	Type       string `json:"type"`
+	Status     Status `json:"status"`
+	PausedFrom Status `json:"paused_from,omitempty"`
+	// PauseReason is why a paused request waits for staff: the reason
+	// staff gave, or the engine's (NothingFoundReason).
+	PauseReason      string     `json:"pause_reason,omitempty"`
 	Channel          string     `json:"channel"`
 	Language         string     `json:"language"`
 	Region           string     `json:"region"`
@@ -94,7 +98,22 @@ type Detail struct {
 // each came from, without the values.
 type IdentityInfo struct {
 	Kind   string `json:"kind"`
-	Source string `json:"source"` // "given" or the system that resolved it
+	Source string `json:"source"` // "given", "staff:<actor>" or the system that resolved it
+}
+
+// Where an identity of a request came from, besides the system that
+// resolved it: given at intake, or added by staff when planning again
+// (SourceStaff followed by the actor; the colon keeps it apart from a
+// system id).
+const (
+	SourceGiven = "given"
+	SourceStaff = "staff:"
+)
+
+// givenBy reports whether an identity's source is the person: given at
+// intake, or added by staff on their behalf.
+func givenBy(source string) bool {
+	return source == SourceGiven || strings.HasPrefix(source, SourceStaff)
 }
 
 // AgentPublicInfo is what staff see of an authorized agent in listings;

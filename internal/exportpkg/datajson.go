@@ -23,7 +23,10 @@ type dataHeader struct {
 	Language    string     `json:"language"`
 	ReceivedAt  *time.Time `json:"received_at,omitempty"`
 	GeneratedAt time.Time  `json:"generated_at"`
-	Controller  Controller `json:"controller"`
+	// Controller is the first of Controllers, as steward-export/1 had it
+	// before a package could name several.
+	Controller  Controller   `json:"controller"`
+	Controllers []Controller `json:"controllers"`
 	Subject     struct {
 		IdentityKinds []string `json:"identity_kinds"`
 	} `json:"subject"`
@@ -115,7 +118,12 @@ func (b *builder) writeData(ctx context.Context) error {
 
 func (b *builder) encodeData(ctx context.Context, w *bufio.Writer) error {
 	h := dataHeader{Format: Format, RequestID: b.in.RequestID, RequestType: b.in.RequestType, Regime: b.in.Regime,
-		Language: b.lang, GeneratedAt: b.mod, Controller: b.in.Controller}
+		Language: b.lang, GeneratedAt: b.mod, Controllers: b.in.Controllers}
+	if len(h.Controllers) > 0 {
+		h.Controller = h.Controllers[0]
+	} else {
+		h.Controllers = []Controller{}
+	}
 	if !b.in.ReceivedAt.IsZero() {
 		t := b.in.ReceivedAt.UTC()
 		h.ReceivedAt = &t

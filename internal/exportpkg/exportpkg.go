@@ -71,7 +71,10 @@ type Input struct {
 	ReceivedAt  time.Time
 	GeneratedAt time.Time // required: the package states it, and it dates every entry
 
-	Controller Controller
+	// Controllers answer the request: the controller of each product the
+	// person's data belongs to, usually one. The first is data.json's
+	// "controller"; all of them are its "controllers" and the report's.
+	Controllers []Controller
 	// SubjectKinds are the kinds of identity the person gave (email, tg,
 	// ...), never their values.
 	SubjectKinds []string
@@ -93,7 +96,7 @@ type Input struct {
 	AutomatedDecisions string
 }
 
-// Controller is who answers the request.
+// Controller is who answers the request (for one product's data).
 type Controller struct {
 	Name       string `json:"name"`
 	Contact    string `json:"contact"`

@@ -195,20 +195,25 @@ func (l translator) size(n int64) string {
 // it out.
 type view struct {
 	Lang, RequestID, RequestType, Received, Generated string
-	Controller                                        Controller
-	Kinds                                             []string
-	Purposes                                          []purposeRow
-	Categories                                        []categoryRow
-	Sources                                           []sourceRow
-	Providers                                         []providerRow
-	Retention                                         []retentionRow
-	Automated                                         string
-	Retained                                          []retainedRow
-	Datasets                                          []datasetRow
-	HasRecords                                        bool
-	Files                                             []fileRow
-	Renamed                                           bool
-	NoteLanguage                                      bool
+	Controllers                                       []Controller
+	// Contacts joins the controllers' contacts (each named when there
+	// are several); Authority is the first supervisory authority given.
+	Contacts, Authority string
+	Kinds               []string
+	// NothingFound: no record and no file; the report says so first.
+	NothingFound bool
+	Purposes     []purposeRow
+	Categories   []categoryRow
+	Sources      []sourceRow
+	Providers    []providerRow
+	Retention    []retentionRow
+	Automated    string
+	Retained     []retainedRow
+	Datasets     []datasetRow
+	HasRecords   bool
+	Files        []fileRow
+	Renamed      bool
+	NoteLanguage bool
 }
 
 type purposeRow struct {
@@ -265,7 +270,19 @@ func (b *builder) view() view {
 	tr := translator(b.lang)
 	in := &b.in
 	v := view{Lang: b.lang, RequestID: in.RequestID, Generated: b.mod.Format("2006-01-02 15:04 UTC"),
-		Controller: in.Controller, NoteLanguage: b.lang != "en"}
+		Controllers: in.Controllers, NoteLanguage: b.lang != "en", NothingFound: len(in.Records) == 0 && len(in.Files) == 0}
+	var contacts []string
+	for _, c := range in.Controllers {
+		switch {
+		case c.Contact == "":
+		case len(in.Controllers) > 1 && c.Name != "":
+			contacts = append(contacts, c.Contact+" ("+c.Name+")")
+		default:
+			contacts = append(contacts, c.Contact)
+		}
+		v.Authority = cmp.Or(v.Authority, c.SupervisoryAuthority)
+	}
+	v.Contacts = strings.Join(contacts, ", ")
 	v.RequestType = tr.must("type." + in.RequestType)
 	if !in.ReceivedAt.IsZero() {
 		v.Received = in.ReceivedAt.UTC().Format("2006-01-02")

@@ -1,12 +1,17 @@
 package exportpkg
 
 import (
+	"bytes"
 	"encoding/json"
 	"maps"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/steward-privacy/steward/internal/testutil"
 )
 
 // words are phrases each language's report must show in its own words:
@@ -131,6 +136,123 @@ func TestReportWithoutData(t *testing.T) {
 	}
 	if got := len(p.names()); got != 3 {
 		t.Errorf("an empty package has %d entries (%v), want data.json, index.html and manifest.json", got, p.names())
+	}
+}
+
+// TestNothingFound: a package built after a search that found nothing says
+// so plainly, first, in the person's language, and its data.json is valid
+// with no records and no files.
+func TestNothingFound(t *testing.T) {
+	t.Parallel()
+	for _, lang := range languages {
+		t.Run(lang, func(t *testing.T) {
+			t.Parallel()
+			fx := realistic(t, lang)
+			in := fx.in
+			in.Records, in.Files, in.Retained = nil, nil, nil
+			p := build(t, in)
+			html := string(p.read(t, PathIndex))
+			notice := escapeText(messages[lang]["empty.notice"])
+			at := strings.Index(html, notice)
+			if at < 0 {
+				t.Fatalf("the %s report does not state that nothing was found", lang)
+			}
+			if first := strings.Index(html, "<section"); first >= 0 && at > first {
+				t.Error("the nothing-found notice comes after the report's sections")
+			}
+			for _, k := range []string{"intro.empty", "label.searched_by", "datasets.empty", "files.empty"} {
+				if !strings.Contains(html, escapeText(messages[lang][k])) {
+					t.Errorf("the %s report does not say %s: %q", lang, k, messages[lang][k])
+				}
+			}
+			// Nothing in it claims data was found or is enclosed.
+			for _, k := range []string{"intro", "label.identities"} {
+				if strings.Contains(html, ">"+escapeText(messages[lang][k])+"<") {
+					t.Errorf("the %s report says %s: %q", lang, k, messages[lang][k])
+				}
+			}
+			var doc struct {
+				Records, Files []any
+			}
+			validData(t, p, &doc)
+			if doc.Records == nil || len(doc.Records) != 0 || doc.Files == nil || len(doc.Files) != 0 {
+				t.Errorf("data.json records %v files %v, want two empty arrays", doc.Records, doc.Files)
+			}
+			if n := len(p.names()); n != 3 {
+				t.Errorf("%d entries: %v", n, p.names())
+			}
+		})
+	}
+	// A package with data says nothing of the kind.
+	html := string(build(t, realistic(t, "en").in).read(t, PathIndex))
+	if strings.Contains(html, "nothing-found") || strings.Contains(html, escapeText(messages["en"]["empty.notice"])) {
+		t.Error("a package with records claims nothing was found")
+	}
+}
+
+// TestSeveralControllers: data that belongs to products with different
+// controllers names each of them, in the report and in data.json.
+func TestSeveralControllers(t *testing.T) {
+	t.Parallel()
+	fx := realistic(t, "en")
+	in := fx.in
+	in.Controllers = []Controller{
+		{Name: "Bananapics", Contact: "blogchikuz@gmail.com"},
+		{Name: "Nano Banana Pro", Contact: "support@nano-bananapro.com", SupervisoryAuthority: "CNIL"},
+	}
+	p := build(t, in)
+	html := string(p.read(t, PathIndex))
+	for _, w := range []string{"<dd>Bananapics</dd>", "<dd>blogchikuz@gmail.com</dd>", "<dd>Nano Banana Pro</dd>", "<dd>support@nano-bananapro.com</dd>",
+		escapeText(messages["en"]["controllers.note"]), "Supervisory authority: CNIL",
+		"contact us at blogchikuz@gmail.com (Bananapics), support@nano-bananapro.com (Nano Banana Pro) and quote"} {
+		if !strings.Contains(html, w) {
+			t.Errorf("the report does not say %q", w)
+		}
+	}
+	var doc struct {
+		Controller  Controller
+		Controllers []Controller
+	}
+	validData(t, p, &doc)
+	if doc.Controller != in.Controllers[0] || !slices.Equal(doc.Controllers, in.Controllers) {
+		t.Errorf("data.json controller %+v controllers %+v", doc.Controller, doc.Controllers)
+	}
+
+	// One controller: named once, without the note.
+	in.Controllers = in.Controllers[1:]
+	p = build(t, in)
+	html = string(p.read(t, PathIndex))
+	if strings.Contains(html, escapeText(messages["en"]["controllers.note"])) || strings.Contains(html, "<dd>Bananapics</dd>") ||
+		!strings.Contains(html, "contact us at support@nano-bananapro.com and quote") {
+		t.Error("a single controller's report is wrong")
+	}
+	validData(t, p, &doc)
+	if doc.Controller != in.Controllers[0] || len(doc.Controllers) != 1 {
+		t.Errorf("data.json controller %+v controllers %+v", doc.Controller, doc.Controllers)
+	}
+
+	// None known: data.json still has its required controller member.
+	in.Controllers = nil
+	validData(t, build(t, in), &doc)
+	if len(doc.Controllers) != 0 {
+		t.Errorf("controllers %+v", doc.Controllers)
+	}
+}
+
+// validData checks data.json against the published schema and decodes it
+// into v.
+func validData(t *testing.T, p pkg, v any) {
+	t.Helper()
+	raw := p.read(t, PathData)
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := testutil.ExportSchema(t).Validate(inst); err != nil {
+		t.Fatalf("data.json does not validate: %v", err)
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		t.Fatal(err)
 	}
 }
 

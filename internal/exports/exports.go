@@ -268,26 +268,81 @@ func (s *Store) Open(ctx context.Context, token string) (Package, io.ReadCloser,
 	if err != nil {
 		return Package{}, nil, err
 	}
+	rc, err := s.stream(ctx, id, bk, kid, wrapped, ErrExpired)
+	if err != nil {
+		return Package{}, nil, err
+	}
+	return p, rc, nil
+}
+
+// stream opens a stored package's blob and decrypts it as it is read.
+// missing is the error for a blob that is gone.
+func (s *Store) stream(ctx context.Context, id, bk, kid string, wrapped []byte, missing error) (io.ReadCloser, error) {
 	key, err := s.Keys.Open(kid, wrapped, aad(id))
 	if err != nil {
-		return Package{}, nil, fmt.Errorf("exports: unwrap key: %w", err)
+		return nil, fmt.Errorf("exports: unwrap key: %w", err)
 	}
 	br, err := s.Bucket.NewReader(ctx, bk, nil)
 	if err != nil {
 		if gcerrors.Code(err) == gcerrors.NotFound {
-			return Package{}, nil, ErrExpired
+			return nil, missing
 		}
-		return Package{}, nil, fmt.Errorf("exports: open package: %w", err)
+		return nil, fmt.Errorf("exports: open package: %w", err)
 	}
 	sr, err := sealstream.NewReader(br, key, aad(id))
 	if err != nil {
 		_ = br.Close()
-		return Package{}, nil, fmt.Errorf("exports: open package: %w", err)
+		return nil, fmt.Errorf("exports: open package: %w", err)
 	}
-	return p, struct {
+	return struct {
 		io.Reader
 		io.Closer
 	}{sr, br}, nil
+}
+
+// ErrNoPackage is what staff get for a request without a package to
+// download: none was built (not an access or export request, not finished,
+// or it found nothing and waits for staff), or it expired and was deleted.
+var ErrNoPackage = apperr.New(apperr.NotFound, "this request has no package to download (none was built, or it expired and was deleted)")
+
+// OpenForStaff streams a request's newest package, decrypting as it goes,
+// to staff (actor: "key:<id>"), without its link: staff check what a
+// person received, or hand it over another way. The download is audited
+// before the first byte (export.staff_downloaded: the actor, the request,
+// the package; no personal data) and is not counted as the person's. A
+// package past its expiry is treated as deleted, as it is about to be.
+func (s *Store) OpenForStaff(ctx context.Context, requestID, actor string) (Package, io.ReadCloser, error) {
+	if _, err := uuid.Parse(requestID); err != nil {
+		return Package{}, nil, ErrNoPackage
+	}
+	now := s.now()
+	var p Package
+	var bk, kid string
+	var wrapped, digest []byte
+	err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `
+			SELECT id::text, request_id::text, blob_key, kid, wrapped_key, size, sha256, created_at, expires_at, downloads, last_download_at
+			FROM export_packages WHERE request_id = $1 AND deleted_at IS NULL AND expires_at > $2
+			ORDER BY created_at DESC, id LIMIT 1`, requestID, now).Scan(&p.ID, &p.RequestID, &bk, &kid, &wrapped, &p.Size, &digest,
+			&p.CreatedAt, &p.ExpiresAt, &p.Downloads, &p.LastDownloadAt)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNoPackage
+		}
+		if err != nil {
+			return fmt.Errorf("exports: find package: %w", err)
+		}
+		p.SHA256 = hex.EncodeToString(digest)
+		return s.Audit.Append(ctx, tx, audit.Record{Actor: actor, Action: "export.staff_downloaded", TargetType: "privacy_request",
+			TargetID: p.RequestID, Details: map[string]any{"package_id": p.ID, "size": p.Size, "sha256": p.SHA256}})
+	})
+	if err != nil {
+		return Package{}, nil, err
+	}
+	rc, err := s.stream(ctx, p.ID, bk, kid, wrapped, ErrNoPackage)
+	if err != nil {
+		return Package{}, nil, err
+	}
+	return p, rc, nil
 }
 
 // ExpireDue deletes the packages whose links have expired: their blobs go,

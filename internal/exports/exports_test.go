@@ -233,3 +233,56 @@ func FuzzOpenToken(f *testing.F) {
 		}
 	})
 }
+
+// TestOpenForStaff: staff download a request's newest package without its
+// link; each download is audited with the staff key and not counted as the
+// person's; a request without a live package has none to give.
+func TestOpenForStaff(t *testing.T) {
+	t.Parallel()
+	r := newRig(t)
+	ctx := context.Background()
+	req := r.request(t)
+	put := func(content string) exports.Package {
+		p, _, err := r.store.Create(ctx, req, func(w io.Writer) error {
+			_, err := io.WriteString(w, content)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	put("the first build")
+	r.clk.Advance(time.Minute)
+	newest := put("the package the person was sent")
+
+	p, rc, err := r.store.OpenForStaff(ctx, req, "key:k_reviewer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(rc)
+	_ = rc.Close()
+	if err != nil || string(b) != "the package the person was sent" || p.ID != newest.ID || p.SHA256 != newest.SHA256 {
+		t.Fatalf("opened %+v: %q, %v", p, b, err)
+	}
+	if n := r.count(t, `SELECT count(*) FROM audit_pending WHERE action = 'export.staff_downloaded' AND actor = 'key:k_reviewer'
+		AND target_id = $1 AND details->>'package_id' = $2`, req, newest.ID); n != 1 {
+		t.Errorf("%d audit entries of the staff download", n)
+	}
+	if n := r.count(t, `SELECT coalesce(sum(downloads), 0) FROM export_packages WHERE request_id = $1`, req); n != 0 {
+		t.Errorf("a staff download counted as the person's: %d", n)
+	}
+
+	for name, id := range map[string]string{"a request without packages": r.request(t), "not an id": "../etc", "an unknown request": uuid.NewString()} {
+		if _, _, err := r.store.OpenForStaff(ctx, id, "key:k_reviewer"); !isCode(err, apperr.NotFound) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	r.clk.Advance(exports.DefaultTTL)
+	if _, _, err := r.store.OpenForStaff(ctx, req, "key:k_reviewer"); !isCode(err, apperr.NotFound) {
+		t.Errorf("expired package: %v", err)
+	}
+	if n := r.count(t, `SELECT count(*) FROM audit_pending WHERE action = 'export.staff_downloaded'`); n != 1 {
+		t.Errorf("%d staff downloads audited, want the one that happened", n)
+	}
+}

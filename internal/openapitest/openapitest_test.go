@@ -72,6 +72,19 @@ const privacyRequest = `{"id":"` + reqID + `","type":"access","status":"in_progr
 	"extendable_until":"2026-05-03T10:15:30Z","extension_notice_by":"2026-03-03T10:15:30Z","extended":false,"verified_at":"2026-02-03T10:16:00Z",
 	"verification":"email_code","approval_required":false,"approval_rule":"no_approval","planned_at":"2026-02-03T10:16:00Z","overdue":false}`
 
+// A request paused by the engine because it found nothing, as
+// dsar.Request marshals it.
+const privacyRequestPaused = `{"id":"` + reqID + `","type":"access","status":"paused","paused_from":"in_progress",
+	"pause_reason":"No records were found for the given identities in any system.","channel":"web","language":"en","region":"DE","regime":"gdpr",
+	"subject_kind":"email","received_at":"2026-02-03T10:15:30Z","due_at":"2026-03-03T10:15:30Z","original_due_at":"2026-03-03T10:15:30Z",
+	"extended":false,"verified_at":"2026-02-03T10:16:00Z","verification":"email_code","approval_required":false,"approval_rule":"no_approval",
+	"planned_at":"2026-02-03T10:16:00Z","overdue":false}`
+
+// The same request re-planned: verified again, its plan cleared.
+const privacyRequestReplanned = `{"id":"` + reqID + `","type":"access","status":"verified","channel":"web","language":"en","region":"DE","regime":"gdpr",
+	"subject_kind":"email","received_at":"2026-02-03T10:15:30Z","due_at":"2026-03-03T10:15:30Z","original_due_at":"2026-03-03T10:15:30Z",
+	"extended":false,"verified_at":"2026-02-03T10:16:00Z","verification":"email_code","overdue":false}`
+
 // problem is an api.Problem body; writeProblem always sets request_id.
 func problem(status int, code string, extra string) string {
 	return `{"type":"urn:steward:problem:` + code + `","title":"t","status":` + strconv.Itoa(status) +
@@ -256,6 +269,12 @@ func samples(doc []byte) []sample {
 		{"privacy request pause", "POST", "/v1/privacy-requests/" + reqID + "/pause", 200, jsonCT, privacyRequest},
 		{"privacy request resume", "POST", "/v1/privacy-requests/" + reqID + "/resume", 200, jsonCT, privacyRequest},
 		{"privacy request retry planning", "POST", "/v1/privacy-requests/" + reqID + "/retry-planning", 409, probCT, problem(409, "conflict", "")},
+		{"privacy request re-plan", "POST", "/v1/privacy-requests/" + reqID + "/replan", 200, jsonCT, privacyRequestReplanned},
+		{"privacy request re-plan of a request that found records", "POST", "/v1/privacy-requests/" + reqID + "/replan", 409, probCT, problem(409, "conflict", "")},
+		{"privacy request paused for staff", "POST", "/v1/privacy-requests/" + reqID + "/pause", 200, jsonCT, privacyRequestPaused},
+		{"privacy request package for staff", "GET", "/v1/privacy-requests/" + reqID + "/package", 200, "application/zip", "PK\x03\x04"},
+		{"privacy request without a package", "GET", "/v1/privacy-requests/" + reqID + "/package", 404, probCT, problem(404, "not_found", "")},
+		{"privacy request package for an auditor", "GET", "/v1/privacy-requests/" + reqID + "/package", 403, probCT, problem(403, "forbidden", "")},
 		{"privacy request retry task", "POST", "/v1/privacy-requests/" + reqID + "/tasks/" + reqID + "/retry", 200, jsonCT, privacyRequest},
 		{"privacy request complete task", "POST", "/v1/privacy-requests/" + reqID + "/tasks/" + reqID + "/complete", 200, jsonCT, privacyRequest},
 		{"export download", "GET", "/v1/exports/sxp_abc", 200, "application/zip", "PK\x03\x04"},
@@ -324,12 +343,13 @@ func TestDocumentLoads(t *testing.T) {
 		"GET /v1/consent/check", "GET /v1/consents", "GET /v1/consents/history",
 		"GET /v1/consents/receipts/jwks.json", "GET /v1/consents/receipts/{event_id}", "GET /v1/exports/{token}",
 		"GET /v1/legal-holds", "GET /v1/legal-holds/{id}",
-		"GET /v1/privacy-requests", "GET /v1/privacy-requests/{id}", "GET /v1/privacy-requests/{id}/report", "GET /v1/privacy-requests/{id}/status",
+		"GET /v1/privacy-requests", "GET /v1/privacy-requests/{id}", "GET /v1/privacy-requests/{id}/package", "GET /v1/privacy-requests/{id}/report", "GET /v1/privacy-requests/{id}/status",
 		"GET /v1/retention/plan", "GET /v1/retention/runs", "GET /v1/retention/runs/{id}",
 		"POST /v1/consent/check", "POST /v1/consents", "POST /v1/legal-holds", "POST /v1/legal-holds/{id}/lift",
 		"POST /v1/privacy-requests", "POST /v1/privacy-requests/{id}/approve", "POST /v1/privacy-requests/{id}/cancel",
 		"POST /v1/privacy-requests/{id}/deny", "POST /v1/privacy-requests/{id}/extend", "POST /v1/privacy-requests/{id}/identities",
-		"POST /v1/privacy-requests/{id}/pause", "POST /v1/privacy-requests/{id}/resume", "POST /v1/privacy-requests/{id}/retry-planning",
+		"POST /v1/privacy-requests/{id}/pause", "POST /v1/privacy-requests/{id}/replan", "POST /v1/privacy-requests/{id}/resume",
+		"POST /v1/privacy-requests/{id}/retry-planning",
 		"POST /v1/privacy-requests/{id}/tasks/{task_id}/complete", "POST /v1/privacy-requests/{id}/tasks/{task_id}/retry",
 		"POST /v1/privacy-requests/{id}/verification-code", "POST /v1/privacy-requests/{id}/verify",
 		"POST /v1/retention/runs", "POST /v1/webhooks/creem",
@@ -754,6 +774,10 @@ func TestRequestBodies(t *testing.T) {
 		{"StartRetentionRun", `{"dry_run":true,"dataset":"steward.verification_codes"}`, ""},
 		{"StartRetentionRun", `{"dry_run":"yes"}`, "want boolean"},
 		{"StartRetentionRun", `{"datasets":["app_db.payments"]}`, "additional properties 'datasets'"},
+		{"ReplanBody", `{}`, ""},
+		{"ReplanBody", `{"identities":["email:ann.other@example.com","tg:123456"],"note":"the address the person signed up with"}`, ""},
+		{"ReplanBody", `{"identities":["ann.other@example.com"]}`, "does not match pattern"},
+		{"ReplanBody", `{"identity":"tg:123456"}`, "additional properties 'identity'"},
 		{"LiftLegalHold", `{"reason":"Case settled and closed"}`, ""},
 		{"LiftLegalHold", `{}`, "missing property 'reason'"},
 		{"LiftLegalHold", `{"reason":""}`, "minLength"},

@@ -105,7 +105,9 @@ func Derive(dm *datamap.Map, rules map[string]policy.RetentionRule) (Schedule, e
 				problems = append(problems, fmt.Sprintf("%s: rule %q has action %q; want delete or anonymize", at, ds.Retention, rr.Action))
 				continue
 			case ds.Timestamp == "":
-				problems = append(problems, fmt.Sprintf("%s: rule %q keeps records %d days, but the dataset names no timestamp field to age them by", at, ds.Retention, *rr.Days))
+				problems = append(problems, fmt.Sprintf("%s: rule %q keeps records %d days, but the dataset names no timestamp field to age them by: "+
+					"name the column that dates a record (timestamp:), or give the dataset a rule without a fixed period (one that ends with the account) "+
+					"if its table has no date", at, ds.Retention, *rr.Days))
 				continue
 			}
 			if _, ok := ds.Fields[ds.Timestamp]; !ok {

@@ -370,9 +370,12 @@ type replanBody struct {
 	Note       string   `json:"note"`
 }
 
-// replanRequest plans a paused access or export request that found
-// nothing again, with the identities staff add (typed like an intake
-// subject: email:…, tg:…).
+// replanRequest plans a request again (dsar.Service.Replan): a failed
+// request (or one in progress with a failed task) after the data map or a
+// connector was fixed, or a paused access or export request that found
+// nothing; with the identities staff add (typed like an intake subject:
+// email:…, tg:…) and a note saying why. The identities the request already
+// has stay pinned to it.
 func (s *server) replanRequest(c *fiber.Ctx) error {
 	var b replanBody
 	if err := optionalBody(c, &b); err != nil {

@@ -352,6 +352,11 @@ func (s *Service) checkCompletion(ctx context.Context, tx pgx.Tx, r *Request) er
 		}
 		return s.queuePackage(ctx, tx, r)
 	}
+	if r.Type == "erasure" {
+		if paused, err := s.pauseIfNothingErased(ctx, tx, r); paused || err != nil {
+			return err
+		}
+	}
 	return s.complete(ctx, tx, r, nil)
 }
 

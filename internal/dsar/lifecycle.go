@@ -52,7 +52,7 @@ const (
 	Cancel          Event = "cancel"           // withdrawn by the person or staff
 	Pause           Event = "pause"            // held by staff (e.g. awaiting information)
 	Resume          Event = "resume"           // back to where it was paused
-	Replan          Event = "replan"           // staff search again, with corrected or added identities
+	Replan          Event = "replan"           // staff plan again: with corrected or added identities, or after the data map was fixed
 )
 
 type transition struct {
@@ -74,7 +74,7 @@ var transitions = map[Event]transition{
 	Cancel:          {from: []Status{Received, IdentityPending, Verified, AwaitingApproval, Approved, InProgress, Failed, Paused}, to: Canceled},
 	Pause:           {from: []Status{IdentityPending, Verified, AwaitingApproval, Approved, InProgress, Failed}, to: Paused},
 	Resume:          {from: []Status{Paused}},
-	Replan:          {from: []Status{Paused}, to: Verified},
+	Replan:          {from: []Status{InProgress, Failed, Paused}, to: Verified},
 }
 
 // Next returns the status event leads to from current. pausedFrom is the

@@ -27,7 +27,9 @@ func TestLegalTransitions(t *testing.T) {
 		{AwaitingApproval, Deny, Denied},
 		{IdentityPending, Cancel, Canceled},
 		{InProgress, Pause, Paused},
-		{Paused, Replan, Verified}, // staff search again with corrected identities
+		{Paused, Replan, Verified},     // staff search again with corrected identities
+		{Failed, Replan, Verified},     // staff plan a failed request again after the map was fixed
+		{InProgress, Replan, Verified}, // ... or one with a failed task (the engine checks there is one)
 	}
 	for _, tc := range cases {
 		got, err := Next(tc.from, tc.ev, "")

@@ -387,3 +387,36 @@ func loadStudioEngine(t *testing.T) *policy.Engine {
 	}
 	return e
 }
+
+// TestErasureThatFindsNothingPauses: an erasure whose tasks touched nothing
+// anywhere (a wrong identity, or one an earlier run already removed) is
+// not reported complete and verified; staff resume to confirm. One that
+// found the person completes without a pause.
+func TestErasureThatFindsNothingPauses(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, rigOpts{engine: loadSmallEngine(t)})
+	ctx := context.Background()
+	r.seedBotUser("900097") // someone else's data is there
+	id := r.approvedErasure("900098")
+	d := r.wait(id, dsar.Paused, dsar.Completed)
+	if d.Status != dsar.Paused || d.PauseReason != dsar.NothingErasedReason {
+		t.Fatalf("status %s, reason %q", d.Status, d.PauseReason)
+	}
+	if n := r.count(`SELECT count(*) FROM audit_pending WHERE target_id = $1 AND action = 'privacy_request.pause'
+		AND actor = 'system:dsar' AND details->>'cause' = 'nothing_found'`, id); n != 1 {
+		t.Errorf("%d audit entries of the pause, want 1", n)
+	}
+	if _, err := r.svc.Resume(ctx, id, "key:reviewer"); err != nil {
+		t.Fatal(err)
+	}
+	d = r.wait(id, dsar.Completed, dsar.Paused)
+	events := eventNames(d.Timeline)
+	if d.Status != dsar.Completed || !slices.Contains(events, "nothing_found_confirmed") || slices.Contains(events[slices.Index(events, "nothing_found_confirmed"):], "pause") {
+		t.Errorf("after the confirmation: %s, timeline %v", d.Status, events)
+	}
+
+	found := r.approvedErasure("900097")
+	if d := r.wait(found, dsar.Completed, dsar.Paused); d.Status != dsar.Completed || slices.Contains(eventNames(d.Timeline), "pause") {
+		t.Errorf("an erasure that found the person: %s, timeline %v", d.Status, eventNames(d.Timeline))
+	}
+}

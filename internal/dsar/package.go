@@ -2,6 +2,7 @@ package dsar
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
+	"github.com/steward-privacy/steward/connectors"
 	"github.com/steward-privacy/steward/internal/notify"
 )
 
@@ -130,7 +132,7 @@ func (s *Service) pauseIfNothingFound(ctx context.Context, tx pgx.Tx, r *Request
 // then packages. Resuming a request staff paused themselves confirms
 // nothing: if it found nothing, it pauses again, with the reason.
 func (s *Service) confirmNothingFound(ctx context.Context, tx pgx.Tx, r *Request, actor string) error {
-	if r.Status != InProgress || !s.wantsPackage(r) {
+	if r.Status != InProgress || (!s.wantsPackage(r) && r.Type != "erasure") {
 		return nil
 	}
 	var pausedBy, note string
@@ -143,10 +145,80 @@ func (s *Service) confirmNothingFound(ctx context.Context, tx pgx.Tx, r *Request
 	if err != nil {
 		return fmt.Errorf("dsar: find the pause: %w", err)
 	}
-	if pausedBy != actorSystem || note != NothingFoundReason {
+	if pausedBy != actorSystem || (note != NothingFoundReason && note != NothingErasedReason) {
 		return nil
 	}
 	return s.event(ctx, tx, r.ID, eventNothingFoundConfirmed, "", "", actor, "", nil)
+}
+
+// NothingErasedReason is the pause note of an erasure whose automated tasks
+// all succeeded and found nothing of the person anywhere.
+const NothingErasedReason = "Nothing of this person was found to erase in any system. " +
+	"Check the identities (a typo, another email, an identity an earlier erasure already removed) or confirm that nothing is held: " +
+	"re-plan with a corrected or added identity, or resume to confirm, and the request then completes."
+
+// An erasure that found nothing is never reported complete and verified on
+// its own either: after an earlier, half-finished erasure nulled the email,
+// a new request by that email finds nothing while the address row still
+// holds the street; "verified" would then be a fresh look by the wrong
+// key. Once every task has succeeded, an erasure whose automated tasks
+// deleted, masked and kept nothing (and which had no manual task, whose
+// work Steward cannot count) pauses for staff with NothingErasedReason,
+// confirmed like the access case.
+
+// erasedCount counts what an erasure's succeeded tasks touched: rows
+// deleted or masked and records kept with a basis (records left for
+// review were not erased: staff look at those anyway);
+// searched is how many automated tasks reported; manual is whether a task
+// was staff's, whose work is not counted.
+func erasedCount(ctx context.Context, tx pgx.Tx, requestID string) (searched, touched int, manual bool, err error) {
+	rows, err := tx.Query(ctx, `SELECT mode, coalesce(result, 'null'::jsonb) FROM privacy_request_tasks WHERE request_id = $1 AND status = 'succeeded'`, requestID)
+	if err != nil {
+		return 0, 0, false, fmt.Errorf("dsar: count erased: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var mode string
+		var res connectors.EraseResult
+		var raw []byte
+		if err := rows.Scan(&mode, &raw); err != nil {
+			return 0, 0, false, fmt.Errorf("dsar: count erased: %w", err)
+		}
+		if mode == ModeManual {
+			manual = true
+			continue
+		}
+		if err := json.Unmarshal(raw, &res); err != nil {
+			return 0, 0, false, fmt.Errorf("dsar: read an erase result: %w", err)
+		}
+		searched++
+		touched += res.Deleted + res.Masked
+		for _, k := range res.Retained {
+			touched += k.Records
+		}
+	}
+	return searched, touched, manual, rows.Err()
+}
+
+// pauseIfNothingErased pauses, for staff, an in-progress erasure whose
+// tasks have all succeeded and touched nothing, unless staff confirmed that
+// for its current plan. It reports whether it paused.
+func (s *Service) pauseIfNothingErased(ctx context.Context, tx pgx.Tx, r *Request) (bool, error) {
+	// A plan with no automated task (everything held, or manual) searched
+	// nothing, so it cannot have found nothing.
+	searched, touched, manual, err := erasedCount(ctx, tx, r.ID)
+	if err != nil || searched == 0 || touched > 0 || manual {
+		return false, err
+	}
+	confirmed, err := nothingFoundConfirmed(ctx, tx, r.ID)
+	if err != nil || confirmed {
+		return false, err
+	}
+	if err := s.move(ctx, tx, r, Pause, actorSystem, NothingErasedReason, map[string]any{"cause": eventNothingFound}); err != nil {
+		return false, err
+	}
+	s.Log.InfoContext(ctx, "erasure found nothing; paused for staff", "request_id", r.ID)
+	return true, nil
 }
 
 // queuePackage queues the package job in tx (once per plan run).

@@ -164,8 +164,10 @@ func (s *Service) plan(ctx context.Context, a PlanArgs, lastAttempt bool) error 
 	engine := s.Policies.Current()
 	all := append(append([]foundIdentity(nil), known...), found...)
 	kinds := make([]string, 0, len(all))
+	distinct := map[string]bool{}
 	for _, f := range all {
 		kinds = append(kinds, f.subj.Kind())
+		distinct[f.subj.String()] = true
 	}
 	return s.tx(ctx, func(tx pgx.Tx) error {
 		cur, err := s.lock(ctx, tx, r.ID)
@@ -194,6 +196,15 @@ func (s *Service) plan(ctx context.Context, a PlanArgs, lastAttempt bool) error 
 		if err != nil {
 			return err
 		}
+		p.IdentityCount = len(distinct)
+		prev, err := s.storedPlan(ctx, tx, cur.ID)
+		if err != nil {
+			return err
+		}
+		p.Revision = 1
+		if prev != nil {
+			p.Revision = max(prev.Revision, 1) + 1
+		}
 		if len(usedHolds) > 0 {
 			if err := s.event(ctx, tx, cur.ID, "legal_hold_applied", "", "", actorPolicy, "",
 				map[string]any{"holds": slices.Sorted(maps.Keys(usedHolds))}); err != nil {
@@ -205,7 +216,12 @@ func (s *Service) plan(ctx context.Context, a PlanArgs, lastAttempt bool) error 
 				return err
 			}
 		}
-		if err := s.storePlan(ctx, tx, &cur, p); err != nil {
+		if prev == nil {
+			err = s.storePlan(ctx, tx, &cur, p)
+		} else {
+			err = s.mergePlan(ctx, tx, &cur, *prev, p)
+		}
+		if err != nil {
 			return err
 		}
 		wf, err := engine.DecideWorkflow(cur.Type)
@@ -251,17 +267,29 @@ func (s *Service) details(ctx context.Context, tx pgx.Tx, id string) (details, e
 	return d, nil
 }
 
-// storePlan writes the plan and its tasks.
+// storePlan writes the request's first plan and its tasks.
 func (s *Service) storePlan(ctx context.Context, tx pgx.Tx, r *Request, p Plan) error {
-	now := s.Clock.Now()
 	for i, t := range p.Tasks {
-		if _, err := tx.Exec(ctx, `
-			INSERT INTO privacy_request_tasks (id, request_id, seq, system, dataset, operation, mode, fields, instructions, status, after)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULLIF($9, ''), 'pending', coalesce($10::integer[], '{}'))`,
-			uuid.NewString(), r.ID, i+1, t.System, t.Dataset, t.Operation, t.Mode, t.Fields, t.Instructions, t.After); err != nil {
-			return fmt.Errorf("dsar: store task: %w", err)
+		if err := s.insertTask(ctx, tx, r.ID, i+1, t, t.After); err != nil {
+			return err
 		}
 	}
+	return s.recordPlan(ctx, tx, r, p)
+}
+
+func (s *Service) insertTask(ctx context.Context, tx pgx.Tx, requestID string, seq int, t PlannedTask, after []int) error {
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO privacy_request_tasks (id, request_id, seq, system, dataset, operation, mode, fields, instructions, status, after)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULLIF($9, ''), 'pending', coalesce($10::integer[], '{}'))`,
+		uuid.NewString(), requestID, seq, t.System, t.Dataset, t.Operation, t.Mode, t.Fields, t.Instructions, after); err != nil {
+		return fmt.Errorf("dsar: store task: %w", err)
+	}
+	return nil
+}
+
+// recordPlan stores the plan itself and its timeline entry.
+func (s *Service) recordPlan(ctx context.Context, tx pgx.Tx, r *Request, p Plan) error {
+	now := s.Clock.Now()
 	if _, err := tx.Exec(ctx, `UPDATE privacy_requests SET plan = $2, planned_at = $3, plan_error = NULL, updated_at = $3 WHERE id = $1`, r.ID, p, now); err != nil {
 		return fmt.Errorf("dsar: store plan: %w", err)
 	}
@@ -276,7 +304,7 @@ func (s *Service) storePlan(ctx context.Context, tx pgx.Tx, r *Request, p Plan) 
 	}
 	return s.event(ctx, tx, r.ID, "planned", "", "", actorSystem, "", map[string]any{
 		"automated_tasks": automated, "manual_tasks": manual, "retained_fields": len(p.Retained),
-		"identity_kinds": p.IdentityKinds, "policy_revision": p.PolicyRevision,
+		"identity_kinds": p.IdentityKinds, "policy_revision": p.PolicyRevision, "plan_revision": max(p.Revision, 1),
 	})
 }
 

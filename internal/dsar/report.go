@@ -35,6 +35,11 @@ type Report struct {
 	// Complete is true when every task succeeded (or was canceled with the
 	// request) and every automated erasure verified its result.
 	Complete bool `json:"complete"`
+	// Verified is the stricter claim: the request completed, it had tasks,
+	// every one of them succeeded (none failed, none is pending, none was
+	// canceled or otherwise skipped), and every automated erasure re-read
+	// its result. Never true while any task failed.
+	Verified bool `json:"verified"`
 }
 
 // SystemReport is one system's part of a request.
@@ -89,6 +94,7 @@ func (s *Service) Report(ctx context.Context, id string) (Report, error) {
 		rep.PolicyRevision = d.Plan.PolicyRevision
 		rep.Unreached = append(rep.Unreached, d.Plan.Unreached...)
 	}
+	rep.Verified = rep.Complete && len(d.Tasks) > 0
 	bySystem := map[string]*SystemReport{}
 	for _, t := range d.Tasks {
 		sr := bySystem[t.System]
@@ -109,6 +115,9 @@ func (s *Service) Report(ctx context.Context, id string) (Report, error) {
 		if t.Status != TaskSucceeded && t.Status != TaskCanceled {
 			rep.Complete = false
 		}
+		if t.Status != TaskSucceeded || (t.Operation == OpErase && t.Mode == ModeAutomated && !res.Verified) {
+			rep.Verified = false
+		}
 		sr.Deleted += res.Deleted
 		sr.Masked += res.Masked
 		sr.Records += res.Records
@@ -121,6 +130,7 @@ func (s *Service) Report(ctx context.Context, id string) (Report, error) {
 		}
 		sr.Datasets = append(sr.Datasets, dr)
 	}
+	rep.Verified = rep.Verified && rep.Complete
 	for _, sys := range slices.Sorted(maps.Keys(bySystem)) {
 		rep.Systems = append(rep.Systems, *bySystem[sys])
 	}

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,6 +40,13 @@ type fixedPolicies struct{ e *policy.Engine }
 
 func (f fixedPolicies) Current() *policy.Engine { return f.e }
 
+// swappablePolicies is the policy holder a rig's engine sees: a test swaps
+// in another bundle (a corrected data map) as an operator deploying one
+// would (rig.setEngine).
+type swappablePolicies struct{ p atomic.Pointer[policy.Engine] }
+
+func (s *swappablePolicies) Current() *policy.Engine { return s.p.Load() }
+
 func loadEngine(t testing.TB) *policy.Engine {
 	engineOnce.Do(func() { engine, engineErr = policy.Load(context.Background(), policies.FS) })
 	if engineErr != nil {
@@ -63,7 +71,12 @@ type rig struct {
 	kr     *keyring.Keyring
 	// exports holds the packages, with rigOpts.exports.
 	exports *exports.Store
+	// policies is what the engine decides with; setEngine swaps it.
+	policies *swappablePolicies
 }
+
+// setEngine makes e the bundle the rig's engine plans with from now on.
+func (r *rig) setEngine(e *policy.Engine) { r.policies.p.Store(e) }
 
 type rigOpts struct {
 	cfg      dsar.Config
@@ -145,14 +158,16 @@ func newRig(t testing.TB, o rigOpts) *rig {
 		exp = &exports.Store{Pool: pool, Bucket: bucket, Keys: kr, Audit: al, Clock: clk}
 		cfg.ExportLinkBase = exportLinkBase
 	}
+	pol := &swappablePolicies{}
+	pol.p.Store(e)
 	svc, err := dsar.New(dsar.Deps{
-		Pool: pool, Keys: kr, Policies: fixedPolicies{e}, Audit: al, Outbox: outbox,
+		Pool: pool, Keys: kr, Policies: pol, Audit: al, Outbox: outbox,
 		Clock: clk, Connectors: reg, Files: o.files, Packager: o.packager, Exports: exp, Jobs: jobClient,
 	}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{t: t, url: url, pool: pool, svc: svc, jobs: jobClient, store: store, mail: mail, clk: clk, kr: kr, exports: exp,
+	r := &rig{t: t, url: url, pool: pool, svc: svc, jobs: jobClient, store: store, mail: mail, clk: clk, kr: kr, exports: exp, policies: pol,
 		worker: notify.NewWorker(pool, kr, notify.WorkerConfig{Resend: notify.ResendConfig{APIKey: "re_test", BaseURL: mail.URL, From: "Privacy <privacy@example.com>"}}, clk, nil, nil)}
 	if !o.noStart {
 		ctx, cancel := context.WithCancel(context.Background())

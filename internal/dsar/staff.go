@@ -433,17 +433,46 @@ func (s *Service) Resume(ctx context.Context, id, actor string) (Request, error)
 // MaxAddedIdentities bounds the identities staff add in one re-plan.
 const MaxAddedIdentities = 10
 
-// Replan searches again for a paused access or export request that found
-// nothing (typically paused by the engine with NothingFoundReason): staff
-// add the identity the person's data is really under (a corrected typo,
-// the other email address), and the request goes back to verified and is
-// planned from scratch: the added identities join the given ones (source
-// "staff:<actor>"), the identities resolved before are resolved again, and
-// the old tasks go (their history stays in the timeline and the audit log).
-// With no identity added it searches again as it is (after a connector or
-// the data map was fixed). Only a request that disclosed nothing can be
-// re-planned, so nothing found is ever discarded; every added identity is
-// audited by kind, never by value.
+// Replan plans a request again, from the policy bundle and data map
+// current now, and runs only what is left. It serves two cases:
+//
+//   - a failed request (or one in progress with a failed task, or paused
+//     after failing), of any type: typically a task failed permanently
+//     because the data map named something the system does not have, and
+//     the map has since been fixed, so retrying the task under its stored
+//     plan would fail again;
+//   - a paused access or export request that found nothing (paused by the
+//     engine with NothingFoundReason): staff add the identity the person's
+//     data is really under (a corrected typo, the other email address), or
+//     search again as it is after a connector or the map was fixed.
+//
+// The identities of a request stay pinned to it: the ones the person gave,
+// the ones staff add here (source "staff:<actor>") and every one resolved
+// by an earlier plan are all kept, and the new plan resolves from all of
+// them. (After a half-done erasure, the address that led to the user id may
+// be gone from the system; the user id found the first time still reaches
+// the rest.)
+//
+// The request goes back to verified and the planning job builds the next
+// plan revision (Plan.Revision), which goes through the workflow again: a
+// reviewer approves an erasure's new plan before it runs. When it is stored
+// the old tasks are merged with it (see mergePlan): a task that already
+// succeeded for the same system and dataset with the same operation and
+// fields is kept and not run again (unless it is an access task, an
+// automated erasure that did not verify its result, or the request now
+// knows more identities than when it ran); every other task of the new
+// plan runs, replacing the old one for its system and dataset; failed and
+// pending tasks the new plan no longer has go. Connectors are idempotent,
+// so running a task again over what the first run changed is safe: it
+// finishes, and verifies, what was half done.
+//
+// The re-plan is audited (event "replan": who, why, the plan and policy
+// revisions it replaces, the kinds of identity added, never their values),
+// and so is the new plan (event "replanned": old and new plan and policy
+// revisions, who asked, which tasks were kept, run again, added, dropped).
+// A closed request (completed, denied, canceled), one not planned yet, one
+// with a task still running, and an access request that has already
+// disclosed records while not failed, are refused with a conflict.
 func (s *Service) Replan(ctx context.Context, id, actor, note string, add []identity.Subject) (Request, error) {
 	note = strings.TrimSpace(note)
 	if len(note) > 2000 {
@@ -453,13 +482,8 @@ func (s *Service) Replan(ctx context.Context, id, actor, note string, add []iden
 		return Request{}, apperr.Field("identities", "at most %d", MaxAddedIdentities)
 	}
 	return s.act(ctx, id, func(tx pgx.Tx, r *Request) error {
-		switch {
-		case r.Type != "access" && r.Type != "export":
-			return apperr.New(apperr.Conflict, "only an access or export request can be planned again (this one is %s)", r.Type)
-		case r.Status != Paused:
-			return apperr.New(apperr.Conflict, "only a paused request can be planned again (this one is %s); pause it first", strings.ReplaceAll(string(r.Status), "_", " "))
-		case r.PlannedAt == nil:
-			return apperr.New(apperr.Conflict, "this request has not been planned yet: resume it instead")
+		if err := s.replannable(ctx, tx, r); err != nil {
+			return err
 		}
 		var running int
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM privacy_request_tasks WHERE request_id = $1 AND status = 'running'`, id).Scan(&running); err != nil {
@@ -468,12 +492,9 @@ func (s *Service) Replan(ctx context.Context, id, actor, note string, add []iden
 		if running > 0 {
 			return apperr.New(apperr.Conflict, "a task is still running; plan again once it has ended")
 		}
-		n, err := disclosedCount(ctx, tx, id)
+		prev, err := s.storedPlan(ctx, tx, id)
 		if err != nil {
 			return err
-		}
-		if n > 0 {
-			return apperr.New(apperr.Conflict, "this request has already found records; planning again would discard them")
 		}
 		kinds := make([]string, 0, len(add))
 		for _, subj := range add {
@@ -482,26 +503,89 @@ func (s *Service) Replan(ctx context.Context, id, actor, note string, add []iden
 			}
 			kinds = append(kinds, subj.Kind())
 		}
-		for _, q := range []string{
-			`DELETE FROM privacy_request_tasks WHERE request_id = $1`,
-			`DELETE FROM privacy_request_identities WHERE request_id = $1 AND source <> 'given' AND source NOT LIKE 'staff:%'`,
-		} {
-			if _, err := tx.Exec(ctx, q, id); err != nil {
-				return fmt.Errorf("dsar: clear the plan: %w", err)
-			}
-		}
+		// The identities resolved before stay: they are pinned to the
+		// request, and the new plan resolves from them as well.
 		r.planRun++
 		if _, err := tx.Exec(ctx, `
-			UPDATE privacy_requests SET plan = NULL, planned_at = NULL, plan_error = NULL, approval_required = NULL, approval_rule = NULL, plan_run = $2
+			UPDATE privacy_requests SET planned_at = NULL, plan_error = NULL, failure_reason = NULL,
+			       approval_required = NULL, approval_rule = NULL, plan_run = $2
 			WHERE id = $1`, id, r.planRun); err != nil {
 			return fmt.Errorf("dsar: clear the plan: %w", err)
 		}
-		r.PlannedAt, r.PlanError, r.ApprovalRequired, r.ApprovalRule = nil, "", nil, ""
-		if err := s.move(ctx, tx, r, Replan, actor, note, map[string]any{"added_identity_kinds": uniqueSorted(kinds)}); err != nil {
+		r.PlannedAt, r.PlanError, r.FailureReason, r.ApprovalRequired, r.ApprovalRule = nil, "", "", nil, ""
+		det := map[string]any{"added_identity_kinds": uniqueSorted(kinds)}
+		if prev != nil {
+			det["plan_revision"] = max(prev.Revision, 1)
+			det["policy_revision"] = prev.PolicyRevision
+		}
+		if err := s.move(ctx, tx, r, Replan, actor, note, det); err != nil {
 			return err
 		}
 		return s.enqueuePlan(ctx, tx, id, r.planRun)
 	})
+}
+
+// replannable refuses, with a message staff can act on, a request Replan
+// cannot plan again.
+func (s *Service) replannable(ctx context.Context, tx pgx.Tx, r *Request) error {
+	status := strings.ReplaceAll(string(r.Status), "_", " ")
+	if r.Status.Final() {
+		return apperr.New(apperr.Conflict, "a %s request cannot be planned again: it is closed (open a new request instead)", status)
+	}
+	if r.PlannedAt == nil {
+		switch {
+		case r.Status == Paused:
+			return apperr.New(apperr.Conflict, "this request has not been planned yet: resume it instead")
+		case r.PlanError != "":
+			return apperr.New(apperr.Conflict, "this request has not been planned yet: retry planning instead")
+		}
+		return apperr.New(apperr.Conflict, "this request has not been planned yet (it is %s)", status)
+	}
+	switch r.Status {
+	case Failed:
+		return nil
+	case InProgress:
+		var failed int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM privacy_request_tasks WHERE request_id = $1 AND status = 'failed'`, r.ID).Scan(&failed); err != nil {
+			return fmt.Errorf("dsar: count failed tasks: %w", err)
+		}
+		if failed == 0 {
+			return apperr.New(apperr.Conflict, "no task of this request has failed: only a failed request, or a paused access or export request that found nothing, can be planned again")
+		}
+		return nil
+	case Paused:
+		if r.PausedFrom == Failed {
+			return nil
+		}
+		if r.Type != "access" && r.Type != "export" {
+			return apperr.New(apperr.Conflict, "only a failed %s request can be planned again (this one is paused from %s)", r.Type, strings.ReplaceAll(string(r.PausedFrom), "_", " "))
+		}
+		n, err := disclosedCount(ctx, tx, r.ID)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			return apperr.New(apperr.Conflict, "this request has already found records; planning again would discard them")
+		}
+		return nil
+	}
+	return apperr.New(apperr.Conflict, "only a failed request, or a paused access or export request that found nothing, can be planned again (this one is %s)", status)
+}
+
+// storedPlan reads the request's current plan; nil when it has none.
+func (s *Service) storedPlan(ctx context.Context, tx pgx.Tx, id string) (*Plan, error) {
+	var b []byte
+	if err := tx.QueryRow(ctx, `SELECT plan FROM privacy_requests WHERE id = $1`, id).Scan(&b); err != nil {
+		return nil, fmt.Errorf("dsar: load plan: %w", err)
+	}
+	if b == nil {
+		return nil, nil
+	}
+	var p Plan
+	if err := json.Unmarshal(b, &p); err != nil {
+		return nil, fmt.Errorf("dsar: decode plan: %w", err)
+	}
+	return &p, nil
 }
 
 // requeuePending gives every automated task that has not ended a new run

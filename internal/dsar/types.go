@@ -170,6 +170,14 @@ type Plan struct {
 	// Unreached lists systems of the data map no known identity reaches,
 	// so staff can see what was not searched and why.
 	Unreached []string `json:"unreached"`
+	// Revision counts the request's plans: 1 for the first, one more for
+	// each staff re-plan (Service.Replan). Plans stored before revisions
+	// were counted read as 0 and count as the first.
+	Revision int `json:"revision,omitempty"`
+	// IdentityCount is how many identities of the person (given, added by
+	// staff, resolved) the plan was made with: a re-plan that knows more
+	// runs every task again, since what succeeded searched by fewer.
+	IdentityCount int `json:"identity_count,omitempty"`
 }
 
 // PlannedTask is a task as planned.

@@ -168,6 +168,40 @@ type AccessResult struct {
 	Records int   `json:"records"`
 	Files   int   `json:"files"`
 	Bytes   int64 `json:"bytes"`
+	// Review is records the request reached but did not disclose because
+	// they are not the person's alone: staff decide.
+	Review []Review `json:"review,omitempty"`
+}
+
+// Review is records a request reached but left alone because they are not
+// the person's alone (an address others share, a staff member's customers,
+// a row with another owner): staff decide what, if anything, to disclose or
+// erase. It holds counts, never personal values.
+type Review struct {
+	Dataset string `json:"dataset"`
+	// Reference is how the records were reached: "orders.customer_id ->
+	// customers.id".
+	Reference string `json:"reference"`
+	// Reason is one of the Review reasons.
+	Reason  string `json:"reason"`
+	Records int    `json:"records"`
+	// Holders is how many other rows (other people's, other tables') hold
+	// the records too.
+	Holders int `json:"holders"`
+}
+
+// Review reasons.
+const (
+	ReviewShared       = "shared"         // the map declares the reference shared
+	ReviewRelationship = "relationship"   // the reference links two parties
+	ReviewHeldByOthers = "held_by_others" // other rows reference the records too
+	ReviewOtherOwner   = "other_owner"    // the records reference another person's rows too
+)
+
+// String says it plainly, for a note.
+func (r Review) String() string {
+	return fmt.Sprintf("%d record(s) of %s reached through %s were left alone for staff review (%s; %d other row(s) hold them)",
+		r.Records, r.Dataset, r.Reference, r.Reason, r.Holders)
 }
 
 // Retained is a field an erasure kept, with why and for how long.
@@ -198,6 +232,10 @@ type EraseResult struct {
 	// returning it has changed nothing, and says so again when repeated
 	// until the records are gone.
 	Manual string `json:"manual,omitempty"`
+	// Review is records the erasure reached but did not touch because they
+	// are not the person's alone (see AccessResult.Review); they are not
+	// counted as erased.
+	Review []Review `json:"review,omitempty"`
 }
 
 // RectifyResult counts updated records.

@@ -111,10 +111,35 @@ const (
 // dataset's Field equals To ("system.dataset.field"). References are followed
 // one way only, from To to Field: following them backwards would reach the
 // other party's rows (a referral's referee, an impersonating admin).
+//
+// Ownership says whether the person who owns the referenced row owns this
+// one too (see the Ownership constants); empty is OwnershipOwns for a row
+// that references the person's row (orders.customer_id -> customers.id),
+// and OwnershipShared for a row the person's row references
+// (address.address_id <- customers.address_id), which a connector that
+// reads the schema can tell apart.
 type Reference struct {
-	Field string `json:"field" yaml:"field"`
-	To    string `json:"to" yaml:"to"`
+	Field     string `json:"field" yaml:"field"`
+	To        string `json:"to" yaml:"to"`
+	Ownership string `json:"ownership,omitempty" yaml:"ownership,omitempty"`
 }
+
+// Reference ownership (Reference.Ownership): whether a row reached along the
+// reference is the person's.
+const (
+	// OwnershipOwns: the row is the person's. A row referencing the
+	// person's row is theirs unless another ownership reference of it
+	// leads to a row that is not (two owners); a row the person's row
+	// references is theirs only when no other row references it.
+	OwnershipOwns = "owns"
+	// OwnershipShared: the row is held with others (an address, a lookup
+	// row): never disclosed or erased for one person; staff review it.
+	OwnershipShared = "shared"
+	// OwnershipRelationship: the reference links two parties (a
+	// customer's support rep, a referral): the row is the other party's,
+	// never this person's.
+	OwnershipRelationship = "relationship"
+)
 
 // Field is one piece of personal data and its category.
 type Field struct {
@@ -647,6 +672,7 @@ func (d *decoder) dataset(n *yaml.Node, path string) Dataset {
 				d.object(item, index(k, i),
 					key{"field", func(k string, v *yaml.Node) { r.Field = d.str(v, k) }},
 					key{"to", func(k string, v *yaml.Node) { r.To = d.str(v, k) }},
+					key{"ownership", func(k string, v *yaml.Node) { r.Ownership = d.str(v, k) }},
 				)
 				ds.References = append(ds.References, r)
 			}

@@ -327,6 +327,12 @@ func (v *validator) dataset(sid string, s System, did string, ds Dataset) {
 			v.add(rp, join(rp, "field"), "field %q already has a reference", r.Field)
 		}
 		seenRef[r.Field] = true
+		switch r.Ownership {
+		case "", OwnershipOwns, OwnershipShared, OwnershipRelationship:
+		default:
+			kinds := []string{OwnershipOwns, OwnershipShared, OwnershipRelationship}
+			v.add(rp, join(rp, "ownership"), "unknown ownership %q%s; expected one of %s", r.Ownership, suggest(r.Ownership, kinds), strings.Join(kinds, ", "))
+		}
 		if msg := v.m.checkRef(r.To); msg != "" {
 			v.add(rp, join(rp, "to"), "%s", msg)
 		} else if r.To == sid+"."+did+"."+r.Field {

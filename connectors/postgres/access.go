@@ -239,7 +239,11 @@ func (c *Connector) Access(ctx context.Context, p connectors.AccessParams, sink 
 		r := newReach(m, tx, p.Identities, c.cfg.EmailCaseSensitive)
 		var a args
 		pred, err := r.predicate(ctx, ds, "t", &a)
-		if err != nil || pred == "" {
+		if err != nil {
+			return err
+		}
+		if pred == "" {
+			res.Review, err = r.review(ctx, ds)
 			return err
 		}
 		cols := []string{keyExpr(ds.table, "t")}
@@ -274,7 +278,12 @@ func (c *Connector) Access(ctx context.Context, p connectors.AccessParams, sink 
 			}
 			res.Records++
 		}
-		return rows.Err()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows.Close()
+		res.Review, err = r.review(ctx, ds)
+		return err
 	})
 	if sinkErr != nil {
 		return res, sinkErr

@@ -49,6 +49,9 @@ type Table struct {
 	Children    []string
 	Parents     []string
 	Indexes     []*Index
+	// Triggers are its user-defined triggers, in name order (see
+	// triggers.go).
+	Triggers []*Trigger
 }
 
 // Column is one column of a table.
@@ -207,6 +210,9 @@ func LoadCatalog(ctx context.Context, q Querier, schema string) (*Catalog, error
 		return nil, err
 	}
 	if err := c.loadUnique(ctx, q); err != nil {
+		return nil, err
+	}
+	if err := c.loadTriggers(ctx, q); err != nil {
 		return nil, err
 	}
 	if err := c.evaluate(ctx, q); err != nil {

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -33,6 +34,13 @@ type eraser struct {
 	bulk bool
 	// blocking are the incoming foreign keys that can keep a row.
 	blocking []*ForeignKey
+	// rewritten are the planned fields the erasure does not write again,
+	// with the reason: their value did not stay in its erased form after
+	// an UPDATE (a trigger re-stamps them, see noteWrites), so writing
+	// them again would only fire the trigger again. passWrites counts, per
+	// field, the passes that wrote it.
+	rewritten  map[string]string
+	passWrites map[string]int
 }
 
 // stats are one pass's counts; the last pass's retained counts describe
@@ -44,11 +52,19 @@ type stats struct {
 	// identityKept counts, per identity column, the rows whose identity
 	// value a constraint kept although the plan erases it.
 	identityKept map[string]int
-	tombstones   int
+	// identityLeft counts, per planned field (deleted or masked), the rows
+	// where, after the erasure, it holds a value of one of the person's
+	// identities (a trigger put it back, or a constraint kept it in a
+	// column that is not an identity column).
+	identityLeft map[string]int
+	// written counts, per field, the rows whose UPDATE set it.
+	written    map[string]int
+	tombstones int
 }
 
 func newStats() *stats {
-	return &stats{retained: map[string]int{}, kept: map[string]map[string]int{}, identityKept: map[string]int{}}
+	return &stats{retained: map[string]int{}, kept: map[string]map[string]int{}, identityKept: map[string]int{},
+		identityLeft: map[string]int{}, written: map[string]int{}}
 }
 
 func (s *stats) keep(field, why string) {
@@ -79,9 +95,27 @@ func (c *Connector) Erase(ctx context.Context, p connectors.EraseParams) (connec
 		return res, err
 	}
 	e := newEraser(c, m, ds, p.Fields, p.Identities)
+	before, err := e.copyCounts(ctx)
+	if err != nil {
+		return res, c.fail(ctx, opErase, err)
+	}
+	// Rows reached that are not the person's alone are left alone: say
+	// so, for staff (see reach.review).
+	review, err := newReach(m, c.pool, p.Identities, c.cfg.EmailCaseSensitive).review(ctx, ds)
+	if err != nil {
+		return res, c.fail(ctx, opErase, err)
+	}
 	res, err = e.run(ctx)
 	if err != nil {
 		return res, c.fail(ctx, opErase, err)
+	}
+	res.Review, res.Note = review, withReview(res.Note, review)
+	after, err := e.copyCounts(ctx)
+	if err != nil {
+		return res, c.fail(ctx, opErase, err)
+	}
+	if notes := e.copyNotes(before, after); len(notes) > 0 {
+		res.Note = strings.Join(slices.DeleteFunc(append([]string{res.Note}, notes...), func(s string) bool { return s == "" }), "; ")
 	}
 	return res, nil
 }
@@ -91,7 +125,17 @@ func newEraser(c *Connector, m *model, ds *dataset, plans []connectors.FieldPlan
 	for _, f := range plans {
 		allDelete = allDelete && f.Action == connectors.ActionDelete
 	}
-	return &eraser{c: c, m: m, ds: ds, plans: plans, allDelete: allDelete, ids: ids, blocking: blockingKeys(m, ds)}
+	e := &eraser{c: c, m: m, ds: ds, plans: plans, allDelete: allDelete, ids: ids, blocking: blockingKeys(m, ds),
+		rewritten: map[string]string{}, passWrites: map[string]int{}}
+	for _, f := range plans {
+		if f.Action != connectors.ActionDelete && f.Action != connectors.ActionMask && !allDelete {
+			continue
+		}
+		if tg := ds.table.stamps(f.Field); tg != nil {
+			e.rewritten[f.Field] = fmt.Sprintf("re-stamped with the time of every UPDATE by trigger %s of table %s; the erasure does not write it (its write would be replaced)", tg.Name, ds.table.Name)
+		}
+	}
+	return e
 }
 
 func (e *eraser) run(ctx context.Context) (connectors.EraseResult, error) {
@@ -101,6 +145,7 @@ func (e *eraser) run(ctx context.Context) (connectors.EraseResult, error) {
 		if err != nil {
 			return res, err
 		}
+		e.noteWrites(st)
 		res.Deleted += st.deleted
 		res.Masked += st.masked
 		if st.deleted+st.masked == 0 {
@@ -108,7 +153,7 @@ func (e *eraser) run(ctx context.Context) (connectors.EraseResult, error) {
 			// identity the plan erases is still there to find the person
 			// by. Values kept with a stated reason are reported as
 			// retained; a kept identity also fails the verification.
-			res.Verified = len(st.identityKept) == 0
+			res.Verified = len(st.identityKept) == 0 && len(st.identityLeft) == 0
 			res.Retained = e.retained(st)
 			var notes []string
 			if st.tombstones > 0 {
@@ -118,11 +163,91 @@ func (e *eraser) run(ctx context.Context) (connectors.EraseResult, error) {
 				notes = append(notes, fmt.Sprintf("the identity column %s.%s still holds the person's value in %d record(s): the column's constraints admit no erased value (see retained)",
 					e.ds.id, field, st.identityKept[field]))
 			}
+			for _, field := range slices.Sorted(maps.Keys(st.identityLeft)) {
+				if st.identityKept[field] > 0 {
+					continue
+				}
+				notes = append(notes, fmt.Sprintf("%s.%s still holds a value of the person's identities in %d record(s) the plan erases (see retained)",
+					e.ds.id, field, st.identityLeft[field]))
+			}
 			res.Note = strings.Join(notes, "; ")
 			return res, nil
 		}
 	}
+	if tgs := e.ds.table.updateTriggers(); len(tgs) > 0 {
+		// Triggers fire on every UPDATE: a retry would loop the same way.
+		return res, connectors.Permanent(fmt.Errorf("erase %s: still finding rows to erase after %d passes: table %s has UPDATE triggers (%s) that may rewrite the fields the erasure writes, or the application is writing them",
+			e.ds.id, maxPasses, e.ds.table.Name, triggerNames(tgs)))
+	}
 	return res, connectors.Retryable(fmt.Errorf("erase %s: still finding rows to erase after %d passes (is the application writing them?)", e.ds.id, maxPasses), 0)
+}
+
+// noteWrites ends a pass that wrote: a field written in two passes
+// already, in a table whose UPDATE triggers could be writing it (an AFTER
+// trigger that updates the row again, which no RETURNING shows), is not
+// written again.
+func (e *eraser) noteWrites(st *stats) {
+	for field, n := range st.written {
+		if n == 0 {
+			continue
+		}
+		e.passWrites[field]++
+		tgs := e.ds.table.updateTriggers()
+		if _, done := e.rewritten[field]; !done && e.passWrites[field] >= 2 && len(tgs) > 0 {
+			e.rewritten[field] = fmt.Sprintf("rewritten after every UPDATE, probably by trigger(s) %s of table %s; not written again", triggerNames(tgs), e.ds.table.Name)
+		}
+	}
+}
+
+// rewrite records that field, written with the erasure plan fp, read back
+// as v after the UPDATE: a value not in its erased form (the erasure would
+// write again) did not stay, and the field is not written again by this
+// erasure.
+func (e *eraser) rewrite(fp connectors.FieldPlan, v any) error {
+	if _, done := e.rewritten[fp.Field]; done {
+		return nil
+	}
+	er, err := e.c.eraseValue(fp, e.ds.table, e.ds.table.Columns[fp.Field], v, e.ids)
+	if err != nil || !er.changed {
+		return err
+	}
+	why := fmt.Sprintf("the value written does not stay: the column read back %s", describeValue(v))
+	if tgs := e.ds.table.rowUpdateTriggers(); len(tgs) > 0 {
+		why = fmt.Sprintf("rewritten on every UPDATE by trigger(s) %s of table %s (it read back %s); not written again", triggerNames(tgs), e.ds.table.Name, describeValue(v))
+	}
+	e.rewritten[fp.Field] = why
+	return nil
+}
+
+// describeValue names a value read back without quoting a person's data:
+// its type only.
+func describeValue(v any) string {
+	if v == nil {
+		return "null"
+	}
+	return fmt.Sprintf("another %T", v)
+}
+
+// holdsIdentity reports whether v, a planned field's value, is one of the
+// person's identity values (an email compared case-insensitively).
+func (e *eraser) holdsIdentity(v any) bool {
+	var s string
+	switch x := v.(type) {
+	case nil:
+		return false
+	case string:
+		s = x
+	case int16, int32, int64, [16]byte:
+		s = fmt.Sprint(normalize(x, 0))
+	default:
+		return false
+	}
+	for _, id := range e.ids {
+		if id.Value == s || (id.Type == "email" && strings.EqualFold(id.Value, s)) {
+			return true
+		}
+	}
+	return false
 }
 
 // retained reports the plan's retained fields and the values kept because
@@ -152,7 +277,7 @@ func (e *eraser) pass(ctx context.Context) (*stats, error) {
 	}
 	if e.allDelete {
 		if err := e.deleteUnreferenced(ctx, pred, a, st); err != nil {
-			return nil, err
+			return nil, triggerError(e.m.schema, e.ds.table, "DELETE", err)
 		}
 		if len(e.blocking) == 0 {
 			// Nothing can block a delete here, so every row of the subject
@@ -344,7 +469,7 @@ func (e *eraser) batch(ctx context.Context, pred string, a args, locs []rowLoc, 
 		}
 		deleted, err := e.deleteRows(ctx, tx, deletable)
 		if err != nil {
-			return err
+			return triggerError(e.m.schema, e.ds.table, "DELETE", err)
 		}
 		st.deleted += len(deleted)
 		batch := &pgx.Batch{}
@@ -360,7 +485,7 @@ func (e *eraser) batch(ctx context.Context, pred string, a args, locs []rowLoc, 
 			}
 		}
 		if batch.Len() > 0 {
-			return tx.SendBatch(ctx, batch).Close()
+			return triggerError(e.m.schema, e.ds.table, "UPDATE", tx.SendBatch(ctx, batch).Close())
 		}
 		return nil
 	})
@@ -394,9 +519,16 @@ func (e *eraser) deleteRows(ctx context.Context, tx pgx.Tx, locs []rowLoc) (map[
 }
 
 // eraseRow queues the update of one kept row: deleted and masked fields
-// get their erased value, retained ones are counted.
+// get their erased value, retained ones are counted. A row whose planned
+// fields are all in their erased form (or kept) gets no UPDATE, so its
+// triggers do not fire again. The UPDATE returns what it wrote: a field
+// that does not read back in its erased form (a trigger re-stamped it) is
+// not written again (see rewrite) but reported as kept, with the trigger
+// named. Whatever is kept is checked against the person's identities: a
+// value of theirs left in a field the plan erases fails the verification.
 func (e *eraser) eraseRow(b *pgx.Batch, loc rowLoc, vals []any, st *stats) error {
 	var sets []string
+	var written []connectors.FieldPlan
 	var a args
 	for i, f := range e.plans {
 		v := vals[i]
@@ -420,20 +552,56 @@ func (e *eraser) eraseRow(b *pgx.Batch, loc rowLoc, vals []any, st *stats) error
 		if err != nil {
 			return err
 		}
+		if why, ok := e.rewritten[f.Field]; ok && er.changed {
+			st.keep(f.Field, why)
+			if e.holdsIdentity(v) {
+				st.identityLeft[f.Field]++
+			}
+			continue
+		}
 		if er.kept != "" {
 			st.keep(f.Field, er.kept)
-			if !er.link && e.ds.isIdentity(f.Field) {
+			switch {
+			case er.link:
+			case e.ds.isIdentity(f.Field):
 				st.identityKept[f.Field]++
+			case e.holdsIdentity(v):
+				st.identityLeft[f.Field]++
 			}
 		}
 		if er.changed {
 			sets = append(sets, er.set(f.Field, &a))
+			written = append(written, fp)
 		}
 	}
 	if len(sets) == 0 {
 		return nil
 	}
 	st.masked++
-	b.Queue(fmt.Sprintf("UPDATE %s SET %s WHERE tableoid = %s AND ctid = %s", e.ds.ident.Sanitize(), strings.Join(sets, ", "), a.add(loc.Table), a.add(loc.TID)), a...)
+	var ret []string
+	for _, fp := range written {
+		st.written[fp.Field]++
+		ret = append(ret, quote(fp.Field))
+	}
+	b.Queue(fmt.Sprintf("UPDATE %s SET %s WHERE tableoid = %s AND ctid = %s RETURNING %s", e.ds.ident.Sanitize(), strings.Join(sets, ", "),
+		a.add(loc.Table), a.add(loc.TID), strings.Join(ret, ", ")), a...).QueryRow(func(row pgx.Row) error {
+		got := make([]any, len(written))
+		ptrs := make([]any, len(written))
+		for i := range got {
+			ptrs[i] = &got[i]
+		}
+		if err := row.Scan(ptrs...); err != nil {
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil // the row changed meanwhile: the next pass sees it
+			}
+			return err
+		}
+		for i, fp := range written {
+			if err := e.rewrite(fp, got[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	return nil
 }

@@ -59,7 +59,19 @@ type refCol struct {
 	col       *Column
 	parent    string // dataset id in the same system
 	parentCol *Column
+	// up says the parent's row references this dataset's row
+	// (customers.address_id -> address.address_id), rather than this row
+	// the parent's (orders.customer_id -> customers.id).
+	up bool
+	// ownership is the data map's, with its default filled in: owns for
+	// a reference to the parent's row, shared for one from it (see
+	// datamap.Reference).
+	ownership string
 }
+
+// owns reports whether the person's rows reached along rc are theirs
+// (subject to the checks in reach.predicate).
+func (rc refCol) owns() bool { return rc.ownership == datamap.OwnershipOwns }
 
 // problems collects mismatches, each naming the data-map entry.
 type problems struct {
@@ -178,7 +190,7 @@ func (m *model) compileRefs(p *problems, cfg Config, ds *dataset, d datamap.Data
 			p.add(path, "%s.%s (%s) cannot be compared with %s.%s (%s)", ds.table.Name, col.Name, col.Type, parent.table.Name, pcol.Name, pcol.Type)
 			continue
 		}
-		if !backedByFK(ds.table, col.Name, parent.table.Name, pcol.Name) {
+		if !backedByFK(ds.table, col.Name, parent.table.Name, pcol.Name) && !backedByFK(parent.table, pcol.Name, ds.table.Name, col.Name) {
 			msg := fmt.Sprintf("no foreign key %s(%s) REFERENCES %s(%s)", ds.table.Name, col.Name, parent.table.Name, pcol.Name)
 			if cfg.AllowMissingForeignKeys {
 				p.warns = append(p.warns, m.system+"."+path+": "+msg)
@@ -187,8 +199,32 @@ func (m *model) compileRefs(p *problems, cfg Config, ds *dataset, d datamap.Data
 				continue
 			}
 		}
-		ds.refs = append(ds.refs, refCol{col: col, parent: parent.id, parentCol: pcol})
+		rc := refCol{col: col, parent: parent.id, parentCol: pcol, ownership: r.Ownership}
+		rc.up = refersUp(ds.table, col.Name, parent.table, pcol.Name)
+		if rc.ownership == "" {
+			rc.ownership = datamap.OwnershipOwns
+			if rc.up {
+				rc.ownership = datamap.OwnershipShared
+				p.warns = append(p.warns, fmt.Sprintf("%s.%s: %s.%s is referenced by %s.%s and may be held by other rows too: it is treated as shared (never disclosed or erased for one person); declare ownership: owns if a row held by nobody else is the person's",
+					m.system, path, ds.table.Name, col.Name, parent.table.Name, pcol.Name))
+			}
+		}
+		ds.refs = append(ds.refs, rc)
 	}
+}
+
+// refersUp reports whether the reference t.col = parent.pcol goes from the
+// parent's row to t's (parent.pcol is a foreign key to t.col) rather than
+// the other way: by the foreign keys, else by t.col alone being t's primary
+// key while parent.pcol is not parent's.
+func refersUp(t *Table, col string, parent *Table, pcol string) bool {
+	switch {
+	case backedByFK(t, col, parent.Name, pcol):
+		return false
+	case backedByFK(parent, pcol, t.Name, col):
+		return true
+	}
+	return slices.Equal(t.PrimaryKey, []string{col}) && !slices.Equal(parent.PrimaryKey, []string{pcol})
 }
 
 func backedByFK(t *Table, col, refTable, refCol string) bool {

@@ -232,6 +232,10 @@ func (c *Connector) current(ctx context.Context) (*model, error) {
 			"system", c.cfg.System, "dataset", w.dataset, "column", w.column, "create_index", w.create,
 			"hint", "or set match: exact on the identity (email_case_sensitive: true for every email) if the application stores the values lower-cased")
 	}
+	for _, r := range m.writeTriggerReports() {
+		c.log.Info("postgres connector: mapped table has triggers an erasure's UPDATE or DELETE fires; what they write cannot be known from the schema",
+			"system", c.cfg.System, "dataset", r.dataset, "table", r.table, "triggers", r.triggers, "fields_their_source_mentions", r.mentions)
+	}
 	for _, w := range m.inheritanceOverlaps() {
 		c.log.Warn("postgres connector: two datasets share rows through table inheritance", "system", c.cfg.System, "problem", w)
 	}
@@ -294,7 +298,15 @@ func (c *Connector) EraseAfter(system, dataset string) []string {
 	if m == nil {
 		return nil
 	}
-	return slices.Clone(m.after[dataset])
+	// A dataset whose table a trigger of another mapped table may copy
+	// rows into (an audit history) goes after that table's dataset.
+	out := slices.Clone(m.after[dataset])
+	for _, did := range m.triggerAfter(dataset) {
+		if !slices.Contains(out, did) {
+			out = append(out, did)
+		}
+	}
+	return out
 }
 
 var _ connectors.Connector = (*Connector)(nil)

@@ -3,7 +3,9 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/big"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -69,6 +71,7 @@ type reach struct {
 	exactEmails bool                // Config.EmailCaseSensitive
 	memo        map[string][]string // "dataset.column" -> keys
 	visiting    map[string]bool     // datasets on the current path, to stop at cycles
+	aliases     int                 // subquery aliases handed out (h1, h2, ...)
 }
 
 // newReach starts a reach; exactEmails is Config.EmailCaseSensitive.
@@ -148,6 +151,18 @@ func arrayCast(col *Column) string {
 
 // predicate is the SQL condition over alias for ds's rows of the subject;
 // "" when the subject cannot have any.
+//
+// A row is the subject's when an identity column holds one of their
+// identities, or when it is reached along an ownership reference (see
+// datamap.Reference.Ownership) from a row of theirs, and then only:
+//   - through a reference to their row (orders.customer_id): when every
+//     other ownership reference of the row that is set, to another
+//     dataset, leads to a row of theirs too (a payment of another
+//     customer's rental is not theirs);
+//   - through a reference from their row (customers.address_id): when no
+//     row but theirs references it (see exclusive).
+//
+// Shared and relationship references are not followed.
 func (r *reach) predicate(ctx context.Context, ds *dataset, alias string, a *args) (string, error) {
 	r.visiting[ds.id] = true
 	defer delete(r.visiting, ds.id)
@@ -157,8 +172,8 @@ func (r *reach) predicate(ctx context.Context, ds *dataset, alias string, a *arg
 			ors = append(ors, term)
 		}
 	}
-	for _, rc := range ds.refs {
-		if r.visiting[rc.parent] {
+	for i, rc := range ds.refs {
+		if !rc.owns() || r.visiting[rc.parent] {
 			continue
 		}
 		keys, err := r.keys(ctx, r.m.datasets[rc.parent], rc.parentCol)
@@ -168,12 +183,110 @@ func (r *reach) predicate(ctx context.Context, ds *dataset, alias string, a *arg
 		if len(keys) == 0 {
 			continue
 		}
-		ors = append(ors, fmt.Sprintf("%s = ANY(%s::text[]::%s)", colRef(alias, rc.col.Name), a.add(keys), arrayCast(rc.col)))
+		ands := []string{inKeys(alias, rc.col, keys, a)}
+		if rc.up {
+			excl, err := r.exclusive(ctx, ds, rc, alias, a)
+			if err != nil {
+				return "", err
+			}
+			ands = append(ands, excl...)
+		} else {
+			for j, o := range ds.refs {
+				// Not checked: a reference to the same dataset (a referral's
+				// referrer and referee: the map says the row is both
+				// people's), and, in a cycle, the other owner.
+				if j == i || !o.owns() || o.up || o.parent == rc.parent || r.visiting[o.parent] {
+					continue
+				}
+				okeys, err := r.keys(ctx, r.m.datasets[o.parent], o.parentCol)
+				if err != nil {
+					return "", err
+				}
+				c := colRef(alias, o.col.Name)
+				if len(okeys) == 0 {
+					ands = append(ands, c+" IS NULL")
+				} else {
+					ands = append(ands, "("+c+" IS NULL OR "+inKeys(alias, o.col, okeys, a)+")")
+				}
+			}
+		}
+		ors = append(ors, "("+strings.Join(ands, " AND ")+")")
 	}
 	if len(ors) == 0 {
 		return "", nil
 	}
 	return "(" + strings.Join(ors, " OR ") + ")", nil
+}
+
+// inKeys is the condition that alias's col holds one of keys.
+func inKeys(alias string, col *Column, keys []string, a *args) string {
+	return fmt.Sprintf("%s = ANY(%s::text[]::%s)", colRef(alias, col.Name), a.add(keys), arrayCast(col))
+}
+
+// holder is a way rows of another table reference ds's rows: table's cols
+// hold ds's refCols.
+type holder struct {
+	table         string
+	cols, refCols []string
+}
+
+// holders are the ways other rows reference ds's rows: the live foreign
+// keys into its table and the data map's references to it.
+func (m *model) holders(ds *dataset) []holder {
+	var out []holder
+	seen := map[string]bool{}
+	add := func(h holder) {
+		k := h.table + "\x00" + strings.Join(h.cols, ",") + "\x00" + strings.Join(h.refCols, ",")
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, h)
+		}
+	}
+	for _, fk := range ds.table.Incoming {
+		add(holder{table: fk.Table, cols: fk.Columns, refCols: fk.RefColumns})
+	}
+	for _, did := range slices.Sorted(maps.Keys(m.datasets)) {
+		x := m.datasets[did]
+		for _, rc := range x.refs {
+			if rc.parent == ds.id && !rc.up {
+				add(holder{table: x.table.Name, cols: []string{rc.col.Name}, refCols: []string{rc.parentCol.Name}})
+			}
+		}
+	}
+	for _, rc := range ds.refs {
+		if rc.up {
+			add(holder{table: m.datasets[rc.parent].table.Name, cols: []string{rc.parentCol.Name}, refCols: []string{rc.col.Name}})
+		}
+	}
+	return out
+}
+
+// exclusive is the conditions that alias's row of ds, reached along rc
+// from the subject's rows of rc.parent, is referenced by no other row: none
+// of another table, none of rc.parent's table but the subject's.
+func (r *reach) exclusive(ctx context.Context, ds *dataset, rc refCol, alias string, a *args) ([]string, error) {
+	parent := r.m.datasets[rc.parent]
+	var out []string
+	for _, h := range r.m.holders(ds) {
+		r.aliases++
+		ha := fmt.Sprintf("h%d", r.aliases)
+		var on []string
+		for i, c := range h.cols {
+			on = append(on, colRef(ha, c)+" = "+colRef(alias, h.refCols[i]))
+		}
+		if h.table == parent.table.Name {
+			theirs, err := r.predicate(ctx, parent, ha, a)
+			if err != nil {
+				return nil, err
+			}
+			if theirs != "" {
+				on = append(on, "NOT coalesce("+theirs+", false)")
+			}
+		}
+		out = append(out, fmt.Sprintf("NOT EXISTS (SELECT 1 FROM %s AS %s WHERE %s)",
+			pgx.Identifier{r.m.schema, h.table}.Sanitize(), ha, strings.Join(on, " AND ")))
+	}
+	return out, nil
 }
 
 func (r *reach) identityTerm(ic identityCol, alias string, a *args) string {
@@ -315,4 +428,97 @@ func locIn(alias, oids, tids string) string {
 // locNotIn is the condition that alias's row is none of them.
 func locNotIn(alias, oids, tids string) string {
 	return fmt.Sprintf("(%[1]s.tableoid, %[1]s.ctid) NOT IN (SELECT * FROM unnest(%[2]s::oid[], %[3]s::tid[]))", alias, oids, tids)
+}
+
+// review counts ds's rows reached along a reference from the subject's rows
+// that are not theirs (see predicate): the records staff review. It reads
+// counts only.
+func (r *reach) review(ctx context.Context, ds *dataset) ([]connectors.Review, error) {
+	var out []connectors.Review
+	for _, rc := range ds.refs {
+		parent := r.m.datasets[rc.parent]
+		keys, err := r.keys(ctx, parent, rc.parentCol)
+		if err != nil || len(keys) == 0 {
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		var a args
+		conds := []string{inKeys("t", rc.col, keys, &a)}
+		theirs, err := r.predicate(ctx, ds, "t", &a)
+		if err != nil {
+			return nil, err
+		}
+		if theirs != "" {
+			conds = append(conds, "NOT coalesce("+theirs+", false)")
+		}
+		rv := connectors.Review{Dataset: ds.id}
+		var holders []string
+		switch {
+		case rc.up:
+			rv.Reference = fmt.Sprintf("%s.%s -> %s.%s", parent.id, rc.parentCol.Name, ds.id, rc.col.Name)
+			rv.Reason = connectors.ReviewHeldByOthers
+			// Other rows holding them: every holder's rows but the
+			// subject's own rows of parent.
+			for _, h := range r.m.holders(ds) {
+				r.aliases++
+				ha := fmt.Sprintf("h%d", r.aliases)
+				var on []string
+				for i, c := range h.cols {
+					on = append(on, colRef(ha, c)+" = "+colRef("t", h.refCols[i]))
+				}
+				q := fmt.Sprintf("(SELECT count(*) FROM %s AS %s WHERE %s", pgx.Identifier{r.m.schema, h.table}.Sanitize(), ha, strings.Join(on, " AND "))
+				if h.table == parent.table.Name {
+					p, err := r.predicate(ctx, parent, ha, &a)
+					if err != nil {
+						return nil, err
+					}
+					if p != "" {
+						q += " AND NOT coalesce(" + p + ", false)"
+					}
+				}
+				holders = append(holders, q+")")
+			}
+		default:
+			rv.Reference = fmt.Sprintf("%s.%s -> %s.%s", ds.id, rc.col.Name, parent.id, rc.parentCol.Name)
+			rv.Reason = connectors.ReviewOtherOwner
+			// Each record is held by whoever its other references lead to:
+			// count them as one holder a record.
+			holders = append(holders, "1")
+		}
+		switch rc.ownership {
+		case datamap.OwnershipShared:
+			rv.Reason = connectors.ReviewShared
+		case datamap.OwnershipRelationship:
+			rv.Reason = connectors.ReviewRelationship
+		}
+		if len(holders) == 0 {
+			holders = []string{"0"}
+		}
+		rows, err := r.q.Query(ctx, fmt.Sprintf("SELECT count(*)::int, coalesce(sum(%s), 0)::int FROM %s AS t WHERE %s",
+			strings.Join(holders, " + "), ds.ident.Sanitize(), strings.Join(conds, " AND ")), a...)
+		if err == nil {
+			_, err = pgx.ForEachRow(rows, []any{&rv.Records, &rv.Holders}, func() error { return nil })
+		}
+		if err != nil {
+			return nil, fmt.Errorf("review of %s: %w", ds.id, err)
+		}
+		if rv.Records > 0 {
+			out = append(out, rv)
+		}
+	}
+	return out, nil
+}
+
+// withReview adds the review items to an erasure's note.
+func withReview(note string, review []connectors.Review) string {
+	notes := []string{}
+	if note != "" {
+		notes = append(notes, note)
+	}
+	for _, rv := range review {
+		notes = append(notes, rv.String())
+	}
+	return strings.Join(notes, "; ")
 }

@@ -223,6 +223,7 @@ func newScanner(cat *Catalog, system string) *scanner {
 	for _, name := range s.names {
 		s.references(s.datasets[name])
 		s.relations(s.datasets[name])
+		s.triggers(s.datasets[name])
 	}
 	for _, name := range s.names {
 		ds := s.datasets[name]
@@ -931,6 +932,37 @@ func (s *scanner) write(opt ScanOptions) []byte {
 		}
 	}
 	return []byte(b.String())
+}
+
+// triggers notes the table's triggers that fire on UPDATE or DELETE, the
+// statements an erasure runs: what a trigger function writes cannot be
+// known from the schema, so each is listed for review, with the table's
+// columns and the schema's other tables its source mentions.
+func (s *scanner) triggers(ds *scanDataset) {
+	for _, tg := range ds.table.writeTriggers() {
+		note := fmt.Sprintf("trigger %s fires on an erasure's %s: it may write columns of the row or rows of other tables, which cannot be known from the schema",
+			scanShow(tg.Describe()), strings.Join(slices.DeleteFunc(slices.Clone(tg.Events), func(e string) bool { return e != "UPDATE" && e != "DELETE" }), " and "))
+		var others []string
+		for _, n := range s.cat.TableNames() {
+			if n != ds.table.Name {
+				others = append(others, n)
+			}
+		}
+		cols, tables := tg.Mentions(ds.table.Order), tg.Mentions(others)
+		switch {
+		case tg.Source == "":
+			note += "; its function's source cannot be read"
+		case len(cols) == 0 && len(tables) == 0:
+			note += "; its source names none of the table's columns nor another table of the schema"
+		}
+		if len(cols) > 0 {
+			note += fmt.Sprintf("; its source mentions the columns %s: a field it re-stamps on every UPDATE (a timestamp, a counter) is reported as kept, not erased", scanShowList(cols))
+		}
+		if len(tables) > 0 {
+			note += fmt.Sprintf("; its source mentions the tables %s: if it copies the row there (an audit history), map that table too, so the copies are found and erased", scanShowList(tables))
+		}
+		ds.notes = append(ds.notes, note)
+	}
 }
 
 // yamlScalar writes s as a YAML scalar usable in block and flow context:

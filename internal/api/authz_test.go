@@ -581,6 +581,22 @@ func TestAuthorization(t *testing.T) {
 			},
 		},
 		{
+			name:   "review acknowledgement",
+			req:    req{method: "POST", path: "/v1/privacy-requests/" + reqID + "/tasks/" + taskID + "/acknowledge-review", body: `{"note":"the address stays"}`},
+			denied: "auditor", reason: "may not perform requests.manage",
+			allowed: "reviewer", status: 200, call: "Requests.AcknowledgeReview",
+			stub: func(e *env) func(*testing.T) {
+				var got []string
+				e.requests.AcknowledgeReviewFn = func(_ context.Context, id, task, actor, note string) (dsar.Request, error) {
+					got = []string{id, task, actor, note}
+					return staffReq, nil
+				}
+				return func(t *testing.T) {
+					eq(t, "id/task/actor/note", got, []string{reqID, taskID, "key:" + keyIDFor("reviewer"), "the address stays"})
+				}
+			},
+		},
+		{
 			name:   "retention plan",
 			req:    req{method: "GET", path: "/v1/retention/plan?dataset=crm.contacts"},
 			denied: "frontend", reason: "may not perform retention.read",

@@ -173,6 +173,7 @@ type RequestService struct {
 	ReplanFn             func(ctx context.Context, id, actor, note string, add []identity.Subject) (dsar.Request, error)
 	RetryTaskFn          func(ctx context.Context, id, taskID, actor string) (dsar.Request, error)
 	CompleteManualTaskFn func(ctx context.Context, id, taskID, actor, note string) (dsar.Request, error)
+	AcknowledgeReviewFn  func(ctx context.Context, id, taskID, actor, note string) (dsar.Request, error)
 }
 
 var _ api.RequestService = (*RequestService)(nil)
@@ -319,6 +320,14 @@ func (s *RequestService) CompleteManualTask(ctx context.Context, id, taskID, act
 		return dsar.Request{}, notStubbed("Requests.CompleteManualTask")
 	}
 	return s.CompleteManualTaskFn(ctx, id, taskID, actor, note)
+}
+
+func (s *RequestService) AcknowledgeReview(ctx context.Context, id, taskID, actor, note string) (dsar.Request, error) {
+	s.calls.add("Requests.AcknowledgeReview")
+	if s.AcknowledgeReviewFn == nil {
+		return dsar.Request{}, notStubbed("Requests.AcknowledgeReview")
+	}
+	return s.AcknowledgeReviewFn(ctx, id, taskID, actor, note)
 }
 
 // ExportStore fakes api.ExportStore.

@@ -37,6 +37,7 @@ type RequestService interface {
 	Replan(ctx context.Context, id, actor, note string, add []identity.Subject) (dsar.Request, error)
 	RetryTask(ctx context.Context, id, taskID, actor string) (dsar.Request, error)
 	CompleteManualTask(ctx context.Context, id, taskID, actor, note string) (dsar.Request, error)
+	AcknowledgeReview(ctx context.Context, id, taskID, actor, note string) (dsar.Request, error)
 }
 
 // Request and task ids are canonical UUIDs; anything else names no request,
@@ -199,7 +200,7 @@ type requestPage struct {
 }
 
 func (s *server) listRequests(c *fiber.Ctx) error {
-	if err := checkQuery(c, "status", "type", "channel", "overdue", "due_before", "limit", "cursor"); err != nil {
+	if err := checkQuery(c, "status", "type", "channel", "overdue", "review", "due_before", "limit", "cursor"); err != nil {
 		return err
 	}
 	if err := s.authorize(c, "requests.read"); err != nil {
@@ -207,6 +208,13 @@ func (s *server) listRequests(c *fiber.Ctx) error {
 	}
 	f := dsar.Filter{Status: strings.Clone(c.Query("status")), Type: strings.Clone(c.Query("type")),
 		Channel: strings.Clone(c.Query("channel")), Cursor: strings.Clone(c.Query("cursor"))}
+	switch v := c.Query("review"); v {
+	case "":
+	case "open":
+		f.Review = "open"
+	default:
+		return apperr.Field("review", "must be open")
+	}
 	switch c.Query("overdue") {
 	case "", "false":
 	case "true":
@@ -423,5 +431,18 @@ func (s *server) completeTask(c *fiber.Ctx) error {
 			return dsar.Request{}, err
 		}
 		return s.Requests.CompleteManualTask(c.UserContext(), id, task, actor, b.Note)
+	})
+}
+
+// acknowledgeReview records that staff looked at a task's review items
+// (records the request reached but left alone because they are not the
+// person's alone) and what they decided: note required.
+func (s *server) acknowledgeReview(c *fiber.Ctx) error {
+	return s.staffAction(c, func(id, actor string, b reasonBody) (dsar.Request, error) {
+		task, err := taskID(c)
+		if err != nil {
+			return dsar.Request{}, err
+		}
+		return s.Requests.AcknowledgeReview(c.UserContext(), id, task, actor, b.Note)
 	})
 }

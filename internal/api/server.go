@@ -169,6 +169,7 @@ func New(cfg Config, d Deps) *fiber.App {
 	authed.Post("/privacy-requests/:id/replan", s.replanRequest)
 	authed.Post("/privacy-requests/:id/tasks/:task_id/retry", s.retryTask)
 	authed.Post("/privacy-requests/:id/tasks/:task_id/complete", s.completeTask)
+	authed.Post("/privacy-requests/:id/tasks/:task_id/acknowledge-review", s.acknowledgeReview)
 	authed.Get("/retention/plan", s.retentionPlan)
 	authed.Post("/retention/runs", s.startRetentionRun)
 	authed.Get("/retention/runs", s.listRetentionRuns)

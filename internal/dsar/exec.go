@@ -150,6 +150,7 @@ func (s *Service) runTask(ctx context.Context, a TaskArgs, lastAttempt bool) err
 		sink := &recordSink{s: s, tx: tx, requestID: a.RequestID, taskID: a.TaskID, run: a.Run}
 		res, err := conn.Access(ctx, connectors.AccessParams{Target: target, Fields: c.fields}, sink)
 		if err == nil {
+			res.Review = cleanReview(res.Review)
 			return s.finishTask(ctx, tx, a, TaskSucceeded, res, "", map[string]any{"records": res.Records, "files": res.Files})
 		}
 		_ = tx.Rollback(ctx)
@@ -157,6 +158,7 @@ func (s *Service) runTask(ctx context.Context, a TaskArgs, lastAttempt bool) err
 	case OpErase:
 		var res connectors.EraseResult
 		res, opErr = conn.Erase(ctx, connectors.EraseParams{Target: target, Fields: c.fields})
+		res.Review = cleanReview(res.Review)
 		result = res
 		if opErr == nil && res.Manual != "" {
 			return s.handOver(ctx, a, res)
@@ -246,8 +248,11 @@ func (s *Service) handOver(ctx context.Context, a TaskArgs, res connectors.Erase
 		if err != nil {
 			return fmt.Errorf("dsar: hand task to staff: %w", err)
 		}
-		return s.event(ctx, tx, r.ID, "task_handed_to_staff", "", "", actorSystem, "",
-			map[string]any{"task_id": a.TaskID, "system": system, "dataset": dataset, "run": a.Run})
+		if err := s.event(ctx, tx, r.ID, "task_handed_to_staff", "", "", actorSystem, "",
+			map[string]any{"task_id": a.TaskID, "system": system, "dataset": dataset, "run": a.Run}); err != nil {
+			return err
+		}
+		return s.reviewFound(ctx, tx, r.ID, a.TaskID, system, dataset, OpErase, a.Run, res.Review)
 	})
 }
 
@@ -281,7 +286,8 @@ func (s *Service) finishTask(ctx context.Context, tx pgx.Tx, a TaskArgs, status 
 	var system, dataset, op string
 	var seq int
 	err = tx.QueryRow(ctx, `
-		UPDATE privacy_request_tasks SET status = $3, result = $4, error = $5, finished_at = $6
+		UPDATE privacy_request_tasks SET status = $3, result = $4, error = $5, finished_at = $6,
+		       review_acknowledged_at = NULL, review_acknowledged_by = NULL, review_note = NULL
 		WHERE id = $1 AND run = $2 AND status = 'running'
 		RETURNING seq, system, dataset, operation`, a.TaskID, a.Run, status, res, errp, s.Clock.Now()).Scan(&seq, &system, &dataset, &op)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -294,6 +300,9 @@ func (s *Service) finishTask(ctx context.Context, tx pgx.Tx, a TaskArgs, status 
 	for k, v := range extra {
 		det[k] = v
 	}
+	var review struct {
+		Review []connectors.Review `json:"review"`
+	}
 	if result != nil {
 		var counts map[string]any
 		if json.Unmarshal(res, &counts) == nil {
@@ -303,6 +312,10 @@ func (s *Service) finishTask(ctx context.Context, tx pgx.Tx, a TaskArgs, status 
 				}
 			}
 		}
+		_ = json.Unmarshal(res, &review) // the result was encoded just above
+		if len(review.Review) > 0 {
+			det["review_items"] = len(review.Review)
+		}
 	}
 	ev := "task_succeeded"
 	if status == TaskFailed {
@@ -310,6 +323,11 @@ func (s *Service) finishTask(ctx context.Context, tx pgx.Tx, a TaskArgs, status 
 	}
 	if err := s.event(ctx, tx, r.ID, ev, "", "", actorSystem, errMsg, det); err != nil {
 		return err
+	}
+	if status == TaskSucceeded {
+		if err := s.reviewFound(ctx, tx, r.ID, a.TaskID, system, dataset, op, a.Run, review.Review); err != nil {
+			return err
+		}
 	}
 	// A success releases the tasks that waited for it. Not while paused:
 	// Resume queues what is ready then. A failure releases nothing, and
@@ -352,12 +370,22 @@ func (s *Service) checkCompletion(ctx context.Context, tx pgx.Tx, r *Request) er
 		}
 		return s.queuePackage(ctx, tx, r)
 	}
+	var data map[string]string
 	if r.Type == "erasure" {
 		if paused, err := s.pauseIfNothingErased(ctx, tx, r); paused || err != nil {
 			return err
 		}
+		// Records left for staff review were not erased: the person is
+		// told so, in plain words.
+		n, err := erasureReviewRecords(ctx, tx, r.ID)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			data = map[string]string{"summary": reviewSummary(r.Language, n)}
+		}
 	}
-	return s.complete(ctx, tx, r, nil)
+	return s.complete(ctx, tx, r, data)
 }
 
 // failForTask fails the request, naming its first failed task, if it has

@@ -127,7 +127,8 @@ func (s *Service) mergePlan(ctx context.Context, tx pgx.Tx, r *Request, prev, p 
 			if _, err := tx.Exec(ctx, `
 				UPDATE privacy_request_tasks SET seq = $2, operation = $3, mode = $4, fields = $5, instructions = NULLIF($6, ''),
 				       after = $7, status = 'pending', run = run + 1, attempts = 0, result = NULL, error = NULL,
-				       completed_by = NULL, note = NULL, started_at = NULL, finished_at = NULL
+				       completed_by = NULL, note = NULL, started_at = NULL, finished_at = NULL,
+				       review_acknowledged_at = NULL, review_acknowledged_by = NULL, review_note = NULL
 				WHERE id = $1`, o.id, seqs[j], t.Operation, t.Mode, t.Fields, t.Instructions, after); err != nil {
 				return fmt.Errorf("dsar: replace task: %w", err)
 			}

@@ -40,6 +40,13 @@ type Report struct {
 	// canceled or otherwise skipped), and every automated erasure re-read
 	// its result. Never true while any task failed.
 	Verified bool `json:"verified"`
+	// ReviewRecords counts the records the request reached but left alone
+	// because they are not the person's alone (other people's data is in
+	// them): not disclosed, not erased, for staff to review. They do not
+	// make the request incomplete: the person's own data was handled.
+	// ReviewOpen counts the review items staff have not acknowledged yet.
+	ReviewRecords int `json:"review_records"`
+	ReviewOpen    int `json:"review_open"`
 }
 
 // SystemReport is one system's part of a request.
@@ -52,6 +59,8 @@ type SystemReport struct {
 	Retained []ReportRetained `json:"retained"`
 	Notes    []string         `json:"notes,omitempty"`
 	Datasets []DatasetReport  `json:"datasets"`
+	// ReviewRecords counts the records left for staff review.
+	ReviewRecords int `json:"review_records,omitempty"`
 }
 
 // ReportRetained is a field kept, with its basis.
@@ -73,6 +82,12 @@ type DatasetReport struct {
 	Verified    bool   `json:"verified"`
 	CompletedBy string `json:"completed_by,omitempty"`
 	StaffNote   string `json:"staff_note,omitempty"`
+	// Review is what the task left for staff review (counts only);
+	// ReviewAcknowledgedBy and ReviewNote say who looked at it and what
+	// they decided.
+	Review               []connectors.Review `json:"review,omitempty"`
+	ReviewAcknowledgedBy string              `json:"review_acknowledged_by,omitempty"`
+	ReviewNote           string              `json:"review_note,omitempty"`
 }
 
 // taskResult is the union of the connector results a task may hold.
@@ -108,7 +123,15 @@ func (s *Service) Report(ctx context.Context, id string) (Report, error) {
 		}
 		dr := DatasetReport{Dataset: t.Dataset, Operation: t.Operation, Mode: t.Mode, Status: t.Status,
 			Deleted: res.Deleted, Masked: res.Masked, Records: res.Records, Files: res.Files, Verified: res.Verified,
-			CompletedBy: t.CompletedBy, StaffNote: t.Note}
+			CompletedBy: t.CompletedBy, StaffNote: t.Note,
+			Review: t.Review, ReviewAcknowledgedBy: t.ReviewAcknowledgedBy, ReviewNote: t.ReviewNote}
+		if n := reviewCount(t.Review); n > 0 {
+			sr.ReviewRecords += n
+			rep.ReviewRecords += n
+			if t.ReviewAcknowledgedAt == nil {
+				rep.ReviewOpen += len(t.Review)
+			}
+		}
 		if t.Operation == OpErase && t.Mode == ModeAutomated && t.Status == TaskSucceeded && !res.Verified {
 			rep.Complete = false
 		}

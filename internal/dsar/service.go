@@ -273,7 +273,9 @@ const requestColumns = `id::text, type, status, coalesce(paused_from, ''), chann
 	coalesce(extension_reason, ''), verified_at, coalesce(verification, ''), approval_required, coalesce(approval_rule, ''),
 	planned_at, coalesce(plan_error, ''), coalesce(deny_reason, ''), coalesce(failure_reason, ''), completed_at, plan_run,
 	CASE WHEN status = 'paused' THEN coalesce((SELECT e.note FROM privacy_request_events e
-		WHERE e.request_id = privacy_requests.id AND e.event = 'pause' ORDER BY e.id DESC LIMIT 1), '') ELSE '' END`
+		WHERE e.request_id = privacy_requests.id AND e.event = 'pause' ORDER BY e.id DESC LIMIT 1), '') ELSE '' END,
+	(SELECT coalesce(sum(t.review_items), 0)::integer FROM privacy_request_tasks t
+		WHERE t.request_id = privacy_requests.id AND t.review_items > 0 AND t.review_acknowledged_at IS NULL)`
 
 func scanRequest(row pgx.Row, now time.Time) (Request, error) {
 	var r Request
@@ -281,7 +283,7 @@ func scanRequest(row pgx.Row, now time.Time) (Request, error) {
 	err := row.Scan(&r.ID, &r.Type, &status, &paused, &r.Channel, &r.Language, &r.Region, &r.Regime, &r.SubjectKind,
 		&r.ReceivedAt, &r.DueAt, &r.OriginalDueAt, &r.AcknowledgeBy, &r.ExtendableUntil, &r.ExtendNoticeBy, &r.Extended,
 		&r.ExtensionReason, &r.VerifiedAt, &r.Verification, &r.ApprovalRequired, &r.ApprovalRule,
-		&r.PlannedAt, &r.PlanError, &r.DenyReason, &r.FailureReason, &r.CompletedAt, &r.planRun, &r.PauseReason)
+		&r.PlannedAt, &r.PlanError, &r.DenyReason, &r.FailureReason, &r.CompletedAt, &r.planRun, &r.PauseReason, &r.ReviewItems)
 	if err != nil {
 		return r, err
 	}

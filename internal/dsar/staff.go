@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/steward-privacy/steward/connectors"
 	"github.com/steward-privacy/steward/identity"
 	"github.com/steward-privacy/steward/internal/apperr"
 	"github.com/steward-privacy/steward/internal/notify"
@@ -23,9 +24,12 @@ type Filter struct {
 	Type    string
 	Channel string
 	Overdue bool
-	DueBy   *time.Time // due at or before
-	Limit   int        // default 50, at most 200
-	Cursor  string     // from the previous page
+	// Review is "open" for requests with review items staff have not
+	// acknowledged yet.
+	Review string
+	DueBy  *time.Time // due at or before
+	Limit  int        // default 50, at most 200
+	Cursor string     // from the previous page
 }
 
 type cursor struct {
@@ -71,6 +75,14 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Request, string, error)
 	now := s.Clock.Now()
 	if f.Overdue {
 		where = append(where, "status NOT IN ('completed', 'denied', 'canceled') AND due_at < "+arg(now))
+	}
+	switch f.Review {
+	case "":
+	case "open":
+		where = append(where, `EXISTS (SELECT 1 FROM privacy_request_tasks t
+			WHERE t.request_id = privacy_requests.id AND t.review_items > 0 AND t.review_acknowledged_at IS NULL)`)
+	default:
+		return nil, "", apperr.Field("review", "must be open")
 	}
 	if f.DueBy != nil {
 		where = append(where, "due_at <= "+arg(*f.DueBy))
@@ -184,7 +196,7 @@ func (s *Service) tasks(ctx context.Context, tx pgx.Tx, id string) ([]Task, erro
 	rows, err := tx.Query(ctx, `
 		SELECT t.id::text, t.seq, t.system, t.dataset, t.operation, t.mode, t.status, t.run, t.attempts, t.fields,
 		       coalesce(t.instructions, ''), t.result, coalesce(t.error, ''), coalesce(t.completed_by, ''), coalesce(t.note, ''),
-		       t.started_at, t.finished_at, t.after,
+		       t.started_at, t.finished_at, t.after, t.review_acknowledged_at, coalesce(t.review_acknowledged_by, ''), coalesce(t.review_note, ''),
 		       ARRAY(SELECT p.seq FROM privacy_request_tasks p
 		             WHERE t.status = 'pending' AND p.request_id = t.request_id AND p.seq = ANY (t.after) AND p.status <> 'succeeded'
 		             ORDER BY p.seq)
@@ -198,7 +210,8 @@ func (s *Service) tasks(ctx context.Context, tx pgx.Tx, id string) ([]Task, erro
 		var t Task
 		var fields, result []byte
 		if err := rows.Scan(&t.ID, &t.Seq, &t.System, &t.Dataset, &t.Operation, &t.Mode, &t.Status, &t.Run, &t.Attempts, &fields,
-			&t.Instructions, &result, &t.Error, &t.CompletedBy, &t.Note, &t.StartedAt, &t.FinishedAt, &t.After, &t.WaitingFor); err != nil {
+			&t.Instructions, &result, &t.Error, &t.CompletedBy, &t.Note, &t.StartedAt, &t.FinishedAt, &t.After,
+			&t.ReviewAcknowledgedAt, &t.ReviewAcknowledgedBy, &t.ReviewNote, &t.WaitingFor); err != nil {
 			return nil, fmt.Errorf("dsar: tasks: %w", err)
 		}
 		if t.After == nil {
@@ -212,6 +225,12 @@ func (s *Service) tasks(ctx context.Context, tx pgx.Tx, id string) ([]Task, erro
 		}
 		if result != nil {
 			t.Result = result
+			var rv struct {
+				Review []connectors.Review `json:"review"`
+			}
+			if json.Unmarshal(result, &rv) == nil && len(rv.Review) > 0 {
+				t.Review = rv.Review
+			}
 		}
 		out = append(out, t)
 	}
@@ -624,7 +643,8 @@ func (s *Service) RetryTask(ctx context.Context, id, taskID, actor string) (Requ
 			return apperr.New(apperr.Conflict, "cannot retry a task of a request that is %s", strings.ReplaceAll(string(r.Status), "_", " "))
 		}
 		if _, err := tx.Exec(ctx, `
-			UPDATE privacy_request_tasks SET status = 'pending', run = run + 1, attempts = 0, error = NULL, result = NULL, finished_at = NULL
+			UPDATE privacy_request_tasks SET status = 'pending', run = run + 1, attempts = 0, error = NULL, result = NULL, finished_at = NULL,
+			       review_acknowledged_at = NULL, review_acknowledged_by = NULL, review_note = NULL
 			WHERE id = $1`, taskID); err != nil {
 			return fmt.Errorf("dsar: reset task: %w", err)
 		}

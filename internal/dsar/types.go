@@ -79,6 +79,10 @@ type Request struct {
 	FailureReason    string     `json:"failure_reason,omitempty"`
 	CompletedAt      *time.Time `json:"completed_at,omitempty"`
 	Overdue          bool       `json:"overdue"`
+	// ReviewItems counts the review items of the request's tasks staff
+	// have not acknowledged yet (see Task.Review): records the request
+	// reached but left alone because they are not the person's alone.
+	ReviewItems int `json:"review_items"`
 
 	planRun int
 }
@@ -145,6 +149,13 @@ type Task struct {
 	// one is queued; WaitingFor, of a pending task, those that have not yet.
 	After      []int `json:"after"`
 	WaitingFor []int `json:"waiting_for,omitempty"`
+	// Review is what the connector reached but left alone because it is not
+	// the person's alone (from the result; counts, never personal values):
+	// staff decide, and acknowledge it with a note (AcknowledgeReview).
+	Review               []connectors.Review `json:"review,omitempty"`
+	ReviewAcknowledgedAt *time.Time          `json:"review_acknowledged_at,omitempty"`
+	ReviewAcknowledgedBy string              `json:"review_acknowledged_by,omitempty"`
+	ReviewNote           string              `json:"review_note,omitempty"`
 }
 
 // TimelineEntry is one event in a request's history.

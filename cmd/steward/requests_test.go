@@ -335,3 +335,33 @@ func TestPrivacyRequestsAPI(t *testing.T) {
 		}
 	})
 }
+
+// TestAcknowledgeReviewThroughTheAPI: acknowledging review items goes
+// through the same authorization and problem responses as every staff
+// action; a task with nothing to review is a conflict, a missing note is
+// invalid, and an auditor may not.
+func TestAcknowledgeReviewThroughTheAPI(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	r := e.start()
+	g := &requestsRig{t: t, e: e, r: r}
+	reviewer := e.keys["reviewer"]
+	c := g.create(reviewer, map[string]any{"type": "access", "subject": "email:ack@example.com", "region": "DE", "channel": "staff",
+		"note": "letter", "identity_verified": true}, 201)
+	// No connector is configured here: its tasks are manual, waiting for
+	// staff, and none has review items.
+	d := g.waitFor(c.Request.ID, dsar.InProgress)
+	if len(d.Tasks) == 0 {
+		t.Fatal("the request has no tasks")
+	}
+	path := "/v1/privacy-requests/" + c.Request.ID + "/tasks/" + d.Tasks[0].ID + "/acknowledge-review"
+	if res := r.do("POST", path, e.keys["auditor"], map[string]any{"note": "seen"}); res.status != 403 {
+		t.Errorf("auditor: %d %s", res.status, res.body)
+	}
+	if res := r.do("POST", path, reviewer, map[string]any{}); res.status != 400 || res.problem(t).Code != "invalid_request" {
+		t.Errorf("no note: %d %s", res.status, res.body)
+	}
+	if res := r.do("POST", path, reviewer, map[string]any{"note": "seen"}); res.status != 409 || res.problem(t).Code != "conflict" {
+		t.Errorf("a task without review items: %d %s", res.status, res.body)
+	}
+}

@@ -100,11 +100,31 @@ var (
 //
 // References. Each foreign-key column becomes `{field: col, to:
 // system.table.refcol}` (a composite key gives one per column), listed in
-// column order. Left out, with a comment saying why: a column of a
-// self-referencing foreign key (followed from the person's row it would
-// reach other people's rows, such as the people they referred), and a
+// column order: the row is owned by whoever owns the row it refers to
+// (orders.customer_id -> customers.id). Drafted with an ownership
+// (datamap.Reference.Ownership) instead, the comment saying why:
+//   - relationship: a self-referencing foreign key of a table with
+//     identities (employees.manager_id, users.referred_by), and a foreign
+//     key from a table with identities to another table with identities
+//     whose column does not name that table (customers.support_rep_id ->
+//     staff; customer_id -> customers, user_id or owner_user_id -> users
+//     name it): two people, and owning would hand one's rows to the other;
+//   - shared: a foreign key into a table that no identity reaches along
+//     ownership (an address, a lookup table, plans, teams) is drafted on
+//     that table's side, as an up reference from the referring table
+//     (address: `{field: id, to: system.customers.address_id, ownership:
+//     shared}`), with how many tables hold its rows; the referring table
+//     notes it. The data map takes one reference a field, so further
+//     referring tables get the same reference commented out; tables that
+//     gain a reference this way are reached in turn (countries, referred
+//     to by address).
+//
+// Left out, with a comment saying why: a column of a self-referencing
+// foreign key of a table without identities (followed from the person's row
+// it would reach other people's rows, such as replies to their comments), a
 // column that already has a reference from a foreign key earlier in name
-// order.
+// order, and, commented out, a foreign key into a shared table from a table
+// no identity reaches (stores.address_id).
 //
 // Timestamp. created_at when it is a date/time column, else the first
 // timestamptz column, else the first other date/time column, in table order.
@@ -173,7 +193,16 @@ type scanIdentity struct {
 
 type scanRef struct {
 	field, to, why string
-	table          string // the table referred to
+	// table is the table referred to (for a shared up reference, the
+	// referring table).
+	table string
+	// refCol is the column referred to; fk describes the foreign key.
+	refCol, fk string
+	// ownership is drafted when not empty (the default, owns).
+	ownership string
+	// out says why the reference is drafted commented out, "" when it is
+	// not.
+	out string
 }
 
 type scanDataset struct {
@@ -225,6 +254,7 @@ func newScanner(cat *Catalog, system string) *scanner {
 		s.relations(s.datasets[name])
 		s.triggers(s.datasets[name])
 	}
+	s.shared()
 	for _, name := range s.names {
 		ds := s.datasets[name]
 		for _, col := range ds.table.Order {
@@ -450,7 +480,9 @@ func (ds *scanDataset) identity(col string) *scanIdentity {
 	return nil
 }
 
-// references turns foreign keys into references (see Scan).
+// references turns foreign keys into references (see Scan): a
+// relationship between two people's tables is drafted as such, the rest as
+// ownership for now (shared turns the ones into shared tables around).
 func (s *scanner) references(ds *scanDataset) {
 	t := ds.table
 	fks := slices.Clone(t.ForeignKeys)
@@ -469,23 +501,172 @@ func (s *scanner) references(ds *scanDataset) {
 			if len(fk.Columns) > 1 {
 				on += fmt.Sprintf(", column %d of %d", i+1, len(fk.Columns))
 			}
+			why := on
+			if fk.OnDelete != "" {
+				why += ", ON DELETE " + fk.OnDelete
+			}
+			ref := scanRef{field: col, to: s.system + "." + target.id + "." + fk.RefColumns[i], why: why, table: fk.RefTable, refCol: fk.RefColumns[i], fk: on}
 			switch {
-			case fk.RefTable == t.Name:
-				ds.notes = append(ds.notes, fmt.Sprintf("%s: %s left out as a reference: it refers to this table, and following it would reach other people's rows", scanShow(col), on))
 			case has[col]:
 				ds.notes = append(ds.notes, fmt.Sprintf("%s: %s left out as a reference: the column already has one", scanShow(col), on))
-			default:
-				has[col] = true
-				why := on
-				if fk.OnDelete != "" {
-					why += ", ON DELETE " + fk.OnDelete
-				}
-				ds.refs = append(ds.refs, scanRef{field: col, to: s.system + "." + target.id + "." + fk.RefColumns[i], why: why, table: fk.RefTable})
+				continue
+			case fk.RefTable == t.Name && len(ds.identities) == 0:
+				ds.notes = append(ds.notes, fmt.Sprintf("%s: %s left out as a reference: it refers to this table, and following it would reach other people's rows", scanShow(col), on))
+				continue
+			case fk.RefTable == t.Name:
+				ref.ownership = "relationship"
+				ref.why += "; it refers to this table, whose rows are people's (it has identities): " + scanRelationshipWhy
+			case len(ds.identities) > 0 && len(target.identities) > 0 && !scanNamesTable(col, fk.RefColumns[i], fk.RefTable):
+				ref.ownership = "relationship"
+				ref.why += fmt.Sprintf("; both tables hold identities and %s does not name %s: %s", scanShow(col), scanShow(fk.RefTable), scanRelationshipWhy)
 			}
+			has[col] = true
+			ds.refs = append(ds.refs, ref)
 		}
 	}
-	// In table order, like the fields.
+	s.sortRefs(ds)
+}
+
+// scanRelationshipWhy is the review comment of a relationship reference.
+const scanRelationshipWhy = "a relationship between two people, not ownership: following it would hand one person's rows to the other"
+
+// sortRefs puts a dataset's references in table order, like the fields.
+func (s *scanner) sortRefs(ds *scanDataset) {
+	t := ds.table
 	slices.SortStableFunc(ds.refs, func(a, b scanRef) int { return slices.Index(t.Order, a.field) - slices.Index(t.Order, b.field) })
+}
+
+// scanNamesTable reports whether a foreign-key column names the table it
+// refers to, as a column holding its owner's key does (user_id or
+// owner_user_id -> users, customer_id -> customers, tg_user_id ->
+// tg_users(tg_id), address_id -> addresses, or the referenced column's own
+// name), rather than a role (support_rep_id -> staff, reports_to,
+// assigned_to, created_by).
+func scanNamesTable(col, refCol, table string) bool {
+	c, rc := scanSnake(col), scanSnake(refCol)
+	if c == rc {
+		return true
+	}
+	base := c
+	switch {
+	case strings.HasSuffix(c, "_"+rc):
+		base = strings.TrimSuffix(c, "_"+rc)
+	case strings.HasSuffix(c, "_id"):
+		base = strings.TrimSuffix(c, "_id")
+	}
+	forms := func(n string) []string {
+		out := []string{n, strings.TrimSuffix(n, "s"), strings.TrimSuffix(n, "es")}
+		if strings.HasSuffix(n, "ies") {
+			out = append(out, strings.TrimSuffix(n, "ies")+"y")
+		}
+		return out
+	}
+	tn := scanSnake(table)
+	w := strings.Split(tn, "_")
+	names := append(forms(tn), forms(w[len(w)-1])...)
+	for _, b := range append([]string{base}, scanUnprefixed(base)...) {
+		if slices.Contains(names, b) {
+			return true
+		}
+	}
+	return false
+}
+
+// shared drafts the references into shared tables (see Scan): a foreign key
+// into a table no identity reaches along ownership (an address, a lookup
+// table, plans, teams) is drafted from that table's side, as a shared up
+// reference from the referring table, so the table is reviewed instead of
+// handed to whoever references a row of it.
+func (s *scanner) shared() {
+	owned := s.reachFrom(func(r scanRef) bool { return r.ownership == "" })
+	type pending struct {
+		ds  *scanDataset
+		ref scanRef
+	}
+	var todo []pending
+	for _, name := range s.names {
+		ds := s.datasets[name]
+		var keep []scanRef
+		for _, r := range ds.refs {
+			if r.ownership == "" && !owned[r.table] && r.table != name {
+				todo = append(todo, pending{ds, r})
+				continue
+			}
+			keep = append(keep, r)
+		}
+		ds.refs = keep
+	}
+	if len(todo) == 0 {
+		return
+	}
+	// Referring tables with identities first, so a table held by people's
+	// rows is drafted from them.
+	slices.SortStableFunc(todo, func(a, b pending) int {
+		ai, bi := len(a.ds.identities) > 0, len(b.ds.identities) > 0
+		switch {
+		case ai && !bi:
+			return -1
+		case bi && !ai:
+			return 1
+		}
+		return strings.Compare(a.ds.id, b.ds.id)
+	})
+	reached := maps.Clone(owned)
+	done := make([]bool, len(todo))
+	for changed := true; changed; {
+		changed = false
+		for i, p := range todo {
+			if done[i] || !reached[p.ds.table.Name] {
+				continue
+			}
+			done[i], changed = true, true
+			target := s.datasets[p.ref.table]
+			reached[p.ref.table] = true
+			holders := scanHolders(target.table)
+			up := scanRef{field: p.ref.refCol, to: s.system + "." + p.ds.id + "." + p.ref.field, table: p.ds.table.Name, ownership: "shared",
+				why: fmt.Sprintf("%s.%s: %s, drafted from this side as no identity reaches this table along ownership: held by %d %s (%s); set owns only if a row referenced by one person alone is theirs",
+					scanShow(p.ds.table.Name), scanShow(p.ref.field), p.ref.fk, len(holders), scanPlural(len(holders), "table", "tables"), scanShowSome(holders))}
+			if slices.ContainsFunc(target.refs, func(r scanRef) bool { return r.field == up.field && r.out == "" }) {
+				up.out = fmt.Sprintf("%s already has a reference and the data map takes one a field; this one would be shared too, so leaving it out hides nothing", scanShow(up.field))
+			}
+			target.refs = append(target.refs, up)
+			p.ds.notes = append(p.ds.notes, fmt.Sprintf("%s: %s is drafted in %s as a shared reference: %s is held by %d %s, not by one person", scanShow(p.ref.field), p.ref.fk, target.id, scanShow(p.ref.table), len(holders), scanPlural(len(holders), "table", "tables")))
+		}
+	}
+	for i, p := range todo {
+		if done[i] {
+			continue
+		}
+		target := s.datasets[p.ref.table]
+		holders := scanHolders(target.table)
+		r := p.ref
+		r.out = fmt.Sprintf("no identity reaches this table or %s, which is held by %d %s (%s): a row of it is no one person's, so following this reference would hand this table's rows to nobody, or to the wrong person once it is set to owns",
+			scanShow(p.ref.table), len(holders), scanPlural(len(holders), "table", "tables"), scanShowSome(holders))
+		p.ds.refs = append(p.ds.refs, r)
+	}
+	for _, name := range s.names {
+		s.sortRefs(s.datasets[name])
+	}
+}
+
+// scanHolders are the other tables whose foreign keys refer to t, in name
+// order.
+func scanHolders(t *Table) []string {
+	var out []string
+	for _, fk := range t.Incoming {
+		if fk.Table != t.Name && !slices.Contains(out, fk.Table) {
+			out = append(out, fk.Table)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func scanPlural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // scanListMax bounds the names a note lists.
@@ -783,15 +964,26 @@ func scanTimestamp(t *Table) scanGuess {
 // reach marks the datasets an identity reaches, directly or along
 // references, as the data-map validator will.
 func (s *scanner) reach() {
+	for name := range s.reachFrom(func(scanRef) bool { return true }) {
+		s.datasets[name].reachable = true
+	}
+}
+
+// reachFrom is the tables an identity reaches, directly or along the
+// drafted references follow accepts.
+func (s *scanner) reachFrom(follow func(scanRef) bool) map[string]bool {
 	next := map[string][]string{} // table -> tables whose references lead from it
+	reached := map[string]bool{}
 	var queue []string
 	for _, name := range s.names {
 		ds := s.datasets[name]
 		for _, r := range ds.refs {
-			next[r.table] = append(next[r.table], name)
+			if r.out == "" && follow(r) {
+				next[r.table] = append(next[r.table], name)
+			}
 		}
 		if len(ds.identities) > 0 {
-			ds.reachable = true
+			reached[name] = true
 			queue = append(queue, name)
 		}
 	}
@@ -799,12 +991,13 @@ func (s *scanner) reach() {
 		n := queue[0]
 		queue = queue[1:]
 		for _, m := range next[n] {
-			if ds := s.datasets[m]; !ds.reachable {
-				ds.reachable = true
+			if !reached[m] {
+				reached[m] = true
 				queue = append(queue, m)
 			}
 		}
 	}
+	return reached
 }
 
 // write renders the draft.
@@ -902,9 +1095,22 @@ func (s *scanner) write(opt ScanOptions) []byte {
 			}
 		}
 		if len(ds.refs) > 0 {
-			line(4, "references:", "")
+			if slices.ContainsFunc(ds.refs, func(r scanRef) bool { return r.out == "" }) {
+				line(4, "references:", "")
+			} else {
+				line(4, "", "references:") // all left out: an empty list is refused
+			}
 			for _, r := range ds.refs {
-				line(5, "- {field: "+yamlScalar(r.field)+", to: "+yamlScalar(r.to)+"}", review(r.why))
+				v := "- {field: " + yamlScalar(r.field) + ", to: " + yamlScalar(r.to)
+				if r.ownership != "" {
+					v += ", ownership: " + r.ownership
+				}
+				v += "}"
+				if r.out != "" {
+					line(5, "# "+v, review(r.why+"; left out: "+r.out))
+					continue
+				}
+				line(5, v, review(r.why))
 			}
 		}
 		for _, n := range ds.notes {

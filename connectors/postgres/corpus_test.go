@@ -1,0 +1,461 @@
+package postgres_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/steward-privacy/steward/connectors"
+	"github.com/steward-privacy/steward/connectors/connectortest"
+	"github.com/steward-privacy/steward/connectors/postgres"
+	"github.com/steward-privacy/steward/datamap"
+	"github.com/steward-privacy/steward/internal/policy"
+	"github.com/steward-privacy/steward/policies"
+)
+
+// The corpus (testdata/corpus/<name>/): schemas shaped after real
+// applications, each with the hazards such schemas have (mixed-case and
+// citext emails, partitions with keys on the partitions, composite keys, a
+// table without a primary key, quoted mixed-case names, enums, CHECK
+// constraints, jsonb, arrays, BEFORE UPDATE triggers, rows two people
+// share, relationships between people). Each directory holds:
+//
+//   - schema.sql: DDL and a handful of people, some of whom share rows;
+//   - datamap.yaml: the map a person writes from `steward datamap scan`'s
+//     draft (every dataset is a table the scan drafted: checked here);
+//   - expect.sql: who person A is (`-- person: <type> <value>` lines) and,
+//     for every dataset (`-- dataset: <id>`), hand-written SQL selecting
+//     the record keys of exactly A's rows (the primary key as text joined
+//     by '/', or 'row:' || md5(t::text) for a table without one).
+//
+// For each schema: access for A exports exactly those rows; erasing A with
+// the reference policy's plans, children first, succeeds on the first run
+// and verifies; afterwards a fresh access finds only rows kept with a
+// stated basis, no email identity column holds A's address unless the plan
+// retains it, and every row that is not A's is byte-identical.
+var corpusSchemas = []string{"billing", "crm", "shop"}
+
+func TestCorpus(t *testing.T) {
+	ctx := context.Background()
+	e, err := policy.Load(ctx, policies.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refs := corpusRefs(t)
+	for _, name := range corpusSchemas {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			checkCorpus(t, ctx, e, refs, name)
+		})
+	}
+}
+
+// corpusExpect is a parsed expect.sql.
+type corpusExpect struct {
+	person   []connectors.Identity
+	datasets map[string]string // dataset -> SQL selecting A's record keys
+}
+
+func readCorpusExpect(t *testing.T, path string) corpusExpect {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := corpusExpect{datasets: map[string]string{}}
+	cur := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		switch {
+		case strings.HasPrefix(line, "-- person: "):
+			typ, val, _ := strings.Cut(strings.TrimPrefix(line, "-- person: "), " ")
+			out.person = append(out.person, id(typ, val))
+		case strings.HasPrefix(line, "-- dataset: "):
+			cur = strings.TrimSpace(strings.TrimPrefix(line, "-- dataset: "))
+			out.datasets[cur] = ""
+		case cur != "" && !strings.HasPrefix(line, "--"):
+			out.datasets[cur] += line + "\n"
+		}
+	}
+	if len(out.person) == 0 || len(out.datasets) == 0 {
+		t.Fatalf("%s: no person or no datasets", path)
+	}
+	return out
+}
+
+// corpusRefs is what a data map may refer to, from policies/data.
+func corpusRefs(t *testing.T) datamap.Refs {
+	t.Helper()
+	read := func(name string) []byte {
+		b, err := os.ReadFile("../../policies/data/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	refs := datamap.Refs{Categories: map[string]bool{}, RetentionRules: map[string]bool{}, Products: map[string]bool{}}
+	cats, err := datamap.ParseCategories("categories.json", read("categories.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for c := range cats {
+		refs.Categories[c] = true
+	}
+	var ret struct {
+		Rules map[string]struct {
+			Days *int `json:"days"`
+		} `json:"rules"`
+	}
+	if err := json.Unmarshal(read("retention.json"), &ret); err != nil {
+		t.Fatal(err)
+	}
+	for id, r := range ret.Rules {
+		refs.RetentionRules[id] = r.Days != nil
+	}
+	var products map[string]json.RawMessage
+	if err := json.Unmarshal(read("products.json"), &products); err != nil {
+		t.Fatal(err)
+	}
+	for p := range products {
+		refs.Products[p] = true
+	}
+	return refs
+}
+
+func checkCorpus(t *testing.T, ctx context.Context, e *policy.Engine, refs datamap.Refs, name string) {
+	dir := filepath.Join("testdata", "corpus", name)
+	ddl, err := os.ReadFile(filepath.Join(dir, "schema.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile(filepath.Join(dir, "datamap.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, pool := newDB(t, name, string(ddl))
+	sid := name // the system id is the schema's name
+
+	// The scan drafts every table the map names, under the same dataset id.
+	cat, err := postgres.ReadCatalog(ctx, url, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	draftSrc, err := postgres.Scan(cat, postgres.ScanOptions{System: sid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if os.Getenv("CORPUS_DRAFT") == name {
+		_ = os.WriteFile("/tmp/corpus_draft_"+name+".yaml", draftSrc, 0o644)
+	}
+	dm, err := datamap.Parse(filepath.Join(dir, "datamap.yaml"), src, refs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys, ok := dm.Systems[sid]
+	if len(dm.Systems) != 1 || !ok {
+		t.Fatalf("the map must have one system, %s", sid)
+	}
+	exp := readCorpusExpect(t, filepath.Join(dir, "expect.sql"))
+	var draft datamap.Map
+	if err := yaml.Unmarshal(draftSrc, &draft); err != nil {
+		t.Fatal(err)
+	}
+	for _, did := range slices.Sorted(maps.Keys(sys.Datasets)) {
+		dd, ok := draft.Systems[sid].Datasets[did]
+		if !ok || dd.Table != sys.Datasets[did].Table {
+			t.Errorf("dataset %s (table %s): the scan drafted no such dataset (%+v)", did, sys.Datasets[did].Table, dd.Table)
+		}
+	}
+	if _, ok := exp.datasets["*"]; ok {
+		t.Fatal("expect.sql: no dataset may be named *")
+	}
+	for did := range exp.datasets {
+		if _, ok := sys.Datasets[did]; !ok {
+			t.Errorf("expect.sql: dataset %s is not in the map", did)
+		}
+	}
+	for did := range sys.Datasets {
+		if _, ok := exp.datasets[did]; !ok {
+			t.Errorf("expect.sql says nothing of dataset %s", did)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	c := newConnector(t, postgres.Config{System: sid, DSN: url, Schema: name, DataMap: staticMap(dm)})
+	var kinds []string
+	for _, i := range exp.person {
+		kinds = append(kinds, i.Type)
+	}
+	access := corpusTasks(t, e, dm, c, sid, "access", kinds)
+	erase := corpusTasks(t, e, dm, c, sid, "erasure", kinds)
+	ids := slices.Clone(exp.person)
+	linked, err := c.ResolveIdentities(ctx, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids = append(ids, linked...)
+
+	// What A owns, by the independent SQL.
+	want := map[string][]string{}
+	for did, q := range exp.datasets {
+		want[did] = corpusKeys(t, pool, name, q)
+	}
+	accessAll := func() map[string][]string {
+		got := map[string][]string{}
+		for _, task := range access {
+			sink := &connectortest.MemorySink{}
+			if _, err := c.Access(ctx, connectors.AccessParams{Target: connectors.Target{System: sid, Dataset: task.dataset, Identities: ids}, Fields: task.fields}, sink); err != nil {
+				t.Fatalf("access %s: %v", task.dataset, err)
+			}
+			for _, r := range sink.Records() {
+				got[task.dataset] = append(got[task.dataset], r.Key)
+			}
+			slices.Sort(got[task.dataset])
+		}
+		return got
+	}
+	got := accessAll()
+	records := 0
+	for _, did := range slices.Sorted(maps.Keys(sys.Datasets)) {
+		records += len(want[did])
+		if !slices.Equal(got[did], want[did]) {
+			t.Errorf("access %s: exported %q, the independent SQL selects %q", did, got[did], want[did])
+		}
+	}
+	if records == 0 {
+		t.Fatal("A owns nothing: the corpus checks nothing")
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	// Erasure, children first, with the policy's plans.
+	before := corpusSnapshot(t, pool, cat, name)
+	keptBasis := map[string]bool{}
+	for _, task := range erase {
+		res, err := c.Erase(ctx, connectors.EraseParams{Target: connectors.Target{System: sid, Dataset: task.dataset, Identities: ids,
+			RequestID: "corpus", IdempotencyKey: "corpus-" + task.dataset}, Fields: task.fields})
+		if err != nil {
+			t.Fatalf("erase %s: %v", task.dataset, err)
+		}
+		if !res.Verified {
+			t.Errorf("erase %s not verified: %+v", task.dataset, res)
+		}
+		for _, r := range res.Retained {
+			if r.Basis == "" {
+				t.Errorf("erase %s: field %s retained without a basis", task.dataset, r.Field)
+			}
+			keptBasis[task.dataset] = true
+		}
+		t.Logf("erase %s: deleted %d, masked %d, retained %+v", task.dataset, res.Deleted, res.Masked, res.Retained)
+	}
+	after := corpusSnapshot(t, pool, cat, name)
+
+	// Rows that are not A's are byte-identical.
+	mine := map[string]map[string]bool{}
+	for did, keys := range want {
+		tb := sys.Datasets[did].Table
+		if mine[tb] == nil {
+			mine[tb] = map[string]bool{}
+		}
+		for _, k := range keys {
+			mine[tb][k] = true
+		}
+	}
+	for _, tb := range slices.Sorted(maps.Keys(before)) {
+		for k, row := range before[tb] {
+			if mine[tb][k] {
+				continue
+			}
+			if after[tb][k] != row {
+				t.Errorf("table %s row %s is not A's and changed:\nbefore %s\nafter  %q", tb, k, row, after[tb][k])
+			}
+		}
+		for k := range after[tb] {
+			if _, ok := before[tb][k]; !ok && !mine[tb][k] {
+				t.Errorf("table %s: a new row %s after the erasure: %s", tb, k, after[tb][k])
+			}
+		}
+	}
+
+	// A fresh access finds only rows kept with a stated basis.
+	for did, keys := range accessAll() {
+		if len(keys) > 0 && !keptBasis[did] {
+			t.Errorf("after the erasure, access %s still finds %q, and the erasure stated no basis for keeping them", did, keys)
+		}
+	}
+	// No email identity column holds A's address unless the plan keeps it.
+	retained := map[string]bool{}
+	for _, task := range erase {
+		for _, f := range task.fields {
+			if f.Action == connectors.ActionRetain {
+				retained[task.dataset+"."+f.Field] = true
+			}
+		}
+	}
+	for _, did := range slices.Sorted(maps.Keys(sys.Datasets)) {
+		ds := sys.Datasets[did]
+		for _, ident := range ds.Identities {
+			if retained[did+"."+ident.Field] {
+				continue
+			}
+			for _, i := range ids {
+				if i.Type != ident.Type || i.Type != "email" {
+					continue
+				}
+				q := fmt.Sprintf("SELECT count(*) FROM %s WHERE lower(%s::text) = lower($1)",
+					pgx.Identifier{name, ds.Table}.Sanitize(), pgx.Identifier{ident.Field}.Sanitize())
+				if n := count(t, pool, q, i.Value); n != 0 {
+					t.Errorf("after the erasure %s.%s still holds %s in %d row(s)", did, ident.Field, i.Value, n)
+				}
+			}
+		}
+	}
+}
+
+// corpusKeys runs an expectation query (one text column) in schema.
+func corpusKeys(t *testing.T, pool *pgxpool.Pool, schema, q string) []string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SET search_path TO "+pgx.Identifier{schema}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Exec(ctx, "RESET search_path") //nolint:errcheck
+	rows, err := conn.Query(ctx, q)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// corpusSnapshot is every row of every table of the schema (partitioned
+// tables through their parent), by record key, as text.
+func corpusSnapshot(t *testing.T, pool *pgxpool.Pool, cat *postgres.Catalog, schema string) map[string]map[string]string {
+	t.Helper()
+	out := map[string]map[string]string{}
+	for _, name := range slices.Sorted(maps.Keys(cat.Tables)) {
+		tb := cat.Tables[name]
+		key := "'row:' || md5(t::text)"
+		if len(tb.PrimaryKey) > 0 {
+			var parts []string
+			for _, c := range tb.PrimaryKey {
+				parts = append(parts, "t."+pgx.Identifier{c}.Sanitize()+"::text")
+			}
+			key = strings.Join(parts, " || '/' || ")
+		}
+		only := "ONLY " // an inheritance parent's children are tables of their own
+		if tb.Partitioned {
+			only = ""
+		}
+		rows, err := pool.Query(context.Background(), fmt.Sprintf("SELECT %s, t::text FROM %s%s AS t", key, only, pgx.Identifier{schema, name}.Sanitize()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[name] = map[string]string{}
+		for rows.Next() {
+			var k, v string
+			if err := rows.Scan(&k, &v); err != nil {
+				t.Fatal(err)
+			}
+			if _, dup := out[name][k]; dup {
+				t.Fatalf("table %s: two rows with key %s", name, k)
+			}
+			out[name][k] = v
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// corpusTasks is policyTasks (reference_erase_test.go) for a map of its own.
+func corpusTasks(t testing.TB, e *policy.Engine, dm *datamap.Map, c *postgres.Connector, sid, requestType string, kinds []string) []policyTask {
+	t.Helper()
+	sys := dm.Systems[sid]
+	reach := dm.ReachableFrom(kinds)
+	tasks := map[string]policyTask{}
+	for _, did := range slices.Sorted(maps.Keys(sys.Datasets)) {
+		if _, ok := reach[sid+"."+did]; !ok {
+			continue
+		}
+		ds := sys.Datasets[did]
+		ids := map[string]string{}
+		for _, id := range ds.Identities {
+			ids[id.Field] = id.Type
+		}
+		var fields []connectors.FieldPlan
+		work := false
+		for _, f := range slices.Sorted(maps.Keys(ds.Fields)) {
+			fd := ds.Fields[f]
+			d, err := e.DecideDSAR(context.Background(), policy.DSARInput{RequestType: requestType, Regime: "gdpr", Field: policy.DSARField{
+				System: sid, Dataset: did, Field: f, Category: fd.Category, Retention: ds.Retention, Purpose: ds.Purpose, Identity: ids[f]}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			fields = append(fields, connectors.FieldPlan{Field: f, Category: fd.Category, Action: d.Action, Strategy: d.Strategy,
+				Value: d.Value, Basis: d.Basis, Until: d.Until})
+			work = work || d.Action == connectors.ActionDelete || d.Action == connectors.ActionMask
+		}
+		if requestType == "erasure" && !work {
+			continue
+		}
+		tasks[did] = policyTask{dataset: did, fields: fields}
+	}
+	before := map[string][]string{}
+	for _, did := range slices.Sorted(maps.Keys(sys.Datasets)) {
+		for _, ref := range sys.Datasets[did].References {
+			parts := strings.SplitN(ref.To, ".", 3)
+			if len(parts) == 3 && parts[0] == sid && parts[1] != did {
+				before[parts[1]] = append(before[parts[1]], did)
+			}
+		}
+		for _, child := range c.EraseAfter(sid, did) {
+			if child != did {
+				before[did] = append(before[did], child)
+			}
+		}
+	}
+	var out []policyTask
+	done := map[string]bool{}
+	var visit func(did string, path map[string]bool)
+	visit = func(did string, path map[string]bool) {
+		if done[did] || path[did] {
+			return
+		}
+		path[did] = true
+		for _, child := range slices.Sorted(slices.Values(before[did])) {
+			visit(child, path)
+		}
+		delete(path, did)
+		done[did] = true
+		if task, ok := tasks[did]; ok {
+			out = append(out, task)
+		}
+	}
+	for _, did := range slices.Sorted(maps.Keys(sys.Datasets)) {
+		visit(did, map[string]bool{})
+	}
+	return out
+}

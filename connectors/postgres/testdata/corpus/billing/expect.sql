@@ -1,0 +1,19 @@
+-- Person A: Ann Archer, customer 1, stored as Ann.Archer@Mail.Example in a
+-- citext column.
+-- person: email ann.archer@mail.example
+
+-- dataset: customer
+SELECT "CustomerId"::text FROM "Customer" WHERE "CustomerId" = 1;
+
+-- dataset: invoice
+SELECT "InvoiceId"::text FROM "Invoice" WHERE "CustomerId" = 1;
+
+-- dataset: invoice_line
+-- Lines of her invoices 1 and 3; line 1 of invoice 2 is Bob's.
+SELECT l."InvoiceId"::text || '/' || l."LineNo"::text
+FROM "InvoiceLine" AS l JOIN "Invoice" AS i USING ("InvoiceId")
+WHERE i."CustomerId" = 1;
+
+-- dataset: employee
+-- None: her support rep Nancy is not hers.
+SELECT "EmployeeId"::text FROM "Employee" WHERE false;

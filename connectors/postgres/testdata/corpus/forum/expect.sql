@@ -1,0 +1,27 @@
+-- Person A: Ann Archer, user 1, who signed up as Ann.Archer@Example.COM and
+-- asks with the lower-cased address.
+-- person: email ann.archer@example.com
+
+-- dataset: users
+SELECT id::text FROM users WHERE id = 1;
+
+-- dataset: topics
+-- Topic 1; Bob's reply in it does not make it his, nor it hers.
+SELECT id::text FROM topics WHERE user_id = 1;
+
+-- dataset: posts
+-- Her posts 1 and 4, whoever's topic they are in; Bob's post 2 (in her
+-- topic, quoting her) and post 3 (which she quotes) are Bob's.
+SELECT id::text FROM posts WHERE user_id = 1;
+
+-- dataset: private_messages
+-- A message is both people's: the one she sent Bob (1) and the one he sent
+-- her (2). Bob's message to Cat about her (3) is not hers.
+SELECT id::text FROM private_messages WHERE 1 IN (sender_id, recipient_id);
+
+-- dataset: moderator_actions
+-- Cat's warning of her (1); not her own silencing of Dan (2).
+SELECT id::text FROM moderator_actions WHERE target_user_id = 1;
+
+-- dataset: categories
+SELECT id::text FROM categories WHERE false;

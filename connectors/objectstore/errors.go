@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -82,6 +83,14 @@ func (c *Connector) classify(ctx context.Context, err error) error {
 		return connectors.Retryable(e, c.retryAfter(d.retryAfter))
 	case d.status >= 400:
 		return connectors.Permanent(e)
+	}
+	// A store that did not answer (refused, reset, unreachable) is the
+	// network or the store briefly away, whatever code the driver gave it:
+	// gocloud's s3blob sometimes reports a dial failure under a code that
+	// reads as permanent.
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) {
+		return connectors.Retryable(e, 0)
 	}
 	switch gcerrors.Code(err) {
 	case gcerrors.ResourceExhausted, gcerrors.DeadlineExceeded, gcerrors.Internal:

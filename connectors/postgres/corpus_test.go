@@ -43,7 +43,7 @@ import (
 // and verifies; afterwards a fresh access finds only rows kept with a
 // stated basis, no email identity column holds A's address unless the plan
 // retains it, and every row that is not A's is byte-identical.
-var corpusSchemas = []string{"billing", "crm", "forum", "saas", "shop"}
+var corpusSchemas = []string{"billing", "booking", "crm", "forum", "saas", "shop"}
 
 func TestCorpus(t *testing.T) {
 	ctx := context.Background()

@@ -128,6 +128,11 @@ type admits struct {
 	null      bool
 	dflt      bool
 	dfltValue any
+	// hash and emailHash: a keyed hash of the column's length, and one
+	// shaped like an email address (kh.<hex>@erased.invalid), pass the
+	// column's single-column CHECKs and domain. A CHECK that tells hex
+	// digits apart is implausible, so a sample value stands for them all.
+	hash, emailHash bool
 }
 
 // ForeignKey is one foreign-key constraint.
@@ -439,7 +444,7 @@ const evalChunk = 500
 // probe is one value evaluate asks PostgreSQL about.
 type probe struct {
 	col  *Column
-	dflt bool // the constant default; else null
+	kind probeKind
 	// sql selects the value cast to the column's type (which applies the
 	// domain's constraints: an unused subquery output is never computed,
 	// so the cast must be selected itself) and whether it passes the
@@ -476,12 +481,21 @@ func (c *Catalog) evaluate(ctx context.Context, q Querier) error {
 				if len(checks) == 0 && col.Domain == "" {
 					col.admits.null = true
 				} else {
-					probes = append(probes, probe{col: col, sql: [2]string{"(NULL)::" + col.Type, passes(col, "NULL", checks)}})
+					probes = append(probes, probe{col: col, kind: probeNull, sql: [2]string{"(NULL)::" + col.Type, passes(col, "NULL", checks)}})
 				}
 			}
 			if col.DefaultConst {
 				v := "(" + col.DefaultExpr + ")::" + col.Type
-				probes = append(probes, probe{col: col, dflt: true, sql: [2]string{v, passes(col, col.DefaultExpr, checks)}})
+				probes = append(probes, probe{col: col, kind: probeDefault, sql: [2]string{v, passes(col, col.DefaultExpr, checks)}})
+			}
+			// A text column whose CHECKs (or domain) a keyed hash is not
+			// known to pass: try one of the column's length, and one
+			// shaped like an email address (CHECK (email LIKE '%@%')).
+			if col.textLike() && !col.IsEnum && (len(checks) > 0 || col.Domain != "") {
+				for kind, sample := range map[probeKind]string{probeHash: sampleHash(col.MaxLen), probeEmailHash: sampleEmailHash(col.MaxLen)} {
+					lit := "'" + sample + "'"
+					probes = append(probes, probe{col: col, kind: kind, sql: [2]string{"(" + lit + ")::" + col.Type, passes(col, lit, checks)}})
+				}
 			}
 		}
 	}
@@ -501,6 +515,16 @@ func (c *Catalog) evaluate(ctx context.Context, q Querier) error {
 	}
 	return nil
 }
+
+// probeKind is the value a probe evaluates.
+type probeKind int
+
+const (
+	probeNull probeKind = iota
+	probeDefault
+	probeHash      // a sample keyed hash
+	probeEmailHash // a sample email-shaped keyed hash
+)
 
 // passes is the SQL for "value v, cast to col's type, passes checks".
 func passes(col *Column, v string, checks []*Check) string {
@@ -545,10 +569,15 @@ func (c *Catalog) runProbes(ctx context.Context, b beginner, probes []probe) err
 	}
 	for i, p := range probes {
 		v, ok := vals[2*i], vals[2*i+1] == true
-		if p.dflt {
+		switch p.kind {
+		case probeDefault:
 			p.col.admits.dflt, p.col.admits.dfltValue = ok && v != nil, v
-		} else {
+		case probeNull:
 			p.col.admits.null = ok
+		case probeHash:
+			p.col.admits.hash = ok && v != nil
+		case probeEmailHash:
+			p.col.admits.emailHash = ok && v != nil
 		}
 	}
 	return nil

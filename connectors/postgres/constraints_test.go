@@ -76,9 +76,19 @@ var shapeCases = []shapeCase{
 	{name: "check_default_refused", cols: "c text NOT NULL DEFAULT 'zz' CHECK (c IN ('a', 'b'))", insert: "'a'",
 		plan: planMask(connectors.StrategyKeyedHash, ""), naive: true,
 		kept: "CHECK constraint t_check_default_refused_c_check admits no masked value; the default 'zz'::text does not pass the column's constraints; NOT NULL column of type text"},
+	// PostgreSQL says a keyed hash passes this CHECK (it only refuses
+	// null and ''): the mask is written.
 	{name: "check_refuses_null", cols: "c text CHECK (c IS NOT NULL AND c <> '')", insert: "'x'",
+		plan: planMask(connectors.StrategyKeyedHash, ""), want: "kh:67"},
+	{name: "check_refuses_null_and_hash", cols: "c text CHECK (c IS NOT NULL AND c <> '' AND c NOT LIKE 'kh%')", insert: "'x'",
 		plan: planMask(connectors.StrategyKeyedHash, ""),
-		kept: "CHECK constraint t_check_refuses_null_c_check admits no masked value; the column has no default; CHECK constraint t_check_refuses_null_c_check (or the type text) refuses null"},
+		kept: "CHECK constraint t_check_refuses_null_and_hash_c_check admits no masked value; the column has no default; CHECK constraint t_check_refuses_null_and_hash_c_check (or the type text) refuses null"},
+	// An email column whose CHECK wants an address: a keyed hash shaped
+	// like one (kh.<hex>@erased.invalid), which PostgreSQL said passes.
+	{name: "check_email_shape", cols: "c text NOT NULL UNIQUE CHECK (c LIKE '%_@_%')", insert: "'ann@example.com'",
+		plan: planDelete, want: "kh.@", naive: true},
+	{name: "check_email_shape_varchar", cols: "c varchar(40) NOT NULL CHECK (position('@' in c) > 1)", insert: "'ann@example.com'",
+		plan: planMask(connectors.StrategyKeyedHash, ""), want: "kh.@40"},
 
 	// Enums: text is no label, but a label is, and so is the default.
 	{name: "enum_default", cols: "c mood NOT NULL DEFAULT 'ok'", insert: "'sad'",
@@ -275,6 +285,14 @@ func TestEraseValueShapes(t *testing.T) {
 				n, _ := strconv.Atoi(strings.TrimPrefix(tc.want, "kh:"))
 				if after != c.keyedHash(before, col.MaxLen) || len(after) != n {
 					t.Errorf("wrote %q, want the keyed hash of %q in %d characters", after, before, n)
+				}
+			case strings.HasPrefix(tc.want, "kh.@"):
+				n := 0
+				if rest := strings.TrimPrefix(tc.want, "kh.@"); rest != "" {
+					n, _ = strconv.Atoi(rest)
+				}
+				if after != c.emailHash(before, col.MaxLen) || !isEmailHash(after) || (n > 0 && len(after) != n) {
+					t.Errorf("wrote %q, want the email-shaped keyed hash of %q (%d characters)", after, before, n)
 				}
 			case tc.want == "psn:":
 				if after != c.pseudonym(ids) {

@@ -11,14 +11,15 @@ import (
 	"github.com/steward-privacy/steward/datamap"
 )
 
-// keptDDL: members' email (an identity) admits no masked value and has no
+// keptDDL: members' email (an identity) admits no masked value (its CHECK
+// wants a real-looking address, not even an email-shaped hash) and has no
 // neutral one; language admits its default; theme admits none of its
 // masks and its default is no constant. settings.theme is a preference
 // only.
 const keptDDL = `
 CREATE TABLE members (
     id       bigint PRIMARY KEY,
-    email    text NOT NULL CHECK (email LIKE '%@%'),
+    email    text NOT NULL CHECK (email ~ '^[a-z]+@example\.(com|org)$'),
     language text NOT NULL DEFAULT 'en' CHECK (language IN ('uz', 'ru', 'en')),
     theme    text NOT NULL DEFAULT lower('LIGHT') CHECK (theme IN ('light', 'dark')));
 CREATE TABLE settings (

@@ -18,7 +18,11 @@ import (
 // is already a keyed hash or a pseudonym is left alone instead of being
 // hashed again (which would change it on every run).
 const (
-	hashPrefix      = "kh:"
+	hashPrefix = "kh:"
+	// An email-shaped keyed hash, for columns whose CHECK wants an address:
+	// kh.<hex>@erased.invalid (.invalid is reserved: RFC 2606).
+	emailHashPrefix = "kh."
+	emailHashDomain = "@erased.invalid"
 	pseudonymPrefix = "psn:"
 	pseudonymLen    = 16
 )
@@ -43,6 +47,11 @@ func (c *Connector) maskValue(f connectors.FieldPlan, col *Column, v any, ids []
 			return s, false, nil
 		}
 		return c.keyedHash(stringOf(v), maxLen), true, nil
+	case candEmailHash:
+		if s, ok := v.(string); ok && (isEmailHash(s) || isHash(s)) {
+			return s, false, nil
+		}
+		return c.emailHash(stringOf(v), maxLen), true, nil
 	case connectors.StrategyPseudonym:
 		if s, ok := v.(string); ok && isPseudonym(s) {
 			return s, false, nil
@@ -82,6 +91,43 @@ func hashLen(maxLen int) int {
 		n = len(hashPrefix) + max(8, maxLen-len(hashPrefix))
 	}
 	return n
+}
+
+// emailHashLen is the length of an email-shaped keyed hash in a column of
+// maxLen characters (0: no limit); the hex part keeps at least 8 digits.
+func emailHashLen(maxLen int) int {
+	n := len(emailHashPrefix) + 2*sha256.Size + len(emailHashDomain)
+	if maxLen > 0 && n > maxLen {
+		n = len(emailHashPrefix) + max(8, maxLen-len(emailHashPrefix)-len(emailHashDomain)) + len(emailHashDomain)
+	}
+	return n
+}
+
+// sampleHash and sampleEmailHash are values of the forms keyedHash and
+// emailHash write, of a column's length, for probing its constraints.
+func sampleHash(maxLen int) string {
+	return hashPrefix + strings.Repeat("0123456789abcdef", 4)[:hashLen(maxLen)-len(hashPrefix)]
+}
+
+func sampleEmailHash(maxLen int) string {
+	n := emailHashLen(maxLen) - len(emailHashPrefix) - len(emailHashDomain)
+	return emailHashPrefix + strings.Repeat("0123456789abcdef", 4)[:n] + emailHashDomain
+}
+
+// emailHash is keyedHash shaped like an email address.
+func (c *Connector) emailHash(s string, maxLen int) string {
+	h := strings.TrimPrefix(c.keyedHash(s, 0), hashPrefix)
+	n := emailHashLen(maxLen) - len(emailHashPrefix) - len(emailHashDomain)
+	return emailHashPrefix + h[:n] + emailHashDomain
+}
+
+func isEmailHash(s string) bool {
+	h, ok := strings.CutPrefix(s, emailHashPrefix)
+	if !ok {
+		return false
+	}
+	h, ok = strings.CutSuffix(h, emailHashDomain)
+	return ok && len(h) >= 8 && isHex(h)
 }
 
 func isHash(s string) bool {
@@ -266,9 +312,9 @@ func (c *Connector) eraseValue(f connectors.FieldPlan, t *Table, col *Column, v 
 	}
 	var cands []string
 	if strategy == connectors.StrategyNull {
-		cands = []string{candNull, candDefault, candHash}
+		cands = []string{candNull, candDefault, candHash, candEmailHash}
 	} else {
-		cands = []string{strategy, candDefault, candNull}
+		cands = []string{strategy, candDefault, candNull, candEmailHash}
 	}
 	var why []string
 	for _, cand := range cands {
@@ -290,6 +336,9 @@ const (
 	candNull    = connectors.StrategyNull
 	candHash    = connectors.StrategyKeyedHash
 	candDefault = "default"
+	// candEmailHash is a keyed hash shaped like an email address, for a
+	// column whose CHECK wants one and which nothing else empties.
+	candEmailHash = "email_hash"
 )
 
 // refuses says why cand is not known to pass col's type and constraints:
@@ -318,12 +367,26 @@ func (c *Connector) refuses(cand string, col *Column) string {
 			return col.refusesChecks("the fixed value")
 		}
 		return col.refusesMask("the fixed value")
+	case candEmailHash:
+		// Only where PostgreSQL said such a value passes; else it is no
+		// candidate (and adds nothing to the reasons).
+		if !col.textLike() || !col.admits.emailHash || len(col.multiChecks()) > 0 {
+			return "-"
+		}
+		if col.MaxLen > 0 && emailHashLen(col.MaxLen) > col.MaxLen {
+			return "-"
+		}
+		return ""
 	case connectors.StrategyKeyedHash, connectors.StrategyPseudonym:
 		if !col.textLike() {
 			return "-"
 		}
 		if why := col.refusesMask("a masked value"); why != "" {
-			return why
+			// PostgreSQL said a keyed hash of this length passes the
+			// column's own CHECKs and domain: the mask is known to pass.
+			if !(cand == connectors.StrategyKeyedHash && col.admits.hash && !col.IsEnum && len(col.multiChecks()) == 0) {
+				return why
+			}
 		}
 		n := hashLen(col.MaxLen)
 		if cand == connectors.StrategyPseudonym {

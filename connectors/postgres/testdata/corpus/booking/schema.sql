@@ -11,14 +11,14 @@
 -- (paid_on, payment_id) under which payment ids repeat across partitions,
 -- BEFORE UPDATE triggers stamping updated_at, a booking two guests share
 -- (both ways), a host who is also a guest, a host's reply on a review.
--- guests.email is nullable: with NOT NULL and its CHECK (LIKE '%@%') no
--- erased value is known to pass, so a guest row kept for the payments that
--- reference it would keep the address (the erasure says so, unverified).
+-- guests.email is NOT NULL with a CHECK (LIKE '%@%'): a guest row kept for
+-- the payments that reference it gets an email-shaped keyed hash
+-- (kh.<hex>@erased.invalid), which PostgreSQL said passes the CHECK.
 CREATE TYPE booking_status AS ENUM ('pending', 'confirmed', 'cancelled', 'completed');
 
 CREATE TABLE guests (
   id int PRIMARY KEY,
-  email text CHECK (email LIKE '%@%'),
+  email text NOT NULL CHECK (email LIKE '%@%'),
   full_name text NOT NULL,
   phone text,
   date_of_birth date,

@@ -4,8 +4,9 @@
 -- (reply_to_post_id, a self-reference: a relationship between two people);
 -- private messages between two users (sender_id, recipient_id: both
 -- people's); moderator actions (moderator_id, target_user_id). Hazards:
--- mixed- and upper-case emails, NOT NULL and unique on lower(email) (no
--- CHECK: NOT NULL with a CHECK admits no erased value, see mask.go), a
+-- mixed- and upper-case emails, NOT NULL, a CHECK that it looks like an
+-- address (an erasure writes an email-shaped keyed hash), unique on
+-- lower(email), a
 -- citext username, jsonb, text[], a BEFORE UPDATE trigger stamping
 -- updated_at on users, topics and posts, a post by one person in another
 -- person's topic (both ways), a reply to another person's post (both ways:
@@ -17,7 +18,7 @@ CREATE EXTENSION IF NOT EXISTS citext;
 CREATE TABLE users (
   id int PRIMARY KEY,
   username citext NOT NULL UNIQUE,
-  email text NOT NULL,
+  email text NOT NULL CHECK (email LIKE '%_@_%'),
   name text,
   profile jsonb NOT NULL DEFAULT '{}',
   badges text[] NOT NULL DEFAULT '{}',

@@ -10,13 +10,12 @@ import (
 	neturl "net/url"
 
 	"github.com/steward-privacy/steward/connectors"
-	"github.com/steward-privacy/steward/connectors/connectortest"
 	"github.com/steward-privacy/steward/connectors/postgres"
 )
 
-// A schema the connector's role cannot read: the connector does not start
-// (or the task fails permanently), the message names the schema or table,
-// and nothing changes.
+// A schema the connector's role cannot read: the connector does not start,
+// the message names the schema (or the table) and the GRANT it needs, and
+// nothing changes.
 func TestUnreadableSchema(t *testing.T) {
 	url, pool := newDB(t, "shop", shopDDL)
 	ctx := context.Background()
@@ -39,25 +38,27 @@ func TestUnreadableSchema(t *testing.T) {
 		return n
 	}
 	before := count()
-	c, err := postgres.New(ctx, postgres.Config{System: "shop", DSN: dsn, Schema: "shop", HashKey: hashKey, DataMap: staticMap(shopMap())})
-	if err != nil {
-		t.Logf("start refused: %v", err)
-		if !strings.Contains(err.Error(), "shop") {
-			t.Errorf("start refused without naming the schema: %v", err)
-		}
-	} else {
-		defer c.Close()
-		_, err := c.Access(ctx, connectors.AccessParams{Target: connectors.Target{System: "shop", Dataset: "people",
-			Identities: []connectors.Identity{id("email", "ann@example.com")}}, Fields: plan(connectors.ActionInclude, "id", "email")},
-			&connectortest.MemorySink{})
-		if err == nil {
-			t.Fatal("access through a role without USAGE on the schema succeeded")
-		}
-		t.Logf("access refused: %v", err)
-		if retry, _ := connectors.Classify(err); retry || !strings.Contains(err.Error(), "shop") || !strings.Contains(err.Error(), "permission denied") {
-			t.Errorf("access error: retryable=%v %v; want a permanent error naming the schema and the refusal", retry, err)
-		}
+	_, err = postgres.New(ctx, postgres.Config{System: "shop", DSN: dsn, Schema: "shop", HashKey: hashKey, DataMap: staticMap(shopMap())})
+	if err == nil || !strings.Contains(err.Error(), "schema shop: no USAGE") || !strings.Contains(err.Error(), `GRANT USAGE ON SCHEMA "shop"`) {
+		t.Fatalf("start with a role that cannot use the schema: %v; want it refused, naming the schema and the GRANT", err)
 	}
+	if retry, _ := connectors.Classify(err); retry {
+		t.Errorf("refusal is retryable: %v", err)
+	}
+	// With USAGE and SELECT only, a writing connector names what each
+	// table lacks; a read-only one starts.
+	if _, err := pool.Exec(ctx, "GRANT USAGE ON SCHEMA shop TO "+role+"; GRANT SELECT ON ALL TABLES IN SCHEMA shop TO "+role); err != nil {
+		t.Fatal(err)
+	}
+	_, err = postgres.New(ctx, postgres.Config{System: "shop", DSN: dsn, Schema: "shop", HashKey: hashKey, DataMap: staticMap(shopMap())})
+	if err == nil || !strings.Contains(err.Error(), `datasets.people: table "shop"."people": no UPDATE, DELETE (GRANT UPDATE, DELETE ON "shop"."people"`) {
+		t.Fatalf("a writing connector with SELECT only: %v", err)
+	}
+	c, err := postgres.New(ctx, postgres.Config{System: "shop", DSN: dsn, Schema: "shop", DataMap: staticMap(shopMap()), ReadOnly: true})
+	if err != nil {
+		t.Fatalf("a read-only connector with USAGE and SELECT: %v", err)
+	}
+	c.Close()
 	if after := count(); after != before {
 		t.Errorf("rows changed: %d -> %d", before, after)
 	}

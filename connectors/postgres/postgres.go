@@ -32,9 +32,11 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/steward-privacy/steward/connectors"
@@ -227,6 +229,12 @@ func (c *Connector) current(ctx context.Context) (*model, error) {
 	if err != nil {
 		return nil, connectors.Permanent(err)
 	}
+	if problems, err := m.privilegeProblems(ctx, c.pool, c.cfg.Schema, c.cfg.ReadOnly); err != nil {
+		return nil, classify(ctx, err)
+	} else if len(problems) > 0 {
+		return nil, connectors.Permanent(fmt.Errorf("postgres %s: the connector's database role lacks privileges (grant them, or set read_only: true for a connector that only reads; docs/connectors.md):\n  %s",
+			c.cfg.System, strings.Join(problems, "\n  ")))
+	}
 	for _, w := range m.unindexedLower(c.cfg.EmailCaseSensitive) {
 		c.log.Warn("postgres connector: identity column compared case-insensitively has no index on lower(column); each lookup reads the whole table",
 			"system", c.cfg.System, "dataset", w.dataset, "column", w.column, "create_index", w.create,
@@ -311,3 +319,48 @@ func (c *Connector) EraseAfter(system, dataset string) []string {
 
 var _ connectors.Connector = (*Connector)(nil)
 var _ connectors.EraseOrderer = (*Connector)(nil)
+
+// privilegeProblems names, per dataset, what the connector's role may not
+// do that its work needs: use the schema, read the table and, unless read
+// only, update and delete its rows. The catalog is readable without these
+// (pg_catalog is public), so without this check a missing GRANT would
+// surface only as a failed task; it stops the connector at start instead,
+// naming the GRANT.
+func (m *model) privilegeProblems(ctx context.Context, q *pgxpool.Pool, schema string, readOnly bool) ([]string, error) {
+	var usage bool
+	if err := q.QueryRow(ctx, `SELECT has_schema_privilege($1, 'USAGE')`, schema).Scan(&usage); err != nil {
+		return nil, fmt.Errorf("postgres: check privileges on schema %q: %w", schema, err)
+	}
+	if !usage {
+		return []string{fmt.Sprintf("schema %s: no USAGE (GRANT USAGE ON SCHEMA %s TO current role)", schema, pgx.Identifier{schema}.Sanitize())}, nil
+	}
+	privs := []string{"SELECT"}
+	if !readOnly {
+		privs = append(privs, "UPDATE", "DELETE")
+	}
+	var problems []string
+	for _, did := range slices.Sorted(maps.Keys(m.datasets)) {
+		ds := m.datasets[did]
+		var missing []string
+		for _, p := range privs {
+			// SELECT and UPDATE may be granted column by column;
+			// DELETE only on the table.
+			fn := "has_any_column_privilege"
+			if p == "DELETE" {
+				fn = "has_table_privilege"
+			}
+			var ok bool
+			if err := q.QueryRow(ctx, `SELECT `+fn+`($1, $2)`, ds.ident.Sanitize(), p).Scan(&ok); err != nil {
+				return nil, fmt.Errorf("postgres: check privileges on %s: %w", ds.ident.Sanitize(), err)
+			}
+			if !ok {
+				missing = append(missing, p)
+			}
+		}
+		if len(missing) > 0 {
+			problems = append(problems, fmt.Sprintf("datasets.%s: table %s: no %s (GRANT %s ON %s TO current role)",
+				did, ds.ident.Sanitize(), strings.Join(missing, ", "), strings.Join(missing, ", "), ds.ident.Sanitize()))
+		}
+	}
+	return problems, nil
+}

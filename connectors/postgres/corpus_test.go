@@ -33,16 +33,23 @@ import (
 //   - schema.sql: DDL and a handful of people, some of whom share rows;
 //   - datamap.yaml: the map a person writes from `steward datamap scan`'s
 //     draft (every dataset is a table the scan drafted: checked here);
-//   - expect.sql: who person A is (`-- person: <type> <value>` lines) and,
-//     for every dataset (`-- dataset: <id>`), hand-written SQL selecting
-//     the record keys of exactly A's rows (the primary key as text joined
-//     by '/', or 'row:' || md5(t::text) for a table without one).
+//   - expect.sql: who person A is (`-- person: <type> <value>` lines),
+//     who person B is (`-- second: <type> <value>` lines: someone who
+//     shares rows with A) and, for every dataset (`-- dataset: <id>`),
+//     hand-written SQL selecting the record keys of exactly A's rows (the
+//     primary key as text joined by '/', or 'row:' || md5(t::text) for a
+//     table without one).
 //
 // For each schema: access for A exports exactly those rows; erasing A with
 // the reference policy's plans, children first, succeeds on the first run
 // and verifies; afterwards a fresh access finds only rows kept with a
 // stated basis, no email identity column holds A's address unless the plan
-// retains it, and every row that is not A's is byte-identical.
+// retains it, and every row that is not A's is byte-identical. Every
+// erase result lists in Retained each field the plan deletes or masks that
+// still holds its old value in one of the person's rows. Then B (whose rows
+// are what access for B exported before either erasure) is erased the same
+// way: it succeeds first time and verifies, and every row that is neither
+// A's nor B's is byte-identical to the snapshot before both erasures.
 var corpusSchemas = []string{"billing", "booking", "crm", "forum", "saas", "shop"}
 
 func TestCorpus(t *testing.T) {
@@ -63,7 +70,8 @@ func TestCorpus(t *testing.T) {
 // corpusExpect is a parsed expect.sql.
 type corpusExpect struct {
 	person   []connectors.Identity
-	datasets map[string]string // dataset -> SQL selecting A's record keys
+	second   []connectors.Identity // person B
+	datasets map[string]string     // dataset -> SQL selecting A's record keys
 }
 
 func readCorpusExpect(t *testing.T, path string) corpusExpect {
@@ -79,6 +87,9 @@ func readCorpusExpect(t *testing.T, path string) corpusExpect {
 		case strings.HasPrefix(line, "-- person: "):
 			typ, val, _ := strings.Cut(strings.TrimPrefix(line, "-- person: "), " ")
 			out.person = append(out.person, id(typ, val))
+		case strings.HasPrefix(line, "-- second: "):
+			typ, val, _ := strings.Cut(strings.TrimPrefix(line, "-- second: "), " ")
+			out.second = append(out.second, id(typ, val))
 		case strings.HasPrefix(line, "-- dataset: "):
 			cur = strings.TrimSpace(strings.TrimPrefix(line, "-- dataset: "))
 			out.datasets[cur] = ""
@@ -86,8 +97,8 @@ func readCorpusExpect(t *testing.T, path string) corpusExpect {
 			out.datasets[cur] += line + "\n"
 		}
 	}
-	if len(out.person) == 0 || len(out.datasets) == 0 {
-		t.Fatalf("%s: no person or no datasets", path)
+	if len(out.person) == 0 || len(out.second) == 0 || len(out.datasets) == 0 {
+		t.Fatalf("%s: no person, no second person or no datasets", path)
 	}
 	return out
 }
@@ -211,7 +222,7 @@ func checkCorpus(t *testing.T, ctx context.Context, e *policy.Engine, refs datam
 	for did, q := range exp.datasets {
 		want[did] = corpusKeys(t, pool, name, q)
 	}
-	accessAll := func() map[string][]string {
+	accessAll := func(ids []connectors.Identity) map[string][]string {
 		got := map[string][]string{}
 		for _, task := range access {
 			sink := &connectortest.MemorySink{}
@@ -225,7 +236,7 @@ func checkCorpus(t *testing.T, ctx context.Context, e *policy.Engine, refs datam
 		}
 		return got
 	}
-	got := accessAll()
+	got := accessAll(ids)
 	records := 0
 	for _, did := range slices.Sorted(maps.Keys(sys.Datasets)) {
 		records += len(want[did])
@@ -240,27 +251,72 @@ func checkCorpus(t *testing.T, ctx context.Context, e *policy.Engine, refs datam
 		t.FailNow()
 	}
 
-	// Erasure, children first, with the policy's plans.
-	before := corpusSnapshot(t, pool, cat, name)
-	keptBasis := map[string]bool{}
-	for _, task := range erase {
-		res, err := c.Erase(ctx, connectors.EraseParams{Target: connectors.Target{System: sid, Dataset: task.dataset, Identities: ids,
-			RequestID: "corpus", IdempotencyKey: "corpus-" + task.dataset}, Fields: task.fields})
-		if err != nil {
-			t.Fatalf("erase %s: %v", task.dataset, err)
-		}
-		if !res.Verified {
-			t.Errorf("erase %s not verified: %+v", task.dataset, res)
-		}
-		for _, r := range res.Retained {
-			if r.Basis == "" {
-				t.Errorf("erase %s: field %s retained without a basis", task.dataset, r.Field)
-			}
-			keptBasis[task.dataset] = true
-		}
-		t.Logf("erase %s: deleted %d, masked %d, retained %+v", task.dataset, res.Deleted, res.Masked, res.Retained)
+	// B, with the identities B's own leads to, and B's rows: what access
+	// for B exports before either erasure.
+	idsB := slices.Clone(exp.second)
+	linkedB, err := c.ResolveIdentities(ctx, idsB)
+	if err != nil {
+		t.Fatal(err)
 	}
-	after := corpusSnapshot(t, pool, cat, name)
+	idsB = append(idsB, linkedB...)
+	wantB := accessAll(idsB)
+
+	// eraseAll erases one person (who: "A" or "B"), children first, with
+	// the policy's plans; keys are the person's record keys per dataset.
+	// Every erasure succeeds on the first run and verifies, every kept
+	// value has a basis, and every field the plan deletes or masks either
+	// no longer holds its old value in the person's rows or is listed in
+	// Retained (a value the erasure kept is always reported).
+	eraseAll := func(who string, ids []connectors.Identity, keys map[string][]string) map[string]bool {
+		keptBasis := map[string]bool{}
+		_, prior := corpusSnapshot(t, pool, cat, name)
+		for _, task := range erase {
+			res, err := c.Erase(ctx, connectors.EraseParams{Target: connectors.Target{System: sid, Dataset: task.dataset, Identities: ids,
+				RequestID: "corpus-" + who, IdempotencyKey: "corpus-" + who + "-" + task.dataset}, Fields: task.fields})
+			if err != nil {
+				t.Fatalf("erase %s of %s: %v", task.dataset, who, err)
+			}
+			if !res.Verified {
+				t.Errorf("erase %s of %s not verified: %+v", task.dataset, who, res)
+			}
+			listed := map[string]bool{}
+			for _, r := range res.Retained {
+				if r.Basis == "" {
+					t.Errorf("erase %s of %s: field %s retained without a basis", task.dataset, who, r.Field)
+				}
+				keptBasis[task.dataset] = true
+				listed[r.Field] = true
+			}
+			t.Logf("erase %s of %s: deleted %d, masked %d, retained %+v", task.dataset, who, res.Deleted, res.Masked, res.Retained)
+			tb := sys.Datasets[task.dataset].Table
+			_, now := corpusSnapshot(t, pool, cat, name)
+			for _, k := range keys[task.dataset] {
+				old, there := prior[tb][k], now[tb][k]
+				if old == nil || there == nil {
+					continue // deleted (or, without a primary key, changed)
+				}
+				for _, f := range task.fields {
+					if f.Action != connectors.ActionDelete && f.Action != connectors.ActionMask {
+						continue
+					}
+					// A value that is the column's constant default is in
+					// its erased form already (the schema's neutral value,
+					// which the erasure writes): nothing of the person's.
+					col := cat.Tables[tb].Columns[f.Field]
+					if v := old[f.Field]; string(v) != "null" && string(v) == string(there[f.Field]) && !listed[f.Field] &&
+						!(col != nil && col.DefaultConst && corpusDefault(t, pool, name, col.DefaultExpr) == string(v)) {
+						t.Errorf("erase %s of %s: record %s keeps %s (the plan says %s), and Retained does not list it", task.dataset, who, k, f.Field, f.Action)
+					}
+				}
+			}
+		}
+		return keptBasis
+	}
+
+	// Erasure of A.
+	before, _ := corpusSnapshot(t, pool, cat, name)
+	keptBasis := eraseAll("A", ids, want)
+	after, _ := corpusSnapshot(t, pool, cat, name)
 
 	// Rows that are not A's are byte-identical.
 	mine := map[string]map[string]bool{}
@@ -290,7 +346,7 @@ func checkCorpus(t *testing.T, ctx context.Context, e *policy.Engine, refs datam
 	}
 
 	// A fresh access finds only rows kept with a stated basis.
-	for did, keys := range accessAll() {
+	for did, keys := range accessAll(ids) {
 		if len(keys) > 0 && !keptBasis[did] {
 			t.Errorf("after the erasure, access %s still finds %q, and the erasure stated no basis for keeping them", did, keys)
 		}
@@ -322,6 +378,35 @@ func checkCorpus(t *testing.T, ctx context.Context, e *policy.Engine, refs datam
 			}
 		}
 	}
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	// Erasure of B, who shared rows with A: it succeeds first time and
+	// verifies; every row neither A's nor B's is as it was before both.
+	eraseAll("B", idsB, wantB)
+	afterB, _ := corpusSnapshot(t, pool, cat, name)
+	for did, keys := range wantB {
+		tb := sys.Datasets[did].Table
+		if mine[tb] == nil {
+			mine[tb] = map[string]bool{}
+		}
+		for _, k := range keys {
+			mine[tb][k] = true
+		}
+	}
+	for _, tb := range slices.Sorted(maps.Keys(before)) {
+		for k, row := range before[tb] {
+			if !mine[tb][k] && afterB[tb][k] != row {
+				t.Errorf("table %s row %s is neither A's nor B's and changed:\nbefore %s\nafter  %q", tb, k, row, afterB[tb][k])
+			}
+		}
+		for k := range afterB[tb] {
+			if _, ok := before[tb][k]; !ok && !mine[tb][k] {
+				t.Errorf("table %s: a new row %s after the erasures: %s", tb, k, afterB[tb][k])
+			}
+		}
+	}
 }
 
 // corpusKeys runs an expectation query (one text column) in schema.
@@ -349,11 +434,34 @@ func corpusKeys(t *testing.T, pool *pgxpool.Pool, schema, q string) []string {
 	return keys
 }
 
+// corpusDefault is a constant DEFAULT expression's value as JSON, as
+// to_jsonb(t) prints a column holding it.
+func corpusDefault(t *testing.T, pool *pgxpool.Pool, schema, expr string) string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SET search_path TO "+pgx.Identifier{schema}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Exec(ctx, "RESET search_path") //nolint:errcheck
+	var v string
+	if err := conn.QueryRow(ctx, "SELECT to_jsonb("+expr+")::text").Scan(&v); err != nil {
+		t.Fatalf("default %s: %v", expr, err)
+	}
+	return v
+}
+
 // corpusSnapshot is every row of every table of the schema (partitioned
-// tables through their parent), by record key, as text.
-func corpusSnapshot(t *testing.T, pool *pgxpool.Pool, cat *postgres.Catalog, schema string) map[string]map[string]string {
+// tables through their parent), by record key, as text, and as its
+// columns' values (JSON).
+func corpusSnapshot(t *testing.T, pool *pgxpool.Pool, cat *postgres.Catalog, schema string) (map[string]map[string]string, map[string]map[string]map[string]json.RawMessage) {
 	t.Helper()
 	out := map[string]map[string]string{}
+	cols := map[string]map[string]map[string]json.RawMessage{}
 	for _, name := range slices.Sorted(maps.Keys(cat.Tables)) {
 		tb := cat.Tables[name]
 		key := "'row:' || md5(t::text)"
@@ -368,26 +476,32 @@ func corpusSnapshot(t *testing.T, pool *pgxpool.Pool, cat *postgres.Catalog, sch
 		if tb.Partitioned {
 			only = ""
 		}
-		rows, err := pool.Query(context.Background(), fmt.Sprintf("SELECT %s, t::text FROM %s%s AS t", key, only, pgx.Identifier{schema, name}.Sanitize()))
+		rows, err := pool.Query(context.Background(), fmt.Sprintf("SELECT %s, t::text, to_jsonb(t)::text FROM %s%s AS t", key, only, pgx.Identifier{schema, name}.Sanitize()))
 		if err != nil {
 			t.Fatal(err)
 		}
 		out[name] = map[string]string{}
+		cols[name] = map[string]map[string]json.RawMessage{}
 		for rows.Next() {
-			var k, v string
-			if err := rows.Scan(&k, &v); err != nil {
+			var k, v, j string
+			if err := rows.Scan(&k, &v, &j); err != nil {
 				t.Fatal(err)
 			}
 			if _, dup := out[name][k]; dup {
 				t.Fatalf("table %s: two rows with key %s", name, k)
 			}
 			out[name][k] = v
+			var m map[string]json.RawMessage
+			if err := json.Unmarshal([]byte(j), &m); err != nil {
+				t.Fatal(err)
+			}
+			cols[name][k] = m
 		}
 		if err := rows.Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return out
+	return out, cols
 }
 
 // corpusTasks is policyTasks (reference_erase_test.go) for a map of its own.

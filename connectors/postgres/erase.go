@@ -41,6 +41,25 @@ type eraser struct {
 	// field, the passes that wrote it.
 	rewritten  map[string]string
 	passWrites map[string]int
+	// keptRows is what the erasure kept in each row it erased, across
+	// passes, by the row's current location. A pass sees only the rows
+	// its predicate still finds: a row whose identity column the first
+	// pass masked (Customer.Email) is not found by the verifying pass, yet
+	// the values kept in it (its referenced key CustomerId) are still
+	// there. So the result's Retained and tombstones come from here, not
+	// from the last pass's stats alone. An UPDATE moves the entry to the
+	// row's new location (its RETURNING); rows gone by the end (deleted
+	// in a later pass) are dropped (see keptAtEnd).
+	keptRows map[rowLoc]*keptRow
+}
+
+// keptRow is what the erasure left in one row: per field the plan deletes
+// or masks, why the value stays ("kept: " + why in Retained); the fields
+// the plan retains that hold a value; and whether the row is a tombstone.
+type keptRow struct {
+	kept      map[string]string
+	retained  []string
+	tombstone bool
 }
 
 // stats are one pass's counts; the last pass's retained counts describe
@@ -126,7 +145,7 @@ func newEraser(c *Connector, m *model, ds *dataset, plans []connectors.FieldPlan
 		allDelete = allDelete && f.Action == connectors.ActionDelete
 	}
 	e := &eraser{c: c, m: m, ds: ds, plans: plans, allDelete: allDelete, ids: ids, blocking: blockingKeys(m, ds),
-		rewritten: map[string]string{}, passWrites: map[string]int{}}
+		rewritten: map[string]string{}, passWrites: map[string]int{}, keptRows: map[rowLoc]*keptRow{}}
 	for _, f := range plans {
 		if f.Action != connectors.ActionDelete && f.Action != connectors.ActionMask && !allDelete {
 			continue
@@ -154,10 +173,22 @@ func (e *eraser) run(ctx context.Context) (connectors.EraseResult, error) {
 			// by. Values kept with a stated reason are reported as
 			// retained; a kept identity also fails the verification.
 			res.Verified = len(st.identityKept) == 0 && len(st.identityLeft) == 0
-			res.Retained = e.retained(st)
+			// What is kept is what every pass kept in rows still there,
+			// found by this pass or not (see keptRows).
+			kept, err := e.keptAtEnd(ctx)
+			if err != nil {
+				return res, err
+			}
+			res.Retained = e.retained(kept)
+			tombstones := 0
+			for _, k := range kept {
+				if k.tombstone {
+					tombstones++
+				}
+			}
 			var notes []string
-			if st.tombstones > 0 {
-				notes = append(notes, fmt.Sprintf("%d record(s) of %s kept without their personal data: rows the plan keeps still reference them", st.tombstones, e.ds.id))
+			if tombstones > 0 {
+				notes = append(notes, fmt.Sprintf("%d record(s) of %s kept without their personal data: rows the plan keeps still reference them", tombstones, e.ds.id))
 			}
 			for _, field := range slices.Sorted(maps.Keys(st.identityKept)) {
 				notes = append(notes, fmt.Sprintf("the identity column %s.%s still holds the person's value in %d record(s): the column's constraints admit no erased value (see retained)",
@@ -250,18 +281,55 @@ func (e *eraser) holdsIdentity(v any) bool {
 	return false
 }
 
-// retained reports the plan's retained fields and the values kept because
-// their column could not take the planned change.
-func (e *eraser) retained(st *stats) []connectors.Retained {
-	var out []connectors.Retained
-	for _, f := range e.plans {
-		if f.Action == connectors.ActionRetain && st.retained[f.Field] > 0 {
-			out = append(out, connectors.Retained{Field: f.Field, Basis: f.Basis, Until: f.Until, Records: st.retained[f.Field]})
+// keptAtEnd is keptRows without the rows no longer there (deleted by a
+// later pass, or changed by the application meanwhile: a changed row the
+// predicate still finds was re-recorded by the last pass).
+func (e *eraser) keptAtEnd(ctx context.Context) ([]*keptRow, error) {
+	locs := slices.Collect(maps.Keys(e.keptRows))
+	var out []*keptRow
+	for batch := range slices.Chunk(locs, max(e.c.cfg.BatchSize, 1)) {
+		oids, tids := locArrays(batch)
+		rows, err := e.c.pool.Query(ctx, fmt.Sprintf("SELECT t.tableoid, t.ctid FROM %s AS t WHERE %s", e.ds.ident.Sanitize(), locIn("t", "$1", "$2")), oids, tids)
+		if err != nil {
+			return nil, err
+		}
+		there, err := pgx.CollectRows(rows, pgx.RowToStructByPos[rowLoc])
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range there {
+			out = append(out, e.keptRows[l])
 		}
 	}
-	for _, field := range slices.Sorted(maps.Keys(st.kept)) {
-		for _, why := range slices.Sorted(maps.Keys(st.kept[field])) {
-			out = append(out, connectors.Retained{Field: field, Basis: "kept: " + why, Records: st.kept[field][why]})
+	return out, nil
+}
+
+// retained reports the plan's retained fields and the values kept because
+// their column could not take the planned change, counted over the rows
+// kept (see keptAtEnd).
+func (e *eraser) retained(rows []*keptRow) []connectors.Retained {
+	retained := map[string]int{}
+	kept := map[string]map[string]int{}
+	for _, r := range rows {
+		for _, f := range r.retained {
+			retained[f]++
+		}
+		for f, why := range r.kept {
+			if kept[f] == nil {
+				kept[f] = map[string]int{}
+			}
+			kept[f][why]++
+		}
+	}
+	var out []connectors.Retained
+	for _, f := range e.plans {
+		if f.Action == connectors.ActionRetain && retained[f.Field] > 0 {
+			out = append(out, connectors.Retained{Field: f.Field, Basis: f.Basis, Until: f.Until, Records: retained[f.Field]})
+		}
+	}
+	for _, field := range slices.Sorted(maps.Keys(kept)) {
+		for _, why := range slices.Sorted(maps.Keys(kept[field])) {
+			out = append(out, connectors.Retained{Field: field, Basis: "kept: " + why, Records: kept[field][why]})
 		}
 	}
 	return out
@@ -480,7 +548,7 @@ func (e *eraser) batch(ctx context.Context, pred string, a args, locs []rowLoc, 
 			if e.allDelete {
 				st.tombstones++
 			}
-			if err := e.eraseRow(batch, r.loc, r.vals, st); err != nil {
+			if err := e.eraseRow(batch, r.loc, r.vals, st, e.allDelete); err != nil {
 				return err
 			}
 		}
@@ -526,7 +594,13 @@ func (e *eraser) deleteRows(ctx context.Context, tx pgx.Tx, locs []rowLoc) (map[
 // not written again (see rewrite) but reported as kept, with the trigger
 // named. Whatever is kept is checked against the person's identities: a
 // value of theirs left in a field the plan erases fails the verification.
-func (e *eraser) eraseRow(b *pgx.Batch, loc rowLoc, vals []any, st *stats) error {
+//
+// What the row keeps is recorded in keptRows under loc (replacing what an
+// earlier pass recorded there), and moved to the row's new location when
+// the UPDATE returns it.
+func (e *eraser) eraseRow(b *pgx.Batch, loc rowLoc, vals []any, st *stats, tombstone bool) error {
+	rec := &keptRow{kept: map[string]string{}, tombstone: tombstone}
+	e.keptRows[loc] = rec
 	var sets []string
 	var written []connectors.FieldPlan
 	var a args
@@ -540,6 +614,7 @@ func (e *eraser) eraseRow(b *pgx.Batch, loc rowLoc, vals []any, st *stats) error
 		case connectors.ActionRetain:
 			if v != nil {
 				st.retained[f.Field]++
+				rec.retained = append(rec.retained, f.Field)
 			}
 			continue
 		case connectors.ActionDelete, connectors.ActionMask:
@@ -554,6 +629,7 @@ func (e *eraser) eraseRow(b *pgx.Batch, loc rowLoc, vals []any, st *stats) error
 		}
 		if why, ok := e.rewritten[f.Field]; ok && er.changed {
 			st.keep(f.Field, why)
+			rec.kept[f.Field] = why
 			if e.holdsIdentity(v) {
 				st.identityLeft[f.Field]++
 			}
@@ -561,6 +637,7 @@ func (e *eraser) eraseRow(b *pgx.Batch, loc rowLoc, vals []any, st *stats) error
 		}
 		if er.kept != "" {
 			st.keep(f.Field, er.kept)
+			rec.kept[f.Field] = er.kept
 			switch {
 			case er.link:
 			case e.ds.isIdentity(f.Field):
@@ -583,19 +660,28 @@ func (e *eraser) eraseRow(b *pgx.Batch, loc rowLoc, vals []any, st *stats) error
 		st.written[fp.Field]++
 		ret = append(ret, quote(fp.Field))
 	}
+	// The row's new location, last: where keptRows finds it from now on.
+	ret = append(ret, "tableoid", "ctid")
 	b.Queue(fmt.Sprintf("UPDATE %s SET %s WHERE tableoid = %s AND ctid = %s RETURNING %s", e.ds.ident.Sanitize(), strings.Join(sets, ", "),
 		a.add(loc.Table), a.add(loc.TID), strings.Join(ret, ", ")), a...).QueryRow(func(row pgx.Row) error {
 		got := make([]any, len(written))
-		ptrs := make([]any, len(written))
+		ptrs := make([]any, len(written), len(written)+2)
 		for i := range got {
 			ptrs[i] = &got[i]
 		}
+		var moved rowLoc
+		ptrs = append(ptrs, &moved.Table, &moved.TID)
 		if err := row.Scan(ptrs...); err != nil {
 			if errors.Is(err, pgx.ErrNoRows) {
-				return nil // the row changed meanwhile: the next pass sees it
+				// The row changed meanwhile: the next pass sees it (and
+				// records what it keeps) if it is still the subject's.
+				delete(e.keptRows, loc)
+				return nil
 			}
 			return err
 		}
+		delete(e.keptRows, loc)
+		e.keptRows[moved] = rec
 		for i, fp := range written {
 			if err := e.rewrite(fp, got[i]); err != nil {
 				return err

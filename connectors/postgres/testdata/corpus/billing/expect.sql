@@ -1,6 +1,7 @@
 -- Person A: Ann Archer, customer 1, stored as Ann.Archer@Mail.Example in a
 -- citext column.
 -- person: email ann.archer@mail.example
+-- second: email bob@mail.example
 
 -- dataset: customer
 SELECT "CustomerId"::text FROM "Customer" WHERE "CustomerId" = 1;

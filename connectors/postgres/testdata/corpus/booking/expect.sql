@@ -2,6 +2,7 @@
 -- and asks with the lower-cased address. Bob (guest 2) stays on her
 -- booking 1; she stays on his booking 2.
 -- person: email ann.archer@example.com
+-- second: email bob@example.com
 
 -- dataset: guests
 SELECT id::text FROM guests WHERE id = 1;

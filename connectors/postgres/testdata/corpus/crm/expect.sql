@@ -1,5 +1,6 @@
 -- Person A: Ann Archer, contact 1, stored as ANN@ACME.EXAMPLE.
 -- person: email ann@acme.example
+-- second: email bob@acme.example
 
 -- dataset: contacts
 SELECT id::text FROM contacts WHERE id = 1;

@@ -1,6 +1,7 @@
 -- Person A: Ann Archer, user 1, who signed up as Ann.Archer@Example.COM and
 -- asks with the lower-cased address.
 -- person: email ann.archer@example.com
+-- second: email bob@example.com
 
 -- dataset: users
 SELECT id::text FROM users WHERE id = 1;

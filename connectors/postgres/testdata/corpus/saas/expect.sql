@@ -1,6 +1,7 @@
 -- Person A: Ann Archer, user 1 at Acme (Ann@Acme.Example) and user 4 at
 -- Beta (ann@acme.example): one person, two accounts.
 -- person: email ann@acme.example
+-- second: email bob@acme.example
 
 -- dataset: users
 SELECT id::text FROM users WHERE id IN (1, 4);

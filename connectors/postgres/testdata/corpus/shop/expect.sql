@@ -1,6 +1,7 @@
 -- Person A: Ann Archer, customer 1, who signed up as Ann.Archer@Example.COM
 -- and asks with the lower-cased address.
 -- person: email ann.archer@example.com
+-- second: email bob@example.com
 
 -- dataset: customer
 SELECT customer_id::text FROM customer WHERE customer_id = 1;

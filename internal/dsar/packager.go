@@ -1,6 +1,7 @@
 package dsar
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -80,7 +81,8 @@ func controllersOf(e *policy.Engine, found, searched []string) []exportpkg.Contr
 
 // packageInput gathers what a request's package holds: the records and
 // files its tasks disclosed, what was searched, what an earlier erasure
-// kept and why, and who the controller is.
+// kept and why, what was withheld because other people's data is in it,
+// and who the controller is.
 func (s *Service) packageInput(ctx context.Context, requestID string) (exportpkg.Input, error) {
 	d, err := s.Get(ctx, requestID)
 	if err != nil {
@@ -137,6 +139,7 @@ func (s *Service) packageInput(ctx context.Context, requestID string) (exportpkg
 				return s.OpenFile(ctx, requestID, f.TaskID, f.Seq)
 			}})
 	}
+	in.Withheld = withheldOf(d.Tasks)
 	// What an earlier erasure kept, with its basis: the person asking
 	// again learns what remains and why.
 	prior, err := s.PriorRetained(ctx, requestID)
@@ -148,4 +151,29 @@ func (s *Service) packageInput(ctx context.Context, requestID string) (exportpkg
 			Category: rt.Category, Action: rt.Action, Basis: rt.Basis, Until: rt.Until})
 	}
 	return in, nil
+}
+
+// withheldOf is what the request's tasks reached but did not disclose
+// because it is not the person's alone (their review items, as stored with
+// each task): counts per system, dataset and reason, in task order, and
+// never a reference or a holder count. An item without a dataset is
+// counted under its task's.
+func withheldOf(tasks []Task) []exportpkg.WithheldItem {
+	var out []exportpkg.WithheldItem
+	at := map[[3]string]int{}
+	for _, t := range tasks {
+		for _, r := range t.Review {
+			if r.Records <= 0 {
+				continue
+			}
+			k := [3]string{t.System, cmp.Or(r.Dataset, t.Dataset), r.Reason}
+			if i, ok := at[k]; ok {
+				out[i].Records += r.Records
+				continue
+			}
+			at[k] = len(out)
+			out = append(out, exportpkg.WithheldItem{System: k[0], Dataset: k[1], Reason: k[2], Records: r.Records})
+		}
+	}
+	return out
 }

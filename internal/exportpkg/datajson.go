@@ -13,7 +13,7 @@ import (
 
 // data.json is written member by member and record by record, so its size
 // costs no memory: the envelope first, then each record as it is encoded,
-// then the files and what an erasure kept.
+// then the files, what an erasure kept and what was withheld.
 
 type dataHeader struct {
 	Format      string     `json:"format"`
@@ -199,6 +199,24 @@ func (b *builder) encodeData(ctx context.Context, w *bufio.Writer) error {
 	if len(b.in.Retained) > 0 {
 		w.WriteString("\n  ")
 	}
-	_, err = w.WriteString("]\n}\n")
+	w.WriteString("]")
+	// withheld is optional (steward-export/1 had none): written only when
+	// something was withheld.
+	if len(b.in.Withheld) > 0 {
+		w.WriteString(",\n  \"withheld\": [")
+		for i, r := range b.in.Withheld {
+			out, err := item.encode(r)
+			if err != nil {
+				return fmt.Errorf("exportpkg: data.json: %w", err)
+			}
+			if i > 0 {
+				w.WriteByte(',')
+			}
+			w.WriteString("\n    ")
+			w.Write(out)
+		}
+		w.WriteString("\n  ]")
+	}
+	_, err = w.WriteString("\n}\n")
 	return err
 }

@@ -23,6 +23,7 @@ package exportpkg
 import (
 	"archive/zip"
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -90,6 +91,11 @@ type Input struct {
 	Categories map[string]Category
 	// Retained lists what an earlier erasure kept, with why and until when.
 	Retained []RetainedItem
+	// Withheld counts the records the request reached but did not
+	// disclose because they are not the person's alone (connectors.Review):
+	// counts and names only, never values. Items with no records are left
+	// out.
+	Withheld []WithheldItem
 	// AutomatedDecisions states the automated decision-making (GDPR Art. 22)
 	// the person is subject to; empty means none, and the report says so in
 	// the person's language. A statement given here is shown as written.
@@ -207,6 +213,16 @@ type RetainedItem struct {
 	Action   string `json:"action,omitempty"` // retain or mask
 	Basis    string `json:"basis"`
 	Until    string `json:"until,omitempty"`
+}
+
+// WithheldItem is records a request reached but left out of the package
+// because other people's data is in them (dsar: a task's review items):
+// where they are, why, and how many; never their values.
+type WithheldItem struct {
+	System  string `json:"system"`
+	Dataset string `json:"dataset"`
+	Reason  string `json:"reason"` // a connectors.Review reason (shared, relationship, ...)
+	Records int    `json:"records"`
 }
 
 // Manifest lists every entry of a package but itself.
@@ -370,6 +386,17 @@ func newBuilder(in Input) (*builder, error) {
 			return nil, invalid("retained item %d: action %q is not retain or mask", i, r.Action)
 		}
 	}
+	withheld := make([]WithheldItem, 0, len(in.Withheld))
+	for i, w := range in.Withheld {
+		if w.System == "" || w.Dataset == "" {
+			return nil, invalid("withheld item %d has no system or dataset", i)
+		}
+		if w.Records > 0 {
+			w.Reason = cmp.Or(strings.TrimSpace(w.Reason), "other")
+			withheld = append(withheld, w)
+		}
+	}
+	b.in.Withheld = withheld
 	slices.SortFunc(extra, func(a, b *group) int {
 		return strings.Compare(a.system+"\x00"+a.dataset, b.system+"\x00"+b.dataset)
 	})

@@ -209,11 +209,15 @@ type view struct {
 	Retention    []retentionRow
 	Automated    string
 	Retained     []retainedRow
-	Datasets     []datasetRow
-	HasRecords   bool
-	Files        []fileRow
-	Renamed      bool
-	NoteLanguage bool
+	// Withheld lists, counts only, the records left out because other
+	// people's data is in them; WithheldSummary says so in plain words.
+	Withheld        []withheldRow
+	WithheldSummary string
+	Datasets        []datasetRow
+	HasRecords      bool
+	Files           []fileRow
+	Renamed         bool
+	NoteLanguage    bool
 }
 
 type purposeRow struct {
@@ -238,6 +242,11 @@ type retentionRow struct {
 }
 
 type retainedRow struct{ Data, Field, Category, How, Basis, Until string }
+
+type withheldRow struct {
+	Data, Reason string
+	Records      int
+}
 
 type datasetRow struct {
 	Data, Description string
@@ -422,6 +431,33 @@ func (b *builder) view() view {
 			how = s
 		}
 		v.Retained = append(v.Retained, retainedRow{Data: data, Field: r.Field, Category: b.categoryName(r.Category), How: how, Basis: r.Basis, Until: r.Until})
+	}
+
+	// Withheld records: named by system and dataset, with why and how
+	// many, never a value.
+	sysNames := map[string]string{}
+	for _, s := range in.Systems {
+		if s.Name != "" {
+			sysNames[s.ID] = s.Name
+		}
+	}
+	withheld := 0
+	for _, w := range in.Withheld {
+		reason := tr.must("withheld.reason.other")
+		if s, err := tr.t("withheld.reason." + w.Reason); err == nil {
+			reason = s
+		}
+		v.Withheld = append(v.Withheld, withheldRow{Data: cmp.Or(sysNames[w.System], w.System) + " · " + w.Dataset, Reason: reason, Records: w.Records})
+		withheld += w.Records
+	}
+	if withheld > 0 {
+		// English needs "was ... it" for one record; Russian and Uzbek put
+		// the number after a label and say it the same way for any count.
+		key := "withheld.summary.other"
+		if withheld == 1 {
+			key = "withheld.summary.one"
+		}
+		v.WithheldSummary, _ = tr.tf(key, "count", strconv.Itoa(withheld))
 	}
 
 	for _, pf := range b.files {

@@ -40,7 +40,13 @@ type policyTask struct {
 // internal/dsar/order.go orders them).
 func policyTasks(t testing.TB, e *policy.Engine, c *postgres.Connector, sid, requestType string, kinds []string) []policyTask {
 	t.Helper()
-	dm := e.DataMap
+	return mapTasks(t, e, e.DataMap, c, sid, requestType, kinds)
+}
+
+// mapTasks is policyTasks for a data map of the test's own (the corpus
+// schemas' maps), decided by e's policies.
+func mapTasks(t testing.TB, e *policy.Engine, dm *datamap.Map, c *postgres.Connector, sid, requestType string, kinds []string) []policyTask {
+	t.Helper()
 	sys := dm.Systems[sid]
 	reach := dm.ReachableFrom(kinds)
 	tasks := map[string]policyTask{}

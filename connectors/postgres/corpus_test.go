@@ -58,7 +58,7 @@ func TestCorpus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	refs := scanRefs(t)
+	refs := corpusRefs(t)
 	for _, name := range corpusSchemas {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -101,6 +101,45 @@ func readCorpusExpect(t *testing.T, path string) corpusExpect {
 		t.Fatalf("%s: no person, no second person or no datasets", path)
 	}
 	return out
+}
+
+// corpusRefs is what a data map may refer to, from policies/data.
+func corpusRefs(t *testing.T) datamap.Refs {
+	t.Helper()
+	read := func(name string) []byte {
+		b, err := os.ReadFile("../../policies/data/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	refs := datamap.Refs{Categories: map[string]bool{}, RetentionRules: map[string]bool{}, Products: map[string]bool{}}
+	cats, err := datamap.ParseCategories("categories.json", read("categories.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for c := range cats {
+		refs.Categories[c] = true
+	}
+	var ret struct {
+		Rules map[string]struct {
+			Days *int `json:"days"`
+		} `json:"rules"`
+	}
+	if err := json.Unmarshal(read("retention.json"), &ret); err != nil {
+		t.Fatal(err)
+	}
+	for id, r := range ret.Rules {
+		refs.RetentionRules[id] = r.Days != nil
+	}
+	var products map[string]json.RawMessage
+	if err := json.Unmarshal(read("products.json"), &products); err != nil {
+		t.Fatal(err)
+	}
+	for p := range products {
+		refs.Products[p] = true
+	}
+	return refs
 }
 
 func checkCorpus(t *testing.T, ctx context.Context, e *policy.Engine, refs datamap.Refs, name string) {
@@ -169,8 +208,8 @@ func checkCorpus(t *testing.T, ctx context.Context, e *policy.Engine, refs datam
 	for _, i := range exp.person {
 		kinds = append(kinds, i.Type)
 	}
-	access := mapTasks(t, e, dm, c, sid, "access", kinds)
-	erase := mapTasks(t, e, dm, c, sid, "erasure", kinds)
+	access := corpusTasks(t, e, dm, c, sid, "access", kinds)
+	erase := corpusTasks(t, e, dm, c, sid, "erasure", kinds)
 	ids := slices.Clone(exp.person)
 	linked, err := c.ResolveIdentities(ctx, ids)
 	if err != nil {
@@ -463,4 +502,74 @@ func corpusSnapshot(t *testing.T, pool *pgxpool.Pool, cat *postgres.Catalog, sch
 		}
 	}
 	return out, cols
+}
+
+// corpusTasks is policyTasks (reference_erase_test.go) for a map of its own.
+func corpusTasks(t testing.TB, e *policy.Engine, dm *datamap.Map, c *postgres.Connector, sid, requestType string, kinds []string) []policyTask {
+	t.Helper()
+	sys := dm.Systems[sid]
+	reach := dm.ReachableFrom(kinds)
+	tasks := map[string]policyTask{}
+	for _, did := range slices.Sorted(maps.Keys(sys.Datasets)) {
+		if _, ok := reach[sid+"."+did]; !ok {
+			continue
+		}
+		ds := sys.Datasets[did]
+		ids := map[string]string{}
+		for _, id := range ds.Identities {
+			ids[id.Field] = id.Type
+		}
+		var fields []connectors.FieldPlan
+		work := false
+		for _, f := range slices.Sorted(maps.Keys(ds.Fields)) {
+			fd := ds.Fields[f]
+			d, err := e.DecideDSAR(context.Background(), policy.DSARInput{RequestType: requestType, Regime: "gdpr", Field: policy.DSARField{
+				System: sid, Dataset: did, Field: f, Category: fd.Category, Retention: ds.Retention, Purpose: ds.Purpose, Identity: ids[f]}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			fields = append(fields, connectors.FieldPlan{Field: f, Category: fd.Category, Action: d.Action, Strategy: d.Strategy,
+				Value: d.Value, Basis: d.Basis, Until: d.Until})
+			work = work || d.Action == connectors.ActionDelete || d.Action == connectors.ActionMask
+		}
+		if requestType == "erasure" && !work {
+			continue
+		}
+		tasks[did] = policyTask{dataset: did, fields: fields}
+	}
+	before := map[string][]string{}
+	for _, did := range slices.Sorted(maps.Keys(sys.Datasets)) {
+		for _, ref := range sys.Datasets[did].References {
+			parts := strings.SplitN(ref.To, ".", 3)
+			if len(parts) == 3 && parts[0] == sid && parts[1] != did {
+				before[parts[1]] = append(before[parts[1]], did)
+			}
+		}
+		for _, child := range c.EraseAfter(sid, did) {
+			if child != did {
+				before[did] = append(before[did], child)
+			}
+		}
+	}
+	var out []policyTask
+	done := map[string]bool{}
+	var visit func(did string, path map[string]bool)
+	visit = func(did string, path map[string]bool) {
+		if done[did] || path[did] {
+			return
+		}
+		path[did] = true
+		for _, child := range slices.Sorted(slices.Values(before[did])) {
+			visit(child, path)
+		}
+		delete(path, did)
+		done[did] = true
+		if task, ok := tasks[did]; ok {
+			out = append(out, task)
+		}
+	}
+	for _, did := range slices.Sorted(maps.Keys(sys.Datasets)) {
+		visit(did, map[string]bool{})
+	}
+	return out
 }

@@ -208,8 +208,8 @@ func checkCorpus(t *testing.T, ctx context.Context, e *policy.Engine, refs datam
 	for _, i := range exp.person {
 		kinds = append(kinds, i.Type)
 	}
-	access := corpusTasks(t, e, dm, c, sid, "access", kinds)
-	erase := corpusTasks(t, e, dm, c, sid, "erasure", kinds)
+	access := mapTasks(t, e, dm, c, sid, "access", kinds)
+	erase := mapTasks(t, e, dm, c, sid, "erasure", kinds)
 	ids := slices.Clone(exp.person)
 	linked, err := c.ResolveIdentities(ctx, ids)
 	if err != nil {
@@ -502,74 +502,4 @@ func corpusSnapshot(t *testing.T, pool *pgxpool.Pool, cat *postgres.Catalog, sch
 		}
 	}
 	return out, cols
-}
-
-// corpusTasks is policyTasks (reference_erase_test.go) for a map of its own.
-func corpusTasks(t testing.TB, e *policy.Engine, dm *datamap.Map, c *postgres.Connector, sid, requestType string, kinds []string) []policyTask {
-	t.Helper()
-	sys := dm.Systems[sid]
-	reach := dm.ReachableFrom(kinds)
-	tasks := map[string]policyTask{}
-	for _, did := range slices.Sorted(maps.Keys(sys.Datasets)) {
-		if _, ok := reach[sid+"."+did]; !ok {
-			continue
-		}
-		ds := sys.Datasets[did]
-		ids := map[string]string{}
-		for _, id := range ds.Identities {
-			ids[id.Field] = id.Type
-		}
-		var fields []connectors.FieldPlan
-		work := false
-		for _, f := range slices.Sorted(maps.Keys(ds.Fields)) {
-			fd := ds.Fields[f]
-			d, err := e.DecideDSAR(context.Background(), policy.DSARInput{RequestType: requestType, Regime: "gdpr", Field: policy.DSARField{
-				System: sid, Dataset: did, Field: f, Category: fd.Category, Retention: ds.Retention, Purpose: ds.Purpose, Identity: ids[f]}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			fields = append(fields, connectors.FieldPlan{Field: f, Category: fd.Category, Action: d.Action, Strategy: d.Strategy,
-				Value: d.Value, Basis: d.Basis, Until: d.Until})
-			work = work || d.Action == connectors.ActionDelete || d.Action == connectors.ActionMask
-		}
-		if requestType == "erasure" && !work {
-			continue
-		}
-		tasks[did] = policyTask{dataset: did, fields: fields}
-	}
-	before := map[string][]string{}
-	for _, did := range slices.Sorted(maps.Keys(sys.Datasets)) {
-		for _, ref := range sys.Datasets[did].References {
-			parts := strings.SplitN(ref.To, ".", 3)
-			if len(parts) == 3 && parts[0] == sid && parts[1] != did {
-				before[parts[1]] = append(before[parts[1]], did)
-			}
-		}
-		for _, child := range c.EraseAfter(sid, did) {
-			if child != did {
-				before[did] = append(before[did], child)
-			}
-		}
-	}
-	var out []policyTask
-	done := map[string]bool{}
-	var visit func(did string, path map[string]bool)
-	visit = func(did string, path map[string]bool) {
-		if done[did] || path[did] {
-			return
-		}
-		path[did] = true
-		for _, child := range slices.Sorted(slices.Values(before[did])) {
-			visit(child, path)
-		}
-		delete(path, did)
-		done[did] = true
-		if task, ok := tasks[did]; ok {
-			out = append(out, task)
-		}
-	}
-	for _, did := range slices.Sorted(maps.Keys(sys.Datasets)) {
-		visit(did, map[string]bool{})
-	}
-	return out
 }

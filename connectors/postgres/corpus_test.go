@@ -58,7 +58,7 @@ func TestCorpus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	refs := corpusRefs(t)
+	refs := e.MapRefs()
 	for _, name := range corpusSchemas {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -101,45 +101,6 @@ func readCorpusExpect(t *testing.T, path string) corpusExpect {
 		t.Fatalf("%s: no person, no second person or no datasets", path)
 	}
 	return out
-}
-
-// corpusRefs is what a data map may refer to, from policies/data.
-func corpusRefs(t *testing.T) datamap.Refs {
-	t.Helper()
-	read := func(name string) []byte {
-		b, err := os.ReadFile("../../policies/data/" + name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	refs := datamap.Refs{Categories: map[string]bool{}, RetentionRules: map[string]bool{}, Products: map[string]bool{}}
-	cats, err := datamap.ParseCategories("categories.json", read("categories.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for c := range cats {
-		refs.Categories[c] = true
-	}
-	var ret struct {
-		Rules map[string]struct {
-			Days *int `json:"days"`
-		} `json:"rules"`
-	}
-	if err := json.Unmarshal(read("retention.json"), &ret); err != nil {
-		t.Fatal(err)
-	}
-	for id, r := range ret.Rules {
-		refs.RetentionRules[id] = r.Days != nil
-	}
-	var products map[string]json.RawMessage
-	if err := json.Unmarshal(read("products.json"), &products); err != nil {
-		t.Fatal(err)
-	}
-	for p := range products {
-		refs.Products[p] = true
-	}
-	return refs
 }
 
 func checkCorpus(t *testing.T, ctx context.Context, e *policy.Engine, refs datamap.Refs, name string) {

@@ -62,12 +62,10 @@ type keptRow struct {
 	tombstone bool
 }
 
-// stats are one pass's counts; the last pass's retained counts describe
-// what is left.
+// stats are one pass's counts. What the erasure kept is not counted here
+// but in eraser.keptRows, across passes.
 type stats struct {
 	deleted, masked int
-	retained        map[string]int // field -> rows keeping its value per the plan
-	kept            map[string]map[string]int
 	// identityKept counts, per identity column, the rows whose identity
 	// value a constraint kept although the plan erases it.
 	identityKept map[string]int
@@ -77,20 +75,11 @@ type stats struct {
 	// column that is not an identity column).
 	identityLeft map[string]int
 	// written counts, per field, the rows whose UPDATE set it.
-	written    map[string]int
-	tombstones int
+	written map[string]int
 }
 
 func newStats() *stats {
-	return &stats{retained: map[string]int{}, kept: map[string]map[string]int{}, identityKept: map[string]int{},
-		identityLeft: map[string]int{}, written: map[string]int{}}
-}
-
-func (s *stats) keep(field, why string) {
-	if s.kept[field] == nil {
-		s.kept[field] = map[string]int{}
-	}
-	s.kept[field][why]++
+	return &stats{identityKept: map[string]int{}, identityLeft: map[string]int{}, written: map[string]int{}}
 }
 
 // Erase erases the subject's rows in the target dataset as planned: rows
@@ -545,9 +534,6 @@ func (e *eraser) batch(ctx context.Context, pred string, a args, locs []rowLoc, 
 			if deleted[r.loc] {
 				continue
 			}
-			if e.allDelete {
-				st.tombstones++
-			}
 			if err := e.eraseRow(batch, r.loc, r.vals, st, e.allDelete); err != nil {
 				return err
 			}
@@ -613,7 +599,6 @@ func (e *eraser) eraseRow(b *pgx.Batch, loc rowLoc, vals []any, st *stats, tombs
 		switch action {
 		case connectors.ActionRetain:
 			if v != nil {
-				st.retained[f.Field]++
 				rec.retained = append(rec.retained, f.Field)
 			}
 			continue
@@ -628,7 +613,6 @@ func (e *eraser) eraseRow(b *pgx.Batch, loc rowLoc, vals []any, st *stats, tombs
 			return err
 		}
 		if why, ok := e.rewritten[f.Field]; ok && er.changed {
-			st.keep(f.Field, why)
 			rec.kept[f.Field] = why
 			if e.holdsIdentity(v) {
 				st.identityLeft[f.Field]++
@@ -636,7 +620,6 @@ func (e *eraser) eraseRow(b *pgx.Batch, loc rowLoc, vals []any, st *stats, tombs
 			continue
 		}
 		if er.kept != "" {
-			st.keep(f.Field, er.kept)
 			rec.kept[f.Field] = er.kept
 			switch {
 			case er.link:

@@ -338,28 +338,42 @@ func (m *model) privilegeProblems(ctx context.Context, q *pgxpool.Pool, schema s
 	if !readOnly {
 		privs = append(privs, "UPDATE", "DELETE")
 	}
-	var problems []string
-	for _, did := range slices.Sorted(maps.Keys(m.datasets)) {
-		ds := m.datasets[did]
-		var missing []string
-		for _, p := range privs {
-			// SELECT and UPDATE may be granted column by column;
-			// DELETE only on the table.
-			fn := "has_any_column_privilege"
-			if p == "DELETE" {
-				fn = "has_table_privilege"
-			}
-			var ok bool
-			if err := q.QueryRow(ctx, `SELECT `+fn+`($1, $2)`, ds.ident.Sanitize(), p).Scan(&ok); err != nil {
-				return nil, fmt.Errorf("postgres: check privileges on %s: %w", ds.ident.Sanitize(), err)
-			}
-			if !ok {
-				missing = append(missing, p)
-			}
+	dids := slices.Sorted(maps.Keys(m.datasets))
+	tables := make([]string, len(dids))
+	for i, did := range dids {
+		tables[i] = m.datasets[did].ident.Sanitize()
+	}
+	// One query for every table and privilege. SELECT and UPDATE may be
+	// granted column by column; DELETE only on the table.
+	rows, err := q.Query(ctx, `
+		SELECT t.i, p.name, CASE WHEN p.name = 'DELETE' THEN has_table_privilege(t.name, p.name)
+		                         ELSE has_any_column_privilege(t.name, p.name) END
+		FROM unnest($1::text[]) WITH ORDINALITY AS t(name, i), unnest($2::text[]) WITH ORDINALITY AS p(name, j)
+		ORDER BY t.i, p.j`, tables, privs)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: check privileges on the mapped tables of schema %q: %w", schema, err)
+	}
+	missing := make([][]string, len(dids))
+	for rows.Next() {
+		var i int
+		var priv string
+		var ok bool
+		if err := rows.Scan(&i, &priv, &ok); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("postgres: check privileges: %w", err)
 		}
-		if len(missing) > 0 {
+		if !ok {
+			missing[i-1] = append(missing[i-1], priv)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: check privileges: %w", err)
+	}
+	var problems []string
+	for i, did := range dids {
+		if len(missing[i]) > 0 {
 			problems = append(problems, fmt.Sprintf("datasets.%s: table %s: no %s (GRANT %s ON %s TO current role)",
-				did, ds.ident.Sanitize(), strings.Join(missing, ", "), strings.Join(missing, ", "), ds.ident.Sanitize()))
+				did, tables[i], strings.Join(missing[i], ", "), strings.Join(missing[i], ", "), tables[i]))
 		}
 	}
 	return problems, nil

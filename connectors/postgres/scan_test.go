@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,7 +19,9 @@ import (
 	"github.com/steward-privacy/steward/connectors"
 	"github.com/steward-privacy/steward/datamap"
 	"github.com/steward-privacy/steward/internal/db/dbtest"
+	"github.com/steward-privacy/steward/internal/policy"
 	"github.com/steward-privacy/steward/internal/refapp"
+	"github.com/steward-privacy/steward/policies"
 )
 
 // scanUpdate rewrites the golden drafts:
@@ -673,45 +674,6 @@ func scanValidate(t *testing.T, draft []byte, product string) []string {
 	return out
 }
 
-// scanRefs reads what a data map may refer to from policies/data.
-func scanRefs(t *testing.T) datamap.Refs {
-	t.Helper()
-	read := func(name string) []byte {
-		b, err := os.ReadFile("../../policies/data/" + name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	refs := datamap.Refs{Categories: map[string]bool{}, RetentionRules: map[string]bool{}, Products: map[string]bool{}}
-	cats, err := datamap.ParseCategories("categories.json", read("categories.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for c := range cats {
-		refs.Categories[c] = true
-	}
-	var ret struct {
-		Rules map[string]struct {
-			Days *int `json:"days"`
-		} `json:"rules"`
-	}
-	if err := json.Unmarshal(read("retention.json"), &ret); err != nil {
-		t.Fatal(err)
-	}
-	for id, r := range ret.Rules {
-		refs.RetentionRules[id] = r.Days != nil
-	}
-	var products map[string]json.RawMessage
-	if err := json.Unmarshal(read("products.json"), &products); err != nil {
-		t.Fatal(err)
-	}
-	for p := range products {
-		refs.Products[p] = true
-	}
-	return refs
-}
-
 func scanGolden(t *testing.T, path string, got []byte) {
 	t.Helper()
 	if *scanUpdate {
@@ -1199,4 +1161,14 @@ func TestScanOwnershipEndToEnd(t *testing.T) {
 	if _, review := access("customers", "sam@example.com"); len(review) != 1 || review[0].Reason != connectors.ReviewRelationship || review[0].Records != 2 {
 		t.Errorf("Sam's customers review: %+v", review)
 	}
+}
+
+// scanRefs is what a data map may refer to in the embedded bundle.
+func scanRefs(t *testing.T) datamap.Refs {
+	t.Helper()
+	e, err := policy.Load(context.Background(), policies.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e.MapRefs()
 }

@@ -34,9 +34,9 @@ type builtPackage struct {
 	}
 }
 
-// download fetches a completed request's package through the link on the
-// person's status page, as they would, and opens it.
-func (r *rig) download(id, statusToken string) builtPackage {
+// packageZip fetches a completed request's package through the link on
+// the person's status page, as they would, and opens it.
+func (r *rig) packageZip(id, statusToken string) *zip.Reader {
 	r.t.Helper()
 	ctx := context.Background()
 	st, err := r.svc.Status(ctx, id, statusToken)
@@ -60,6 +60,14 @@ func (r *rig) download(id, statusToken string) builtPackage {
 	if err != nil {
 		r.t.Fatal(err)
 	}
+	return zr
+}
+
+// download fetches a completed request's package and reads its report and
+// data.json.
+func (r *rig) download(id, statusToken string) builtPackage {
+	r.t.Helper()
+	zr := r.packageZip(id, statusToken)
 	read := func(name string) []byte {
 		f, err := zr.Open(name)
 		if err != nil {

@@ -1,9 +1,7 @@
 package dsar_test
 
 import (
-	"archive/zip"
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"strings"
@@ -20,28 +18,7 @@ import (
 // the link on the person's status page.
 func (r *rig) packageEntry(id, statusToken, name string) []byte {
 	r.t.Helper()
-	ctx := context.Background()
-	st, err := r.svc.Status(ctx, id, statusToken)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	token, ok := strings.CutPrefix(st.DownloadURL, exportLinkBase)
-	if !ok {
-		r.t.Fatalf("no download link on the status page: %+v", st)
-	}
-	_, rc, err := r.exports.Open(ctx, token)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	raw, err := io.ReadAll(rc)
-	_ = rc.Close()
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	zr, err := zip.NewReader(bytes.NewReader(raw), int64(len(raw)))
-	if err != nil {
-		r.t.Fatal(err)
-	}
+	zr := r.packageZip(id, statusToken)
 	f, err := zr.Open(name)
 	if err != nil {
 		r.t.Fatalf("%s: %v", name, err)

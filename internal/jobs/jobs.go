@@ -82,9 +82,6 @@ func New(pool *pgxpool.Pool, cfg Config, log *slog.Logger) *Client {
 	return &Client{pool: pool, cfg: cfg.withDefaults(), log: log, workers: river.NewWorkers(), queues: map[string]river.QueueConfig{}}
 }
 
-// Config is the client's configuration with defaults applied.
-func (c *Client) Config() Config { return c.cfg }
-
 // errClosed is a registration after the client was built: a wiring bug,
 // since River cannot learn of a worker once its client exists.
 var errClosed = errors.New("jobs: register workers and queues before the client is used")

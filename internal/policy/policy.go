@@ -99,6 +99,7 @@ type Engine struct {
 	Roles         map[string]Role
 	Jurisdictions Jurisdictions
 	DataMap       *datamap.Map
+	mapRefs       datamap.Refs
 	maxMinAge     int
 
 	consentQ rego.PreparedEvalQuery
@@ -491,9 +492,14 @@ func (e *Engine) loadDataMap(b *bundle) error {
 	if err != nil {
 		return fmt.Errorf("policy: %w", err)
 	}
-	e.DataMap = m
+	e.DataMap, e.mapRefs = m, refs
 	return nil
 }
+
+// MapRefs is what a data map may refer to in this bundle: its categories,
+// retention rules (with whether each has a fixed period) and products. A
+// map drafted or written outside the bundle is validated against it.
+func (e *Engine) MapRefs() datamap.Refs { return e.mapRefs }
 
 // checkProductDefaults: exactly one default product (a bundle with one
 // product needs no mark), and no identity kind claimed by two products.

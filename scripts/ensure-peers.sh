@@ -6,6 +6,10 @@
 #   stripe-mock  Stripe's API simulator (go install, ~2 min once)
 #   versitygw    an S3 server (go install, ~4 min once)
 #   unzip        an independent ZIP reader for the export packages (apt)
+#   chromium     the browser the page tests drive (apt, ~90 s once)
+#   axe-core     the WCAG checker the page tests inject (npm, into
+#                $(go env GOPATH)/share/axe-core, where internal/browsertest
+#                looks)
 #
 # Go tools go to $(go env GOPATH)/bin, which internal/testpeer searches even
 # when it is not on PATH. Prints what it installs on stderr; nothing else.
@@ -25,6 +29,8 @@ gobin="$(go env GOBIN)"
 
 STRIPE_MOCK_MODULE=github.com/stripe/stripe-mock@v0.203.0
 VERSITYGW_MODULE=github.com/versity/versitygw/cmd/versitygw@v1.8.0
+AXE_CORE_VERSION=4.13.0
+axedir="$(go env GOPATH | cut -d: -f1)/share/axe-core"
 
 # have NAME: on PATH or in GOBIN.
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "$gobin/$1" ]; }
@@ -65,6 +71,27 @@ apt_tool() {
 	command -v "$name" >/dev/null 2>&1 || die "$name still missing after apt-get install $*"
 }
 
+# axe_core: npm install the pinned axe-core unless it is there.
+axe_core() {
+	local have_version=""
+	if [ -f "$axedir/node_modules/axe-core/package.json" ]; then
+		have_version="$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$axedir/node_modules/axe-core/package.json" | head -1)"
+	fi
+	[ "$have_version" = "$AXE_CORE_VERSION" ] && return 0
+	apt_tool npm npm
+	log "installing axe-core@$AXE_CORE_VERSION (npm) into $axedir"
+	mkdir -p "$axedir"
+	npm install --no-save --no-audit --no-fund --silent --prefix "$axedir" "axe-core@$AXE_CORE_VERSION" >&2 ||
+		die "npm install axe-core@$AXE_CORE_VERSION failed"
+	[ -f "$axedir/node_modules/axe-core/axe.min.js" ] || die "axe.min.js missing after npm install"
+}
+
+# chromium: Debian's package (any of the names internal/browsertest tries).
+chromium() {
+	command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 ||
+		command -v google-chrome >/dev/null 2>&1 || apt_tool chromium chromium
+}
+
 case "${1:-all}" in
 all)
 	# The two go installs compile at once: together they take about as
@@ -73,9 +100,13 @@ all)
 	if ! have stripe-mock; then go_tool stripe-mock "$STRIPE_MOCK_MODULE" & pids+=($!); fi
 	if ! have versitygw; then go_tool versitygw "$VERSITYGW_MODULE" & pids+=($!); fi
 	apt_tool unzip unzip
+	chromium
+	axe_core
 	for p in "${pids[@]}"; do wait "$p" || exit 1; done
 	;;
 versitygw) go_tool versitygw "$VERSITYGW_MODULE" ;;
 stripe-mock) go_tool stripe-mock "$STRIPE_MOCK_MODULE" ;;
-*) die "usage: $0 [all|versitygw|stripe-mock]" ;;
+chromium) chromium ;;
+axe-core) axe_core ;;
+*) die "usage: $0 [all|versitygw|stripe-mock|chromium|axe-core]" ;;
 esac

@@ -48,7 +48,33 @@ type Purpose struct {
 	MinorRestricted         bool     `json:"minor_restricted"`
 	RequiresExplicitConsent bool     `json:"requires_explicit_consent"`
 	Products                []string `json:"products"`
+	// Translations give the name and description in other languages (ru,
+	// uz); English is Name and Description. People see these on the
+	// privacy center and in the consent banner.
+	Translations map[string]Text `json:"translations,omitempty"`
 }
+
+// Text is a name and description in one language.
+type Text struct {
+	Name        string `json:"name"`
+	Description string `json:"description"`
+}
+
+// Text returns the purpose's name and description in lang, falling back to
+// English where the bundle has no translation.
+func (p Purpose) Text(lang string) Text {
+	if t, ok := p.Translations[lang]; ok && t.Name != "" {
+		if t.Description == "" {
+			t.Description = p.Description
+		}
+		return t
+	}
+	return Text{Name: p.Name, Description: p.Description}
+}
+
+// Languages are the languages people are answered in (pages, emails, bot
+// messages, export packages).
+var Languages = []string{"en", "ru", "uz"}
 
 // Product is one front-end product (web, bot) from data/products.json.
 type Product struct {
@@ -66,6 +92,24 @@ type Product struct {
 	// Identities are the identity kinds (e.g. "tg") whose subjects belong
 	// to this product when a call does not name one.
 	Identities []string `json:"identities,omitempty"`
+	// PrivacyNoticeURL is the product's privacy notice, linked from the
+	// privacy center and the consent banner.
+	PrivacyNoticeURL string `json:"privacy_notice_url,omitempty"`
+	// Brand is how the privacy center looks for this product.
+	Brand Brand `json:"brand,omitzero"`
+	// Origins are the web origins (scheme://host[:port]) whose browsers may
+	// call the consent API with a publishable key (CORS). Deployments add
+	// to them with STEWARD_CORS_ORIGINS.
+	Origins []string `json:"origins,omitempty"`
+}
+
+// Brand is a product's look on Steward's pages. No external assets: the
+// logo, when given, is a data: URL (image/svg+xml or image/png).
+type Brand struct {
+	// Accent is the colour of buttons and links, #rrggbb; it must keep a
+	// contrast of 4.5:1 against white (checked at load, WCAG 2.1 AA).
+	Accent string `json:"accent,omitempty"`
+	Logo   string `json:"logo,omitempty"`
 }
 
 // Role is an API caller role from data/roles.json.
@@ -313,6 +357,14 @@ func (e *Engine) decodeData(raw map[string][]byte) error {
 				return fmt.Errorf("policy: data/purposes.json: purpose %q: unknown product %q", name, pr)
 			}
 		}
+		for lang, t := range p.Translations {
+			if !slices.Contains(Languages, lang) || lang == "en" {
+				return fmt.Errorf("policy: data/purposes.json: purpose %q: translation %q: languages are ru and uz (English is name and description)", name, lang)
+			}
+			if t.Name == "" {
+				return fmt.Errorf("policy: data/purposes.json: purpose %q: translation %q needs a name", name, lang)
+			}
+		}
 	}
 	if err := e.checkProductDefaults(); err != nil {
 		return err
@@ -323,6 +375,9 @@ func (e *Engine) decodeData(raw map[string][]byte) error {
 		}
 		if p.MinimumAge < 0 || p.MinimumAge > 21 {
 			return fmt.Errorf("policy: data/products.json: product %q: minimum_age must be 0-21", name)
+		}
+		if err := checkProductPresentation(name, p); err != nil {
+			return err
 		}
 		e.maxMinAge = max(e.maxMinAge, p.MinimumAge)
 	}

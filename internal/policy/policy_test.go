@@ -135,6 +135,18 @@ func TestBadBundleRefusedWithClearError(t *testing.T) {
 		{"two default products", func(m fstest.MapFS) {
 			m["data/products.json"].Data = bytes.Replace(m["data/products.json"].Data, []byte(`"identities": ["tg"]`), []byte(`"default": true`), 1)
 		}, "are all marked default"},
+		{"accent without contrast", func(m fstest.MapFS) {
+			m["data/products.json"].Data = bytes.Replace(m["data/products.json"].Data, []byte(`"accent": "#6d28d9"`), []byte(`"accent": "#ffdd00"`), 1)
+		}, "needs 4.5:1"},
+		{"logo from elsewhere", func(m fstest.MapFS) {
+			m["data/products.json"].Data = bytes.Replace(m["data/products.json"].Data, []byte(`"accent": "#6d28d9"`), []byte(`"logo": "https://cdn.example/logo.png"`), 1)
+		}, "brand.logo must be a data:"},
+		{"origin with a path", func(m fstest.MapFS) {
+			m["data/products.json"].Data = bytes.Replace(m["data/products.json"].Data, []byte(`"https://nano-bananapro.com"]`), []byte(`"https://nano-bananapro.com/app"]`), 1)
+		}, "is not an origin"},
+		{"translation into an unknown language", func(m fstest.MapFS) {
+			m["data/purposes.json"].Data = bytes.Replace(m["data/purposes.json"].Data, []byte(`"uz": {`), []byte(`"de": {`), 1)
+		}, `translation "de"`},
 		{"no default product", func(m fstest.MapFS) {
 			m["data/products.json"].Data = bytes.Replace(m["data/products.json"].Data, []byte(`"default": true`), []byte(`"default": false`), 1)
 		}, `mark one product "default": true`},

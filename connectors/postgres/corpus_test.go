@@ -35,10 +35,11 @@ import (
 //     draft (every dataset is a table the scan drafted: checked here);
 //   - expect.sql: who person A is (`-- person: <type> <value>` lines),
 //     who person B is (`-- second: <type> <value>` lines: someone who
-//     shares rows with A) and, for every dataset (`-- dataset: <id>`),
-//     hand-written SQL selecting the record keys of exactly A's rows (the
-//     primary key as text joined by '/', or 'row:' || md5(t::text) for a
-//     table without one).
+//     shares rows with A) and, for every dataset, hand-written SQL
+//     selecting the record keys of exactly A's rows (`-- dataset: <id>`)
+//     and of exactly B's (`-- second-dataset: <id>`): the primary key as
+//     text joined by '/', or 'row:' || md5(t::text) for a table without
+//     one. Both run before any erasure.
 //
 // For each schema: access for A exports exactly those rows; erasing A with
 // the reference policy's plans, children first, succeeds on the first run
@@ -46,10 +47,11 @@ import (
 // stated basis, no email identity column holds A's address unless the plan
 // retains it, and every row that is not A's is byte-identical. Every
 // erase result lists in Retained each field the plan deletes or masks that
-// still holds its old value in one of the person's rows. Then B (whose rows
-// are what access for B exported before either erasure) is erased the same
-// way: it succeeds first time and verifies, and every row that is neither
-// A's nor B's is byte-identical to the snapshot before both erasures.
+// still holds its old value in one of the person's rows. Access for B,
+// before either erasure, exports exactly B's rows by the independent SQL.
+// Then B is erased the same way: it succeeds first time and verifies, and
+// every row that is neither A's nor B's (by the independent SQL) is
+// byte-identical to the snapshot before both erasures.
 var corpusSchemas = []string{"billing", "booking", "crm", "forum", "saas", "shop"}
 
 func TestCorpus(t *testing.T) {
@@ -72,6 +74,8 @@ type corpusExpect struct {
 	person   []connectors.Identity
 	second   []connectors.Identity // person B
 	datasets map[string]string     // dataset -> SQL selecting A's record keys
+	// datasetsB is the same for B.
+	datasetsB map[string]string
 }
 
 func readCorpusExpect(t *testing.T, path string) corpusExpect {
@@ -80,8 +84,16 @@ func readCorpusExpect(t *testing.T, path string) corpusExpect {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := corpusExpect{datasets: map[string]string{}}
+	out := corpusExpect{datasets: map[string]string{}, datasetsB: map[string]string{}}
+	var into map[string]string // A's or B's, as the last block header says
 	cur := ""
+	block := func(m map[string]string, header string) {
+		cur, into = strings.TrimSpace(header), m
+		if _, dup := m[cur]; dup {
+			t.Fatalf("%s: two blocks for dataset %s", path, cur)
+		}
+		m[cur] = ""
+	}
 	for _, line := range strings.Split(string(b), "\n") {
 		switch {
 		case strings.HasPrefix(line, "-- person: "):
@@ -91,14 +103,20 @@ func readCorpusExpect(t *testing.T, path string) corpusExpect {
 			typ, val, _ := strings.Cut(strings.TrimPrefix(line, "-- second: "), " ")
 			out.second = append(out.second, id(typ, val))
 		case strings.HasPrefix(line, "-- dataset: "):
-			cur = strings.TrimSpace(strings.TrimPrefix(line, "-- dataset: "))
-			out.datasets[cur] = ""
+			block(out.datasets, strings.TrimPrefix(line, "-- dataset: "))
+		case strings.HasPrefix(line, "-- second-dataset: "):
+			block(out.datasetsB, strings.TrimPrefix(line, "-- second-dataset: "))
 		case cur != "" && !strings.HasPrefix(line, "--"):
-			out.datasets[cur] += line + "\n"
+			into[cur] += line + "\n"
 		}
 	}
 	if len(out.person) == 0 || len(out.second) == 0 || len(out.datasets) == 0 {
 		t.Fatalf("%s: no person, no second person or no datasets", path)
+	}
+	// B's blocks name the same datasets as A's: every dataset is checked
+	// for both people.
+	if a, b := slices.Sorted(maps.Keys(out.datasets)), slices.Sorted(maps.Keys(out.datasetsB)); !slices.Equal(a, b) {
+		t.Fatalf("%s: datasets for A %q, for B %q; want the same", path, a, b)
 	}
 	return out
 }
@@ -178,10 +196,13 @@ func checkCorpus(t *testing.T, ctx context.Context, e *policy.Engine, refs datam
 	}
 	ids = append(ids, linked...)
 
-	// What A owns, by the independent SQL.
-	want := map[string][]string{}
+	// What A and B own, by the independent SQL, before anything changes.
+	want, wantB := map[string][]string{}, map[string][]string{}
 	for did, q := range exp.datasets {
 		want[did] = corpusKeys(t, pool, name, q)
+	}
+	for did, q := range exp.datasetsB {
+		wantB[did] = corpusKeys(t, pool, name, q)
 	}
 	accessAll := func(ids []connectors.Identity) map[string][]string {
 		got := map[string][]string{}
@@ -212,15 +233,28 @@ func checkCorpus(t *testing.T, ctx context.Context, e *policy.Engine, refs datam
 		t.FailNow()
 	}
 
-	// B, with the identities B's own leads to, and B's rows: what access
-	// for B exports before either erasure.
+	// B, with the identities B's own leads to: access for B exports
+	// exactly B's rows by the independent SQL.
 	idsB := slices.Clone(exp.second)
 	linkedB, err := c.ResolveIdentities(ctx, idsB)
 	if err != nil {
 		t.Fatal(err)
 	}
 	idsB = append(idsB, linkedB...)
-	wantB := accessAll(idsB)
+	gotB := accessAll(idsB)
+	recordsB := 0
+	for _, did := range slices.Sorted(maps.Keys(sys.Datasets)) {
+		recordsB += len(wantB[did])
+		if !slices.Equal(gotB[did], wantB[did]) {
+			t.Errorf("access %s for B: exported %q, the independent SQL selects %q", did, gotB[did], wantB[did])
+		}
+	}
+	if recordsB == 0 {
+		t.Fatal("B owns nothing: the corpus checks nothing of B")
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
 
 	// eraseAll erases one person (who: "A" or "B"), children first, with
 	// the policy's plans; keys are the person's record keys per dataset.

@@ -55,32 +55,31 @@ type eraser struct {
 
 // keptRow is what the erasure left in one row: per field the plan deletes
 // or masks, why the value stays ("kept: " + why in Retained); the fields
-// the plan retains that hold a value; and whether the row is a tombstone.
+// the plan retains that hold a value; whether the row is a tombstone; and
+// the fields that fail the verification.
 type keptRow struct {
 	kept      map[string]string
 	retained  []string
 	tombstone bool
+	// identityKept are the row's identity columns whose value a constraint
+	// kept although the plan erases it.
+	identityKept map[string]bool
+	// identityLeft are the planned fields (deleted or masked) that, after
+	// the erasure, hold a value of one of the person's identities (a
+	// trigger put it back, or a constraint kept it in a column that is not
+	// an identity column).
+	identityLeft map[string]bool
 }
 
-// stats are one pass's counts. What the erasure kept is not counted here
-// but in eraser.keptRows, across passes.
+// stats are one pass's counts. What the erasure kept, and the identities
+// it left, are not counted here but in eraser.keptRows, across passes.
 type stats struct {
 	deleted, masked int
-	// identityKept counts, per identity column, the rows whose identity
-	// value a constraint kept although the plan erases it.
-	identityKept map[string]int
-	// identityLeft counts, per planned field (deleted or masked), the rows
-	// where, after the erasure, it holds a value of one of the person's
-	// identities (a trigger put it back, or a constraint kept it in a
-	// column that is not an identity column).
-	identityLeft map[string]int
 	// written counts, per field, the rows whose UPDATE set it.
 	written map[string]int
 }
 
-func newStats() *stats {
-	return &stats{identityKept: map[string]int{}, identityLeft: map[string]int{}, written: map[string]int{}}
-}
+func newStats() *stats { return &stats{written: map[string]int{}} }
 
 // Erase erases the subject's rows in the target dataset as planned: rows
 // whose every field is to be deleted are deleted, children first (the
@@ -157,11 +156,6 @@ func (e *eraser) run(ctx context.Context) (connectors.EraseResult, error) {
 		res.Deleted += st.deleted
 		res.Masked += st.masked
 		if st.deleted+st.masked == 0 {
-			// Verified: a fresh look finds nothing left to do, and no
-			// identity the plan erases is still there to find the person
-			// by. Values kept with a stated reason are reported as
-			// retained; a kept identity also fails the verification.
-			res.Verified = len(st.identityKept) == 0 && len(st.identityLeft) == 0
 			// What is kept is what every pass kept in rows still there,
 			// found by this pass or not (see keptRows).
 			kept, err := e.keptAtEnd(ctx)
@@ -170,25 +164,41 @@ func (e *eraser) run(ctx context.Context) (connectors.EraseResult, error) {
 			}
 			res.Retained = e.retained(kept)
 			tombstones := 0
+			identityKept, identityLeft := map[string]int{}, map[string]int{}
 			for _, k := range kept {
 				if k.tombstone {
 					tombstones++
 				}
+				for f := range k.identityKept {
+					identityKept[f]++
+				}
+				for f := range k.identityLeft {
+					identityLeft[f]++
+				}
 			}
+			// Verified: a fresh look finds nothing left to do, and no
+			// identity the plan erases is still there to find the person
+			// by, in any row an earlier pass erased either: once a pass
+			// masked the identity a row was found by, the next pass does
+			// not find the row, yet a value of the person's it kept in
+			// another column is still there. Values kept with a stated
+			// reason are reported as retained; a kept identity also fails
+			// the verification.
+			res.Verified = len(identityKept) == 0 && len(identityLeft) == 0
 			var notes []string
 			if tombstones > 0 {
 				notes = append(notes, fmt.Sprintf("%d record(s) of %s kept without their personal data: rows the plan keeps still reference them", tombstones, e.ds.id))
 			}
-			for _, field := range slices.Sorted(maps.Keys(st.identityKept)) {
+			for _, field := range slices.Sorted(maps.Keys(identityKept)) {
 				notes = append(notes, fmt.Sprintf("the identity column %s.%s still holds the person's value in %d record(s): the column's constraints admit no erased value (see retained)",
-					e.ds.id, field, st.identityKept[field]))
+					e.ds.id, field, identityKept[field]))
 			}
-			for _, field := range slices.Sorted(maps.Keys(st.identityLeft)) {
-				if st.identityKept[field] > 0 {
+			for _, field := range slices.Sorted(maps.Keys(identityLeft)) {
+				if identityKept[field] > 0 {
 					continue
 				}
 				notes = append(notes, fmt.Sprintf("%s.%s still holds a value of the person's identities in %d record(s) the plan erases (see retained)",
-					e.ds.id, field, st.identityLeft[field]))
+					e.ds.id, field, identityLeft[field]))
 			}
 			res.Note = strings.Join(notes, "; ")
 			return res, nil
@@ -222,21 +232,22 @@ func (e *eraser) noteWrites(st *stats) {
 // rewrite records that field, written with the erasure plan fp, read back
 // as v after the UPDATE: a value not in its erased form (the erasure would
 // write again) did not stay, and the field is not written again by this
-// erasure.
-func (e *eraser) rewrite(fp connectors.FieldPlan, v any) error {
-	if _, done := e.rewritten[fp.Field]; done {
-		return nil
-	}
+// erasure. It returns why the row keeps v ("" when v is in its erased
+// form).
+func (e *eraser) rewrite(fp connectors.FieldPlan, v any) (string, error) {
 	er, err := e.c.eraseValue(fp, e.ds.table, e.ds.table.Columns[fp.Field], v, e.ids)
 	if err != nil || !er.changed {
-		return err
+		return "", err
+	}
+	if why, done := e.rewritten[fp.Field]; done {
+		return why, nil
 	}
 	why := fmt.Sprintf("the value written does not stay: the column read back %s", describeValue(v))
 	if tgs := e.ds.table.rowUpdateTriggers(); len(tgs) > 0 {
 		why = fmt.Sprintf("rewritten on every UPDATE by trigger(s) %s of table %s (it read back %s); not written again", triggerNames(tgs), e.ds.table.Name, describeValue(v))
 	}
 	e.rewritten[fp.Field] = why
-	return nil
+	return why, nil
 }
 
 // describeValue names a value read back without quoting a person's data:
@@ -585,7 +596,7 @@ func (e *eraser) deleteRows(ctx context.Context, tx pgx.Tx, locs []rowLoc) (map[
 // earlier pass recorded there), and moved to the row's new location when
 // the UPDATE returns it.
 func (e *eraser) eraseRow(b *pgx.Batch, loc rowLoc, vals []any, st *stats, tombstone bool) error {
-	rec := &keptRow{kept: map[string]string{}, tombstone: tombstone}
+	rec := &keptRow{kept: map[string]string{}, tombstone: tombstone, identityKept: map[string]bool{}, identityLeft: map[string]bool{}}
 	e.keptRows[loc] = rec
 	var sets []string
 	var written []connectors.FieldPlan
@@ -615,7 +626,7 @@ func (e *eraser) eraseRow(b *pgx.Batch, loc rowLoc, vals []any, st *stats, tombs
 		if why, ok := e.rewritten[f.Field]; ok && er.changed {
 			rec.kept[f.Field] = why
 			if e.holdsIdentity(v) {
-				st.identityLeft[f.Field]++
+				rec.identityLeft[f.Field] = true
 			}
 			continue
 		}
@@ -624,9 +635,9 @@ func (e *eraser) eraseRow(b *pgx.Batch, loc rowLoc, vals []any, st *stats, tombs
 			switch {
 			case er.link:
 			case e.ds.isIdentity(f.Field):
-				st.identityKept[f.Field]++
+				rec.identityKept[f.Field] = true
 			case e.holdsIdentity(v):
-				st.identityLeft[f.Field]++
+				rec.identityLeft[f.Field] = true
 			}
 		}
 		if er.changed {
@@ -666,8 +677,18 @@ func (e *eraser) eraseRow(b *pgx.Batch, loc rowLoc, vals []any, st *stats, tombs
 		delete(e.keptRows, loc)
 		e.keptRows[moved] = rec
 		for i, fp := range written {
-			if err := e.rewrite(fp, got[i]); err != nil {
+			// A value that did not stay (a trigger put the old one back)
+			// is kept in this row, whether or not a later pass finds the
+			// row again.
+			why, err := e.rewrite(fp, got[i])
+			if err != nil {
 				return err
+			}
+			if why != "" {
+				rec.kept[fp.Field] = why
+				if e.holdsIdentity(got[i]) {
+					rec.identityLeft[fp.Field] = true
+				}
 			}
 		}
 		return nil

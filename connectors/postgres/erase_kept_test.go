@@ -110,3 +110,56 @@ func TestEraseKeptByConstraint(t *testing.T) {
 		t.Errorf("members: %s", got)
 	}
 }
+
+// TestVerifiedCountsEveryPass: a value of the person's that one pass left
+// in a row fails the verification although the verifying pass no longer
+// finds the row (the first pass masked the address it was found by), and
+// is reported as retained: a backup address whose CHECK admits no masked
+// value, and one a BEFORE UPDATE trigger puts back.
+func TestVerifiedCountsEveryPass(t *testing.T) {
+	ctx := context.Background()
+	url, pool := newDB(t, "club", `
+CREATE TABLE checked (
+    id           bigint PRIMARY KEY,
+    email        text NOT NULL,
+    backup_email text NOT NULL CHECK (backup_email ~ '^[a-z]+@example\.(com|org)$'));
+CREATE TABLE restored (id bigint PRIMARY KEY, email text NOT NULL, backup_email text);
+CREATE FUNCTION keep_backup() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  NEW.backup_email := OLD.backup_email;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER keep_backup BEFORE UPDATE ON restored FOR EACH ROW EXECUTE FUNCTION keep_backup();
+INSERT INTO checked VALUES (1, 'Ann@Example.com', 'ann@example.com'), (2, 'bob@example.com', 'bob@example.com');
+INSERT INTO restored SELECT * FROM checked;`)
+	fields := map[string]datamap.Field{"id": {Category: "user"}, "email": {Category: "user"}, "backup_email": {Category: "user"}}
+	m := &datamap.Map{Version: 1, Systems: map[string]datamap.System{"club": {
+		Kind: datamap.KindPostgres, Connector: datamap.ConnectorPostgres,
+		Datasets: map[string]datamap.Dataset{
+			"checked":  {Table: "checked", Identities: []datamap.Identity{{Field: "email", Type: "email"}}, Fields: fields},
+			"restored": {Table: "restored", Identities: []datamap.Identity{{Field: "email", Type: "email"}}, Fields: fields},
+		},
+	}}}
+	c := newConnector(t, postgres.Config{System: "club", DSN: url, Schema: "club", DataMap: staticMap(m)})
+	for _, tc := range []struct{ dataset, basis string }{
+		{"checked", "kept: CHECK constraint checked_backup_email_check"},
+		{"restored", "kept: rewritten on every UPDATE by trigger(s) keep_backup of table restored"},
+	} {
+		res, err := c.Erase(ctx, connectors.EraseParams{Target: connectors.Target{System: "club", Dataset: tc.dataset,
+			Identities: []connectors.Identity{id("email", "ann@example.com")}, RequestID: "r", IdempotencyKey: "k-" + tc.dataset},
+			Fields: []connectors.FieldPlan{retain("id"), mask("email", connectors.StrategyKeyedHash, ""), mask("backup_email", connectors.StrategyKeyedHash, "")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Verified || res.Masked != 1 ||
+			!strings.Contains(res.Note, tc.dataset+".backup_email still holds a value of the person's identities in 1 record(s)") ||
+			!slices.ContainsFunc(res.Retained, func(r connectors.Retained) bool {
+				return r.Field == "backup_email" && r.Records == 1 && strings.HasPrefix(r.Basis, tc.basis)
+			}) {
+			t.Errorf("%s: %+v; want masked 1, not verified, backup_email kept (%s) and noted", tc.dataset, res, tc.basis)
+		}
+		if got := snapshot(t, pool, "SELECT id, email LIKE 'kh:%', backup_email FROM club."+tc.dataset+" ORDER BY id"); got != "[[1 true ann@example.com] [2 false bob@example.com]]" {
+			t.Errorf("%s: %s", tc.dataset, got)
+		}
+	}
+}

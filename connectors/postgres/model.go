@@ -122,6 +122,7 @@ func compile(dm *datamap.Map, cat *Catalog, cfg Config) (*model, []string, error
 	for did, ds := range m.datasets {
 		m.compileRestrict(p, cfg, ds, did)
 	}
+	m.ownershipCycles(p, sys)
 	m.order()
 	if err := p.err(); err != nil {
 		return nil, p.warns, err
@@ -210,6 +211,92 @@ func (m *model) compileRefs(p *problems, cfg Config, ds *dataset, d datamap.Data
 			}
 		}
 		ds.refs = append(ds.refs, rc)
+	}
+}
+
+// ownershipCycles refuses ownership references that go round in a cycle
+// (orders.customer_id -> customers.id owns, and customers.last_order_id ->
+// orders.id owns), a reference of a table to itself that owns
+// (employees.manager_id -> employees.id) included. Along such a cycle a
+// row would be the person's because of a row that is theirs because of
+// it: whose rows they are cannot be decided, and reach, which stops where
+// its walk came round, would answer differently depending on the dataset
+// it started from (a self-reference would simply never be followed). A
+// cycle of references that do not own (a manager, a referral:
+// relationship) is fine: ownership does not travel along it, and the
+// engine breaks such cycles when it orders erasures.
+//
+// A cycle is reported at the reference of its first dataset (in name
+// order), with every reference along it; a dataset is named in one
+// reported cycle at most (mending it may reveal another).
+func (m *model) ownershipCycles(p *problems, sys datamap.System) {
+	// out[d] are the owns references along which d's rows make another
+	// dataset's rows the person's: d is their parent.
+	type ownsRef struct {
+		child string
+		rc    refCol
+	}
+	out := map[string][]ownsRef{}
+	for _, did := range slices.Sorted(maps.Keys(m.datasets)) {
+		for _, rc := range m.datasets[did].refs {
+			if rc.owns() {
+				out[rc.parent] = append(out[rc.parent], ownsRef{did, rc})
+			}
+		}
+	}
+	inCycle := map[string]bool{}
+	for _, start := range slices.Sorted(maps.Keys(m.datasets)) {
+		if inCycle[start] {
+			continue
+		}
+		// The shortest way from start back to start, breadth first.
+		via := map[string]ownsRef{}
+		queue := []string{start}
+		found := false
+		for len(queue) > 0 && !found {
+			d := queue[0]
+			queue = queue[1:]
+			for _, o := range out[d] {
+				if _, seen := via[o.child]; seen {
+					continue
+				}
+				via[o.child] = o
+				if o.child == start {
+					found = true
+					break
+				}
+				queue = append(queue, o.child)
+			}
+		}
+		if !found {
+			continue
+		}
+		// Walked back from start, child to parent: each reference in turn
+		// leads to the dataset of the next, as the map's "to" reads.
+		var refs []string
+		for d := start; ; {
+			o := via[d]
+			inCycle[d] = true
+			ds := m.datasets[o.child]
+			refs = append(refs, fmt.Sprintf("%s.%s -> %s.%s (column %s.%s)", o.child, o.rc.col.Name, o.rc.parent, o.rc.parentCol.Name, ds.table.Name, o.rc.col.Name))
+			if d = o.rc.parent; d == start {
+				break
+			}
+		}
+		first := via[start]
+		path := fmt.Sprintf("datasets.%s.references", first.child)
+		for i, r := range sys.Datasets[first.child].References {
+			if r.Field == first.rc.col.Name {
+				path = fmt.Sprintf("%s[%d]", path, i)
+				break
+			}
+		}
+		what := "references that own go round in a cycle"
+		if len(refs) == 1 {
+			what = fmt.Sprintf("a reference of table %s to itself owns", m.datasets[start].table.Name)
+		}
+		p.add(path, "%s: %s; a row would be the person's because of a row that is theirs because of it, so whose rows these are cannot be decided: mark one of them ownership: relationship (it links two people) or shared, or leave it out",
+			what, strings.Join(refs, ", "))
 	}
 }
 

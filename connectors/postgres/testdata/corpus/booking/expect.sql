@@ -41,3 +41,36 @@ SELECT id::text FROM properties WHERE false;
 -- dataset: rooms
 -- A lookup, never one person's.
 SELECT id::text FROM rooms WHERE false;
+
+-- Person B: Bob Baker, guest 2 (bob@example.com).
+
+-- second-dataset: guests
+SELECT id::text FROM guests WHERE id = 2;
+
+-- second-dataset: bookings
+-- The booking he made, 2; Ann's booking 1, on which he stayed, is Ann's.
+SELECT id::text FROM bookings WHERE guest_id = 2;
+
+-- second-dataset: booking_guests
+-- His own rows as a guest: on Ann's booking 1 and on his booking 2.
+SELECT booking_id::text || '/' || guest_id::text FROM booking_guests WHERE guest_id = 2;
+
+-- second-dataset: reviews
+SELECT id::text FROM reviews WHERE guest_id = 2;
+
+-- second-dataset: payments
+-- A payment is the payer's when it is for the payer's own booking: his
+-- (2024-01-05, 1) for booking 2. (2023-06-02, 2), his money toward Ann's
+-- booking 1, is not his alone.
+SELECT p.paid_on::text || '/' || p.payment_id::text
+FROM payments AS p JOIN bookings AS b ON b.id = p.booking_id
+WHERE p.guest_id = 2 AND b.guest_id = 2;
+
+-- second-dataset: hosts
+SELECT id::text FROM hosts WHERE false;
+
+-- second-dataset: properties
+SELECT id::text FROM properties WHERE false;
+
+-- second-dataset: rooms
+SELECT id::text FROM rooms WHERE false;

@@ -19,3 +19,22 @@ SELECT id::text FROM companies WHERE false;
 
 -- dataset: staff
 SELECT id::text FROM staff WHERE false;
+
+-- Person B: Bob Brown, contact 2 at the same company, Acme.
+
+-- second-dataset: contacts
+SELECT id::text FROM contacts WHERE id = 2;
+
+-- second-dataset: deals
+-- Deal 2, owned by Sam, who does not make it his.
+SELECT id::text FROM deals WHERE contact_id = 2;
+
+-- second-dataset: activities
+SELECT 'row:' || md5(a::text) FROM activities AS a WHERE contact_id = 2;
+
+-- second-dataset: companies
+-- None: Acme is Ann's and Bob's.
+SELECT id::text FROM companies WHERE false;
+
+-- second-dataset: staff
+SELECT id::text FROM staff WHERE false;

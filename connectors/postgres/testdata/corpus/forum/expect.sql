@@ -26,3 +26,27 @@ SELECT id::text FROM moderator_actions WHERE target_user_id = 1;
 
 -- dataset: categories
 SELECT id::text FROM categories WHERE false;
+
+-- Person B: Bob Brown, user 2, stored as BOB@EXAMPLE.COM.
+
+-- second-dataset: users
+SELECT id::text FROM users WHERE id = 2;
+
+-- second-dataset: topics
+SELECT id::text FROM topics WHERE user_id = 2;
+
+-- second-dataset: posts
+-- His posts 2 (in Ann's topic, quoting her) and 3, whoever's topic or
+-- quote they are in.
+SELECT id::text FROM posts WHERE user_id = 2;
+
+-- second-dataset: private_messages
+-- Every message he sent or received: 1 and 2 with Ann, 3 to Cat.
+SELECT id::text FROM private_messages WHERE 2 IN (sender_id, recipient_id);
+
+-- second-dataset: moderator_actions
+-- Cat's warning of him (3).
+SELECT id::text FROM moderator_actions WHERE target_user_id = 2;
+
+-- second-dataset: categories
+SELECT id::text FROM categories WHERE false;

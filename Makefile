@@ -22,7 +22,7 @@ TEST_PG_URL = if [ -n "$${STEWARD_TEST_DATABASE_URL:-}" ]; then \
 		DATABASE_URL="$$STEWARD_TEST_DATABASE_URL" scripts/ensure-postgres.sh; \
 	else env -u DATABASE_URL scripts/ensure-postgres.sh; fi
 
-.PHONY: help build run test lint bench fuzz clean
+.PHONY: help build run test lint bench fuzz clean screenshots
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "; printf "Usage: make TARGET [VAR=value]\n\nTargets:\n"} \
@@ -41,6 +41,11 @@ test: ## Run all tests with -race against PostgreSQL (started if needed); instal
 	@url="$$($(TEST_PG_URL))"; \
 	echo "go test -race -count=1 -timeout 14m ./...  (PostgreSQL: $${url%%\?*})"; \
 	STEWARD_TEST_DATABASE_URL="$$url" $(GO) test -race -count=1 -timeout 14m ./...
+
+screenshots: ## Re-take the pages' screenshots into docs/screenshots (Chromium tests)
+	@scripts/ensure-peers.sh
+	@url="$$($(TEST_PG_URL))"; \
+	STEWARD_TEST_DATABASE_URL="$$url" STEWARD_SCREENSHOTS="$(CURDIR)/docs/screenshots" $(GO) test -count=1 -run 'TestPrivacyCenter|TestSDK' ./cmd/steward/ ./internal/sdk/...
 
 lint: ## gofmt (must list nothing), go vet and staticcheck
 	@files="$$(find . \( -path ./var -o -path ./bin -o -path ./.git -o -path ./tmp -o -name node_modules \) -prune \

@@ -21,7 +21,8 @@
 #        recreated with 300 generated people each, bucket "media" refilled
 #        with the web people's uploads, masks and generated images;
 #      - `steward-demo peers`: the Stripe fake (127.0.0.1:12111), the Creem
-#        fake (:12112) and a Resend stand-in (:12113, printing every email),
+#        fake (:12112), a Resend stand-in (:12113, printing every email) and
+#        a Telegram Bot API stand-in (:12114, printing every bot message),
 #        every web person a customer of both, linked from app.users;
 #      - `steward-demo connectors`: ./var/demo/connectors.yaml.
 #      A port in use is replaced by the next free one. The demo people and
@@ -33,8 +34,8 @@
 # Environment: DATABASE_URL, STEWARD_ADDR, STEWARD_LOG_LEVEL, STEWARD_DEMO,
 # STEWARD_DEMO_PEOPLE (default 300), STEWARD_DEMO_S3_PORT,
 # STEWARD_DEMO_STRIPE_PORT, STEWARD_DEMO_CREEM_PORT, STEWARD_DEMO_RESEND_PORT,
-# and those read by scripts/ensure-postgres.sh (STEWARD_PG_PROBE_PORT,
-# STEWARD_PG_DIR, STEWARD_PG_PORT).
+# STEWARD_DEMO_TELEGRAM_PORT, and those read by scripts/ensure-postgres.sh
+# (STEWARD_PG_PROBE_PORT, STEWARD_PG_DIR, STEWARD_PG_PORT).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -211,17 +212,20 @@ if [ "$demo_on" = 1 ]; then
 		die "steward-demo seed failed (versitygw's log: $demo_dir/versitygw.log)"
 	read_env <<<"$seed_out"
 
-	log "starting the Stripe and Creem fakes and the Resend stand-in"
+	log "starting the Stripe and Creem fakes and the Resend and Telegram stand-ins"
 	pick_port "${STEWARD_DEMO_STRIPE_PORT:-12111}" "Stripe fake"
 	stripe_addr="127.0.0.1:$port"
 	pick_port "${STEWARD_DEMO_CREEM_PORT:-12112}" "Creem fake"
 	creem_addr="127.0.0.1:$port"
 	pick_port "${STEWARD_DEMO_RESEND_PORT:-12113}" "Resend stand-in"
 	resend_addr="127.0.0.1:$port"
+	pick_port "${STEWARD_DEMO_TELEGRAM_PORT:-12114}" "Telegram stand-in"
+	telegram_addr="127.0.0.1:$port"
 	ready="$demo_dir/peers.ready"
 	rm -f "$ready"
 	bin/steward-demo peers --database "$DEMO_APP_DATABASE_URL" --stripe "$stripe_addr" --creem "$creem_addr" \
-		--resend "$resend_addr" --ready-file "$ready" --mail-log "$demo_dir/mail.log" </dev/null &
+		--resend "$resend_addr" --telegram "$telegram_addr" --ready-file "$ready" --mail-log "$demo_dir/mail.log" \
+		--chat-log "$demo_dir/telegram.log" </dev/null &
 	peers_pid=$!
 	children+=("$peers_pid")
 	for ((i = 0; i < 600; i++)); do
@@ -244,6 +248,13 @@ if [ "$demo_on" = 1 ]; then
 	else
 		mail="not used: STEWARD_RESEND_API_KEY is set, so emails go to Resend"
 	fi
+	# Bot messages go to the stand-in, unless a real bot is configured.
+	bot="$DEMO_TELEGRAM_URL  (messages to people who asked through the bot are printed here and kept in ./var/demo/telegram.log)"
+	if [ -z "${STEWARD_TELEGRAM_BOT_TOKEN:-}" ]; then
+		export STEWARD_TELEGRAM_BOT_TOKEN="$DEMO_TELEGRAM_TOKEN" STEWARD_TELEGRAM_API_URL="$DEMO_TELEGRAM_URL"
+	else
+		bot="not used: STEWARD_TELEGRAM_BOT_TOKEN is set, so bot messages go to Telegram"
+	fi
 fi
 
 demo=var/demo.env
@@ -260,7 +271,7 @@ chmod 0600 "$tmp"
 	if [ "$demo_on" = 1 ]; then
 		echo "# The demo deployment: a web and a bot person to make requests for, and the peers Steward reaches."
 		for name in DEMO_EMAIL DEMO_USER_ID DEMO_TG DEMO_APP_DATABASE_URL DEMO_STRIPE_URL DEMO_STRIPE_KEY \
-			DEMO_CREEM_URL DEMO_CREEM_KEY DEMO_CREEM_WEBHOOK_SECRET DEMO_RESEND_URL; do
+			DEMO_CREEM_URL DEMO_CREEM_KEY DEMO_CREEM_WEBHOOK_SECRET DEMO_RESEND_URL DEMO_TELEGRAM_URL; do
 			printf 'export %s=%q\n' "$name" "${!name}"
 		done
 		printf 'export DEMO_S3_ENDPOINT=%q DEMO_S3_ACCESS_KEY=%q DEMO_S3_SECRET_KEY=%q DEMO_S3_BUCKET=media\n' \
@@ -297,6 +308,7 @@ if [ "$demo_on" = 1 ]; then
     Stripe fake      $DEMO_STRIPE_URL  (key $DEMO_STRIPE_KEY)
     Creem fake       $DEMO_CREEM_URL  (key $DEMO_CREEM_KEY, webhook secret $DEMO_CREEM_WEBHOOK_SECRET)
     Resend stand-in  $mail
+    Telegram bot     $bot
     connectors       ./var/demo/connectors.yaml (app_db, bot_db, object_store, stripe, creem)
 
     demo web person  DEMO_EMAIL=$DEMO_EMAIL
@@ -307,6 +319,11 @@ if [ "$demo_on" = 1 ]; then
     curl -s -X POST "\$STEWARD_URL/v1/privacy-requests" -H "Authorization: Bearer \$REVIEWER_KEY" \\
       -H 'Content-Type: application/json' -d '{"type": "access", "subject": "email:'"\$DEMO_EMAIL"'",
         "region": "DE", "channel": "staff", "note": "demo", "identity_verified": true}'
+
+  The demo bot person asks through the bot, and is answered there (see the Telegram stand-in's log):
+    curl -s -X POST "\$STEWARD_URL/v1/privacy-requests" -H "Authorization: Bearer \$FRONTEND_KEY" \\
+      -H 'Content-Type: application/json' -d '{"type": "access", "subject": "tg:'"\$DEMO_TG"'",
+        "region": "DE", "channel": "bot", "identity_asserted": true, "language": "ru"}'
 
 EOF
 fi

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"gocloud.dev/blob"
 	_ "gocloud.dev/blob/azureblob" // azblob:// checkpoint and file stores
@@ -23,6 +25,7 @@ import (
 	"github.com/steward-privacy/steward/internal/api"
 	"github.com/steward-privacy/steward/internal/apikey"
 	"github.com/steward-privacy/steward/internal/audit"
+	"github.com/steward-privacy/steward/internal/clientip"
 	"github.com/steward-privacy/steward/internal/clock"
 	"github.com/steward-privacy/steward/internal/config"
 	"github.com/steward-privacy/steward/internal/connect"
@@ -38,6 +41,7 @@ import (
 	"github.com/steward-privacy/steward/internal/receipt"
 	"github.com/steward-privacy/steward/internal/restrictions"
 	"github.com/steward-privacy/steward/internal/retention"
+	"github.com/steward-privacy/steward/internal/web"
 	"github.com/steward-privacy/steward/internal/webhooks"
 	"github.com/steward-privacy/steward/policies"
 )
@@ -141,12 +145,16 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, clk clock.C
 	}
 	var receipts *receipt.Signer
 	resendCfg := notify.ResendConfig{APIKey: cfg.ResendAPIKey, BaseURL: cfg.ResendBaseURL, AudienceID: cfg.ResendAudienceID, From: cfg.EmailFrom}
+	telegramCfg := notify.TelegramConfig{BotToken: cfg.TelegramBotToken, APIURL: cfg.TelegramAPIURL}
 	if n == needServer {
 		if receipts, err = receipt.LoadSigner(cfg.ReceiptSigningKey, cfg.ReceiptRetiredKeys); err != nil {
 			return nil, err
 		}
 		if err := resendCfg.Validate(); err != nil {
 			return nil, fmt.Errorf("resend: %w", err)
+		}
+		if err := telegramCfg.Validate(); err != nil {
+			return nil, fmt.Errorf("STEWARD_TELEGRAM_BOT_TOKEN: %w", err)
 		}
 	}
 	signer, trust, err := audit.LoadKeys(cfg.AuditSigningKey, cfg.AuditRetiredKeys)
@@ -255,17 +263,40 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, clk clock.C
 	}); err != nil {
 		return nil, err
 	}
-	a.worker = notify.NewWorker(a.pool, a.kr, notify.WorkerConfig{Resend: resendCfg, PollInterval: cfg.OutboxPoll}, clk, log, notify.AuditFailures(a.audit))
+	a.worker = notify.NewWorker(a.pool, a.kr, notify.WorkerConfig{Resend: resendCfg, Telegram: telegramCfg, PollInterval: cfg.OutboxPoll}, clk, log, notify.AuditFailures(a.audit))
 	var creemWebhook func(context.Context, []byte, string) error
 	if secret := specs.CreemWebhookSecret(); secret != nil {
 		creemWebhook = (&webhooks.Creem{Secret: secret, Keys: a.kr, Pool: a.pool, Audit: a.audit}).Receive
 	}
+	proxies, err := clientip.New(cfg.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
+	center, err := web.New(web.Config{
+		PublicURL: cfg.PublicURL, TelegramBotToken: cfg.TelegramBotToken,
+		// Derived from the identity keys, so every replica signs the same
+		// CSRF tokens without another secret to configure.
+		Secret: a.kr.HashValue("steward privacy center csrf v1"),
+	}, web.Deps{
+		Log: log.With("component", "privacy-center"), Clock: clk, Requests: a.requests, Consent: a.consent, Receipts: receipts,
+		ClientIP: proxies,
+		Sessions: &web.Sessions{Pool: a.pool, Keys: a.kr, Clock: clk, SendCode: func(ctx context.Context, tx pgx.Tx, email, lang, code string, ttl time.Duration) error {
+			_, err := outbox.EnqueueEmail(ctx, tx, notify.Email{To: email, Template: notify.TemplateSigninCode, Language: lang,
+				Data: map[string]string{"code": code, "expires_minutes": strconv.Itoa(int(ttl / time.Minute))}})
+			return err
+		}},
+	})
+	if err != nil {
+		return nil, err
+	}
 	a.http = api.New(api.Config{
 		BodyLimit: cfg.BodyLimit, ReadTimeout: cfg.ReadTimeout, WriteTimeout: cfg.WriteTimeout, IdleTimeout: cfg.IdleTimeout,
+		CORSOrigins: cfg.CORSOrigins, GeoHeader: cfg.GeoHeader,
 	}, api.Deps{
 		Log: log, Consent: a.consent, Keys: a.keys, Receipts: receipts, Metrics: metrics,
 		Audit: audit.Reader{Pool: a.pool, Keys: trust}, Ready: a.ready, Requests: a.requests,
 		CreemWebhook: creemWebhook, Exports: a.exports, Retention: a.retain,
+		ClientIP: proxies, Pages: center.Mount,
 	})
 	return a, nil
 }

@@ -31,16 +31,16 @@ import (
 // TestDemoDeployment sets up the demo deployment as scripts/run.sh does,
 // through the steward-demo commands (internal/demo): `seed` creates the
 // application database and fills it and the object store (twice: it must
-// be re-runnable), `peers` serves the Stripe and Creem fakes and a Resend
-// stand-in on the given addresses and links every web person to their
+// be re-runnable), `peers` serves the Stripe and Creem fakes and the Resend
+// and Telegram stand-ins on the given addresses and links every web person to their
 // customers, `connectors` writes the connectors file. Then Steward,
 // configured by that file, answers access requests for the demo people
 // from every connector kind.
 func TestDemoDeployment(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	addrs := freeAddrs(t, 3)
-	stripeAddr, creemAddr, resendAddr := addrs[0], addrs[1], addrs[2]
+	addrs := freeAddrs(t, 4)
+	stripeAddr, creemAddr, resendAddr, botAddr := addrs[0], addrs[1], addrs[2], addrs[3]
 	e := newEnv(t, map[string]string{
 		"STEWARD_RESEND_API_KEY": "re_demo", "STEWARD_RESEND_BASE_URL": "http://" + resendAddr + "/",
 		"STEWARD_EMAIL_FROM": "Privacy <privacy@example.com>",
@@ -177,7 +177,7 @@ func TestDemoDeployment(t *testing.T) {
 
 	// The peers, on the addresses given.
 	dir := t.TempDir()
-	ready, mailLog := filepath.Join(dir, "peers.ready"), filepath.Join(dir, "mail.log")
+	ready, mailLog, chatLog := filepath.Join(dir, "peers.ready"), filepath.Join(dir, "mail.log"), filepath.Join(dir, "telegram.log")
 	pctx, stopPeers := context.WithCancel(ctx)
 	type result struct {
 		out, errs string
@@ -186,7 +186,7 @@ func TestDemoDeployment(t *testing.T) {
 	peersDone := make(chan result, 1)
 	go func() {
 		o, e, c := runDemo(pctx, "peers", "--database", appURL, "--stripe", stripeAddr, "--creem", creemAddr, "--resend", resendAddr,
-			"--ready-file", ready, "--mail-log", mailLog)
+			"--telegram", botAddr, "--ready-file", ready, "--mail-log", mailLog, "--chat-log", chatLog)
 		peersDone <- result{o, e, c}
 	}()
 	t.Cleanup(stopPeers)
@@ -209,6 +209,11 @@ func TestDemoDeployment(t *testing.T) {
 	if peers["DEMO_STRIPE_URL"] != "http://"+stripeAddr || peers["DEMO_CREEM_URL"] != "http://"+creemAddr || peers["DEMO_RESEND_URL"] != "http://"+resendAddr+"/" {
 		t.Fatalf("ready file names other addresses:\n%s", rb)
 	}
+	if peers["DEMO_TELEGRAM_URL"] != "http://"+botAddr || peers["DEMO_TELEGRAM_TOKEN"] == "" {
+		t.Fatalf("ready file names no Telegram stand-in:\n%s", rb)
+	}
+	// Steward sends bot messages to the stand-in, as make run configures it.
+	e.cfg.TelegramBotToken, e.cfg.TelegramAPIURL = peers["DEMO_TELEGRAM_TOKEN"], peers["DEMO_TELEGRAM_URL"]
 
 	// Every web person is linked to a Stripe and a Creem customer that
 	// exist, with their details.
@@ -313,6 +318,11 @@ func TestDemoDeployment(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(mailLog); !strings.Contains(string(b), "to "+email) {
 		t.Errorf("mail log has no email to %s:\n%s", email, b)
+	}
+	// The bot person was told in Telegram: the stand-in keeps the messages.
+	if b, _ := os.ReadFile(chatLog); strings.Count(string(b), "bot message to chat "+tg+"\n") != 2 ||
+		!strings.Contains(string(b), "We have completed your privacy request") {
+		t.Errorf("chat log lacks the acknowledgment and completion sent to %s:\n%s", tg, b)
 	}
 
 	// Stopping the peers stops the fakes.

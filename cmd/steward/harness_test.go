@@ -42,6 +42,9 @@ type env struct {
 	vars map[string]string
 	// clock, if set, is the replicas' clock (default the real one).
 	clock clock.Clock
+	// listen, if set, is the address the next replica listens on (tests
+	// that must put the public URL in the configuration before start).
+	listen net.Listener
 }
 
 func randB64(n int) string {
@@ -63,6 +66,9 @@ func newEnv(t testing.TB, extra map[string]string) *env {
 		// the data its tests are checking. Tests fire a sweep themselves.
 		"STEWARD_RETENTION_SCHEDULE": "off",
 		"STEWARD_FILE_STORE":         "file://" + filepath.ToSlash(t.TempDir()),
+		// Never the real Bot API from a test: a bot token in a test's
+		// environment sends to a closed loopback port.
+		"STEWARD_TELEGRAM_API_URL": "http://127.0.0.1:9",
 	}
 	for k, v := range extra {
 		vars[k] = v
@@ -118,9 +124,13 @@ func (e *env) start(prepare ...func(*application)) *replica {
 
 func (e *env) serve(a *application, logs *testutil.SyncBuffer) *replica {
 	e.t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		e.t.Fatal(err)
+	ln := e.listen
+	e.listen = nil
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			e.t.Fatal(err)
+		}
 	}
 	a.start(context.Background())
 	go func() { _ = a.http.Listener(ln) }()

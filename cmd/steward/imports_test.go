@@ -13,9 +13,12 @@ const stewardModule = "github.com/steward-privacy/steward"
 // the steward binary must link none of them. A path is matched when it
 // contains one of these; see also the "fake" suffix in TestServerBinaryImports.
 var notInServer = []string{
-	"/stripefake", "/creemfake", "resendtest",
+	"/stripefake", "/creemfake", "resendtest", "telegramtest",
 	stewardModule + "/internal/demo", stewardModule + "/internal/refapp", stewardModule + "/internal/testpeer",
 	stewardModule + "/internal/testutil", stewardModule + "/internal/db/dbtest", stewardModule + "/internal/openapitest",
+	// The consent SDK is built by `go generate` and embedded prebuilt: its
+	// bundler never ships.
+	stewardModule + "/internal/sdk/sdkbuild", "github.com/evanw/esbuild",
 }
 
 // Third-party packages in the server's graph that the rules below would

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"strconv"
 	"strings"
@@ -95,6 +96,10 @@ func (s *server) recordConsent(c *fiber.Ctx) error {
 	if err := s.authorize(c, "consent.record", kinds...); err != nil {
 		return err
 	}
+	// A site's visitors record into the products that list the site only.
+	if err := s.checkOrigin(c, cmp.Or(req.Product, s.Consent.Engine().ProductOf(subj.Kind()))); err != nil {
+		return err
+	}
 	key := callerKey(c)
 	in := consent.RecordInput{
 		Subject: subj, Purpose: req.Purpose, State: req.State, Source: req.Source, NoticeVersion: req.NoticeVersion,
@@ -109,7 +114,7 @@ func (s *server) recordConsent(c *fiber.Ctx) error {
 			in.UserAgent = strings.Clone(c.Get(fiber.HeaderUserAgent))
 		}
 		if in.IP == "" {
-			in.IP = c.IP()
+			in.IP = s.clientIP(c)
 		}
 	}
 	ev, err := s.Consent.Record(c.UserContext(), in)
@@ -341,21 +346,7 @@ func (s *server) consentReceipt(c *fiber.Ctx) error {
 	if err := s.authorize(c, "consent.receipt", ev.SubjectKind); err != nil {
 		return err
 	}
-	eng := s.Consent.Engine()
-	p := eng.Purposes[ev.Purpose]
-	prod := eng.Products[ev.Product]
-	regime := ""
-	if ev.Jurisdiction != "" {
-		if d, err := eng.DecideConsent(c.UserContext(), policyProbe(ev)); err == nil {
-			regime = d.Regime
-		}
-	}
-	r := receipt.Build(receipt.Event{
-		ID: ev.ID, SubjectHash: ev.SubjectHash, SubjectType: ev.SubjectKind, Purpose: ev.Purpose, DataUse: p.DataUse,
-		DPVPurpose: p.DPV, PurposeName: p.Name, State: ev.State, Source: ev.Source, NoticeVersion: ev.NoticeVersion,
-		Jurisdiction: ev.Jurisdiction, Regime: regime, Language: ev.Language, Product: ev.Product, GPC: ev.GPC,
-		UserAgent: ev.UserAgent, IPHash: ev.IPHash, RecordedAt: ev.RecordedAt, PolicyRevision: ev.PolicyRevision,
-	}, receipt.Controller{Name: prod.Controller.Name, Contact: prod.Controller.Contact})
+	r := consent.Receipt(c.UserContext(), s.Consent.Engine(), ev)
 	jws, err := s.Receipts.Sign(r)
 	if err != nil {
 		return err
@@ -366,10 +357,4 @@ func (s *server) consentReceipt(c *fiber.Ctx) error {
 func (s *server) jwks(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderCacheControl, "public, max-age=300")
 	return c.JSON(s.Receipts.JWKS())
-}
-
-// policyProbe builds the smallest consent input that makes the policy name
-// the regime an event was recorded under.
-func policyProbe(ev consent.Event) policy.ConsentInput {
-	return policy.ConsentInput{Purpose: ev.Purpose, Jurisdiction: ev.Jurisdiction, Product: ev.Product, Age: -1}
 }

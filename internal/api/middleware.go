@@ -163,7 +163,8 @@ func (s *server) authorize(c *fiber.Ctx, action string, kinds ...string) error {
 	if !d.Allow {
 		return apperr.New(apperr.Forbidden, "%s", d.Reason)
 	}
-	return nil
+	// A publishable key from a browser counts only on a product's origins.
+	return s.checkOrigin(c, "")
 }
 
 func callerKey(c *fiber.Ctx) apikey.Key {

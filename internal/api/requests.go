@@ -123,7 +123,7 @@ func (s *server) createRequest(c *fiber.Ctx) error {
 	out, err := s.Requests.Create(c.UserContext(), dsar.CreateInput{
 		Type: b.Type, Subject: subj, Region: b.Region, Channel: b.Channel, Language: b.Language, Changes: b.Changes,
 		InitData: b.InitData, IdentityAsserted: b.IdentityAsserted, IdentityVerified: b.IdentityVerified, Note: b.Note, Agent: b.Agent,
-		Actor: "key:" + callerKey(c).ID, ClientIP: c.IP(), CanAssert: canAssert, IsStaff: isStaff,
+		Actor: "key:" + callerKey(c).ID, ClientIP: s.clientIP(c), CanAssert: canAssert, IsStaff: isStaff,
 	})
 	if err != nil {
 		return err
@@ -168,7 +168,7 @@ func (s *server) resendCode(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if err := s.Requests.ResendCode(c.UserContext(), id, c.IP()); err != nil {
+	if err := s.Requests.ResendCode(c.UserContext(), id, s.clientIP(c)); err != nil {
 		return err
 	}
 	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"sent": true})

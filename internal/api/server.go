@@ -11,12 +11,14 @@ import (
 	"encoding/json"
 	"log/slog"
 	"reflect"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/steward-privacy/steward/internal/apikey"
 	"github.com/steward-privacy/steward/internal/audit"
+	"github.com/steward-privacy/steward/internal/clientip"
 	"github.com/steward-privacy/steward/internal/consent"
 	"github.com/steward-privacy/steward/internal/dsar"
 	"github.com/steward-privacy/steward/internal/exports"
@@ -31,6 +33,14 @@ type Config struct {
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
 	IdleTimeout  time.Duration
+	// CORSOrigins may call the consent endpoints from browsers with the
+	// publishable key for any product, besides each product's own origins
+	// (STEWARD_CORS_ORIGINS).
+	CORSOrigins []string
+	// GeoHeader is the request header a CDN sets to the visitor's country
+	// (e.g. CF-IPCountry): the consent banner's region when the page names
+	// none (STEWARD_GEO_HEADER). Empty: no such header is trusted.
+	GeoHeader string
 }
 
 // DefaultConfig is what `steward serve` uses unless configured otherwise.
@@ -64,6 +74,12 @@ type Deps struct {
 	// Retention plans and runs sweeps and keeps legal holds; nil (or a nil
 	// pointer): the retention endpoints answer 404.
 	Retention RetentionService
+	// ClientIP finds the client's address behind the trusted proxies; nil:
+	// the peer's address.
+	ClientIP *clientip.Resolver
+	// Pages mounts server-rendered pages (the privacy center) on the app,
+	// after the request-id, logging and panic middleware; nil: none.
+	Pages func(fiber.Router)
 	// Authz decides whether a key's role may perform an action; nil: the
 	// policy engine the consent service currently holds decides (so a
 	// reloaded bundle takes effect on the next request).
@@ -89,7 +105,8 @@ type AuditReader interface {
 
 type server struct {
 	Deps
-	cfg Config
+	cfg     Config
+	origins *originCache
 }
 
 // New builds the fiber app.
@@ -109,7 +126,7 @@ func New(cfg Config, d Deps) *fiber.App {
 	if isNilPointer(d.Authz) {
 		d.Authz = engineAuthorizer{d.Consent}
 	}
-	s := &server{Deps: d, cfg: cfg}
+	s := &server{Deps: d, cfg: cfg, origins: newOriginCache(cfg.CORSOrigins)}
 	app := fiber.New(fiber.Config{
 		AppName:               "steward",
 		BodyLimit:             cfg.BodyLimit,
@@ -124,11 +141,23 @@ func New(cfg Config, d Deps) *fiber.App {
 		EnableTrustedProxyCheck: true,
 	})
 	app.Use(s.observe)
+	if d.Pages != nil {
+		d.Pages(app)
+	}
 
 	app.Get("/healthz", s.healthz)
 	app.Get("/readyz", s.readyz)
 	app.Get("/metrics", s.metrics)
 	app.Get("/openapi.json", s.openapi)
+	// The consent SDK's script, typings and manifest (internal/sdk): public.
+	app.Get("/sdk/v1/manifest.json", s.sdkManifest)
+	app.Get("/sdk/v1/steward-consent.js", s.sdkLatest)
+	app.Get("/sdk/v1/steward-consent.d.ts", s.sdkTypings)
+	app.Get("/sdk/v1/steward-consent.:hash.js", s.sdkScript)
+	// Browsers on the products' sites call the consent endpoints (cors.go);
+	// fiber matches a Use prefix as a plain string prefix, so this covers
+	// /v1/consent/... and /v1/consents... alike.
+	app.Use("/v1/consent", s.cors)
 
 	v1 := app.Group("/v1")
 	// Public: anyone holding a receipt must be able to verify it.
@@ -149,6 +178,7 @@ func New(cfg Config, d Deps) *fiber.App {
 	authed.Get("/consents/history", s.consentHistory)
 	authed.Get("/consents/receipts/:event_id", s.consentReceipt)
 	authed.Get("/consent/check", s.checkConsent)
+	authed.Get("/consent/banner", s.consentBanner)
 	authed.Post("/consent/check", s.checkConsentBatch)
 	authed.Get("/admin/audit", s.listAudit)
 	authed.Get("/admin/audit/export", s.exportAudit)
@@ -182,6 +212,12 @@ func New(cfg Config, d Deps) *fiber.App {
 }
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+// clientIP is the caller's address: behind trusted proxies, the right-most
+// untrusted X-Forwarded-For entry (see internal/clientip), else the peer.
+func (s *server) clientIP(c *fiber.Ctx) string {
+	return strings.Clone(s.ClientIP.IP(c.Context().RemoteIP().String(), string(c.Request().Header.Peek(fiber.HeaderXForwardedFor))))
+}
 
 // isNilPointer reports whether v is nil or an interface holding a nil
 // pointer.

@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/robfig/cron/v3"
+
+	"github.com/steward-privacy/steward/internal/policy"
 )
 
 // Config is the whole service configuration.
@@ -49,6 +52,7 @@ type Config struct {
 	StatusURL        string
 	StaffURL         string
 	TelegramBotToken string
+	TelegramAPIURL   string
 	RequestWorkers   int
 	ReminderInterval time.Duration
 	// RetentionSchedule is the cron expression (five fields, UTC) of the
@@ -60,6 +64,18 @@ type Config struct {
 	ConnectorsFile    string
 	FileStore         string
 	ExportURL         string
+	// PublicURL is where people reach Steward: the privacy center, the
+	// status and download links in emails and bot messages.
+	PublicURL string
+	// TrustedProxies are the addresses (IPs or CIDRs) of the proxies in
+	// front of Steward whose X-Forwarded-For is believed.
+	TrustedProxies []string
+	// CORSOrigins may call the consent API from browsers with the
+	// publishable key for any product, besides the products' own origins.
+	CORSOrigins []string
+	// GeoHeader is the request header a CDN sets to the visitor's country
+	// code; the consent banner's region when the page names none.
+	GeoHeader string
 }
 
 // Var documents one environment variable.
@@ -94,9 +110,12 @@ var Vars = []Var{
 	{"STEWARD_AUDIT_CHECKPOINT_BUCKET", "", "Object-storage URL that also receives every checkpoint (s3://bucket?endpoint=...&region=..., file:///dir)."},
 	{"STEWARD_EMAIL_FROM", "", "Sender of privacy-request emails (`Privacy <privacy@example.com>`); with STEWARD_RESEND_API_KEY, required for emails to go out."},
 	{"STEWARD_STAFF_EMAIL", "", "Where deadline reminders go (7 days and 1 day before due, and overdue); empty sends none."},
-	{"STEWARD_STATUS_URL", "", "The page where a person checks their request (linked in emails as `?request=<id>`)."},
+	{"STEWARD_PUBLIC_URL", "", "Where people reach Steward, e.g. `https://privacy.example.com`: the privacy center is at `/privacy/`, and unless set otherwise the status links (STEWARD_STATUS_URL) and download links (STEWARD_EXPORT_URL) in messages point there. `https` makes the center's cookies Secure."},
+	{"STEWARD_TRUSTED_PROXIES", "", "Comma-separated IPs or CIDRs of the proxies (load balancer, CDN) in front of Steward: only their `X-Forwarded-For` is believed, so rate limits count the real client. Empty: the peer's address is the client's."},
+	{"STEWARD_STATUS_URL", "", "The page where a person checks their request (linked in emails as `?request=<id>`); default: the privacy center's, STEWARD_PUBLIC_URL + `/privacy/status`."},
 	{"STEWARD_STAFF_URL", "", "Prefix of the staff console's request page (linked in reminders, followed by the request id)."},
-	{"STEWARD_TELEGRAM_BOT_TOKEN", "", "The bot's token, to verify Telegram Mini App initData on bot requests; empty refuses initData."},
+	{"STEWARD_TELEGRAM_BOT_TOKEN", "", "The bot's token: verifies Telegram Mini App initData on bot requests, and lets the outbox send people who asked through the bot their acknowledgment, extension, denial and completion (with the download link) as bot messages. Empty refuses initData and tells bot users nothing (a warning is logged at start-up)."},
+	{"STEWARD_TELEGRAM_API_URL", "https://api.telegram.org", "Telegram Bot API base URL (`sendMessage` goes to `<url>/bot<token>/sendMessage`); a local Bot API server, or the demo's stand-in."},
 	{"STEWARD_REQUEST_WORKERS", "10", "Privacy-request tasks run at once per replica."},
 	{"STEWARD_REMINDER_INTERVAL", "15m", "How often the elected replica looks for requests needing a staff reminder."},
 	{"STEWARD_FILE_STORE", "file://./var/files", "Where files disclosed by access requests (uploads, generated images) are kept, each encrypted under its own key: a gocloud.dev/blob URL (`file:///abs/dir`, `s3://bucket?region=…`, `gs://…`, `azblob://…`). A relative `file://./dir` is resolved against the working directory."},
@@ -105,6 +124,8 @@ var Vars = []Var{
 	{"STEWARD_RETENTION_PACE", "2", "How long a sweep rests after each batch, as a multiple of the batch's time: 2 keeps a sweep to about a third of one database connection, 0 never rests (a maintenance window)."},
 	{"STEWARD_EXPORT_URL", "", "Public base of the download links emailed for export packages (the link's token is appended), e.g. `https://privacy.example.com/v1/exports/`; empty: `http://` + STEWARD_ADDR + `/v1/exports/`, right for a local deployment only."},
 	{"STEWARD_CONNECTORS", "", "Connectors file (YAML): which data-map systems Steward reaches itself and how (see docs/connectors.md); `${VAR}` in it reads the environment. Empty: every system is a manual task."},
+	{"STEWARD_CORS_ORIGINS", "", "Comma-separated origins (`https://shop.example.com`) whose pages may call the consent API with the publishable key, for any product, besides each product's `origins` in the policy data (docs/consent-sdk.md)."},
+	{"STEWARD_GEO_HEADER", "", "The request header your CDN sets to the visitor's country code (`CF-IPCountry`, `CloudFront-Viewer-Country`): the consent banner's jurisdiction when the page names none. Empty: none is trusted, and the banner uses the `default` regime."},
 }
 
 // Load reads the configuration through getenv (os.Getenv in production).
@@ -141,8 +162,45 @@ func Load(getenv func(string) string) (Config, error) {
 	c.StatusURL = get("STEWARD_STATUS_URL")
 	c.StaffURL = get("STEWARD_STAFF_URL")
 	c.TelegramBotToken = get("STEWARD_TELEGRAM_BOT_TOKEN")
+	c.TelegramAPIURL = get("STEWARD_TELEGRAM_API_URL")
+	if u, err := url.Parse(c.TelegramAPIURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return c, fmt.Errorf("STEWARD_TELEGRAM_API_URL: want an absolute http(s) URL such as https://api.telegram.org")
+	}
 	c.ConnectorsFile = get("STEWARD_CONNECTORS")
+	for _, o := range list(get("STEWARD_CORS_ORIGINS")) {
+		n, err := policy.NormalizeOrigin(o)
+		if err != nil {
+			return c, fmt.Errorf("STEWARD_CORS_ORIGINS: %v", err)
+		}
+		c.CORSOrigins = append(c.CORSOrigins, n)
+	}
+	if c.GeoHeader = get("STEWARD_GEO_HEADER"); strings.Trim(c.GeoHeader, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-") != "" {
+		return c, fmt.Errorf("STEWARD_GEO_HEADER: %q is not a header name", c.GeoHeader)
+	}
+	c.PublicURL = strings.TrimSuffix(get("STEWARD_PUBLIC_URL"), "/")
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			return c, fmt.Errorf("STEWARD_PUBLIC_URL: want the origin people reach Steward at, such as https://privacy.example.com")
+		}
+		if c.StatusURL == "" {
+			c.StatusURL = c.PublicURL + "/privacy/status"
+		}
+	}
+	for _, p := range strings.Split(get("STEWARD_TRUSTED_PROXIES"), ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				return c, fmt.Errorf("STEWARD_TRUSTED_PROXIES: %q is not an IP address or CIDR", p)
+			}
+		}
+		c.TrustedProxies = append(c.TrustedProxies, p)
+	}
 	c.ExportURL = get("STEWARD_EXPORT_URL")
+	if c.ExportURL == "" && c.PublicURL != "" {
+		c.ExportURL = c.PublicURL + "/v1/exports/"
+	}
 	if c.ExportURL != "" {
 		if u, err := url.Parse(c.ExportURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			return c, fmt.Errorf("STEWARD_EXPORT_URL: want an absolute http(s) URL such as https://privacy.example.com/v1/exports/")

@@ -2,8 +2,9 @@
 // deployment `make run` starts (scripts/run.sh). `steward-demo seed`
 // (re)creates the reference application's database (internal/refapp) and
 // fills its object store, `steward-demo peers` serves fakes of the payment
-// providers (connectors/stripe/stripefake, connectors/creem/creemfake) and a
-// Resend stand-in (internal/notify/resendtest) on loopback ports, and
+// providers (connectors/stripe/stripefake, connectors/creem/creemfake), a
+// Resend stand-in (internal/notify/resendtest) and a Telegram Bot API
+// stand-in (internal/notify/telegramtest) on loopback ports, and
 // `steward-demo connectors` writes the connectors file that points Steward
 // at all of them.
 //
@@ -44,6 +45,7 @@ const (
 	stripeKey      = "sk_test_steward_demo"
 	creemKey       = "creem_test_steward_demo"
 	creemWebhook   = "whsec_steward_demo"
+	telegramToken  = "7000000042:AAH_steward_demo_bot_not_a_secret"
 	creemStore     = "Nano Banana Pro"
 	creemSupport   = "support@creem.io"
 	webSeed        = 1
@@ -58,8 +60,10 @@ const usage = `steward-demo — the demo deployment that make run starts (script
 Usage:
   steward-demo seed       [--database URL] [--people N] [--s3-endpoint URL --s3-access-key K --s3-secret-key S --bucket B]
                           (re)create the reference application's database and fill the object store
-  steward-demo peers      [--database URL] --stripe ADDR --creem ADDR [--resend ADDR] [--ready-file F] [--mail-log F]
-                          serve the Stripe and Creem fakes and a Resend stand-in, linked to the database's people
+  steward-demo peers      [--database URL] --stripe ADDR --creem ADDR [--resend ADDR] [--telegram ADDR]
+                          [--ready-file F] [--mail-log F] [--chat-log F]
+                          serve the Stripe and Creem fakes and the Resend and Telegram stand-ins, linked to the
+                          database's people
   steward-demo connectors [--database URL] --s3-endpoint URL [--s3-access-key K --s3-secret-key S]
                           --stripe-url URL --creem-url URL [--out FILE]
                           write the connectors file that points Steward at all of them

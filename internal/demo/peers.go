@@ -26,12 +26,14 @@ import (
 	"github.com/steward-privacy/steward/connectors/stripe/stripefake"
 	"github.com/steward-privacy/steward/internal/config"
 	"github.com/steward-privacy/steward/internal/notify/resendtest"
+	"github.com/steward-privacy/steward/internal/notify/telegramtest"
 )
 
 type peersOptions struct {
 	DatabaseURL                       string
 	StripeAddr, CreemAddr, ResendAddr string
-	ReadyFile, MailLog                string
+	TelegramAddr                      string
+	ReadyFile, MailLog, ChatLog       string
 	Log                               io.Writer
 }
 
@@ -40,10 +42,14 @@ type peerSet struct {
 	stripe *stripefake.Server
 	creem  *creemfake.Server
 	resend *resendStandIn // nil without --resend
+	bot    *botStandIn    // nil without --telegram
 	linked int
 }
 
 func (p *peerSet) close() {
+	if p.bot != nil {
+		p.bot.close()
+	}
 	if p.resend != nil {
 		p.resend.close()
 	}
@@ -64,6 +70,8 @@ func peersCmd(ctx context.Context, cfg config.Config, args []string, stdout, std
 	fs.StringVar(&o.ResendAddr, "resend", "", "address a Resend stand-in listens on (none when empty)")
 	fs.StringVar(&o.ReadyFile, "ready-file", "", "file written, with the fakes' URLs, once they serve and the database is linked")
 	fs.StringVar(&o.MailLog, "mail-log", "", "file the Resend stand-in appends every email to")
+	fs.StringVar(&o.TelegramAddr, "telegram", "", "address a Telegram Bot API stand-in listens on (none when empty)")
+	fs.StringVar(&o.ChatLog, "chat-log", "", "file the Telegram stand-in appends every bot message to")
 	if helped, err := parseFlags(fs, args, stdout); helped || err != nil {
 		return err
 	}
@@ -82,6 +90,9 @@ func peersCmd(ctx context.Context, cfg config.Config, args []string, stdout, std
 	fmt.Fprintf(stdout, "demo peers: Stripe fake on %s, Creem fake on %s", p.stripe.URL(), p.creem.URL())
 	if p.resend != nil {
 		fmt.Fprintf(stdout, ", Resend stand-in on %s", p.resend.URL)
+	}
+	if p.bot != nil {
+		fmt.Fprintf(stdout, ", Telegram Bot API stand-in on %s", p.bot.URL)
 	}
 	fmt.Fprintf(stdout, "; %d web people linked. Stop with Ctrl-C.\n", p.linked)
 	<-ctx.Done()
@@ -122,6 +133,11 @@ func startPeers(ctx context.Context, o peersOptions) (_ *peerSet, err error) {
 			return nil, err
 		}
 	}
+	if o.TelegramAddr != "" {
+		if p.bot, err = startBot(o.TelegramAddr, o.ChatLog, o.Log); err != nil {
+			return nil, err
+		}
+	}
 	if p.linked, err = seedProviders(ctx, pool, p.stripe, p.creem); err != nil {
 		return nil, err
 	}
@@ -130,6 +146,9 @@ func startPeers(ctx context.Context, o peersOptions) (_ *peerSet, err error) {
 			p.stripe.URL(), stripeKey, p.creem.URL(), creemKey, creemWebhook)
 		if p.resend != nil {
 			ready += "DEMO_RESEND_URL=" + p.resend.URL + "\n"
+		}
+		if p.bot != nil {
+			ready += "DEMO_TELEGRAM_URL=" + p.bot.URL + "\nDEMO_TELEGRAM_TOKEN=" + telegramToken + "\n"
 		}
 		tmp := o.ReadyFile + ".tmp"
 		if err := os.WriteFile(tmp, []byte(ready), 0o644); err != nil {
@@ -317,4 +336,64 @@ func (r *resendStandIn) close() {
 	defer cancel()
 	_ = r.srv.Shutdown(ctx)
 	r.fake.Close()
+}
+
+// botStandIn is internal/notify/telegramtest served on a fixed address
+// through a reverse proxy; every message the bot sends is printed and
+// appended to the chat log, so a demo user sees what a person who asked
+// through the bot was told.
+type botStandIn struct {
+	URL  string
+	fake *telegramtest.Server
+	srv  *http.Server
+	mu   sync.Mutex
+	log  io.Writer
+	file string
+}
+
+func startBot(addr, chatLog string, log io.Writer) (*botStandIn, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("telegram stand-in: listen on %s: %w", addr, err)
+	}
+	fake := telegramtest.NewServer(telegramToken)
+	target, err := url.Parse(fake.URL)
+	if err != nil {
+		_ = l.Close()
+		fake.Close()
+		return nil, err
+	}
+	b := &botStandIn{URL: "http://" + l.Addr().String(), fake: fake, log: log, file: chatLog}
+	fake.OnSend(b.report)
+	b.srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: httputil.NewSingleHostReverseProxy(target)}
+	go func() { _ = b.srv.Serve(l) }()
+	return b, nil
+}
+
+// report prints one message the bot sent: what the person sees, and where
+// its links lead.
+func (b *botStandIn) report(m telegramtest.Message) {
+	var s strings.Builder
+	fmt.Fprintf(&s, "\n=== demo telegram %s  bot message to chat %d\n%s\n", time.Now().UTC().Format(time.RFC3339), m.ChatID, strings.TrimSpace(m.Text))
+	for _, l := range m.Links() {
+		fmt.Fprintf(&s, "  link: %s\n", l)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.log != nil {
+		fmt.Fprint(b.log, s.String())
+	}
+	if b.file != "" {
+		if f, err := os.OpenFile(b.file, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
+			_, _ = f.WriteString(s.String())
+			_ = f.Close()
+		}
+	}
+}
+
+func (b *botStandIn) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = b.srv.Shutdown(ctx)
+	b.fake.Close()
 }

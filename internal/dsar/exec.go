@@ -12,6 +12,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/steward-privacy/steward/connectors"
+	"github.com/steward-privacy/steward/identity"
 	"github.com/steward-privacy/steward/internal/notify"
 )
 
@@ -377,7 +378,7 @@ func (s *Service) checkCompletion(ctx context.Context, tx pgx.Tx, r *Request) er
 		}
 		// Records left for staff review were not erased: the person is
 		// told so, in plain words.
-		n, err := erasureReviewRecords(ctx, tx, r.ID)
+		n, _, err := reviewRecords(ctx, tx, r.ID, OpErase)
 		if err != nil {
 			return err
 		}
@@ -490,13 +491,14 @@ func (s *Service) DisclosedRecords(ctx context.Context, requestID string) ([]Dis
 	return out, err
 }
 
-// email queues a notification to the request's contact address, in tx. A
-// request without one (a bot user) is told in the bot instead.
-func (s *Service) email(ctx context.Context, tx pgx.Tx, r *Request, template string, data map[string]string) error {
-	to, err := s.contact(ctx, tx, r.ID)
-	if err != nil || to == "" {
-		return err
-	}
+// notifyPerson queues, in tx, a message to the person the request is about:
+// an email to the request's contact address, or, when the subject is a
+// Telegram user (a bot request, or one staff entered for a tg: subject), a
+// message from the bot to their private chat. Both are in the request's
+// language and carry the same values. Without a bot token nothing is queued
+// for a Telegram subject (New warned at start-up); a request with neither
+// hears nothing.
+func (s *Service) notifyPerson(ctx context.Context, tx pgx.Tx, r *Request, template string, data map[string]string) error {
 	d := map[string]string{"request_id": r.ID, "request_type": r.Type}
 	if s.cfg.StatusURL != "" {
 		d["status_url"] = s.cfg.StatusURL + "?request=" + r.ID
@@ -504,8 +506,57 @@ func (s *Service) email(ctx context.Context, tx pgx.Tx, r *Request, template str
 	for k, v := range data {
 		d[k] = v
 	}
-	if _, err := s.Outbox.EnqueueEmail(ctx, tx, notify.Email{To: to, Template: template, Language: r.Language, Data: d}); err != nil {
-		return fmt.Errorf("dsar: queue %s email: %w", template, err)
+	to, err := s.contact(ctx, tx, r.ID)
+	if err != nil {
+		return err
+	}
+	if to != "" {
+		if _, err := s.Outbox.EnqueueEmail(ctx, tx, notify.Email{To: to, Template: template, Language: r.Language, Data: d}); err != nil {
+			return fmt.Errorf("dsar: queue %s email: %w", template, err)
+		}
+		return nil
+	}
+	if r.SubjectKind != string(identity.Telegram) || s.cfg.TelegramBotToken == "" {
+		return nil
+	}
+	chat, err := s.telegramChat(ctx, tx, r.ID)
+	if err != nil || chat == 0 {
+		return err
+	}
+	if _, err := s.Outbox.EnqueueTelegram(ctx, tx, notify.TelegramMessage{ChatID: chat, Template: template, Language: r.Language, Data: d}); err != nil {
+		return fmt.Errorf("dsar: queue %s Telegram message: %w", template, err)
 	}
 	return nil
+}
+
+// telegramChat opens the Telegram user id the request was made for: the
+// given identity, not one a connector or staff added, since only the person
+// who asked is told. A private chat's id is the user's id. 0 when there is
+// none.
+func (s *Service) telegramChat(ctx context.Context, tx pgx.Tx, requestID string) (int64, error) {
+	var kid string
+	var ct []byte
+	err := tx.QueryRow(ctx, `
+		SELECT kid, ciphertext FROM privacy_request_identities
+		WHERE request_id = $1 AND kind = $2 AND source = $3 LIMIT 1`, requestID, string(identity.Telegram), SourceGiven).Scan(&kid, &ct)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("dsar: load Telegram identity: %w", err)
+	}
+	var raw string
+	if err := s.open(requestID, "identity", kid, ct, &raw); err != nil {
+		return 0, fmt.Errorf("dsar: open Telegram identity: %w", err)
+	}
+	subj, err := identity.Parse(raw)
+	if err != nil || subj.Type != identity.Telegram {
+		// Never echo the value.
+		return 0, errors.New("dsar: stored Telegram identity does not parse")
+	}
+	id, err := strconv.ParseInt(subj.Value, 10, 64)
+	if err != nil {
+		return 0, errors.New("dsar: stored Telegram identity is not a user id")
+	}
+	return id, nil
 }

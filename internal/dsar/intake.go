@@ -416,7 +416,7 @@ func (s *Service) verified(ctx context.Context, tx pgx.Tx, r *Request, actor, me
 		return fmt.Errorf("dsar: mark verified: %w", err)
 	}
 	r.VerifiedAt, r.Verification = &now, method
-	if err := s.email(ctx, tx, r, notify.TemplateRequestReceived, map[string]string{"due_date": r.DueAt.Format("2006-01-02")}); err != nil {
+	if err := s.notifyPerson(ctx, tx, r, notify.TemplateRequestReceived, map[string]string{"due_date": r.DueAt.Format("2006-01-02")}); err != nil {
 		return err
 	}
 	return s.enqueuePlan(ctx, tx, r.ID, r.planRun)

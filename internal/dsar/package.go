@@ -267,7 +267,18 @@ func (s *Service) buildPackage(ctx context.Context, a PackageArgs) error {
 			r.ID, kid, sealed, expires); err != nil {
 			return fmt.Errorf("dsar: record package link: %w", err)
 		}
-		return s.complete(ctx, tx, &r, map[string]string{"download_url": link, "download_expires": expires.UTC().Format(time.DateOnly)})
+		data := map[string]string{"download_url": link, "download_expires": expires.UTC().Format(time.DateOnly)}
+		// Records withheld from the package (other people's data is in
+		// them) are told in the email too, with whom to ask: the package
+		// says so as well, but only to whoever opens it.
+		note, err := s.withheldNote(ctx, tx, &r)
+		if err != nil {
+			return err
+		}
+		if note != "" {
+			data["summary"] = note
+		}
+		return s.complete(ctx, tx, &r, data)
 	})
 }
 
@@ -278,5 +289,5 @@ func (s *Service) complete(ctx context.Context, tx pgx.Tx, r *Request, data map[
 	}
 	now := s.Clock.Now()
 	r.CompletedAt = &now
-	return s.email(ctx, tx, r, notify.TemplateRequestCompleted, data)
+	return s.notifyPerson(ctx, tx, r, notify.TemplateRequestCompleted, data)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -21,8 +22,9 @@ import (
 // request (Task.Review, Request.ReviewItems, the list's review=open
 // filter), in the timeline (one review_items_found event per task, counts
 // only, audited), in the report, and the person is told in plain words in
-// the erasure's completion email. Staff acknowledge a task's items with a
-// note once they have looked at them (AcknowledgeReview).
+// the completion email (an erasure's: not erased; an access request's: not
+// included in the package, and whom to ask). Staff acknowledge a task's
+// items with a note once they have looked at them (AcknowledgeReview).
 
 // Bounds on what a connector may hand over: review items are counts and
 // schema names, never personal values, and a misbehaving connector must not
@@ -137,18 +139,83 @@ func (s *Service) AcknowledgeReview(ctx context.Context, id, taskID, actor, note
 	})
 }
 
-// erasureReviewRecords counts the records an erasure's tasks left for
-// staff review.
-func erasureReviewRecords(ctx context.Context, tx pgx.Tx, requestID string) (int, error) {
-	var n int
-	err := tx.QueryRow(ctx, `
-		SELECT coalesce(sum(CASE WHEN jsonb_typeof(i -> 'records') = 'number' THEN (i ->> 'records')::bigint ELSE 0 END), 0)::integer
+// reviewRecords counts the records the request's tasks of operation op
+// left for staff review, and names the systems that hold them (in name
+// order).
+func reviewRecords(ctx context.Context, tx pgx.Tx, requestID, op string) (int, []string, error) {
+	rows, err := tx.Query(ctx, `
+		SELECT t.system, coalesce(sum(CASE WHEN jsonb_typeof(i -> 'records') = 'number' THEN (i ->> 'records')::bigint ELSE 0 END), 0)::integer AS n
 		FROM privacy_request_tasks t, jsonb_array_elements(t.result -> 'review') i
-		WHERE t.request_id = $1 AND t.operation = 'erase' AND t.review_items > 0`, requestID).Scan(&n)
+		WHERE t.request_id = $1 AND t.operation = $2 AND t.review_items > 0
+		GROUP BY t.system ORDER BY t.system`, requestID, op)
 	if err != nil {
-		return 0, fmt.Errorf("dsar: count review records: %w", err)
+		return 0, nil, fmt.Errorf("dsar: count review records: %w", err)
 	}
-	return n, nil
+	total := 0
+	var systems []string
+	var system string
+	var n int
+	_, err = pgx.ForEachRow(rows, []any{&system, &n}, func() error {
+		if n > 0 {
+			total += n
+			systems = append(systems, system)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, nil, fmt.Errorf("dsar: count review records: %w", err)
+	}
+	return total, systems, nil
+}
+
+// withheldNote is what an access request's completion email says of the
+// records its tasks reached but left out of the package because other
+// people's data is in them (the package's withheld section): how many,
+// and whom to ask, the contact of the controller of the systems that hold
+// them. "" when nothing was withheld.
+func (s *Service) withheldNote(ctx context.Context, tx pgx.Tx, r *Request) (string, error) {
+	n, systems, err := reviewRecords(ctx, tx, r.ID, OpAccess)
+	if err != nil || n == 0 {
+		return "", err
+	}
+	var contacts []string
+	for _, c := range controllersOf(s.Policies.Current(), systems, nil) {
+		if c.Contact != "" && !slices.Contains(contacts, c.Contact) {
+			contacts = append(contacts, c.Contact)
+		}
+	}
+	return withheldSummary(r.Language, n, strings.Join(contacts, ", ")), nil
+}
+
+// withheldSummary tells the person, in their language, that n records
+// were not included in their data because other people's data is in them,
+// that staff review them, and how to ask about them: write to contact, or
+// (without one) contact us, quoting the request ID. The wording follows
+// the package's own withheld section; Russian and Uzbek put the number
+// after a label, which needs no plural forms.
+func withheldSummary(lang string, n int, contact string) string {
+	switch lang {
+	case "ru":
+		ask := "свяжитесь с нами"
+		if contact != "" {
+			ask = "напишите нам (" + contact + ")"
+		}
+		return fmt.Sprintf("Не включено записей: %d. В них есть данные других людей (например, общий адрес); их проверяют наши сотрудники. Чтобы узнать о них подробнее, %s и укажите номер запроса.", n, ask)
+	case "uz":
+		ask := "biz bilan bogʻlaning"
+		if contact != "" {
+			ask = "bizga yozing (" + contact + ")"
+		}
+		return fmt.Sprintf("Kiritilmagan yozuvlar: %d. Ularda boshqa odamlarning maʼlumotlari bor (masalan, umumiy manzil); ularni xodimlarimiz koʻrib chiqadi. Batafsil bilmoqchi boʻlsangiz, soʻrov raqamini koʻrsatgan holda %s.", n, ask)
+	}
+	ask := "contact us"
+	if contact != "" {
+		ask = "write to us at " + contact
+	}
+	if n == 1 {
+		return fmt.Sprintf("1 record was not included in your data because other people's data is in it (for example, a shared address). Our staff review it; to ask about it, %s and quote the request ID.", ask)
+	}
+	return fmt.Sprintf("%d records were not included in your data because other people's data is in them (for example, a shared address). Our staff review them; to ask about them, %s and quote the request ID.", n, ask)
 }
 
 // reviewSummary tells the person, in their language, that records were

@@ -45,3 +45,27 @@ func TestReviewSummaryInEachLanguage(t *testing.T) {
 		t.Errorf("singular: %q", got)
 	}
 }
+
+func TestWithheldSummaryInEachLanguage(t *testing.T) {
+	for _, c := range []struct {
+		lang    string
+		n       int
+		contact string
+		want    []string
+	}{
+		{"en", 3, "help@example.com", []string{"3 records were not included in your data because other people's data is in them",
+			"Our staff review them", "write to us at help@example.com and quote the request ID"}},
+		{"en", 1, "", []string{"1 record was not included in your data because other people's data is in it", "contact us and quote the request ID"}},
+		{"ru", 3, "help@example.com", []string{"Не включено записей: 3.", "напишите нам (help@example.com) и укажите номер запроса"}},
+		{"ru", 3, "", []string{"свяжитесь с нами и укажите номер запроса"}},
+		{"uz", 3, "help@example.com", []string{"Kiritilmagan yozuvlar: 3.", "bizga yozing (help@example.com)"}},
+		{"uz", 3, "", []string{"biz bilan bogʻlaning"}},
+	} {
+		got := withheldSummary(c.lang, c.n, c.contact)
+		for _, w := range c.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("%s %d %q: %q lacks %q", c.lang, c.n, c.contact, got, w)
+			}
+		}
+	}
+}

@@ -44,7 +44,11 @@ type Config struct {
 	// attempts, backoff and timeouts are the job client's (jobs.Config).
 	Workers int
 
-	TelegramBotToken string        // verifies Mini App initData; empty refuses it
+	// TelegramBotToken verifies Mini App initData, and its presence says the
+	// outbox can send as the bot: people with a tg: subject are told about
+	// their request in Telegram. Empty refuses initData and tells them
+	// nothing (New logs a warning).
+	TelegramBotToken string
 	InitDataMaxAge   time.Duration // 24h
 	StatusURL        string        // the page where a person checks status (link in emails)
 	StaffURL         string        // the staff console's request page (link in reminders)
@@ -122,6 +126,10 @@ func New(d Deps, cfg Config) (*Service, error) {
 		d.Connectors = connectors.Registry{}
 	}
 	s := &Service{Deps: d, cfg: cfg.withDefaults()}
+	if s.cfg.TelegramBotToken == "" {
+		// Once per process: the engine is built once at start-up.
+		d.Log.Warn("no Telegram bot token (STEWARD_TELEGRAM_BOT_TOKEN): people who ask through the bot will not be told about their requests")
+	}
 	if s.Packager == nil && s.Exports != nil {
 		s.Packager = s.exportPackager(s.Exports, s.cfg.ExportLinkBase)
 	}

@@ -1,7 +1,10 @@
 package dsar_test
 
 import (
+	"cmp"
 	"context"
+	"io"
+	"log/slog"
 	"regexp"
 	"strings"
 	"sync"
@@ -26,6 +29,7 @@ import (
 	"github.com/steward-privacy/steward/internal/keyring"
 	"github.com/steward-privacy/steward/internal/notify"
 	"github.com/steward-privacy/steward/internal/notify/resendtest"
+	"github.com/steward-privacy/steward/internal/notify/telegramtest"
 	"github.com/steward-privacy/steward/internal/policy"
 	"github.com/steward-privacy/steward/policies"
 )
@@ -56,8 +60,9 @@ func loadEngine(t testing.TB) *policy.Engine {
 }
 
 // rig is one engine on its own database, with a record store standing in
-// for every system of the data map (unless told otherwise), the Resend fake
-// and an outbox worker delivering to it.
+// for every system of the data map (unless told otherwise), the Resend fake,
+// the Bot API stand-in (messages go out only with cfg.TelegramBotToken) and
+// an outbox worker delivering to both.
 type rig struct {
 	t      testing.TB
 	url    string // the rig's database, for a second process
@@ -66,6 +71,7 @@ type rig struct {
 	jobs   *jobs.Client
 	store  *recordstore.Store
 	mail   *resendtest.Server
+	bot    *telegramtest.Server // accepts cfg.TelegramBotToken
 	worker *notify.Worker
 	clk    *clock.Fake
 	kr     *keyring.Keyring
@@ -91,6 +97,8 @@ type rigOpts struct {
 	// exports keeps real packages (exportpkg, sealed in a file store) in
 	// rig.exports, their links under exportLinkBase; default none.
 	exports bool
+	// log receives the engine's and the outbox's logs; default none.
+	log io.Writer
 }
 
 // exportLinkBase is where a rig with exports puts its download links.
@@ -143,7 +151,13 @@ func newRig(t testing.TB, o rigOpts) *rig {
 	jobClient := jobs.New(pool, jc, nil)
 	cfg.StaffEmail = "privacy-team@example.com"
 	mail := resendtest.New(t)
-	outbox := notify.NewOutbox(kr, clk, nil)
+	bot := telegramtest.NewServer(cmp.Or(cfg.TelegramBotToken, telegramtest.Token))
+	t.Cleanup(bot.Close)
+	var log *slog.Logger
+	if o.log != nil {
+		log = slog.New(slog.NewTextHandler(o.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	outbox := notify.NewOutbox(kr, clk, log)
 	al := audit.New(clk, e.Revision())
 	var exp *exports.Store
 	if o.exports {
@@ -161,14 +175,17 @@ func newRig(t testing.TB, o rigOpts) *rig {
 	pol := &swappablePolicies{}
 	pol.p.Store(e)
 	svc, err := dsar.New(dsar.Deps{
-		Pool: pool, Keys: kr, Policies: pol, Audit: al, Outbox: outbox,
+		Pool: pool, Keys: kr, Policies: pol, Audit: al, Outbox: outbox, Log: log,
 		Clock: clk, Connectors: reg, Files: o.files, Packager: o.packager, Exports: exp, Jobs: jobClient,
 	}, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{t: t, url: url, pool: pool, svc: svc, jobs: jobClient, store: store, mail: mail, clk: clk, kr: kr, exports: exp, policies: pol,
-		worker: notify.NewWorker(pool, kr, notify.WorkerConfig{Resend: notify.ResendConfig{APIKey: "re_test", BaseURL: mail.URL, From: "Privacy <privacy@example.com>"}}, clk, nil, nil)}
+	r := &rig{t: t, url: url, pool: pool, svc: svc, jobs: jobClient, store: store, mail: mail, bot: bot, clk: clk, kr: kr, exports: exp, policies: pol,
+		worker: notify.NewWorker(pool, kr, notify.WorkerConfig{
+			Resend:   notify.ResendConfig{APIKey: "re_test", BaseURL: mail.URL, From: "Privacy <privacy@example.com>"},
+			Telegram: notify.TelegramConfig{BotToken: cfg.TelegramBotToken, APIURL: bot.URL},
+		}, clk, log, nil)}
 	if !o.noStart {
 		ctx, cancel := context.WithCancel(context.Background())
 		if err := jobClient.Start(ctx); err != nil {

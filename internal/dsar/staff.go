@@ -342,7 +342,7 @@ func (s *Service) Deny(ctx context.Context, id, actor, reason string) (Request, 
 		if authority == "" {
 			authority = "the data protection authority where you live"
 		}
-		return s.email(ctx, tx, r, notify.TemplateRequestDenied, map[string]string{"reason": reason, "authority": authority})
+		return s.notifyPerson(ctx, tx, r, notify.TemplateRequestDenied, map[string]string{"reason": reason, "authority": authority})
 	})
 }
 
@@ -379,7 +379,7 @@ func (s *Service) Extend(ctx context.Context, id, actor, reason string) (Request
 		if err := s.event(ctx, tx, id, "extended", "", "", actor, reason, map[string]any{"due_at": r.DueAt.Format(time.RFC3339)}); err != nil {
 			return err
 		}
-		return s.email(ctx, tx, r, notify.TemplateRequestExtended, map[string]string{"reason": reason, "new_due_date": r.DueAt.Format("2006-01-02")})
+		return s.notifyPerson(ctx, tx, r, notify.TemplateRequestExtended, map[string]string{"reason": reason, "new_due_date": r.DueAt.Format("2006-01-02")})
 	})
 }
 

@@ -3,6 +3,7 @@ package dsar_test
 import (
 	"bytes"
 	"encoding/json"
+	"html"
 	"io"
 	"strings"
 	"testing"
@@ -36,7 +37,8 @@ func (r *rig) packageEntry(id, statusToken, name string) []byte {
 // that says so: index.html tells the person how many records were not
 // included and why, per system and dataset, and data.json lists them under
 // withheld (schema-valid) — counts only, never the reference, the number
-// of other holders, or a value.
+// of other holders, or a value. The completion email says how many were
+// not included and whom to ask (the controller's contact).
 func TestAccessPackageTellsWithheld(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, rigOpts{registry: reviewRegistry, exports: true})
@@ -90,5 +92,31 @@ func TestAccessPackageTellsWithheld(t *testing.T) {
 	}
 	if strings.Contains(string(raw), sharedAddress.Reference) {
 		t.Error("data.json holds the review item's reference")
+	}
+
+	// The email: how many, and whom to ask (app_db is the web product's,
+	// whose controller's contact is in products.json).
+	var told bool
+	for _, m := range r.deliver() {
+		if !strings.Contains(m.Subject, id) || !strings.Contains(m.Subject, "completed") {
+			continue
+		}
+		told = true
+		for _, want := range []string{
+			"2 records were not included in your data because other people's data is in them",
+			"write to us at support@nano-bananapro.com and quote the request ID",
+		} {
+			if !strings.Contains(m.Text, want) || !strings.Contains(m.HTML, html.EscapeString(want)) {
+				t.Errorf("the completion email lacks %q:\n%s", want, m.Text)
+			}
+		}
+		for _, secret := range []string{"u-held", "Ann Example", "address_id", sharedAddress.Reference} {
+			if strings.Contains(m.Text, secret) {
+				t.Errorf("the completion email holds %q", secret)
+			}
+		}
+	}
+	if !told {
+		t.Error("no completion email")
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -46,6 +45,10 @@ const (
 	// Data: request_id, request_type, due_date, when (7d|1d|overdue);
 	// optional staff_url.
 	TemplateStaffReminder = "staff_reminder"
+	// TemplateSigninCode is the one-time code that signs a person in to
+	// the privacy center to manage their consent.
+	// Data: code (6 digits), expires_minutes.
+	TemplateSigninCode = "signin_code"
 )
 
 // Email is a transactional email to enqueue.
@@ -111,15 +114,9 @@ func (o *Outbox) EnqueueEmail(ctx context.Context, tx pgx.Tx, e Email) (string, 
 	if _, err := renderEmail(e.Template, lang, e.Data); err != nil {
 		return "", err
 	}
-	key := uuid.NewString()
-	if strings.TrimSpace(e.Key) != "" {
-		u, err := uuid.Parse(strings.TrimSpace(e.Key))
-		if err != nil {
-			return "", fmt.Errorf("%w: key must be a UUID", ErrInvalidEmail)
-		}
-		// Canonical form: the AAD is rebuilt from the stored uuid's text,
-		// which is always lower-case and hyphenated.
-		key = u.String()
+	key, err := messageKey(e.Key, ErrInvalidEmail)
+	if err != nil {
+		return "", err
 	}
 	plain, err := json.Marshal(sealedEmail{To: to, Lang: lang, Data: e.Data})
 	if err != nil {
@@ -133,22 +130,27 @@ func (o *Outbox) EnqueueEmail(ctx context.Context, tx pgx.Tx, e Email) (string, 
 	if err != nil {
 		return "", fmt.Errorf("outbox: encode payload: %w", err)
 	}
+	return o.insert(ctx, tx, KindEmail, payload, key, e.Template)
+}
+
+// insert writes one pending message due now and returns its key. ON
+// CONFLICT rather than a unique violation: an error would abort the
+// caller's whole transaction.
+func (o *Outbox) insert(ctx context.Context, tx pgx.Tx, kind string, payload []byte, key, template string) (string, error) {
 	now := o.clk.Now()
 	var id int64
-	// ON CONFLICT rather than a unique violation: an error would abort the
-	// caller's whole transaction.
-	err = tx.QueryRow(ctx, `
+	err := tx.QueryRow(ctx, `
 		INSERT INTO outbox (kind, payload, idempotency_key, status, attempts, next_attempt_at, created_at)
 		VALUES ($1, $2, $3, 'pending', 0, $4, $4)
 		ON CONFLICT (idempotency_key) DO NOTHING
-		RETURNING id`, KindEmail, payload, key, now).Scan(&id)
+		RETURNING id`, kind, payload, key, now).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return key, ErrAlreadyQueued
 	}
 	if err != nil {
 		return "", fmt.Errorf("outbox: insert: %w", err)
 	}
-	o.log.InfoContext(ctx, "outbox message queued", "outbox_kind", KindEmail, "outbox_id", id, "template", e.Template)
+	o.log.InfoContext(ctx, "outbox message queued", "outbox_kind", kind, "outbox_id", id, "template", template)
 	return key, nil
 }
 

@@ -1,8 +1,8 @@
 // Package notify carries changes to outside systems through a transactional
 // outbox. A message is written in the same database transaction as the change
 // that causes it, so it exists exactly when the change does and survives the
-// far side being down; a Worker then delivers it with retries, exponential
-// backoff with jitter and a stable idempotency key. There are two kinds:
+// far side being down; a Worker then delivers it with retries and exponential
+// backoff with jitter, up to MaxAttempts. There are three kinds:
 //
 //   - KindResendUnsubscribe marks a contact unsubscribed in Resend when
 //     marketing consent is withdrawn (EnqueueUnsubscribe).
@@ -14,18 +14,58 @@
 //     sending again: a crash between sending and recording the delivery, or a
 //     lost response, does not email anyone twice, and a rolled-back
 //     transaction emails no one.
+//   - KindTelegram sends the same person-facing messages from the bot to a
+//     person who asked through it, rendered for Telegram's HTML parse mode
+//     (EnqueueTelegram, TelegramConfig).
 //
-// Payloads never hold personal data in the clear: an email address, and an
-// email's language and template values (which may include a verification
-// code), are sealed with the identity keyring, bound to the message kind and
-// idempotency key, and erased from the row once delivered. Errors and logs
-// are redacted too.
+// Payloads never hold personal data in the clear: an email address or a
+// Telegram chat id, and a message's language and template values (which may
+// include a verification code or a download link), are sealed with the
+// identity keyring, bound to the message kind, idempotency key and template,
+// and erased from the row once delivered. Errors and logs are redacted too:
+// addresses, chat ids and the bot token never appear in last_error or a log
+// line.
 //
 // An email is rendered from the same sealed values on every attempt, so
 // Resend sees an identical request each time. Changing a template's text
 // while emails are queued can make a retry differ from an attempt Resend
 // already accepted; Resend refuses that with 409, which is retried until
 // MaxAttempts and then recorded as a failure rather than sent twice.
+//
+// # Telegram and "nothing sent twice"
+//
+// The Bot API has no idempotency key: a sendMessage that reached Telegram
+// cannot be told apart from one that did not except by its answer. What the
+// outbox guarantees without one:
+//
+//   - Two workers (replicas) never send the same message: a worker holds
+//     the row locked (SELECT ... FOR UPDATE SKIP LOCKED) in its own
+//     transaction for the whole send, and the others skip it.
+//   - A message recorded as delivered is never sent again: the row leaves
+//     'pending' in the transaction that holds the lock, and workers only
+//     take pending rows.
+//   - A message Telegram refused is not sent: 429 (flood control) waits at
+//     least the answer's parameters.retry_after and tries again; 5xx and
+//     network errors before the request was written are retried; 400 (chat
+//     not found, text refused) and 403 (the person blocked the bot or never
+//     opened it) fail the message for good at once, recorded with
+//     Telegram's description and without the chat id or text, and reported
+//     to the FinalFailure hook (an audit entry).
+//
+// The one window left is between Telegram accepting the message and the
+// worker committing 'delivered': the answer is lost (the connection drops
+// after the request was written, the request times out, a gateway answers
+// 5xx for a message Telegram did take), the process dies, or its database
+// connection does (which releases the lock, so another replica may take the
+// row while the first is still sending). The worker cannot know whether
+// the person got the message, and it sends it again: a duplicate is
+// possible there, a loss is not. That is a choice: these messages carry
+// what the law requires the person be told (the denial and the right to
+// complain, an extension and its reason, where to download their data),
+// and an identical second message does no harm. A failure after the
+// request was written is recorded as "outcome unknown" so the operator can
+// see where a duplicate may have come from; a shutdown in mid-send leaves
+// the message pending for the next start, with the same caveat.
 package notify
 
 import (
@@ -113,6 +153,7 @@ func (o *Outbox) EnqueueUnsubscribe(ctx context.Context, tx pgx.Tx, email string
 // WorkerConfig tunes delivery. Zero fields take the defaults noted.
 type WorkerConfig struct {
 	Resend       ResendConfig
+	Telegram     TelegramConfig
 	BatchSize    int           // messages per RunOnce; default 10
 	PollInterval time.Duration // between polls in Run; default 1s
 	BaseBackoff  time.Duration // first retry delay; default 5s
@@ -176,13 +217,15 @@ type Worker struct {
 	log    *slog.Logger
 	onFail FinalFailure
 
-	resend    *resendDeliverer // nil: not configured, messages are kept
+	resend    *resendDeliverer // nil: not configured, its kinds are kept
 	configErr error            // why resend is nil when a key was given
-	warned    atomic.Bool      // the keep-warning is logged once per worker
+	telegram  *telegramDeliverer
+	warned    atomic.Bool // the keep-warning is logged once per worker
 
 	// held are the kinds this configuration cannot deliver (an unsubscribe
-	// without an audience, an email without a sender). They are kept pending
-	// while the other kinds flow.
+	// without an audience, an email without a sender, a Telegram message
+	// without a bot token). They are kept pending while the other kinds
+	// flow.
 	held      []*heldKind
 	heldKinds []string
 }
@@ -190,20 +233,23 @@ type Worker struct {
 // heldKind is a message kind kept back for want of configuration.
 type heldKind struct {
 	kind   string
+	via    string // "Resend" or "Telegram", for the log
 	why    error
 	warned atomic.Bool // logged once per worker
 }
 
-// deliverableKinds are the kinds a worker knows how to deliver.
-var deliverableKinds = []string{KindResendUnsubscribe, KindEmail}
+// resendKinds are the kinds delivered through Resend.
+var resendKinds = []string{KindResendUnsubscribe, KindEmail}
 
-// NewWorker returns a worker. Without cfg.Resend.APIKey it delivers nothing
-// and keeps messages; a key whose configuration is unusable (see
-// ResendConfig.Validate) is treated the same, with an error logged. A kind
+// NewWorker returns a worker. Without cfg.Resend.APIKey and
+// cfg.Telegram.BotToken it delivers nothing and keeps messages; a key or
+// token whose configuration is unusable (see ResendConfig.Validate,
+// TelegramConfig.Validate) is treated the same, with an error logged. A kind
 // that lacks its own piece of configuration — AudienceID for unsubscribes,
-// From for emails — is kept pending with an error logged once, while the
-// other kind is delivered (use ResendConfig.ValidateKind at startup to
-// refuse that instead).
+// From for emails, a bot token for Telegram messages, the Resend key for
+// both Resend kinds when only Telegram is configured — is kept pending with
+// an error logged once, while the other kinds are delivered (use
+// ResendConfig.ValidateKind at startup to refuse that instead).
 func NewWorker(pool *pgxpool.Pool, kr *keyring.Keyring, cfg WorkerConfig, clk clock.Clock, log *slog.Logger, onFail FinalFailure) *Worker {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -212,13 +258,38 @@ func NewWorker(pool *pgxpool.Pool, kr *keyring.Keyring, cfg WorkerConfig, clk cl
 	if strings.TrimSpace(cfg.Resend.APIKey) != "" {
 		w.resend, w.configErr = newResendDeliverer(cfg.Resend)
 	}
-	if w.resend != nil {
-		for _, kind := range deliverableKinds {
+	var telegramErr error
+	if strings.TrimSpace(cfg.Telegram.BotToken) != "" {
+		w.telegram, telegramErr = newTelegramDeliverer(cfg.Telegram)
+	}
+	hold := func(kind, via string, why error) {
+		w.held = append(w.held, &heldKind{kind: kind, via: via, why: why})
+		w.heldKinds = append(w.heldKinds, kind)
+	}
+	if w.resend == nil && w.telegram == nil {
+		// RunOnce keeps everything and says so once.
+		if w.configErr == nil {
+			w.configErr = telegramErr
+		}
+		return w
+	}
+	for _, kind := range resendKinds {
+		switch {
+		case w.resend == nil && w.configErr != nil:
+			hold(kind, "Resend", w.configErr)
+		case w.resend == nil:
+			hold(kind, "Resend", errors.New("resend: no API key is set (STEWARD_RESEND_API_KEY)"))
+		default:
 			if err := cfg.Resend.ValidateKind(kind); err != nil {
-				w.held = append(w.held, &heldKind{kind: kind, why: err})
-				w.heldKinds = append(w.heldKinds, kind)
+				hold(kind, "Resend", err)
 			}
 		}
+	}
+	if w.telegram == nil {
+		if telegramErr == nil {
+			telegramErr = errors.New("telegram: no bot token is set (STEWARD_TELEGRAM_BOT_TOKEN)")
+		}
+		hold(KindTelegram, "Telegram", telegramErr)
 	}
 	return w
 }
@@ -262,7 +333,7 @@ func (w *Worker) Run(ctx context.Context) {
 // never undoes another's success.
 func (w *Worker) RunOnce(ctx context.Context) (RunResult, error) {
 	var res RunResult
-	if w.resend == nil {
+	if w.resend == nil && w.telegram == nil {
 		n, err := w.Pending(ctx)
 		if err != nil {
 			return res, err
@@ -270,9 +341,9 @@ func (w *Worker) RunOnce(ctx context.Context) (RunResult, error) {
 		res.Kept = n
 		if n > 0 && !w.warned.Swap(true) {
 			if w.configErr != nil {
-				w.log.ErrorContext(ctx, "outbox messages are being kept: Resend is misconfigured", "pending", n, "err", w.configErr)
+				w.log.ErrorContext(ctx, "outbox messages are being kept: delivery is misconfigured", "pending", n, "err", w.configErr)
 			} else {
-				w.log.WarnContext(ctx, "outbox messages are being kept until STEWARD_RESEND_API_KEY is set", "pending", n)
+				w.log.WarnContext(ctx, "outbox messages are being kept until STEWARD_RESEND_API_KEY is set (and STEWARD_TELEGRAM_BOT_TOKEN, for Telegram messages)", "pending", n)
 			}
 		}
 		return res, nil
@@ -337,7 +408,7 @@ func (w *Worker) keepHeld(ctx context.Context) (int, error) {
 	}
 	for _, h := range w.held {
 		if n := counts[h.kind]; n > 0 && !h.warned.Swap(true) {
-			w.log.ErrorContext(ctx, "outbox messages are being kept: Resend is not configured for this kind",
+			w.log.ErrorContext(ctx, "outbox messages are being kept: "+h.via+" is not configured for this kind",
 				"outbox_kind", h.kind, "pending", n, "err", h.why)
 		}
 	}
@@ -391,7 +462,9 @@ func (w *Worker) deliverNext(ctx context.Context, seen []int64) (int64, outcome,
 	derr := w.deliver(ctx, r)
 	if ctx.Err() != nil {
 		// Shutting down mid-send is not the message's fault: leave it as it
-		// was; the idempotency key covers a send that did reach Resend.
+		// was. The idempotency key covers an email that did reach Resend; a
+		// Telegram message that did may be sent again (see the package
+		// documentation).
 		return 0, outcomeNone, ctx.Err()
 	}
 	attempts := r.attempts + 1
@@ -410,7 +483,8 @@ func (w *Worker) deliverNext(ctx context.Context, seen []int64) (int64, outcome,
 			return 0, outcomeNone, fmt.Errorf("outbox: mark delivered: %w", err)
 		}
 		if err := tx.Commit(ctx); err != nil {
-			// Left pending: it will be sent again under the same idempotency key.
+			// Left pending: it will be sent again, under the same idempotency
+			// key for Resend; a Telegram message may arrive twice.
 			return 0, outcomeNone, fmt.Errorf("outbox: commit delivered: %w", err)
 		}
 		log.InfoContext(ctx, "outbox message delivered")
@@ -502,6 +576,8 @@ func (w *Worker) deliver(ctx context.Context, r row) *deliveryError {
 		return w.resend.unsubscribe(cctx, string(email), r.key)
 	case KindEmail:
 		return w.deliverEmail(ctx, r)
+	case KindTelegram:
+		return w.deliverTelegram(ctx, r)
 	default:
 		return permanentError("outbox: unknown message kind %q", r.kind)
 	}
@@ -512,8 +588,9 @@ func (w *Worker) deliver(ctx context.Context, r row) *deliveryError {
 const jitter = 0.2
 
 // backoff is min(MaxBackoff, BaseBackoff·2^prior) ± 20%, where prior is the
-// number of attempts before the one that just failed; never less than
-// Resend's Retry-After hint, and never above MaxBackoff.
+// number of attempts before the one that just failed; never less than the
+// far side's hint (Resend's Retry-After, Telegram's retry_after), and never
+// above MaxBackoff.
 func (w *Worker) backoff(prior int, retryAfter time.Duration) time.Duration {
 	return backoffDelay(w.cfg.BaseBackoff, w.cfg.MaxBackoff, prior, retryAfter, rand.Float64())
 }

@@ -20,7 +20,8 @@ import (
 // them directly. Each language directory holds, per template, <name>.txt
 // (defines "subject" and "text", run with text/template) and <name>.html
 // (defines "body", run with html/template inside the shared layout.html and the language's footer.html,
-// so every value is escaped for its HTML context).
+// so every value is escaped for its HTML context). Its telegram/ directory
+// holds the Telegram texts of the person-facing templates (render_telegram.go).
 //
 //go:embed templates
 var templateFS embed.FS
@@ -56,6 +57,7 @@ var templateSpecs = map[string]templateSpec{
 	TemplateRequestDenied:    {required: []string{"request_id", "request_type", "reason", "authority"}, optional: []string{"status_url"}},
 	TemplateRequestExtended:  {required: []string{"request_id", "request_type", "reason", "new_due_date"}, optional: []string{"status_url"}},
 	TemplateStaffReminder:    {required: []string{"request_id", "request_type", "due_date", "when"}, optional: []string{"staff_url"}},
+	TemplateSigninCode:       {required: []string{"code", "expires_minutes"}},
 }
 
 // requestTypeNames are the localized names of request types. They read as a
@@ -106,8 +108,8 @@ var sixDigits = regexp.MustCompile(`^[0-9]{6}$`)
 
 // checkValue validates one Data value by its key. Messages name the key and
 // never the value.
-func checkValue(key, v string) error {
-	bad := func(why string) error { return fmt.Errorf("%w: data key %q %s", ErrInvalidEmail, key, why) }
+func checkValue(key, v string, invalid error) error {
+	bad := func(why string) error { return fmt.Errorf("%w: data key %q %s", invalid, key, why) }
 	if !utf8.ValidString(v) {
 		return bad("is not valid UTF-8")
 	}
@@ -164,17 +166,18 @@ func checkValue(key, v string) error {
 
 // prepareData validates data against the template and returns the values the
 // template files see: every declared key (optional ones "" when absent), plus
-// request_type_name, when_text and lang, localized in Go.
-func prepareData(name, lang string, data map[string]string) (map[string]string, error) {
+// request_type_name, when_text and lang, localized in Go. Refusals wrap
+// invalid (ErrInvalidEmail or ErrInvalidTelegram, for the caller's kind).
+func prepareData(name, lang string, data map[string]string, invalid error) (map[string]string, error) {
 	spec, ok := templateSpecs[name]
 	if !ok {
-		return nil, fmt.Errorf("%w: unknown template %q", ErrInvalidEmail, name)
+		return nil, fmt.Errorf("%w: unknown template %q", invalid, name)
 	}
 	out := make(map[string]string, len(spec.required)+len(spec.optional)+3)
 	for _, k := range spec.required {
 		v, ok := data[k]
 		if !ok || strings.TrimSpace(v) == "" {
-			return nil, fmt.Errorf("%w: %s: data key %q is missing", ErrInvalidEmail, name, k)
+			return nil, fmt.Errorf("%w: %s: data key %q is missing", invalid, name, k)
 		}
 		out[k] = strings.TrimSpace(v)
 	}
@@ -188,7 +191,7 @@ func prepareData(name, lang string, data map[string]string) (map[string]string, 
 		if out[k] == "" {
 			continue
 		}
-		if err := checkValue(k, out[k]); err != nil {
+		if err := checkValue(k, out[k], invalid); err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 	}
@@ -271,7 +274,7 @@ func pluralFunc(lang string) func(n string, forms ...string) (string, error) {
 // (normalized first). Errors name keys, never values.
 func renderEmail(name, lang string, data map[string]string) (renderedEmail, error) {
 	lang = NormalizeLanguage(lang)
-	vals, err := prepareData(name, lang, data)
+	vals, err := prepareData(name, lang, data, ErrInvalidEmail)
 	if err != nil {
 		return renderedEmail{}, err
 	}

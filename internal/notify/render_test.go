@@ -66,8 +66,8 @@ func mustRender(t *testing.T, name, lang string, data map[string]string) rendere
 
 func TestTemplatesRenderInEveryLanguage(t *testing.T) {
 	t.Parallel()
-	if len(templateSpecs) != 6 {
-		t.Fatalf("%d templates, want 6", len(templateSpecs))
+	if len(templateSpecs) != 7 {
+		t.Fatalf("%d templates, want 7", len(templateSpecs))
 	}
 	for _, name := range templateNames() {
 		for _, lang := range Languages {

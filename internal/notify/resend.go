@@ -151,11 +151,12 @@ func (t *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // deliveryError is a failed delivery, classified for the retry decision. Its
-// message has email addresses redacted, so it can be stored and logged.
+// message has email addresses (and, for Telegram, the chat id and the bot
+// token) redacted, so it can be stored and logged.
 type deliveryError struct {
 	msg        string
 	permanent  bool
-	retryAfter time.Duration // Resend's hint on 429, 0 if none
+	retryAfter time.Duration // the far side's hint on 429 (Resend's Retry-After, Telegram's retry_after), 0 if none
 }
 
 func (e *deliveryError) Error() string { return e.msg }

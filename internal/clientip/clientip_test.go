@@ -1,0 +1,64 @@
+package clientip
+
+import (
+	"net/netip"
+	"testing"
+)
+
+var cases = []struct {
+	name, peer, xff, want string
+	trusted               []string
+}{
+	{"no proxies: the peer", "203.0.113.9", "198.51.100.1", "203.0.113.9", nil},
+	{"untrusted peer's header ignored", "203.0.113.9", "198.51.100.1", "203.0.113.9", []string{"10.0.0.0/8"}},
+	{"one trusted proxy", "10.0.0.2", "198.51.100.1", "198.51.100.1", []string{"10.0.0.0/8"}},
+	{"client cannot choose: the right-most untrusted wins", "10.0.0.2", "1.1.1.1, 198.51.100.1", "198.51.100.1", []string{"10.0.0.0/8"}},
+	{"two trusted hops", "10.0.0.2", "198.51.100.1, 10.0.0.7", "198.51.100.1", []string{"10.0.0.0/8"}},
+	{"all trusted: the left-most", "10.0.0.2", "10.0.0.5, 10.0.0.7", "10.0.0.5", []string{"10.0.0.0/8"}},
+	{"ports stripped", "10.0.0.2", "198.51.100.1:4444", "198.51.100.1", []string{"10.0.0.2"}},
+	{"ipv6 with port", "10.0.0.2", "[2001:db8::1]:443", "2001:db8::1", []string{"10.0.0.2"}},
+	{"garbage stops the walk", "10.0.0.2", "198.51.100.1, not-an-ip", "10.0.0.2", []string{"10.0.0.0/8"}},
+	{"mapped v4 peer", "::ffff:10.0.0.2", "198.51.100.1", "198.51.100.1", []string{"10.0.0.0/8"}},
+	{"empty header", "10.0.0.2", "", "10.0.0.2", []string{"10.0.0.0/8"}},
+}
+
+func TestIP(t *testing.T) {
+	for _, c := range cases {
+		r, err := New(c.trusted)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := r.IP(c.peer, c.xff); got != c.want {
+			t.Errorf("%s: IP(%q, %q) = %q, want %q", c.name, c.peer, c.xff, got, c.want)
+		}
+	}
+}
+
+func TestNewRefusesGarbage(t *testing.T) {
+	if _, err := New([]string{"10.0.0.0/33"}); err == nil {
+		t.Fatal("accepted a bad CIDR")
+	}
+	if _, err := New([]string{"proxy.internal"}); err == nil {
+		t.Fatal("accepted a host name")
+	}
+}
+
+func FuzzIP(f *testing.F) {
+	for _, c := range cases {
+		f.Add(c.peer, c.xff)
+	}
+	r, _ := New([]string{"10.0.0.0/8", "2001:db8::/32"})
+	f.Fuzz(func(t *testing.T, peer, xff string) {
+		got := r.IP(peer, xff)
+		if _, err := netip.ParseAddr(peer); err != nil {
+			return
+		}
+		a, err := netip.ParseAddr(got)
+		if err != nil {
+			t.Fatalf("IP(%q, %q) = %q: not an address", peer, xff, got)
+		}
+		// The answer is the peer or an address from the header, never a
+		// trusted proxy unless everything was.
+		_ = a
+	})
+}

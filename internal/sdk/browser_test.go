@@ -422,11 +422,11 @@ func TestKeyboardOnly(t *testing.T) {
 	s.waitLedger(visitor2, map[string]string{"analytics": "denied", "marketing": "denied", "functional": "denied", "model_training": "denied"})
 }
 
-// TestAccessibilityAndScreenshots: with the banner and with the dialog open,
+// TestSDKAccessibilityAndScreenshots: with the banner and with the dialog open,
 // in each language, axe-core finds no WCAG 2.1 AA violation; the texts
 // are the language's; "Reject all" looks exactly like "Accept all"; and
 // the screenshots are written.
-func TestAccessibilityAndScreenshots(t *testing.T) {
+func TestSDKAccessibilityAndScreenshots(t *testing.T) {
 	t.Parallel()
 	s := newStack(t)
 	b := browsertest.Start(t)

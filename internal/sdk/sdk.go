@@ -48,13 +48,6 @@ type Script struct {
 // URL is the script's path under Base.
 func (s Script) URL() string { return Base + s.Name }
 
-// Snippet is the tag a page embeds, with the integrity attribute; origin
-// is Steward's public origin (https://steward.example.com).
-func (s Script) Snippet(origin, key, product string) string {
-	return fmt.Sprintf(`<script src="%s%s" integrity="%s" crossorigin="anonymous" data-key="%s" data-product="%s" async></script>`,
-		strings.TrimSuffix(origin, "/"), s.URL(), s.Integrity, key, product)
-}
-
 var (
 	current  Script
 	archive  = map[string]Script{}

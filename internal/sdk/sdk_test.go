@@ -52,3 +52,19 @@ func TestSizeBudget(t *testing.T) {
 		t.Fatalf("the SDK is %d bytes gzipped; the budget is %d", len(cur.Gzip), gzipBudget)
 	}
 }
+
+// TestDocsNameTheCurrentBuild: the embed snippet in docs/consent-sdk.md
+// names the current build's URL and integrity, so copying it works.
+func TestDocsNameTheCurrentBuild(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "consent-sdk.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur := sdk.Current()
+	for _, want := range []string{cur.URL(), `integrity="` + cur.Integrity + `"`} {
+		if !bytes.Contains(doc, []byte(want)) {
+			t.Errorf("docs/consent-sdk.md's snippet lacks %s: paste the current build's (GET /sdk/v1/manifest.json)", want)
+		}
+	}
+}

@@ -3,7 +3,6 @@ package sdk_test
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"html/template"
@@ -304,10 +303,4 @@ func (s *stack) waitLedger(subject string, want map[string]string) map[string]co
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-func randID() string {
-	b := make([]byte, 9)
-	_, _ = rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
 }

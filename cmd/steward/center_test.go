@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -156,10 +157,11 @@ func TestPrivacyCenterAccessRequestByKeyboard(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			buf := new(strings.Builder)
-			_, _ = ioCopy(buf, rc)
+			data, err = io.ReadAll(rc)
 			rc.Close()
-			data = []byte(buf.String())
+			if err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	if !strings.Contains(string(data), "u-ann") || strings.Contains(string(data), "bob@example.com") || strings.Contains(string(data), "u-bob") {
@@ -323,15 +325,14 @@ func TestPrivacyCenterConsentMiniAppAndBadInput(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer res.Body.Close()
-			buf := new(strings.Builder)
-			_, _ = ioCopy(buf, res.Body)
+			buf, _ := io.ReadAll(res.Body)
 			if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
 				t.Errorf("POST %s answered %s", path, ct)
 			}
 			if cc := res.Header.Get("Cache-Control"); cc != "no-store" {
 				t.Errorf("POST %s: Cache-Control %q", path, cc)
 			}
-			return res.StatusCode, buf.String()
+			return res.StatusCode, string(buf)
 		}
 		// No CSRF token, a forged one, a cross-site Origin.
 		if code, body := post("/privacy/web/request", url.Values{"type": {"access"}, "email": {"a@example.com"}, "region": {"DE"}}, ""); code != 403 || !strings.Contains(body, "Shakl muddati tugagan") {
@@ -365,11 +366,10 @@ func TestPrivacyCenterConsentMiniAppAndBadInput(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			buf := new(strings.Builder)
-			_, _ = ioCopy(buf, res.Body)
+			buf, _ := io.ReadAll(res.Body)
 			res.Body.Close()
-			if res.StatusCode != 404 || !strings.Contains(buf.String(), "<html") {
-				t.Errorf("GET %s: %d %.100s", p, res.StatusCode, buf.String())
+			if res.StatusCode != 404 || !strings.Contains(string(buf), "<html") {
+				t.Errorf("GET %s: %d %.100s", p, res.StatusCode, buf)
 			}
 		}
 		if after := countRows(t, g.e.pool, "privacy_requests"); after != before {
@@ -389,18 +389,5 @@ func submit(t *testing.T, ctx context.Context, what string) {
 	t.Helper()
 	if _, err := chromedp.Run(ctx, chromedp.WaitEvent(page.LoadEventFired, nil, chromedp.KeyEvent(kb.Enter))); err != nil {
 		t.Fatalf("%s: %v", what, err)
-	}
-}
-
-func ioCopy(w *strings.Builder, r interface{ Read([]byte) (int, error) }) (int64, error) {
-	var n int64
-	buf := make([]byte, 32<<10)
-	for {
-		k, err := r.Read(buf)
-		w.Write(buf[:k])
-		n += int64(k)
-		if err != nil {
-			return n, nil
-		}
 	}
 }

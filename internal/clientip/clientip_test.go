@@ -2,6 +2,7 @@ package clientip
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -57,8 +58,22 @@ func FuzzIP(f *testing.F) {
 		if err != nil {
 			t.Fatalf("IP(%q, %q) = %q: not an address", peer, xff, got)
 		}
-		// The answer is the peer or an address from the header, never a
-		// trusted proxy unless everything was.
-		_ = a
+		// The answer is the peer or an address from the header.
+		p, _ := netip.ParseAddr(peer)
+		if a != p.Unmap() {
+			inHeader := false
+			for _, part := range strings.Split(xff, ",") {
+				s := strings.TrimSpace(part)
+				if ap, err := netip.ParseAddrPort(s); err == nil {
+					s = ap.Addr().String()
+				}
+				if x, err := netip.ParseAddr(s); err == nil && x.Unmap() == a {
+					inHeader = true
+				}
+			}
+			if !inHeader {
+				t.Fatalf("IP(%q, %q) = %q: neither the peer nor in the header", peer, xff, got)
+			}
+		}
 	})
 }

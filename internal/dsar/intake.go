@@ -2,7 +2,6 @@ package dsar
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -513,40 +512,17 @@ func (s *Service) Verify(ctx context.Context, id, code string) (VerifyResult, er
 		if r.Status != IdentityPending {
 			return apperr.New(apperr.Conflict, "this request is not waiting for a verification code (it is %s)", strings.ReplaceAll(string(r.Status), "_", " "))
 		}
-		var hash []byte
-		var expires time.Time
-		var attempts int
-		err = tx.QueryRow(ctx, `SELECT code_hash, expires_at, attempts FROM verification_codes WHERE request_id = $1 FOR UPDATE`, id).Scan(&hash, &expires, &attempts)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return apperr.Field("code", "no code is active for this request: ask for a new one")
-		}
+		ok, fail, det, err := s.consumeCode(ctx, tx, id, code)
 		if err != nil {
-			return fmt.Errorf("dsar: load code: %w", err)
+			return err
 		}
-		now := s.Clock.Now()
-		if !now.Before(expires) {
-			return apperr.Field("code", "the code has expired: ask for a new one")
-		}
-		if !hmac.Equal(hash, s.codeHash(id, code)) {
-			attempts++
-			det := map[string]any{"attempts": attempts, "max_attempts": s.cfg.CodeAttempts}
-			if attempts >= s.cfg.CodeAttempts {
-				if _, err := tx.Exec(ctx, `DELETE FROM verification_codes WHERE request_id = $1`, id); err != nil {
-					return fmt.Errorf("dsar: void code: %w", err)
-				}
-				failure = apperr.New(apperr.RateLimited, "too many wrong codes: this code no longer works; ask for a new one")
-				det["code_voided"] = true
-			} else {
-				if _, err := tx.Exec(ctx, `UPDATE verification_codes SET attempts = $2 WHERE request_id = $1`, id, attempts); err != nil {
-					return fmt.Errorf("dsar: count attempt: %w", err)
-				}
-				failure = apperr.Field("code", "wrong code (%d of %d attempts used)", attempts, s.cfg.CodeAttempts)
-			}
+		if !ok {
 			// Commit the attempt and its audit event, then report failure.
+			failure = fail
+			if det == nil {
+				return fail // nothing was counted: no code, or it expired
+			}
 			return s.event(ctx, tx, id, "verification_failed", "", "", actorSystem, "", det)
-		}
-		if _, err := tx.Exec(ctx, `DELETE FROM verification_codes WHERE request_id = $1`, id); err != nil {
-			return fmt.Errorf("dsar: consume code: %w", err)
 		}
 		token, th := newStatusToken()
 		if _, err := tx.Exec(ctx, `UPDATE privacy_requests SET status_token_hash = $2 WHERE id = $1`, id, th); err != nil {
@@ -570,17 +546,32 @@ func (s *Service) Verify(ctx context.Context, id, code string) (VerifyResult, er
 // ResendCode sends a fresh code for a request waiting for one, within the
 // per-identity and per-IP limits.
 func (s *Service) ResendCode(ctx context.Context, id, ip string) error {
+	return s.sendCodeFor(ctx, id, ip, func(r Request) error {
+		if r.Status != IdentityPending {
+			return apperr.New(apperr.Conflict, "this request is not waiting for a verification code (it is %s)", strings.ReplaceAll(string(r.Status), "_", " "))
+		}
+		return nil
+	})
+}
+
+// sendCodeFor sends a fresh code to the request's address when allow
+// accepts the locked request, within the per-identity and per-IP limits. A
+// request without an email address names nothing to send to: not found.
+func (s *Service) sendCodeFor(ctx context.Context, id, ip string, allow func(Request) error) error {
 	return s.tx(ctx, func(tx pgx.Tx) error {
 		r, err := s.lock(ctx, tx, id)
 		if err != nil {
 			return err
 		}
-		if r.Status != IdentityPending {
-			return apperr.New(apperr.Conflict, "this request is not waiting for a verification code (it is %s)", strings.ReplaceAll(string(r.Status), "_", " "))
+		if err := allow(r); err != nil {
+			return err
 		}
 		contact, err := s.contact(ctx, tx, r.ID)
 		if err != nil {
 			return err
+		}
+		if contact == "" {
+			return errNotFound
 		}
 		var subjectHash []byte
 		if err := tx.QueryRow(ctx, `SELECT s.lookup_hash FROM subjects s JOIN privacy_requests r ON r.subject_id = s.id WHERE r.id = $1`, id).Scan(&subjectHash); err != nil {

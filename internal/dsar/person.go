@@ -71,16 +71,7 @@ func (s *Service) CancelByPerson(ctx context.Context, id, token, reason string) 
 		if err != nil {
 			return err
 		}
-		if err := s.move(ctx, tx, r, Cancel, actor, reason, nil); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `
-			UPDATE privacy_request_tasks SET status = 'canceled', finished_at = $2
-			WHERE request_id = $1 AND status IN ('pending', 'running')`, id, s.Clock.Now()); err != nil {
-			return fmt.Errorf("dsar: cancel tasks: %w", err)
-		}
-		_, err = tx.Exec(ctx, `DELETE FROM verification_codes WHERE request_id = $1`, id)
-		return err
+		return s.cancel(ctx, tx, r, actor, reason)
 	})
 }
 
@@ -94,30 +85,11 @@ func (s *Service) SendAccessCode(ctx context.Context, id, ip string) error {
 	if !ValidID(id) {
 		return errNotFound
 	}
-	return s.tx(ctx, func(tx pgx.Tx) error {
-		r, err := s.lock(ctx, tx, id)
-		if err != nil {
-			return err
-		}
+	return s.sendCodeFor(ctx, id, ip, func(r Request) error {
 		if r.Status == IdentityPending {
 			return apperr.New(apperr.Conflict, "this request is waiting for its verification code: enter that code")
 		}
-		contact, err := s.contact(ctx, tx, r.ID)
-		if err != nil {
-			return err
-		}
-		if contact == "" {
-			return errNotFound
-		}
-		var subjectHash []byte
-		if err := tx.QueryRow(ctx, `SELECT s.lookup_hash FROM subjects s JOIN privacy_requests r ON r.subject_id = s.id WHERE r.id = $1`, id).Scan(&subjectHash); err != nil {
-			return fmt.Errorf("dsar: load subject: %w", err)
-		}
-		now := s.Clock.Now()
-		if err := s.checkSendLimits(ctx, tx, subjectHash, ip, now); err != nil {
-			return err
-		}
-		return s.sendCode(ctx, tx, &r, contact, subjectHash, ip, now)
+		return nil
 	})
 }
 
@@ -143,13 +115,16 @@ func (s *Service) VerifyAccess(ctx context.Context, id, code string) (string, er
 		if r.Status == IdentityPending {
 			return apperr.New(apperr.Conflict, "this request is waiting for its verification code: enter that code")
 		}
-		ok, fail, err := s.consumeCode(ctx, tx, id, code)
+		ok, fail, det, err := s.consumeCode(ctx, tx, id, code)
 		if err != nil {
 			return err
 		}
 		if !ok {
 			failure = fail
-			return s.event(ctx, tx, id, "access_code_failed", "", "", actorSystem, "", nil)
+			if det == nil {
+				return fail // nothing was counted: no code, or it expired
+			}
+			return s.event(ctx, tx, id, "access_code_failed", "", "", actorSystem, "", det)
 		}
 		var th []byte
 		token, th = newStatusToken()
@@ -173,39 +148,42 @@ func (s *Service) VerifyAccess(ctx context.Context, id, code string) (string, er
 
 // consumeCode checks code against the request's live code inside tx: a
 // right code is deleted (ok); a wrong one counts an attempt and, at the
-// limit, voids the code; fail says why in the person's terms.
-func (s *Service) consumeCode(ctx context.Context, tx pgx.Tx, id, code string) (ok bool, fail error, err error) {
+// limit, voids the code. fail says why in the person's terms, and det is
+// what the audit event of a failure records.
+func (s *Service) consumeCode(ctx context.Context, tx pgx.Tx, id, code string) (ok bool, fail error, det map[string]any, err error) {
 	var hash []byte
 	var attempts int
 	var expired bool
 	err = tx.QueryRow(ctx, `SELECT code_hash, attempts, expires_at <= $2 FROM verification_codes WHERE request_id = $1 FOR UPDATE`,
 		id, s.Clock.Now()).Scan(&hash, &attempts, &expired)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return false, apperr.Field("code", "no code is active for this request: ask for a new one"), nil
+		return false, apperr.Field("code", "no code is active for this request: ask for a new one"), nil, nil
 	}
 	if err != nil {
-		return false, nil, fmt.Errorf("dsar: load code: %w", err)
+		return false, nil, nil, fmt.Errorf("dsar: load code: %w", err)
 	}
 	if expired {
-		return false, apperr.Field("code", "the code has expired: ask for a new one"), nil
+		return false, apperr.Field("code", "the code has expired: ask for a new one"), nil, nil
 	}
 	if hmac.Equal(hash, s.codeHash(id, code)) {
 		if _, err := tx.Exec(ctx, `DELETE FROM verification_codes WHERE request_id = $1`, id); err != nil {
-			return false, nil, fmt.Errorf("dsar: consume code: %w", err)
+			return false, nil, nil, fmt.Errorf("dsar: consume code: %w", err)
 		}
-		return true, nil, nil
+		return true, nil, nil, nil
 	}
 	attempts++
+	det = map[string]any{"attempts": attempts, "max_attempts": s.cfg.CodeAttempts}
 	if attempts >= s.cfg.CodeAttempts {
 		if _, err := tx.Exec(ctx, `DELETE FROM verification_codes WHERE request_id = $1`, id); err != nil {
-			return false, nil, fmt.Errorf("dsar: void code: %w", err)
+			return false, nil, nil, fmt.Errorf("dsar: void code: %w", err)
 		}
-		return false, apperr.New(apperr.RateLimited, "too many wrong codes: this code no longer works; ask for a new one"), nil
+		det["code_voided"] = true
+		return false, apperr.New(apperr.RateLimited, "too many wrong codes: this code no longer works; ask for a new one"), det, nil
 	}
 	if _, err := tx.Exec(ctx, `UPDATE verification_codes SET attempts = $2 WHERE request_id = $1`, id, attempts); err != nil {
-		return false, nil, fmt.Errorf("dsar: count attempt: %w", err)
+		return false, nil, nil, fmt.Errorf("dsar: count attempt: %w", err)
 	}
-	return false, apperr.Field("code", "wrong code (%d of %d attempts used)", attempts, s.cfg.CodeAttempts), nil
+	return false, apperr.Field("code", "wrong code (%d of %d attempts used)", attempts, s.cfg.CodeAttempts), det, nil
 }
 
 // checkText refuses text a person typed that cannot be stored as written:
@@ -277,5 +255,13 @@ func (s *Service) PersonTimeline(ctx context.Context, id, token string) ([]Publi
 		}
 		out = append(out, PublicEvent{Kind: kind, At: at.UTC()})
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("dsar: person timeline: %w", err)
+	}
+	if len(out) == 0 {
+		// Every request has its "received" entry: nothing means a wrong
+		// id or token, which look alike.
+		return nil, errNotFound
+	}
+	return out, nil
 }

@@ -391,18 +391,23 @@ func (s *Service) Cancel(ctx context.Context, id, actor, reason string) (Request
 		return Request{}, err
 	}
 	return s.act(ctx, id, func(tx pgx.Tx, r *Request) error {
-		var err error
-		if err := s.move(ctx, tx, r, Cancel, actor, reason, nil); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `
-			UPDATE privacy_request_tasks SET status = 'canceled', finished_at = $2
-			WHERE request_id = $1 AND status IN ('pending', 'running')`, id, s.Clock.Now()); err != nil {
-			return fmt.Errorf("dsar: cancel tasks: %w", err)
-		}
-		_, err = tx.Exec(ctx, `DELETE FROM verification_codes WHERE request_id = $1`, id)
-		return err
+		return s.cancel(ctx, tx, r, actor, reason)
 	})
+}
+
+// cancel moves the locked request to canceled inside tx and cancels its
+// tasks that have not ended; staff and the person withdraw alike.
+func (s *Service) cancel(ctx context.Context, tx pgx.Tx, r *Request, actor, reason string) error {
+	if err := s.move(ctx, tx, r, Cancel, actor, reason, nil); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `
+		UPDATE privacy_request_tasks SET status = 'canceled', finished_at = $2
+		WHERE request_id = $1 AND status IN ('pending', 'running')`, r.ID, s.Clock.Now()); err != nil {
+		return fmt.Errorf("dsar: cancel tasks: %w", err)
+	}
+	_, err := tx.Exec(ctx, `DELETE FROM verification_codes WHERE request_id = $1`, r.ID)
+	return err
 }
 
 // Pause holds a request (waiting for information from the person, say).

@@ -3,6 +3,7 @@ package web
 import (
 	"encoding/hex"
 	"encoding/json"
+	"slices"
 	"strings"
 	"time"
 
@@ -251,7 +252,7 @@ func (c *Center) changeConsent(ctx *fiber.Ctx) error {
 	purpose := ctx.FormValue("purpose")
 	p, known := eng.Purposes[purpose]
 	state := ctx.FormValue("state")
-	if !known || p.Essential || !contains(p.Products, product) || (state != "granted" && state != "withdrawn" && state != "denied") {
+	if !known || p.Essential || !slices.Contains(p.Products, product) || (state != "granted" && state != "withdrawn" && state != "denied") {
 		return c.message(ctx, fiber.StatusUnprocessableEntity, "error_title", "err_generic")
 	}
 	source := "web_settings"
@@ -268,15 +269,6 @@ func (c *Center) changeConsent(ctx *fiber.Ctx) error {
 		return c.failure(ctx, err)
 	}
 	return ctx.Redirect(Prefix+"/"+product+"/consent?saved="+ev.ID+"#receipt-"+ev.ID, fiber.StatusSeeOther)
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 func truncate(s string, n int) string {

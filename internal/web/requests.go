@@ -4,6 +4,7 @@ import (
 	"net/mail"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -149,7 +150,7 @@ func (c *Center) submitRequest(ctx *fiber.Ctx) error {
 	var rows []changeRow
 	changes := map[string]string{}
 	for i := 1; i <= 3; i++ {
-		fld, val := ctx.FormValue("change_field_"+itoa(i)), strings.TrimSpace(ctx.FormValue("change_value_"+itoa(i)))
+		fld, val := ctx.FormValue("change_field_"+strconv.Itoa(i)), strings.TrimSpace(ctx.FormValue("change_value_"+strconv.Itoa(i)))
 		rows = append(rows, changeRow{Field: strings.Clone(fld), Value: strings.Clone(val)})
 		if typ != "rectification" || fld == "" && val == "" {
 			continue

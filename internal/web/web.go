@@ -28,6 +28,7 @@ import (
 	"log/slog"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -121,6 +122,7 @@ type Deps struct {
 type Center struct {
 	cfg     Config
 	d       Deps
+	origin  string // PublicURL's origin, the one POSTs may come from
 	pages   map[string]*template.Template
 	secure  bool
 	limiter *limiter
@@ -154,7 +156,8 @@ func New(cfg Config, d Deps) (*Center, error) {
 		return nil, err
 	}
 	u, _ := url.Parse(cfg.PublicURL)
-	return &Center{
+	origin, _ := policy.NormalizeOrigin(cfg.PublicURL)
+	return &Center{origin: origin,
 		cfg: cfg, d: d, pages: pages, static: st,
 		secure:  u != nil && u.Scheme == "https",
 		limiter: newLimiter(cfg.PostsPerMinute, time.Minute, d.Clock),
@@ -490,10 +493,8 @@ func (c *Center) sameOrigin(ctx *fiber.Ctx) bool {
 	if o == "" {
 		return true
 	}
-	if c.cfg.PublicURL != "" {
-		if want, err := policy.NormalizeOrigin(c.cfg.PublicURL); err == nil && strings.EqualFold(o, want) {
-			return true
-		}
+	if c.origin != "" && strings.EqualFold(o, c.origin) {
+		return true
 	}
 	return strings.EqualFold(o, ctx.Protocol()+"://"+ctx.Hostname())
 }
@@ -625,21 +626,9 @@ func formatDate(lang string, t time.Time) string {
 	}
 	switch lang {
 	case "ru":
-		return itoa(t.Day()) + " " + m[t.Month()-1] + " " + itoa(t.Year()) + " г."
+		return strconv.Itoa(t.Day()) + " " + m[t.Month()-1] + " " + strconv.Itoa(t.Year()) + " г."
 	case "uz":
-		return itoa(t.Year()) + "-yil " + itoa(t.Day()) + "-" + m[t.Month()-1]
+		return strconv.Itoa(t.Year()) + "-yil " + strconv.Itoa(t.Day()) + "-" + m[t.Month()-1]
 	}
-	return itoa(t.Day()) + " " + m[t.Month()-1] + " " + itoa(t.Year())
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b []byte
-	for n > 0 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-		n /= 10
-	}
-	return string(b)
+	return strconv.Itoa(t.Day()) + " " + m[t.Month()-1] + " " + strconv.Itoa(t.Year())
 }

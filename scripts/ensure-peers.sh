@@ -59,7 +59,7 @@ apt_updated=0
 apt_tool() {
 	local name="$1"
 	shift
-	command -v "$name" >/dev/null 2>&1 && return 0
+	type -P "$name" >/dev/null 2>&1 && return 0
 	command -v apt-get >/dev/null 2>&1 || die "$name is missing and this machine has no apt-get: install $* yourself"
 	if [ "$apt_updated" -eq 0 ]; then
 		log "apt-get update"
@@ -68,7 +68,7 @@ apt_tool() {
 	fi
 	log "installing $* (apt)"
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
-	command -v "$name" >/dev/null 2>&1 || die "$name still missing after apt-get install $*"
+	type -P "$name" >/dev/null 2>&1 || die "$name still missing after apt-get install $*"
 }
 
 # axe_core: npm install the pinned axe-core unless it is there.
@@ -86,10 +86,12 @@ axe_core() {
 	[ -f "$axedir/node_modules/axe-core/axe.min.js" ] || die "axe.min.js missing after npm install"
 }
 
-# chromium: Debian's package (any of the names internal/browsertest tries).
-chromium() {
-	command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 ||
-		command -v google-chrome >/dev/null 2>&1 || apt_tool chromium chromium
+# ensure_chromium: Debian's package (any of the names internal/browsertest
+# tries). type -P looks for executables only: a shell function of the same
+# name must not count as the browser.
+ensure_chromium() {
+	type -P chromium >/dev/null 2>&1 || type -P chromium-browser >/dev/null 2>&1 ||
+		type -P google-chrome >/dev/null 2>&1 || apt_tool chromium chromium
 }
 
 case "${1:-all}" in
@@ -100,13 +102,13 @@ all)
 	if ! have stripe-mock; then go_tool stripe-mock "$STRIPE_MOCK_MODULE" & pids+=($!); fi
 	if ! have versitygw; then go_tool versitygw "$VERSITYGW_MODULE" & pids+=($!); fi
 	apt_tool unzip unzip
-	chromium
+	ensure_chromium
 	axe_core
 	for p in "${pids[@]}"; do wait "$p" || exit 1; done
 	;;
 versitygw) go_tool versitygw "$VERSITYGW_MODULE" ;;
 stripe-mock) go_tool stripe-mock "$STRIPE_MOCK_MODULE" ;;
-chromium) chromium ;;
+chromium) ensure_chromium ;;
 axe-core) axe_core ;;
 *) die "usage: $0 [all|versitygw|stripe-mock|chromium|axe-core]" ;;
 esac

@@ -427,6 +427,22 @@ func TestAuthorization(t *testing.T) {
 			},
 		},
 		{
+			name:   "agent authorization document",
+			req:    req{method: "GET", path: "/v1/privacy-requests/" + reqID + "/documents/agent_authorization"},
+			denied: "auditor", reason: "may not perform requests.manage",
+			allowed: "reviewer", status: 200, call: "Requests.OpenDocument",
+			stub: func(e *env) func(*testing.T) {
+				var id, kind, actor string
+				e.requests.OpenDocumentFn = func(_ context.Context, i, k, a string) (dsar.Document, error) {
+					id, kind, actor = i, k, a
+					return dsar.Document{ContentType: "application/pdf", Content: []byte("%PDF-1.4"), SHA256: "ab"}, nil
+				}
+				return func(t *testing.T) {
+					eq(t, "id/kind/actor", []string{id, kind, actor}, []string{reqID, "agent_authorization", "key:" + keyIDFor("reviewer")})
+				}
+			},
+		},
+		{
 			name:   "approval",
 			req:    req{method: "POST", path: "/v1/privacy-requests/" + reqID + "/approve", body: `{"note":"checked ID"}`},
 			denied: "frontend", reason: "may not perform requests.manage",

@@ -163,6 +163,7 @@ type RequestService struct {
 	GetFn                func(ctx context.Context, id string) (dsar.Detail, error)
 	ReportFn             func(ctx context.Context, id string) (dsar.Report, error)
 	RevealIdentitiesFn   func(ctx context.Context, id, actor string) ([]string, error)
+	OpenDocumentFn       func(ctx context.Context, id, kind, actor string) (dsar.Document, error)
 	ApproveFn            func(ctx context.Context, id, actor, note string) (dsar.Request, error)
 	DenyFn               func(ctx context.Context, id, actor, reason string) (dsar.Request, error)
 	ExtendFn             func(ctx context.Context, id, actor, reason string) (dsar.Request, error)
@@ -240,6 +241,14 @@ func (s *RequestService) RevealIdentities(ctx context.Context, id, actor string)
 		return nil, notStubbed("Requests.RevealIdentities")
 	}
 	return s.RevealIdentitiesFn(ctx, id, actor)
+}
+
+func (s *RequestService) OpenDocument(ctx context.Context, id, kind, actor string) (dsar.Document, error) {
+	s.calls.add("Requests.OpenDocument")
+	if s.OpenDocumentFn == nil {
+		return dsar.Document{}, notStubbed("Requests.OpenDocument")
+	}
+	return s.OpenDocumentFn(ctx, id, kind, actor)
 }
 
 func (s *RequestService) Approve(ctx context.Context, id, actor, note string) (dsar.Request, error) {

@@ -8,8 +8,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gofiber/fiber/v2"
+
 	"github.com/valyala/fasthttp/fasthttputil"
 
+	"github.com/steward-privacy/steward/internal/api"
 	"github.com/steward-privacy/steward/internal/consent"
 )
 
@@ -271,4 +274,30 @@ func TestOversizeBody(t *testing.T) {
 		t.Errorf("detail = %q", p.Detail)
 	}
 	e.wantCalls(t)
+}
+
+// TestPageBodyLimit: when the pages may post larger bodies (a form with an
+// uploaded document), the server reads up to their limit, and the API's
+// own routes still refuse more than the API's.
+func TestPageBodyLimit(t *testing.T) {
+	t.Parallel()
+	var pageGot int
+	e := newEnvWith(t, func(c *api.Config) { c.PageBodyLimit = 4 * bodyLimit }, func(d *api.Deps) {
+		d.Pages = func(r fiber.Router) {
+			r.Post("/privacy/upload", func(c *fiber.Ctx) error {
+				pageGot = len(c.Body())
+				return c.SendStatus(204)
+			})
+		}
+	})
+	big := `{"subject":"` + strings.Repeat("a", 2*bodyLimit) + `"}`
+	res := e.do(req{method: "POST", path: "/v1/consents", role: "admin", body: big})
+	p := res.problem(t, 413, "payload_too_large")
+	if !strings.Contains(p.Detail, "larger than this server accepts") {
+		t.Errorf("detail = %q", p.Detail)
+	}
+	e.wantCalls(t)
+	if res := e.do(req{method: "POST", path: "/privacy/upload", body: big}); res.status != 204 || pageGot != len(big) {
+		t.Errorf("page upload: %d, got %d bytes of %d", res.status, pageGot, len(big))
+	}
 }

@@ -27,6 +27,7 @@ type RequestService interface {
 	Get(ctx context.Context, id string) (dsar.Detail, error)
 	Report(ctx context.Context, id string) (dsar.Report, error)
 	RevealIdentities(ctx context.Context, id, actor string) ([]string, error)
+	OpenDocument(ctx context.Context, id, kind, actor string) (dsar.Document, error)
 	Approve(ctx context.Context, id, actor, note string) (dsar.Request, error)
 	Deny(ctx context.Context, id, actor, reason string) (dsar.Request, error)
 	Extend(ctx context.Context, id, actor, reason string) (dsar.Request, error)
@@ -293,6 +294,35 @@ func (s *server) revealIdentities(c *fiber.Ctx) error {
 	}
 	return c.JSON(fiber.Map{"identities": ids})
 }
+
+// openDocument serves a document uploaded with a request (an agent's
+// signed authorization) to staff. Opening it is audited by the service;
+// the file is personal data, so it is never cached, and its media type was
+// detected from its content at upload, so nosniff holds it to that.
+func (s *server) openDocument(c *fiber.Ctx) error {
+	if err := s.authorize(c, "requests.manage"); err != nil {
+		return err
+	}
+	id, err := requestID(c)
+	if err != nil {
+		return err
+	}
+	if c.Params("kind") != dsar.DocAgentAuthorization {
+		return apperr.New(apperr.NotFound, "this request has no such document")
+	}
+	d, err := s.Requests.OpenDocument(c.UserContext(), id, dsar.DocAgentAuthorization, "key:"+callerKey(c).ID)
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentType, d.ContentType)
+	c.Set(fiber.HeaderContentDisposition, `attachment; filename="`+dsar.DocAgentAuthorization+documentExt[d.ContentType]+`"`)
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+	c.Set("Digest", "sha-256="+d.SHA256)
+	return c.Send(d.Content)
+}
+
+var documentExt = map[string]string{"application/pdf": ".pdf", "image/png": ".png", "image/jpeg": ".jpg"}
 
 type reasonBody struct {
 	Reason string `json:"reason"`

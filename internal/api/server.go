@@ -29,7 +29,11 @@ import (
 
 // Config holds the HTTP limits.
 type Config struct {
-	BodyLimit    int
+	// BodyLimit bounds an API request's body; PageBodyLimit, when larger,
+	// the pages' (a form with an uploaded document). The server reads up to
+	// the larger; API routes refuse more than BodyLimit with 413.
+	BodyLimit     int
+	PageBodyLimit int
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
 	IdleTimeout  time.Duration
@@ -129,7 +133,7 @@ func New(cfg Config, d Deps) *fiber.App {
 	s := &server{Deps: d, cfg: cfg, origins: newOriginCache(cfg.CORSOrigins)}
 	app := fiber.New(fiber.Config{
 		AppName:               "steward",
-		BodyLimit:             cfg.BodyLimit,
+		BodyLimit:             max(cfg.BodyLimit, cfg.PageBodyLimit),
 		ReadTimeout:           cfg.ReadTimeout,
 		WriteTimeout:          cfg.WriteTimeout,
 		IdleTimeout:           cfg.IdleTimeout,
@@ -143,6 +147,11 @@ func New(cfg Config, d Deps) *fiber.App {
 	app.Use(s.observe)
 	if d.Pages != nil {
 		d.Pages(app)
+	}
+	if cfg.PageBodyLimit > cfg.BodyLimit {
+		// After the pages: they answer every path under their prefix, so
+		// this runs for everything else.
+		app.Use(s.limitBody)
 	}
 
 	app.Get("/healthz", s.healthz)
@@ -189,6 +198,7 @@ func New(cfg Config, d Deps) *fiber.App {
 	authed.Get("/privacy-requests/:id/report", s.requestReport)
 	authed.Get("/privacy-requests/:id/package", s.downloadRequestPackage)
 	authed.Post("/privacy-requests/:id/identities", s.revealIdentities)
+	authed.Get("/privacy-requests/:id/documents/:kind", s.openDocument)
 	authed.Post("/privacy-requests/:id/approve", s.approveRequest)
 	authed.Post("/privacy-requests/:id/deny", s.denyRequest)
 	authed.Post("/privacy-requests/:id/extend", s.extendRequest)

@@ -45,8 +45,10 @@ type CreateInput struct {
 	// identity themselves (how goes in the note).
 	Note             string
 	IdentityVerified bool
-	// Agent channel.
-	Agent *Agent
+	// Agent channel: the agent, and their signed authorization as an
+	// uploaded document (stored sealed) or a reference to one staff hold.
+	Agent         *Agent
+	AgentDocument *Document
 
 	Actor    string // key:<id> of the caller
 	ClientIP string
@@ -145,8 +147,16 @@ func (in *CreateInput) validate(s *Service) error {
 		}
 	case ChannelAgent:
 		a := in.Agent
-		if a == nil || strings.TrimSpace(a.Name) == "" || strings.TrimSpace(a.AuthorizationRef) == "" {
-			return apperr.Field("agent", "name, email and authorization_ref (the signed authorization) are required")
+		if a == nil || strings.TrimSpace(a.Name) == "" || strings.TrimSpace(a.AuthorizationRef) == "" && in.AgentDocument == nil {
+			return apperr.Field("agent", "name, email and the signed authorization (authorization_ref or an uploaded document) are required")
+		}
+		if in.AgentDocument != nil {
+			if err := validateDocument(in.AgentDocument); err != nil {
+				return err
+			}
+			if strings.TrimSpace(a.AuthorizationRef) == "" {
+				a.AuthorizationRef = "uploaded document, sha256 " + in.AgentDocument.SHA256
+			}
 		}
 		if _, err := mail.ParseAddress(a.Email); err != nil || len(a.Email) > 254 {
 			return apperr.Field("agent.email", "must be an email address")
@@ -164,7 +174,7 @@ func (in *CreateInput) validate(s *Service) error {
 	if in.Channel != ChannelStaff && in.IdentityVerified {
 		return apperr.Field("identity_verified", "only a reviewer entering a request can vouch for the identity")
 	}
-	if in.Channel != ChannelAgent && in.Agent != nil {
+	if in.Channel != ChannelAgent && (in.Agent != nil || in.AgentDocument != nil) {
 		return apperr.Field("agent", "only an agent request carries agent details")
 	}
 	return nil
@@ -356,6 +366,11 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (Created, error) {
 		}
 		if err := s.storeIdentity(ctx, tx, id, in.Subject, SourceGiven); err != nil {
 			return err
+		}
+		if in.AgentDocument != nil {
+			if err := s.storeDocument(ctx, tx, id, DocAgentAuthorization, *in.AgentDocument); err != nil {
+				return err
+			}
 		}
 		r, err := s.lock(ctx, tx, id)
 		if err != nil {

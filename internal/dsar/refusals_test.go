@@ -85,6 +85,14 @@ func TestBadInputIsRefusedAndStoresNothing(t *testing.T) {
 			Agent: &dsar.Agent{Name: "A", Email: "nope", AuthorizationRef: "POA-1"}}, apperr.Invalid},
 		{"agent details on a web request", dsar.CreateInput{Type: "access", Subject: email, Region: "DE", Channel: dsar.ChannelWeb,
 			Agent: &dsar.Agent{Name: "A", Email: "a@agents.example.com", AuthorizationRef: "POA-1"}}, apperr.Invalid},
+		{"agent document on a web request", dsar.CreateInput{Type: "access", Subject: email, Region: "DE", Channel: dsar.ChannelWeb,
+			AgentDocument: &dsar.Document{Content: []byte("%PDF-1.7")}}, apperr.Invalid},
+		{"agent document that is not a document", dsar.CreateInput{Type: "access", Subject: email, Region: "DE", Channel: dsar.ChannelAgent,
+			Agent: &dsar.Agent{Name: "A", Email: "a@agents.example.com"}, AgentDocument: &dsar.Document{Content: []byte("<html><script>")}}, apperr.Invalid},
+		{"agent document too large", dsar.CreateInput{Type: "access", Subject: email, Region: "DE", Channel: dsar.ChannelAgent,
+			Agent: &dsar.Agent{Name: "A", Email: "a@agents.example.com"}, AgentDocument: &dsar.Document{Content: append([]byte("%PDF-"), make([]byte, dsar.MaxDocumentSize)...)}}, apperr.Invalid},
+		{"agent document empty", dsar.CreateInput{Type: "access", Subject: email, Region: "DE", Channel: dsar.ChannelAgent,
+			Agent: &dsar.Agent{Name: "A", Email: "a@agents.example.com"}, AgentDocument: &dsar.Document{}}, apperr.Invalid},
 	}
 	for _, tc := range cases {
 		_, err := r.svc.Create(ctx, tc.in)
@@ -92,7 +100,7 @@ func TestBadInputIsRefusedAndStoresNothing(t *testing.T) {
 			t.Errorf("%s: %v, want %s", tc.name, err, tc.code)
 		}
 	}
-	for _, table := range []string{"privacy_requests", "subjects", "privacy_request_events", "verification_sends", "outbox", "audit_pending", "river_job"} {
+	for _, table := range []string{"privacy_requests", "privacy_request_documents", "subjects", "privacy_request_events", "verification_sends", "outbox", "audit_pending", "river_job"} {
 		if n := r.count(`SELECT count(*) FROM ` + table); n != 0 {
 			t.Errorf("refused requests left %d rows in %s", n, table)
 		}

@@ -177,6 +177,9 @@ func (s *Service) Get(ctx context.Context, id string) (Detail, error) {
 		if d.Timeline, err = s.timeline(ctx, tx, id); err != nil {
 			return err
 		}
+		if d.Documents, err = s.documents(ctx, tx, id); err != nil {
+			return err
+		}
 		det, err := s.details(ctx, tx, id)
 		if err != nil {
 			return err

@@ -96,6 +96,9 @@ type Detail struct {
 	Timeline   []TimelineEntry  `json:"timeline"`
 	Changes    []string         `json:"rectification_categories,omitempty"`
 	Agent      *AgentPublicInfo `json:"agent,omitempty"`
+	// Documents are the files uploaded with the request (an agent's signed
+	// authorization), described without opening them.
+	Documents []DocumentInfo `json:"documents,omitempty"`
 }
 
 // IdentityInfo says which kinds of identity the request reaches and where

@@ -1,7 +1,10 @@
 package dsar_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"reflect"
 	"regexp"
@@ -371,6 +374,81 @@ func TestAgentRequestIsConfirmedByTheSubject(t *testing.T) {
 		if len(e.To) != 1 || e.To[0] != "bob@example.com" {
 			t.Errorf("email sent to %v", e.To)
 		}
+	}
+}
+
+// An agent's uploaded authorization is stored sealed (its bytes and name
+// appear nowhere in the clear), described to staff by size and hash,
+// opened only through an audited call, and cleared by retention with the
+// request's other personal data.
+func TestAgentAuthorizationDocument(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, rigOpts{})
+	ctx := context.Background()
+	r.seedWebUser("carol@example.com", "u-3", "")
+	pdf := []byte("%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n% I, Carol Example, authorize Privacy Agents LLC\n%%EOF\n")
+	c, err := r.svc.Create(ctx, dsar.CreateInput{
+		Type: "access", Subject: identity.MustParse("email:carol@example.com"), Region: "US-CA", Channel: dsar.ChannelAgent,
+		Agent:         &dsar.Agent{Name: "Privacy Agents LLC", Email: "requests@agents.example.com"},
+		AgentDocument: &dsar.Document{Name: "carol-authorization.pdf", ContentType: "text/html", Content: pdf},
+		Actor:         "system:privacy-center", ClientIP: "198.51.100.9",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := c.Request.ID
+	for _, q := range []string{
+		`SELECT count(*) FROM privacy_request_documents WHERE position('Carol Example'::bytea IN content) > 0 OR position('carol-authorization'::bytea IN meta) > 0`,
+		`SELECT count(*) FROM privacy_request_documents WHERE position('%PDF'::bytea IN content) > 0`,
+	} {
+		if n := r.count(q); n != 0 {
+			t.Errorf("document stored in the clear: %s", q)
+		}
+	}
+	d, err := r.svc.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(pdf)
+	if len(d.Documents) != 1 || d.Documents[0].Kind != dsar.DocAgentAuthorization || d.Documents[0].Size != len(pdf) || d.Documents[0].SHA256 != hex.EncodeToString(sum[:]) {
+		t.Fatalf("documents %+v", d.Documents)
+	}
+	if d.Agent == nil || !strings.Contains(d.Agent.AuthorizationRef, hex.EncodeToString(sum[:])) {
+		t.Errorf("authorization ref %+v does not name the uploaded document", d.Agent)
+	}
+	doc, err := r.svc.OpenDocument(ctx, id, dsar.DocAgentAuthorization, "key:reviewer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(doc.Content, pdf) || doc.ContentType != "application/pdf" || doc.Name != "carol-authorization.pdf" {
+		t.Errorf("opened %q %q %d bytes", doc.Name, doc.ContentType, len(doc.Content))
+	}
+	if n := r.count(`SELECT count(*) FROM privacy_request_events WHERE request_id = '` + id + `' AND event = 'document_opened' AND actor = 'key:reviewer'`); n != 1 {
+		t.Errorf("%d document_opened events, want 1", n)
+	}
+	if _, err := r.svc.OpenDocument(ctx, id, "passport", "key:reviewer"); !isCode(err, apperr.NotFound) {
+		t.Errorf("unknown kind: %v", err)
+	}
+	if _, err := r.svc.OpenDocument(ctx, "00000000-0000-4000-8000-000000000000", dsar.DocAgentAuthorization, "key:reviewer"); !isCode(err, apperr.NotFound) {
+		t.Errorf("unknown request: %v", err)
+	}
+	// Tampering with the sealed row (another request's document moved
+	// here) is caught by the associated data, not served.
+	other, err := r.svc.Create(ctx, dsar.CreateInput{
+		Type: "erasure", Subject: identity.MustParse("email:carol@example.com"), Region: "US-CA", Channel: dsar.ChannelAgent,
+		Agent:         &dsar.Agent{Name: "Privacy Agents LLC", Email: "requests@agents.example.com"},
+		AgentDocument: &dsar.Document{Name: "b.png", Content: []byte("\x89PNG\r\n\x1a\nrest")},
+		Actor:         "system:privacy-center", ClientIP: "198.51.100.9",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.pool.Exec(ctx, `UPDATE privacy_request_documents d SET content = o.content, meta = o.meta, kid = o.kid
+		FROM privacy_request_documents o WHERE d.request_id = $1 AND o.request_id = $2`, id, other.Request.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.svc.OpenDocument(ctx, id, dsar.DocAgentAuthorization, "key:reviewer"); err == nil {
+		t.Error("a document moved from another request was opened")
 	}
 }
 

@@ -193,6 +193,7 @@ func (c *ControlPlane) sweepExports(ctx context.Context, p connectors.SweepParam
 const closedDue = `r.closed_at IS NOT NULL AND r.closed_at < $1
 	AND (r.contact_ct IS NOT NULL OR r.details_ct IS NOT NULL OR r.package_link IS NOT NULL
 	     OR EXISTS (SELECT 1 FROM privacy_request_identities i WHERE i.request_id = r.id)
+	     OR EXISTS (SELECT 1 FROM privacy_request_documents d WHERE d.request_id = r.id)
 	     OR EXISTS (SELECT 1 FROM privacy_request_tasks t JOIN privacy_request_records x ON x.task_id = t.id WHERE t.request_id = r.id)
 	     OR EXISTS (SELECT 1 FROM privacy_request_tasks t JOIN privacy_request_files f ON f.task_id = t.id WHERE t.request_id = r.id))`
 
@@ -200,7 +201,7 @@ const notHeld = ` AND NOT EXISTS (SELECT 1 FROM privacy_request_identities i WHE
 
 // sweepRequests clears the personal data of requests closed longer than
 // the period: their contact, sealed details and download link, identities,
-// disclosed records and files. The request itself and its timeline stay:
+// uploaded documents, disclosed records and files. The request itself and its timeline stay:
 // the evidence that a person's request was answered, and when.
 func (c *ControlPlane) sweepRequests(ctx context.Context, p connectors.SweepParams, held [][]byte) (connectors.SweepResult, error) {
 	var res connectors.SweepResult
@@ -242,6 +243,7 @@ func (c *ControlPlane) sweepRequests(ctx context.Context, p connectors.SweepPara
 			for _, sql := range []string{
 				`DELETE FROM privacy_request_records x USING privacy_request_tasks t WHERE x.task_id = t.id AND t.request_id = ANY($1::uuid[])`,
 				`DELETE FROM privacy_request_identities WHERE request_id = ANY($1::uuid[])`,
+				`DELETE FROM privacy_request_documents WHERE request_id = ANY($1::uuid[])`,
 				`UPDATE privacy_requests SET contact_kid = NULL, contact_ct = NULL, details_kid = NULL, details_ct = NULL,
 					package_link_kid = NULL, package_link = NULL WHERE id = ANY($1::uuid[])`,
 			} {

@@ -213,6 +213,10 @@ func TestControlPlane(t *testing.T) {
 			id, closed); err != nil {
 			t.Fatal(err)
 		}
+		if _, err := r.pool.Exec(ctx, `INSERT INTO privacy_request_documents (request_id, kind, kid, content, meta, size, sha256, created_at)
+			VALUES ($1, 'agent_authorization', 'k1', '\x03', '\x04', 1, $2, $3)`, id, make([]byte, 32), closed); err != nil {
+			t.Fatal(err)
+		}
 		return id
 	}
 	period := time.Duration(cp.ClosedRequestDays) * 24 * time.Hour
@@ -237,9 +241,10 @@ func TestControlPlane(t *testing.T) {
 	}
 	personal := func(id string) int {
 		return r.count(t, `SELECT (contact_ct IS NOT NULL)::int + (SELECT count(*) FROM privacy_request_identities WHERE request_id = $1)::int
+			+ (SELECT count(*) FROM privacy_request_documents WHERE request_id = $1)::int
 			FROM privacy_requests WHERE id = $1`, id)
 	}
-	if personal(old) != 0 || personal(inside) != 2 || personal(heldReq) != 2 {
+	if personal(old) != 0 || personal(inside) != 3 || personal(heldReq) != 3 {
 		t.Errorf("personal data left: old %d, inside %d, held %d", personal(old), personal(inside), personal(heldReq))
 	}
 	if r.count(t, `SELECT count(*) FROM privacy_requests`) != 3 {

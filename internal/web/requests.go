@@ -1,6 +1,9 @@
 package web
 
 import (
+	"errors"
+	"html/template"
+	"io"
 	"net/mail"
 	"slices"
 	"sort"
@@ -25,11 +28,6 @@ import (
 // rectifiable are the data a person may ask to correct from the form; the
 // map and the connectors decide where each lives.
 var rectifiable = []string{"user.name", "user.contact.email", "user.contact.phone", "user.contact.address", "user.demographic.language"}
-
-type regionOption struct {
-	Code, Name string
-	Selected   bool
-}
 
 var (
 	regionCodesOnce sync.Once
@@ -59,20 +57,44 @@ var usStates = map[string]string{"CA": "California", "CO": "Colorado", "CT": "Co
 	"IN": "Indiana", "KY": "Kentucky", "MD": "Maryland", "MN": "Minnesota", "MT": "Montana", "NE": "Nebraska",
 	"NH": "New Hampshire", "NJ": "New Jersey", "OR": "Oregon", "RI": "Rhode Island", "TN": "Tennessee", "TX": "Texas", "VA": "Virginia"}
 
-func (c *Center) regionOptions(lang, selected string) []regionOption {
-	codes := c.allRegions()
-	out := make([]regionOption, 0, len(codes))
-	for _, code := range codes {
-		name := regionName(lang, code)
-		if country, sub, ok := strings.Cut(code, "-"); ok && country == "US" && usStates[sub] != "" {
-			name = regionName(lang, "US") + " — " + usStates[sub]
+// regionOptions is the region list in lang as <option> elements, sorted
+// the way the language sorts, with selected marked. Naming, collating and
+// escaping some 270 regions was most of what the form cost, so the list is
+// rendered once per language and bundle revision (the US states a law names
+// come from the bundle) and kept as HTML.
+func (c *Center) regionOptions(lang, selected string) template.HTML {
+	key := lang + "\x00" + c.d.Consent.Engine().Revision()
+	cached, ok := regionCache.Load(key)
+	if !ok {
+		codes := c.allRegions()
+		type named struct{ code, name string }
+		list := make([]named, 0, len(codes))
+		for _, code := range codes {
+			name := regionName(lang, code)
+			if country, sub, ok := strings.Cut(code, "-"); ok && country == "US" && usStates[sub] != "" {
+				name = regionName(lang, "US") + " — " + usStates[sub]
+			}
+			list = append(list, named{code, name})
 		}
-		out = append(out, regionOption{Code: code, Name: name, Selected: code == selected})
+		col := collate.New(language.MustParse(lang))
+		sort.SliceStable(list, func(i, j int) bool { return col.CompareString(list[i].name, list[j].name) < 0 })
+		var b strings.Builder
+		for _, r := range list {
+			// Codes are [A-Z0-9-] (allRegions); names are escaped.
+			b.WriteString(`<option value="` + r.code + `">` + template.HTMLEscapeString(r.name) + "</option>")
+		}
+		cached, _ = regionCache.LoadOrStore(key, b.String())
 	}
-	col := collate.New(language.MustParse(lang))
-	sort.SliceStable(out, func(i, j int) bool { return col.CompareString(out[i].Name, out[j].Name) < 0 })
-	return out
+	html := cached.(string)
+	if selected != "" && slices.Contains(c.allRegions(), selected) {
+		html = strings.Replace(html, `value="`+selected+`">`, `value="`+selected+`" selected>`, 1)
+	}
+	return template.HTML(html) //nolint:gosec // built above from checked codes and escaped names
 }
+
+// regionCache holds rendered region lists by language and bundle revision:
+// a handful of entries per revision, and revisions change rarely.
+var regionCache sync.Map
 
 // defaultRegion guesses where the person lives from the browser's language
 // region (ru-RU → RU), a preselection they can change.
@@ -95,9 +117,16 @@ type requestForm struct {
 	Telegram string
 	Types    []typeChoice
 	Email    string
-	Regions  []regionOption
+	Regions  template.HTML // <option>s
 	Fields   []changeField
 	Changes  []changeRow
+	// Agent is the authorized agent's variant of the form: the agent's
+	// details and the signed authorization, uploaded; the email is the
+	// person's, who confirms the request with the code.
+	Agent      bool
+	AgentName  string
+	AgentEmail string
+	MaxMB      int
 }
 
 type changeField struct{ ID, Name string }
@@ -115,13 +144,16 @@ func (c *Center) requestForm(ctx *fiber.Ctx) error {
 	f := c.formData(v.Lang, ctx.Query("type"), "", defaultRegion(ctx.Get(fiber.HeaderAcceptLanguage)), nil)
 	if s, ok := c.telegramSession(ctx); ok {
 		f.Telegram = s.Subject.Value
+	} else if ctx.Query("agent") == "1" {
+		f.Agent = true
+		v.Title = T(v.Lang, "agent_form_title")
 	}
 	v.Data = f
 	return c.render(ctx, fiber.StatusOK, "request", v)
 }
 
 func (c *Center) formData(lang, typ, email, region string, changes []changeRow) requestForm {
-	f := requestForm{Types: c.typeChoices(lang), Email: email, Regions: c.regionOptions(lang, region)}
+	f := requestForm{Types: c.typeChoices(lang), Email: email, Regions: c.regionOptions(lang, region), MaxMB: dsar.MaxDocumentSize >> 20}
 	for i := range f.Types {
 		f.Types[i].Checked = f.Types[i].ID == typ
 	}
@@ -177,13 +209,20 @@ func (c *Center) submitRequest(ctx *fiber.Ctx) error {
 	if typ == "rectification" && len(changes) == 0 && v.FieldErrs["changes"] == "" {
 		v.FieldErrs["changes"] = T(v.Lang, "err_changes")
 	}
+	asAgent := !isTG && ctx.FormValue("agent") == "1"
+	var agent *dsar.Agent
+	var doc *dsar.Document
+	if asAgent {
+		v.Title = T(v.Lang, "agent_form_title")
+		agent, doc = c.agentFields(ctx, v)
+	}
 	if len(v.FieldErrs) == 0 && c.cfg.Challenge != nil {
 		if err := c.cfg.Challenge.Verify(ctx.UserContext(), ctx.FormValue(c.cfg.Challenge.Field()), c.ip(ctx)); err != nil {
 			v.FieldErrs["challenge"] = T(v.Lang, "err_challenge")
 		}
 	}
 	if len(v.FieldErrs) > 0 {
-		for _, k := range []string{"type", "email", "region", "changes", "challenge"} {
+		for _, k := range []string{"type", "agent_name", "agent_email", "authorization", "email", "region", "changes", "challenge"} {
 			if m := v.FieldErrs[k]; m != "" {
 				v.Errors = append(v.Errors, m)
 			}
@@ -191,6 +230,9 @@ func (c *Center) submitRequest(ctx *fiber.Ctx) error {
 		f := c.formData(v.Lang, typ, strings.Clone(email), region, rows)
 		if isTG {
 			f.Telegram = tg.Subject.Value
+		}
+		if asAgent {
+			f.Agent, f.AgentName, f.AgentEmail = true, strings.Clone(ctx.FormValue("agent_name")), strings.Clone(ctx.FormValue("agent_email"))
 		}
 		v.Data = f
 		return c.render(ctx, fiber.StatusUnprocessableEntity, "request", v)
@@ -208,10 +250,54 @@ func (c *Center) submitRequest(ctx *fiber.Ctx) error {
 		v.Data = c.formData(v.Lang, typ, strings.Clone(email), region, rows)
 		return c.render(ctx, fiber.StatusUnprocessableEntity, "request", v)
 	}
-	return c.createRequest(ctx, product, dsar.CreateInput{
+	in := dsar.CreateInput{
 		Type: typ, Subject: subj, Region: region, Channel: dsar.ChannelWeb, Language: v.Lang, Changes: nilIfEmpty(changes),
 		Actor: "system:privacy-center", ClientIP: c.ip(ctx),
-	})
+	}
+	if asAgent {
+		in.Channel, in.Agent, in.AgentDocument = dsar.ChannelAgent, agent, doc
+	}
+	return c.createRequest(ctx, product, in)
+}
+
+// agentFields reads and checks the agent's part of the form: their name
+// and address, and the signed authorization as a file (PDF, PNG or JPEG,
+// recognised by its content; at most dsar.MaxDocumentSize).
+func (c *Center) agentFields(ctx *fiber.Ctx, v *view) (*dsar.Agent, *dsar.Document) {
+	name := strings.TrimSpace(ctx.FormValue("agent_name"))
+	email := strings.TrimSpace(ctx.FormValue("agent_email"))
+	if name == "" || len(name) > 200 || !utf8.ValidString(name) || strings.ContainsRune(name, 0) {
+		v.FieldErrs["agent_name"] = T(v.Lang, "err_agent_name")
+	}
+	if !validEmail(email) {
+		v.FieldErrs["agent_email"] = T(v.Lang, "err_agent_email")
+	}
+	doc, err := readDocument(ctx, "authorization")
+	if err != nil {
+		v.FieldErrs["authorization"] = T(v.Lang, "err_agent_document", dsar.MaxDocumentSize>>20)
+	}
+	return &dsar.Agent{Name: strings.Clone(name), Email: strings.Clone(email)}, doc
+}
+
+var errBadDocument = errors.New("web: the document is missing, too large or not a PDF, PNG or JPEG")
+
+// readDocument reads an uploaded file, refusing what is not a document
+// staff can open safely.
+func readDocument(ctx *fiber.Ctx, field string) (*dsar.Document, error) {
+	fh, err := ctx.FormFile(field)
+	if err != nil || fh.Size <= 0 || fh.Size > dsar.MaxDocumentSize {
+		return nil, errBadDocument
+	}
+	f, err := fh.Open()
+	if err != nil {
+		return nil, errBadDocument
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, dsar.MaxDocumentSize+1))
+	if err != nil || len(b) == 0 || len(b) > dsar.MaxDocumentSize || dsar.DetectDocument(b) == "" {
+		return nil, errBadDocument
+	}
+	return &dsar.Document{Name: strings.Clone(fh.Filename), Content: b}, nil
 }
 
 func nilIfEmpty(m map[string]string) map[string]string {
@@ -407,6 +493,10 @@ func (c *Center) status(ctx *fiber.Ctx) error {
 		d.Timeline = append(d.Timeline, timelineRow{At: e.At, Text: T(v.Lang, "ev_"+e.Kind)})
 	}
 	v.Title = T(v.Lang, "type_"+st.Type)
+	if st.Status == dsar.Canceled && ctx.Query("withdrawn") == "1" {
+		// Right after the person's own withdrawal (post/redirect/get).
+		v.Flash = T(v.Lang, "status_canceled")
+	}
 	v.Data = d
 	return c.render(ctx, fiber.StatusOK, "status", v)
 }
@@ -482,5 +572,5 @@ func (c *Center) cancel(ctx *fiber.Ctx) error {
 	if _, err := c.d.Requests.CancelByPerson(ctx.UserContext(), id, c.token(ctx, id), strings.Clone(reason)); err != nil {
 		return c.failure(ctx, err)
 	}
-	return ctx.Redirect(c.requestPath(product, id), fiber.StatusSeeOther)
+	return ctx.Redirect(c.requestPath(product, id)+"?withdrawn=1", fiber.StatusSeeOther)
 }

@@ -54,6 +54,10 @@ var staticFS embed.FS
 // Prefix is where the privacy center is mounted.
 const Prefix = "/privacy"
 
+// MaxFormBody bounds a form POST: an agent's request carries the signed
+// authorization (at most dsar.MaxDocumentSize) and a few fields.
+const MaxFormBody = dsar.MaxDocumentSize + 64<<10
+
 // Requests is what the pages need of the privacy-request service
 // (*dsar.Service).
 type Requests interface {

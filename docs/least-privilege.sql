@@ -33,7 +33,13 @@ GRANT SELECT, UPDATE ON audit_head TO steward_app;
 -- read only. Codes are deleted once used; identities are only ever added;
 -- reminders start over when a deadline is extended.
 GRANT SELECT, INSERT, UPDATE ON privacy_requests, privacy_request_tasks TO steward_app;
-GRANT SELECT, INSERT ON privacy_request_events, privacy_request_identities TO steward_app;
+GRANT SELECT, INSERT ON privacy_request_events TO steward_app;
+-- Identities: retention clears a closed request's. Tasks: planning again
+-- drops the pending tasks the new plan no longer has.
+GRANT SELECT, INSERT, DELETE ON privacy_request_identities TO steward_app;
+GRANT DELETE ON privacy_request_tasks TO steward_app;
+-- An agent's uploaded authorization: stored, opened, cleared by retention.
+GRANT SELECT, INSERT, DELETE ON privacy_request_documents TO steward_app;
 GRANT SELECT, INSERT, DELETE ON privacy_request_reminders TO steward_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON verification_codes TO steward_app;
 GRANT SELECT, INSERT ON verification_sends TO steward_app;
@@ -43,6 +49,14 @@ GRANT SELECT, INSERT, DELETE ON privacy_request_files TO steward_app;
 GRANT SELECT, INSERT, UPDATE ON export_packages TO steward_app;
 -- Restrictions recorded for schemas without a flag column: set and lifted.
 GRANT SELECT, INSERT, DELETE ON processing_restrictions TO steward_app;
+-- Retention: runs and their per-dataset counts, legal holds placed and lifted.
+GRANT SELECT, INSERT, UPDATE ON retention_runs, retention_run_datasets, legal_holds TO steward_app;
+-- The privacy center's consent sign-in: codes and sessions come and go.
+GRANT SELECT, INSERT, UPDATE, DELETE ON person_signin_codes, person_sessions TO steward_app;
+-- Staff console sign-in: accounts (created by the CLI as the app role too),
+-- passkeys, pending sign-ins, sessions and single sign-on states.
+GRANT SELECT, INSERT, UPDATE ON staff_accounts TO steward_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON staff_passkeys, staff_pending, staff_sessions, staff_oidc_states TO steward_app;
 
 -- River (durable jobs): its workers insert, lock, update and clean up job
 -- rows, elect a maintenance leader, and read its schema version at start.

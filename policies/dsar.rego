@@ -493,7 +493,10 @@ decision := access_decision if {
 # Access (a readable report), restriction and objection only stop or show
 # processing, and an opt-out must not wait for staff, so they run at once.
 #
-# Input: {"request_type": "erasure", "regime": "gdpr"}
+# An authorized agent's request waits for a reviewer whatever its type: the
+# signed authorization is checked first.
+#
+# Input: {"request_type": "erasure", "regime": "gdpr", "channel": "web"}
 approval_reasons := {
 	"erasure": "Erasure cannot be undone: a reviewer confirms the identity match and the retained items before anything is deleted.",
 	"export": "An export hands a complete, portable copy of the data to whoever proved control of the identity: a reviewer confirms the match first.",
@@ -501,6 +504,17 @@ approval_reasons := {
 }
 
 workflow := {
+	"approval_required": true,
+	"rule": "approval_agent",
+	"reason": "An authorized agent acts on the person's signed authorization: a reviewer checks it before Steward acts on any request the agent makes.",
+} if {
+	# CCPA Regs. §7063(a): a business may require the authorized agent to
+	# provide the consumer's signed permission; GDPR Art. 12(6) lets a
+	# controller confirm who is asking. The web notice names "signed
+	# instruction" as a verification method: staff look at it.
+	input.channel == "agent"
+	input.request_type in request_types
+} else := {
 	"approval_required": true,
 	"rule": sprintf("approval_%s", [input.request_type]),
 	"reason": approval_reasons[input.request_type],

@@ -429,3 +429,15 @@ test_workflow_approval_for_irreversible_or_disclosing_requests if {
 	}
 	not dsar.workflow with input as {"request_type": "nonsense", "regime": "gdpr"}
 }
+
+# CCPA Regs. §7063(a): an authorized agent's request waits for staff to
+# check the signed authorization, even where the person's own would not.
+test_workflow_agent_requests_wait_for_review if {
+	every t in ["access", "export", "erasure", "rectification", "restriction", "objection"] {
+		w := dsar.workflow with input as {"request_type": t, "regime": "ccpa", "channel": "agent"}
+		w.approval_required
+		w.rule == "approval_agent"
+	}
+	not dsar.workflow.approval_required with input as {"request_type": "access", "regime": "ccpa", "channel": "web"}
+	not dsar.workflow with input as {"request_type": "nonsense", "regime": "ccpa", "channel": "agent"}
+}

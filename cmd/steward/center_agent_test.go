@@ -119,12 +119,17 @@ func TestPrivacyCenterAgentErasureAndWithdrawal(t *testing.T) {
 			t.Fatalf("after the code: %s", loc)
 		}
 		d := g.waitFor(id, dsar.AwaitingApproval)
-		if d.Channel != dsar.ChannelAgent || len(d.Documents) != 1 || d.Documents[0].Kind != dsar.DocAgentAuthorization {
+		if d.Channel != dsar.ChannelAgent || d.ApprovalRule != "approval_agent" || len(d.Documents) != 1 || d.Documents[0].Kind != dsar.DocAgentAuthorization {
 			t.Fatalf("request: channel %s documents %+v", d.Channel, d.Documents)
 		}
 		openPage(t, ctx, base, "/privacy/web/requests/"+id, "status awaiting approval")
 		browsertest.Screenshot(t, ctx, screenshots(t), "center-status-approval-uz")
 
+		// Approval waits for someone to have looked at the authorization.
+		if res := g.r.do("POST", "/v1/privacy-requests/"+id+"/approve", reviewer, map[string]any{"note": "looks fine"}); res.status != 409 ||
+			!strings.Contains(res.problem(t).Detail, "authorization") {
+			t.Fatalf("approved unread: %d %s", res.status, res.body)
+		}
 		// A reviewer opens the authorization (the bytes uploaded, audited)
 		// and approves.
 		res := g.r.do("GET", "/v1/privacy-requests/"+id+"/documents/agent_authorization", reviewer, nil)

@@ -510,6 +510,11 @@ func (s *Service) notifyPerson(ctx context.Context, tx pgx.Tx, r *Request, templ
 	if err != nil {
 		return err
 	}
+	if r.Channel == ChannelAgent {
+		if err := s.notifyAgent(ctx, tx, r, template, d); err != nil {
+			return err
+		}
+	}
 	if to != "" {
 		if _, err := s.Outbox.EnqueueEmail(ctx, tx, notify.Email{To: to, Template: template, Language: r.Language, Data: d}); err != nil {
 			return fmt.Errorf("dsar: queue %s email: %w", template, err)
@@ -525,6 +530,32 @@ func (s *Service) notifyPerson(ctx context.Context, tx pgx.Tx, r *Request, templ
 	}
 	if _, err := s.Outbox.EnqueueTelegram(ctx, tx, notify.TelegramMessage{ChatID: chat, Template: template, Language: r.Language, Data: d}); err != nil {
 		return fmt.Errorf("dsar: queue %s Telegram message: %w", template, err)
+	}
+	return nil
+}
+
+// notifyAgent tells an authorized agent what the person is told: that the
+// request was received, extended, refused or completed, in the same words
+// with a line saying why they get it. The person's data never goes to the
+// agent: a completion's download link is left out (it reaches the person,
+// who confirmed the request with their own code).
+func (s *Service) notifyAgent(ctx context.Context, tx pgx.Tx, r *Request, template string, d map[string]string) error {
+	det, err := s.details(ctx, tx, r.ID)
+	if err != nil {
+		return err
+	}
+	if det.Agent == nil || det.Agent.Email == "" {
+		return nil
+	}
+	ad := make(map[string]string, len(d)+1)
+	for k, v := range d {
+		if k != "download_url" && k != "download_expires" {
+			ad[k] = v
+		}
+	}
+	ad["as_agent"] = "1"
+	if _, err := s.Outbox.EnqueueEmail(ctx, tx, notify.Email{To: det.Agent.Email, Template: template, Language: r.Language, Data: ad}); err != nil {
+		return fmt.Errorf("dsar: queue %s email to the agent: %w", template, err)
 	}
 	return nil
 }

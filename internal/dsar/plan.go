@@ -224,7 +224,7 @@ func (s *Service) plan(ctx context.Context, a PlanArgs, lastAttempt bool) error 
 		if err != nil {
 			return err
 		}
-		wf, err := engine.DecideWorkflow(cur.Type)
+		wf, err := engine.DecideWorkflow(cur.Type, cur.Channel)
 		if err != nil {
 			return err
 		}

@@ -305,9 +305,22 @@ func (s *Service) act(ctx context.Context, id string, fn func(tx pgx.Tx, r *Requ
 	return r, err
 }
 
-// Approve lets an awaiting request run.
+// Approve lets an awaiting request run. An authorized agent's request
+// whose signed authorization was uploaded is approved only after someone
+// opened the document: the review the policy asks for (approval_agent) is
+// of that document.
 func (s *Service) Approve(ctx context.Context, id, actor, note string) (Request, error) {
 	return s.act(ctx, id, func(tx pgx.Tx, r *Request) error {
+		if r.Channel == ChannelAgent && r.Status == AwaitingApproval {
+			var unread bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM privacy_request_documents WHERE request_id = $1)
+				AND NOT EXISTS (SELECT 1 FROM privacy_request_events WHERE request_id = $1 AND event = 'document_opened')`, r.ID).Scan(&unread); err != nil {
+				return fmt.Errorf("dsar: check the agent's authorization was reviewed: %w", err)
+			}
+			if unread {
+				return apperr.New(apperr.Conflict, "open and check the agent's signed authorization (documents/agent_authorization) before approving")
+			}
+		}
 		if err := s.move(ctx, tx, r, Approve, actor, note, nil); err != nil {
 			return err
 		}

@@ -360,6 +360,14 @@ func TestAgentRequestIsConfirmedByTheSubject(t *testing.T) {
 	if _, err := r.svc.Verify(ctx, c.Request.ID, code); err != nil {
 		t.Fatal(err)
 	}
+	// Even an access request waits for a reviewer when an agent makes it
+	// (CCPA Regs. §7063(a): the agent's signed permission is checked).
+	if w := r.wait(c.Request.ID, dsar.AwaitingApproval); w.ApprovalRule != "approval_agent" {
+		t.Fatalf("approval rule %q", w.ApprovalRule)
+	}
+	if _, err := r.svc.Approve(ctx, c.Request.ID, "key:reviewer", "POA-2027-001 on file"); err != nil {
+		t.Fatal(err)
+	}
 	r.wait(c.Request.ID, dsar.InProgress, dsar.Completed)
 	r.completeManual(c.Request.ID)
 	d := r.wait(c.Request.ID, dsar.Completed)
@@ -370,10 +378,23 @@ func TestAgentRequestIsConfirmedByTheSubject(t *testing.T) {
 	if strings.Contains(string(b), "Privacy Agents") || strings.Contains(string(b), "agents.example.com") {
 		t.Error("the agent's name and address are sealed, not shown in the request")
 	}
+	// The person gets the code and the result; the agent is told the
+	// request was received and completed (CCPA Regs. §7063), never the code
+	// or the person's data.
+	got := map[string][]string{}
 	for _, e := range r.deliver() {
-		if len(e.To) != 1 || e.To[0] != "bob@example.com" {
-			t.Errorf("email sent to %v", e.To)
+		if len(e.To) != 1 {
+			t.Fatalf("email to %v", e.To)
 		}
+		got[e.To[0]] = append(got[e.To[0]], e.Subject)
+		if e.To[0] == "requests@agents.example.com" {
+			if strings.Contains(e.Text, code) || strings.Contains(e.Text, "ready to download") || !strings.Contains(e.Text, "authorized agent") {
+				t.Errorf("the agent's email: %s", e.Text)
+			}
+		}
+	}
+	if len(got["bob@example.com"]) != 3 || len(got["requests@agents.example.com"]) != 2 || len(got) != 2 {
+		t.Errorf("emails sent: %v", got)
 	}
 }
 
@@ -416,6 +437,13 @@ func TestAgentAuthorizationDocument(t *testing.T) {
 	if d.Agent == nil || !strings.Contains(d.Agent.AuthorizationRef, hex.EncodeToString(sum[:])) {
 		t.Errorf("authorization ref %+v does not name the uploaded document", d.Agent)
 	}
+	if _, err := r.svc.Verify(ctx, id, r.code("carol@example.com")); err != nil {
+		t.Fatal(err)
+	}
+	r.wait(id, dsar.AwaitingApproval)
+	if _, err := r.svc.Approve(ctx, id, "key:reviewer", "fine"); !isCode(err, apperr.Conflict) {
+		t.Fatalf("approved before the authorization was opened: %v", err)
+	}
 	doc, err := r.svc.OpenDocument(ctx, id, dsar.DocAgentAuthorization, "key:reviewer")
 	if err != nil {
 		t.Fatal(err)
@@ -425,6 +453,9 @@ func TestAgentAuthorizationDocument(t *testing.T) {
 	}
 	if n := r.count(`SELECT count(*) FROM privacy_request_events WHERE request_id = '` + id + `' AND event = 'document_opened' AND actor = 'key:reviewer'`); n != 1 {
 		t.Errorf("%d document_opened events, want 1", n)
+	}
+	if _, err := r.svc.Approve(ctx, id, "key:reviewer", "authorization checked"); err != nil {
+		t.Fatalf("approve after review: %v", err)
 	}
 	if _, err := r.svc.OpenDocument(ctx, id, "passport", "key:reviewer"); !isCode(err, apperr.NotFound) {
 		t.Errorf("unknown kind: %v", err)

@@ -51,11 +51,11 @@ type templateSpec struct {
 }
 
 var templateSpecs = map[string]templateSpec{
-	TemplateRequestReceived:  {required: []string{"request_id", "request_type", "due_date"}, optional: []string{"status_url"}},
+	TemplateRequestReceived:  {required: []string{"request_id", "request_type", "due_date"}, optional: []string{"status_url", "as_agent"}},
 	TemplateVerificationCode: {required: []string{"code", "expires_minutes", "request_type"}},
-	TemplateRequestCompleted: {required: []string{"request_id", "request_type"}, optional: []string{"download_url", "download_expires", "summary", "status_url"}},
-	TemplateRequestDenied:    {required: []string{"request_id", "request_type", "reason", "authority"}, optional: []string{"status_url"}},
-	TemplateRequestExtended:  {required: []string{"request_id", "request_type", "reason", "new_due_date"}, optional: []string{"status_url"}},
+	TemplateRequestCompleted: {required: []string{"request_id", "request_type"}, optional: []string{"download_url", "download_expires", "summary", "status_url", "as_agent"}},
+	TemplateRequestDenied:    {required: []string{"request_id", "request_type", "reason", "authority"}, optional: []string{"status_url", "as_agent"}},
+	TemplateRequestExtended:  {required: []string{"request_id", "request_type", "reason", "new_due_date"}, optional: []string{"status_url", "as_agent"}},
 	TemplateStaffReminder:    {required: []string{"request_id", "request_type", "due_date", "when"}, optional: []string{"staff_url"}},
 	TemplateSigninCode:       {required: []string{"code", "expires_minutes"}},
 }

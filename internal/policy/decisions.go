@@ -115,15 +115,18 @@ func (e *Engine) prepareDecisions(ctx context.Context, compiler *ast.Compiler, s
 			return fmt.Errorf("policy: dsar smoke test: %w", err)
 		}
 	}
-	// There are six request types: every workflow decision is made now, so
-	// a bundle that cannot decide one is refused at load.
-	dq.workflow = make(map[string]Workflow, len(RequestTypes()))
+	// There are six request types and four channels: every workflow
+	// decision is made now, so a bundle that cannot decide one is refused at
+	// load.
+	dq.workflow = make(map[string]Workflow, len(RequestTypes())*len(channels))
 	for _, rt := range RequestTypes() {
-		w, err := evalWorkflow(ctx, dq, rt)
-		if err != nil {
-			return fmt.Errorf("policy: workflow smoke test: %w", err)
+		for _, ch := range channels {
+			w, err := evalWorkflow(ctx, dq, rt, ch)
+			if err != nil {
+				return fmt.Errorf("policy: workflow smoke test: %w", err)
+			}
+			dq.workflow[rt+"\x00"+ch] = w
 		}
-		dq.workflow[rt] = w
 	}
 	for _, r := range sortedKeys(dq.deadlineRegimes) {
 		for _, rt := range RequestTypes() {
@@ -713,21 +716,27 @@ type Workflow struct {
 	Reason           string `json:"reason"`
 }
 
-// DecideWorkflow returns the workflow decision for requestType.
-func (e *Engine) DecideWorkflow(requestType string) (Workflow, error) {
+// channels are the ways a request arrives (dsar's channel names): the
+// workflow may differ by channel (an agent's request is reviewed first).
+var channels = []string{"web", "bot", "staff", "agent"}
+
+// DecideWorkflow returns the workflow decision for a request type arriving
+// through channel.
+func (e *Engine) DecideWorkflow(requestType, channel string) (Workflow, error) {
 	dq, err := e.decisionQ()
 	if err != nil {
 		return Workflow{}, err
 	}
-	w, ok := dq.workflow[requestType]
+	w, ok := dq.workflow[requestType+"\x00"+channel]
 	if !ok {
-		return Workflow{}, fmt.Errorf("workflow decision: unknown request type %q", requestType)
+		return Workflow{}, fmt.Errorf("workflow decision: unknown request type %q or channel %q", requestType, channel)
 	}
 	return w, nil
 }
 
-func evalWorkflow(ctx context.Context, dq *decisionQueries, requestType string) (Workflow, error) {
-	obj := ast.NewObject(ast.Item(ast.StringTerm("request_type"), ast.StringTerm(requestType)))
+func evalWorkflow(ctx context.Context, dq *decisionQueries, requestType, channel string) (Workflow, error) {
+	obj := ast.NewObject(ast.Item(ast.StringTerm("request_type"), ast.StringTerm(requestType)),
+		ast.Item(ast.StringTerm("channel"), ast.StringTerm(channel)))
 	rs, err := dq.workflowQ.Eval(ctx, rego.EvalParsedInput(obj))
 	if err != nil {
 		return Workflow{}, fmt.Errorf("workflow decision: %w", err)

@@ -383,13 +383,20 @@ func TestBadDecisionDataRefused(t *testing.T) {
 func TestWorkflowAndRegimeFor(t *testing.T) {
 	e := load(t)
 	for rt, want := range map[string]bool{"access": false, "export": true, "erasure": true, "rectification": true, "restriction": false, "objection": false} {
-		w, err := e.DecideWorkflow(rt)
+		w, err := e.DecideWorkflow(rt, "web")
 		if err != nil || w.ApprovalRequired != want || w.Reason == "" {
-			t.Errorf("DecideWorkflow(%s) = %+v, %v; want approval %v", rt, w, err, want)
+			t.Errorf("DecideWorkflow(%s, web) = %+v, %v; want approval %v", rt, w, err, want)
+		}
+		// An agent's request is reviewed whatever its type (CCPA Regs. §7063).
+		if w, err := e.DecideWorkflow(rt, "agent"); err != nil || !w.ApprovalRequired || w.Rule != "approval_agent" {
+			t.Errorf("DecideWorkflow(%s, agent) = %+v, %v; want approval_agent", rt, w, err)
 		}
 	}
-	if _, err := e.DecideWorkflow("bogus"); err == nil {
+	if _, err := e.DecideWorkflow("bogus", "web"); err == nil {
 		t.Error("unknown request type decided")
+	}
+	if _, err := e.DecideWorkflow("access", "fax"); err == nil {
+		t.Error("unknown channel decided")
 	}
 	// RegimeFor must agree with the consent policy's own mapping.
 	for _, j := range []string{"DE", "de", "GB", "US-CA", "US-VA", "US", "BR", "UZ", "", "FR-75"} {

@@ -41,6 +41,7 @@ import (
 	"github.com/steward-privacy/steward/internal/receipt"
 	"github.com/steward-privacy/steward/internal/restrictions"
 	"github.com/steward-privacy/steward/internal/retention"
+	"github.com/steward-privacy/steward/internal/staff"
 	"github.com/steward-privacy/steward/internal/web"
 	"github.com/steward-privacy/steward/internal/webhooks"
 	"github.com/steward-privacy/steward/policies"
@@ -83,6 +84,10 @@ type application struct {
 	requests *dsar.Service
 	worker   *notify.Worker
 	http     *fiber.App
+
+	// staff is the console's staff directory and sign-in (internal/staff),
+	// built for a server (needServer).
+	staff *staff.Service
 
 	// closers undo the wiring, last first (close); stopTimeout bounds
 	// the wait for running jobs (shutdown sets it).
@@ -268,6 +273,10 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, clk clock.C
 	if secret := specs.CreemWebhookSecret(); secret != nil {
 		creemWebhook = (&webhooks.Creem{Secret: secret, Keys: a.kr, Pool: a.pool, Audit: a.audit}).Receive
 	}
+	// Staff sign-in for the console (wired in staffcmd.go).
+	if a.staff, err = newStaff(a, a.kr); err != nil {
+		return nil, err
+	}
 	proxies, err := clientip.New(cfg.TrustedProxies)
 	if err != nil {
 		return nil, err
@@ -341,6 +350,7 @@ func (a *application) start(ctx context.Context) {
 	tasks := []leader.Task{
 		{Name: "staff reminders", Every: a.cfg.ReminderInterval, Run: a.requests.SendReminders},
 		{Name: "expired export packages", Every: time.Hour, Run: a.exports.ExpireDue},
+		{Name: "expired staff sessions", Every: time.Hour, Run: a.staff.PurgeExpired},
 	}
 	if a.cfg.RetentionSchedule != "off" {
 		// The cron expression was checked when the configuration loaded.

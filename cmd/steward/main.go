@@ -56,6 +56,10 @@ Usage:
   steward holds list [--all] [--json]
   steward holds create (--subject ID | --dataset S.D | --category C) --reason R [--expires RFC3339]
   steward holds lift HOLD_ID --reason R       legal holds: held data is never swept
+  steward staff create --email E --name N --role R [--if-missing]
+                                              a console account; the password from STEWARD_STAFF_PASSWORD or stdin
+  steward staff list
+  steward staff disable|enable|reset-mfa|unlock ACCOUNT_ID
   steward version
 
 Configuration is read from the environment; see docs/configuration.md.
@@ -101,6 +105,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = retentionCmd(ctx, cfg, rest, stdout, log)
 	case "holds":
 		err = holdsCmd(ctx, cfg, rest, stdout, log)
+	case "staff":
+		err = staffCmd(ctx, cfg, rest, stdout, getenv)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 	default:

@@ -34,9 +34,9 @@ type Config struct {
 	// the larger; API routes refuse more than BodyLimit with 413.
 	BodyLimit     int
 	PageBodyLimit int
-	ReadTimeout  time.Duration
-	WriteTimeout time.Duration
-	IdleTimeout  time.Duration
+	ReadTimeout   time.Duration
+	WriteTimeout  time.Duration
+	IdleTimeout   time.Duration
 	// CORSOrigins may call the consent endpoints from browsers with the
 	// publishable key for any product, besides each product's own origins
 	// (STEWARD_CORS_ORIGINS).

@@ -29,7 +29,7 @@ import (
 
 // Record is what a caller appends.
 type Record struct {
-	Actor      string // "key:<id>", "subject:<hex keyed hash>" or "system:<component>"
+	Actor      string // "key:<id>", "staff:<account uuid>", "subject:<hex keyed hash>" or "system:<component>"
 	Action     string // stable dotted name, e.g. "key.revoked"
 	TargetType string
 	TargetID   string
@@ -63,7 +63,10 @@ func (b HexBytes) String() string { return fmt.Sprintf("%x", []byte(b)) }
 
 var (
 	actionRe = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$`)
-	actorRe  = regexp.MustCompile(`^(key:[A-Za-z0-9_]{1,64}|subject:[0-9a-f]{64}|system:[a-z][a-z0-9_.-]{0,63})$`)
+	// A staff member is named by their account's uuid in its lower-case
+	// canonical form only, so one person is one actor string a filter can
+	// match exactly (internal/staff).
+	actorRe = regexp.MustCompile(`^(key:[A-Za-z0-9_]{1,64}|staff:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|subject:[0-9a-f]{64}|system:[a-z][a-z0-9_.-]{0,63})$`)
 )
 
 // Log appends entries.
@@ -100,7 +103,7 @@ func (l *Log) insert(ctx context.Context, db Execer, r Record) error {
 		return fmt.Errorf("audit: action %q is not a dotted name like dsar.approved", r.Action)
 	}
 	if !actorRe.MatchString(r.Actor) {
-		return fmt.Errorf("audit: actor %q must be key:<id>, subject:<hash> or system:<component>", r.Actor)
+		return fmt.Errorf("audit: actor %q must be key:<id>, staff:<uuid>, subject:<hash> or system:<component>", r.Actor)
 	}
 	if r.TargetType == "" || r.TargetID == "" {
 		return errors.New("audit: target type and id are required")

@@ -159,11 +159,38 @@ func TestAppendRefusesMalformedRecords(t *testing.T) {
 		{Actor: "ann@example.com", Action: "test.appended", TargetType: "t", TargetID: "1"},
 		{Actor: "system:test", Action: "test.appended", TargetType: "", TargetID: "1"},
 		{Actor: "system:test", Action: "test.appended", TargetType: "t", TargetID: "1", Details: []int{1}},
+		// A staff actor is a canonical lower-case uuid, nothing else.
+		{Actor: "staff:", Action: "test.appended", TargetType: "t", TargetID: "1"},
+		{Actor: "staff:ann@example.com", Action: "test.appended", TargetType: "t", TargetID: "1"},
+		{Actor: "staff:0F8FAD5B-D9CB-469F-A165-70867728950E", Action: "test.appended", TargetType: "t", TargetID: "1"},
+		{Actor: "staff:0f8fad5bd9cb469fa16570867728950e", Action: "test.appended", TargetType: "t", TargetID: "1"},
+		{Actor: "staff:{0f8fad5b-d9cb-469f-a165-70867728950e}", Action: "test.appended", TargetType: "t", TargetID: "1"},
 	} {
 		err := db.Tx(context.Background(), f.pool, func(tx pgx.Tx) error { return f.log.Append(context.Background(), tx, r) })
 		if err == nil {
 			t.Errorf("accepted %+v", r)
 		}
+	}
+}
+
+func TestAppendAcceptsEveryActorKind(t *testing.T) {
+	t.Parallel()
+	f := setup(t, audit.SealerConfig{}, nil)
+	for _, actor := range []string{
+		"key:key_0123abcd", "staff:0f8fad5b-d9cb-469f-a165-70867728950e",
+		"subject:" + strings.Repeat("ab", 32), "system:staff",
+	} {
+		err := db.Tx(context.Background(), f.pool, func(tx pgx.Tx) error {
+			return f.log.Append(context.Background(), tx, audit.Record{Actor: actor, Action: "test.appended", TargetType: "t", TargetID: "1"})
+		})
+		if err != nil {
+			t.Errorf("%s: %v", actor, err)
+		}
+	}
+	f.seal(t)
+	var n int
+	if err := f.pool.QueryRow(context.Background(), `SELECT count(*) FROM audit_log WHERE actor LIKE 'staff:%'`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("staff entries in the chain: %d %v", n, err)
 	}
 }
 

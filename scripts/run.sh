@@ -76,7 +76,7 @@ if [ ! -e "$secrets" ]; then
 	fi
 	rm -f "$tmp"
 fi
-for name in STEWARD_IDENTITY_KEYS STEWARD_RECEIPT_SIGNING_KEY STEWARD_AUDIT_SIGNING_KEY; do
+for name in STEWARD_IDENTITY_KEYS STEWARD_RECEIPT_SIGNING_KEY STEWARD_AUDIT_SIGNING_KEY STEWARD_DEMO_ADMIN_PASSWORD; do
 	if ! grep -q "^$name=" "$secrets"; then
 		value="$(rand32)"
 		[ "$name" = STEWARD_IDENTITY_KEYS ] && value="k1:$value"
@@ -115,6 +115,14 @@ for role in frontend sdk admin auditor reviewer; do
 	fi
 	keys[$role]="$out"
 done
+
+# 4b. The demo staff admin for the console, created once (its password
+#     stays in var/secrets.env, so every run prints the same one).
+STEWARD_STAFF_PASSWORD="$STEWARD_DEMO_ADMIN_PASSWORD" bin/steward staff create --email admin@demo.local \
+	--name "Demo admin" --role admin --if-missing >/dev/null || die "could not create the demo staff admin"
+# Passkeys need a host name, not an IP address: the console is shown at localhost.
+console_url="$url/console/"
+[ "$host" != 127.0.0.1 ] || console_url="http://localhost:$port/console/"
 
 # 5. The demo deployment. Every process started from here on is stopped
 #    when this script ends, however it ends (short of SIGKILL).
@@ -297,6 +305,10 @@ cat <<EOF
       "\$STEWARD_URL/v1/consent/check?subject=visitor:abc123def456&purpose=analytics&jurisdiction=US-CA"
 
   Then follow the walkthrough in README.md. Stop the server with Ctrl-C.
+
+  Staff console: $console_url
+    sign in as admin@demo.local with password $STEWARD_DEMO_ADMIN_PASSWORD
+    (kept in ./var/secrets.env); the first sign-in enrols an authenticator app or a passkey.
 
 EOF
 

@@ -43,6 +43,7 @@ import (
 	"github.com/steward-privacy/steward/internal/retention"
 	"github.com/steward-privacy/steward/internal/staff"
 	"github.com/steward-privacy/steward/internal/web"
+	"github.com/steward-privacy/steward/internal/web/console"
 	"github.com/steward-privacy/steward/internal/webhooks"
 	"github.com/steward-privacy/steward/policies"
 )
@@ -83,10 +84,12 @@ type application struct {
 	jobs     *jobs.Client
 	requests *dsar.Service
 	worker   *notify.Worker
-	http     *fiber.App
+	// console is the staff console at /console (console.go).
+	console *console.Console
+	http    *fiber.App
 
 	// staff is the console's staff directory and sign-in (internal/staff),
-	// built for a server (needServer).
+	// built for a server (needServer); the console takes it from here.
 	staff *staff.Service
 
 	// closers undo the wiring, last first (close); stopTimeout bounds
@@ -298,6 +301,9 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, clk clock.C
 	if err != nil {
 		return nil, err
 	}
+	if err := a.buildConsole(cfg, clk, log, proxies, receipts, trust); err != nil {
+		return nil, err
+	}
 	a.http = api.New(api.Config{
 		BodyLimit: cfg.BodyLimit, PageBodyLimit: web.MaxFormBody, ReadTimeout: cfg.ReadTimeout, WriteTimeout: cfg.WriteTimeout, IdleTimeout: cfg.IdleTimeout,
 		CORSOrigins: cfg.CORSOrigins, GeoHeader: cfg.GeoHeader,
@@ -305,7 +311,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, clk clock.C
 		Log: log, Consent: a.consent, Keys: a.keys, Receipts: receipts, Metrics: metrics,
 		Audit: audit.Reader{Pool: a.pool, Keys: trust}, Ready: a.ready, Requests: a.requests,
 		CreemWebhook: creemWebhook, Exports: a.exports, Retention: a.retain,
-		ClientIP: proxies, Pages: center.Mount,
+		ClientIP: proxies, Pages: func(r fiber.Router) { center.Mount(r); a.console.Mount(r) },
 	})
 	return a, nil
 }

@@ -113,7 +113,7 @@ var Vars = []Var{
 	{"STEWARD_PUBLIC_URL", "", "Where people reach Steward, e.g. `https://privacy.example.com`: the privacy center is at `/privacy/`, and unless set otherwise the status links (STEWARD_STATUS_URL) and download links (STEWARD_EXPORT_URL) in messages point there. `https` makes the center's cookies Secure."},
 	{"STEWARD_TRUSTED_PROXIES", "", "Comma-separated IPs or CIDRs of the proxies (load balancer, CDN) in front of Steward: only their `X-Forwarded-For` is believed, so rate limits count the real client. Empty: the peer's address is the client's."},
 	{"STEWARD_STATUS_URL", "", "The page where a person checks their request (linked in emails as `?request=<id>`); default: the privacy center's, STEWARD_PUBLIC_URL + `/privacy/status`."},
-	{"STEWARD_STAFF_URL", "", "Prefix of the staff console's request page (linked in reminders, followed by the request id)."},
+	{"STEWARD_STAFF_URL", "", "Prefix of the staff console's request page (linked in reminders, followed by the request id); default: the console's, STEWARD_PUBLIC_URL + `/console/requests/`."},
 	{"STEWARD_TELEGRAM_BOT_TOKEN", "", "The bot's token: verifies Telegram Mini App initData on bot requests, and lets the outbox send people who asked through the bot their acknowledgment, extension, denial and completion (with the download link) as bot messages. Empty refuses initData and tells bot users nothing (a warning is logged at start-up)."},
 	{"STEWARD_TELEGRAM_API_URL", "https://api.telegram.org", "Telegram Bot API base URL (`sendMessage` goes to `<url>/bot<token>/sendMessage`); a local Bot API server, or the demo's stand-in."},
 	{"STEWARD_REQUEST_WORKERS", "10", "Privacy-request tasks run at once per replica."},
@@ -184,6 +184,10 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 		if c.StatusURL == "" {
 			c.StatusURL = c.PublicURL + "/privacy/status"
+		}
+		if c.StaffURL == "" {
+			// The console's request page; reminders append the id.
+			c.StaffURL = c.PublicURL + "/console/requests/"
 		}
 	}
 	for _, p := range strings.Split(get("STEWARD_TRUSTED_PROXIES"), ",") {

@@ -23,7 +23,13 @@ type Filter struct {
 	Status  string // one status, or "open" for every non-final one
 	Type    string
 	Channel string
-	Overdue bool
+	Regime  string // a regime of the bundle (gdpr, ccpa, …)
+	// Identity finds the requests that reach this identity (given at
+	// intake, added by staff or resolved by a connector). It is matched
+	// through its keyed hashes under every key of the ring, so the value
+	// itself is never written to the database or a log.
+	Identity identity.Subject
+	Overdue  bool
 	// Review is "open" for requests with review items staff have not
 	// acknowledged yet.
 	Review string
@@ -71,6 +77,15 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Request, string, error)
 			return nil, "", apperr.Field("channel", "unknown channel")
 		}
 		where = append(where, "channel = "+arg(f.Channel))
+	}
+	if f.Regime != "" {
+		if len(f.Regime) > 64 {
+			return nil, "", apperr.Field("regime", "unknown regime")
+		}
+		where = append(where, "regime = "+arg(f.Regime))
+	}
+	if !f.Identity.IsZero() {
+		where = append(where, `id IN (SELECT request_id FROM privacy_request_identities WHERE lookup_hash = ANY (`+arg(s.Keys.Hashes(f.Identity))+`))`)
 	}
 	now := s.Clock.Now()
 	if f.Overdue {

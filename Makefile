@@ -45,7 +45,7 @@ test: ## Run all tests with -race against PostgreSQL (started if needed); instal
 screenshots: ## Re-take the pages' screenshots into docs/screenshots (Chromium tests)
 	@scripts/ensure-peers.sh
 	@url="$$($(TEST_PG_URL))"; \
-	STEWARD_TEST_DATABASE_URL="$$url" STEWARD_SCREENSHOTS="$(CURDIR)/docs/screenshots" $(GO) test -count=1 -run 'TestPrivacyCenter|TestSDK' -skip 'EveryPageEveryLanguage' ./cmd/steward/ ./internal/sdk/...
+	STEWARD_TEST_DATABASE_URL="$$url" STEWARD_SCREENSHOTS="$(CURDIR)/docs/screenshots" $(GO) test -count=1 -run 'TestPrivacyCenter|TestSDK|TestConsole' -skip 'EveryPageEveryLanguage' ./cmd/steward/ ./internal/sdk/...
 
 lint: ## gofmt (must list nothing), go vet and staticcheck
 	@files="$$(find . \( -path ./var -o -path ./bin -o -path ./.git -o -path ./tmp -o -name node_modules \) -prune \

@@ -358,4 +358,15 @@ func TestCheckpointByTime(t *testing.T) {
 	if count() != 2 {
 		t.Fatalf("after the interval: %d", count())
 	}
+	// The reader lists them newest first, each verifying under the key
+	// that signed it (what the console's audit page shows).
+	cps, err := audit.Reader{Pool: pool}.Checkpoints(context.Background(), 10)
+	if err != nil || len(cps) != 2 || cps[0].Seq <= cps[1].Seq || cps[0].KeyID != "k" || len(cps[0].Hash) != 32 {
+		t.Fatalf("checkpoints %+v %v", cps, err)
+	}
+	for _, c := range cps {
+		if !ed25519.Verify(signer.PublicKey(), c.SigningInput(), c.Signature) {
+			t.Errorf("checkpoint %d does not verify", c.Seq)
+		}
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/steward-privacy/steward/internal/apperr"
@@ -197,6 +198,27 @@ func List(ctx context.Context, pool *pgxpool.Pool, f Filter) ([]Entry, string, e
 type Reader struct {
 	Pool *pgxpool.Pool
 	Keys Keys
+}
+
+// Checkpoints returns the newest checkpoints, newest first (at most limit,
+// 1–200).
+func (r Reader) Checkpoints(ctx context.Context, limit int) ([]Checkpoint, error) {
+	limit = min(max(limit, 1), 200)
+	rows, err := r.Pool.Query(ctx, `SELECT seq, hash, at, key_id, signature FROM audit_checkpoints ORDER BY seq DESC LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("audit: list checkpoints: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Checkpoint, error) {
+		var c Checkpoint
+		var hash []byte
+		err := row.Scan(&c.Seq, &hash, &c.At, &c.KeyID, &c.Signature)
+		c.Hash = hash
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("audit: list checkpoints: %w", err)
+	}
+	return out, nil
 }
 
 // List returns one page of entries.

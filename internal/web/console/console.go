@@ -123,6 +123,7 @@ type Receipts interface {
 type AuditLog interface {
 	List(ctx context.Context, f audit.Filter) ([]audit.Entry, string, error)
 	Verify(ctx context.Context) (audit.Result, error)
+	Checkpoints(ctx context.Context, limit int) ([]audit.Checkpoint, error)
 }
 
 // Retention is retention plans, runs and legal holds (*retention.Service).

@@ -257,6 +257,9 @@ type fakeAudit struct{}
 func (fakeAudit) List(context.Context, audit.Filter) ([]audit.Entry, string, error) {
 	return []audit.Entry{{Seq: 1, At: time.Now(), Actor: "system:api", Action: "policy.loaded", TargetType: "policy", TargetID: "abc"}}, "", nil
 }
+func (fakeAudit) Checkpoints(context.Context, int) ([]audit.Checkpoint, error) {
+	return []audit.Checkpoint{{Seq: 1, Hash: []byte{0xab, 0xcd}, At: time.Now(), KeyID: "audit-k1"}}, nil
+}
 func (fakeAudit) Verify(context.Context) (audit.Result, error) {
 	return audit.Result{OK: true, Entries: 1, HeadSeq: 1, HeadHash: []byte{0xab}}, nil
 }

@@ -118,6 +118,8 @@ type auditData struct {
 	Entries []audit.Entry
 	Next    template.URL // the next page's link (built from escaped values)
 	Verify  *audit.Result
+	// Checkpoints are the newest signed checkpoints, newest first.
+	Checkpoints []audit.Checkpoint
 }
 
 type auditForm struct {
@@ -208,6 +210,11 @@ func (c *Console) renderAudit(ctx *fiber.Ctx, res *audit.Result) error {
 		return c.failure(ctx, err)
 	}
 	d.Entries = entries
+	// The newest signed checkpoints: what an auditor compares with the
+	// copies kept outside this database.
+	if d.Checkpoints, err = c.d.Audit.Checkpoints(ctx.UserContext(), 20); err != nil {
+		return c.failure(ctx, err)
+	}
 	if next != "" {
 		d.Next = template.URL(Prefix + "/audit?" + form.query(next)) //nolint:gosec // every value is query-escaped
 	}

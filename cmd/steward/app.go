@@ -305,7 +305,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, clk clock.C
 		return nil, err
 	}
 	a.http = api.New(api.Config{
-		BodyLimit: cfg.BodyLimit, PageBodyLimit: web.MaxFormBody, ReadTimeout: cfg.ReadTimeout, WriteTimeout: cfg.WriteTimeout, IdleTimeout: cfg.IdleTimeout,
+		BodyLimit: cfg.BodyLimit, PageBodyLimit: web.MaxFormBody, PagePrefix: web.Prefix + "/", ReadTimeout: cfg.ReadTimeout, WriteTimeout: cfg.WriteTimeout, IdleTimeout: cfg.IdleTimeout,
 		CORSOrigins: cfg.CORSOrigins, GeoHeader: cfg.GeoHeader,
 	}, api.Deps{
 		Log: log, Consent: a.consent, Keys: a.keys, Receipts: receipts, Metrics: metrics,

@@ -206,12 +206,3 @@ func checkQuery(c *fiber.Ctx, allowed ...string) error {
 	}
 	return nil
 }
-
-// limitBody holds API requests to the API's body limit when the server
-// reads larger bodies for the pages.
-func (s *server) limitBody(c *fiber.Ctx) error {
-	if len(c.Request().Body()) > s.cfg.BodyLimit {
-		return apperr.New(apperr.TooLarge, "request body is larger than this server accepts")
-	}
-	return c.Next()
-}

@@ -7,6 +7,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 
 	"github.com/steward-privacy/steward/internal/apikey"
 	"github.com/steward-privacy/steward/internal/audit"
@@ -29,11 +31,14 @@ import (
 
 // Config holds the HTTP limits.
 type Config struct {
-	// BodyLimit bounds an API request's body; PageBodyLimit, when larger,
-	// the pages' (a form with an uploaded document). The server reads up to
-	// the larger; API routes refuse more than BodyLimit with 413.
+	// BodyLimit bounds a request's body. PageBodyLimit, when larger, is the
+	// limit for paths under PagePrefix instead (the pages' forms, one of
+	// which uploads a document). Both are enforced from the request's
+	// headers, before the body is read: a declared Content-Length over the
+	// limit is refused at once with 413.
 	BodyLimit     int
 	PageBodyLimit int
+	PagePrefix    string
 	ReadTimeout   time.Duration
 	WriteTimeout  time.Duration
 	IdleTimeout   time.Duration
@@ -133,7 +138,7 @@ func New(cfg Config, d Deps) *fiber.App {
 	s := &server{Deps: d, cfg: cfg, origins: newOriginCache(cfg.CORSOrigins)}
 	app := fiber.New(fiber.Config{
 		AppName:               "steward",
-		BodyLimit:             max(cfg.BodyLimit, cfg.PageBodyLimit),
+		BodyLimit:             cfg.BodyLimit,
 		ReadTimeout:           cfg.ReadTimeout,
 		WriteTimeout:          cfg.WriteTimeout,
 		IdleTimeout:           cfg.IdleTimeout,
@@ -148,10 +153,16 @@ func New(cfg Config, d Deps) *fiber.App {
 	if d.Pages != nil {
 		d.Pages(app)
 	}
-	if cfg.PageBodyLimit > cfg.BodyLimit {
-		// After the pages: they answer every path under their prefix, so
-		// this runs for everything else.
-		app.Use(s.limitBody)
+	if cfg.PageBodyLimit > cfg.BodyLimit && cfg.PagePrefix != "" {
+		// fasthttp asks per request, from the headers, how much body it
+		// may read: the pages get theirs, everything else keeps the API's.
+		prefix := []byte(cfg.PagePrefix)
+		app.Server().HeaderReceived = func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+			if bytes.HasPrefix(h.RequestURI(), prefix) {
+				return fasthttp.RequestConfig{MaxRequestBodySize: cfg.PageBodyLimit}
+			}
+			return fasthttp.RequestConfig{}
+		}
 	}
 
 	app.Get("/healthz", s.healthz)

@@ -19,10 +19,18 @@ GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO steward_app;
 
 -- Working state.
 GRANT SELECT, INSERT, UPDATE ON api_keys, subjects, consent_state, outbox TO steward_app;
-GRANT SELECT, INSERT ON subject_links TO steward_app;
+-- Links go when a person is erased from the consent ledger.
+GRANT SELECT, INSERT, DELETE ON subject_links TO steward_app;
+-- Consent state: a grant goes with its erased owner (consent.Forget).
+GRANT DELETE ON consent_state TO steward_app;
 
 -- Proof and record: insert and read, nothing else.
 GRANT SELECT, INSERT ON consent_events TO steward_app;
+-- Erasure's one exception (consent.Forget, the control-plane sweep): clear a
+-- user agent and IP hash, delete an erased person's grants. The trigger of
+-- migration 00016 refuses anything else, and these too outside a
+-- transaction that opened steward.consent_forget.
+GRANT UPDATE (user_agent, ip_hash), DELETE ON consent_events TO steward_app;
 GRANT SELECT, INSERT ON audit_log, audit_checkpoints TO steward_app;
 
 -- The sealer's two narrow exceptions, each guarded by a trigger.
@@ -47,8 +55,10 @@ GRANT SELECT, INSERT, DELETE ON privacy_request_records TO steward_app;
 GRANT SELECT, INSERT, DELETE ON privacy_request_files TO steward_app;
 -- Export packages: created, counted on download, marked deleted on expiry.
 GRANT SELECT, INSERT, UPDATE ON export_packages TO steward_app;
--- Restrictions recorded for schemas without a flag column: set and lifted.
-GRANT SELECT, INSERT, DELETE ON processing_restrictions TO steward_app;
+-- Restrictions (GDPR Art. 18): set, and lifted (kept, marked lifted).
+GRANT SELECT, INSERT, UPDATE ON processing_restrictions TO steward_app;
+-- Announcements of a new notice version: one row each.
+GRANT SELECT, INSERT, UPDATE ON notice_announcements TO steward_app;
 -- Retention: runs and their per-dataset counts, legal holds placed and lifted.
 GRANT SELECT, INSERT, UPDATE ON retention_runs, retention_run_datasets, legal_holds TO steward_app;
 -- The privacy center's consent sign-in: codes and sessions come and go.

@@ -49,3 +49,30 @@ test_package_download_is_for_staff_who_work_requests if {
 	not authz.allow with input as {"role": "sdk", "action": "requests.download_package", "subject_kinds": ["visitor"]}
 	authz.allow with input as {"role": "auditor", "action": "requests.read"}
 }
+
+# GDPR Art. 18 (bot 6.4 "Right to Restriction"): staff who work requests and
+# the auditor may see whether a person's processing is restricted and by
+# which request; only staff who work requests (and admins) may lift one, and
+# never the front ends, which only see "restricted" in the consent check.
+test_restrictions_read_by_staff_and_auditor_lifted_by_staff if {
+	every role in ["reviewer", "auditor", "admin"] {
+		authz.allow with input as {"role": role, "action": "restrictions.read", "subject_kinds": ["email"]}
+	}
+	authz.allow with input as {"role": "reviewer", "action": "restrictions.manage"}
+	authz.allow with input as {"role": "admin", "action": "restrictions.manage"}
+	not authz.allow with input as {"role": "auditor", "action": "restrictions.manage"}
+	not authz.allow with input as {"role": "frontend", "action": "restrictions.read", "subject_kinds": ["tg"]}
+	not authz.allow with input as {"role": "frontend", "action": "restrictions.manage"}
+	not authz.allow with input as {"role": "sdk", "action": "restrictions.read", "subject_kinds": ["visitor"]}
+}
+
+# Web (Policy updates): "For major changes we will also notify you via email
+# or in-product messaging". Staff announce a new version; the front ends and
+# the auditor's read-only view may not message everyone.
+test_notice_announcement_is_for_staff if {
+	authz.allow with input as {"role": "reviewer", "action": "notices.announce"}
+	authz.allow with input as {"role": "admin", "action": "notices.announce"}
+	not authz.allow with input as {"role": "auditor", "action": "notices.announce"}
+	not authz.allow with input as {"role": "frontend", "action": "notices.announce"}
+	not authz.allow with input as {"role": "sdk", "action": "notices.announce", "subject_kinds": ["visitor"]}
+}

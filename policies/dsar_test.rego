@@ -45,6 +45,12 @@ newsletter_state := field("newsletter", "subscribed", "user.preferences.marketin
 
 analytics_event := field("events", "visitor_id", "user.unique_id", "logs_analytics", "analytics")
 
+# A field processed for a consent purpose that is not direct marketing
+# (functional cookies: web "non-essential cookies | Consent"). Analytics is
+# on legitimate interests ("Legitimate interests (you can opt out of
+# analytics in settings)").
+consent_event := field("events", "visitor_id", "user.unique_id", "logs_analytics", "functional")
+
 security_event := field("security_log", "ip", "user.device.ip_address", "security_logs", "")
 
 card := field("charges", "payment_method_details.card", "user.financial.payment_method", "payments", "payments")
@@ -307,7 +313,7 @@ test_objection_by_legal_basis if {
 	li := decide("objection", "gdpr", log_ip)
 	li.restricted == true
 	li.rule == "objection_legitimate_interests"
-	c := decide("objection", "gdpr", analytics_event)
+	c := decide("objection", "gdpr", consent_event)
 	c.restricted == true
 	c.rule == "objection_consent_withdrawn"
 	startswith(c.citation, "GDPR Art. 7(3)")
@@ -359,7 +365,7 @@ test_analytics_opt_out_promised_everywhere if {
 # remains lawful." Consent-based processing stops on objection everywhere.
 test_consent_withdrawn_everywhere if {
 	every regime in regimes {
-		d := decide("objection", regime, analytics_event)
+		d := decide("objection", regime, consent_event)
 		d.restricted == true
 		d.rule == "objection_consent_withdrawn"
 		contains(d.citation, "You may withdraw consent at any time")

@@ -81,6 +81,11 @@ type application struct {
 
 	listener *db.Listener
 	consent  *consent.Service
+
+	// restrictions is the ledger of restricted processing (GDPR Art. 18):
+	// connectors write it, the consent check reads it, staff lift.
+	restrictions *restrictions.Ledger
+
 	jobs     *jobs.Client
 	requests *dsar.Service
 	worker   *notify.Worker
@@ -210,15 +215,13 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, clk clock.C
 			}
 		})
 	}
-	actor := "system:cli"
 	if n == needServer {
-		actor = "system:api"
 		if err := a.policies.AuditTo(ctx, a.pool, a.audit); err != nil {
 			return nil, err
 		}
 		log.Info("policy loaded", "revision", engine.Revision(), "purposes", len(engine.Purposes))
 	}
-	a.keys = apikey.NewStore(a.pool, clk, apikey.AuditTo(a.audit, actor))
+	a.keys = apikey.NewStore(a.pool, clk, apikey.AuditTo(a.audit))
 	if n == needStore {
 		return a, nil
 	}
@@ -227,10 +230,11 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, clk clock.C
 	if err != nil {
 		return nil, err
 	}
+	a.restrictions = &restrictions.Ledger{Pool: a.pool, Keys: a.kr, Now: clk.Now, Audit: a.audit}
 	reg, closeConnectors, err := connect.Open(ctx, specs, connect.Env{
 		Keys: a.kr, Clock: clk, Log: log,
 		DataMap: func() *datamap.Map { return a.policies.Current().DataMap },
-		Ledger:  &restrictions.Ledger{Pool: a.pool, Keys: a.kr, Now: clk.Now},
+		Ledger:  a.restrictions,
 	})
 	if err != nil {
 		return nil, err
@@ -256,8 +260,16 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, clk clock.C
 	a.retain.Pace = &cfg.RetentionPace
 	a.listener = db.NewListener(cfg.DatabaseURL, log)
 	cache := consent.NewCache(cfg.CacheSubjects)
+	// A restriction changed on this replica is seen by its next check at
+	// once; the NOTIFY carries it to the others.
+	a.restrictions.Changed = cache.Forget
 	outbox := notify.NewOutbox(a.kr, clk, log)
-	a.consent = consent.NewService(a.pool, a.kr, a.policies, clk, log, cache, consent.Options{Unsubscriber: outbox, OnGPC: consent.AuditGPC(a.audit)})
+	a.consent = consent.NewService(a.pool, a.kr, a.policies, clk, log, cache, consent.Options{
+		Unsubscriber: outbox, OnGPC: consent.AuditGPC(a.audit), Notifier: outbox, Audit: a.audit, PublicURL: cfg.PublicURL,
+		// Only a server signs (CLI commands have no receipt key): a nil
+		// *receipt.Signer must not become a non-nil interface.
+		Signer: receiptSigner(receipts),
+	})
 	a.listener.Subscribe(consent.NotifyChannel, cache)
 	a.listener.Subscribe(apikey.NotifyChannel, a.keys)
 	a.jobs = jobs.New(a.pool, jobs.Config{Work: true}, log)
@@ -265,6 +277,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, clk clock.C
 	if a.requests, err = dsar.New(dsar.Deps{
 		Pool: a.pool, Keys: a.kr, Policies: a.policies, Audit: a.audit, Outbox: outbox, Clock: clk, Log: log,
 		Connectors: a.connectors, Files: a.files, Exports: a.exports, Jobs: a.jobs,
+		Consent: a.consent, Restrictions: a.restrictions,
 	}, dsar.Config{
 		Workers: cfg.RequestWorkers, TelegramBotToken: cfg.TelegramBotToken, ExportLinkBase: cfg.ExportLinkBase(),
 		StatusURL: cfg.StatusURL, StaffURL: cfg.StaffURL, StaffEmail: cfg.StaffEmail,
@@ -311,9 +324,18 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, clk clock.C
 		Log: log, Consent: a.consent, Keys: a.keys, Receipts: receipts, Metrics: metrics,
 		Audit: audit.Reader{Pool: a.pool, Keys: trust}, Ready: a.ready, Requests: a.requests,
 		CreemWebhook: creemWebhook, Exports: a.exports, Retention: a.retain,
+		Restrictions: a.restrictions, Notices: a.consent,
 		ClientIP: proxies, Pages: func(r fiber.Router) { center.Mount(r); a.console.Mount(r) },
 	})
 	return a, nil
+}
+
+// receiptSigner is r as a consent.ReceiptSigner, nil when r is.
+func receiptSigner(r *receipt.Signer) consent.ReceiptSigner {
+	if r == nil {
+		return nil
+	}
+	return r
 }
 
 func (a *application) ready(ctx context.Context) error {
@@ -367,7 +389,8 @@ func (a *application) start(ctx context.Context) {
 	} else {
 		a.onClose(sched.Stop)
 	}
-	a.wg.Add(3)
+	a.wg.Add(4)
+	go func() { defer a.wg.Done(); a.keys.Run(ctx, apikey.TouchEvery, a.log) }()
 	go func() { defer a.wg.Done(); a.listener.Run(ctx) }()
 	go func() { defer a.wg.Done(); a.worker.Run(ctx) }()
 	go func() { defer a.wg.Done(); a.sealer.Run(ctx) }()

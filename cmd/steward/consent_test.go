@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -97,9 +98,45 @@ func TestConsentPolicyRulesThroughTheAPI(t *testing.T) {
 			t.Fatalf("after withdrawal: %+v", c)
 		}
 	})
-	t.Run("California is opt-out", func(t *testing.T) {
-		if c := r.check(fk, "user:ca-1", "marketing", "US-CA"); !c.Allow || c.Reason != "opt_out_default" || c.Regime != "ccpa" {
+	t.Run("California is opt-out for analytics, not for consent purposes", func(t *testing.T) {
+		// Web: "Improve experience, analyze usage ... | Legitimate interests
+		// (you can opt out of analytics in settings)".
+		if c := r.check(fk, "user:ca-1", "analytics", "US-CA"); !c.Allow || c.Reason != "opt_out_default" || c.Regime != "ccpa" {
 			t.Fatalf("%+v", c)
+		}
+		// Web: "Marketing emails, Crisp outreach, non-essential cookies |
+		// Consent"; bot 2.3: broadcasts "if you've consented to receive
+		// them". No record, no marketing or broadcast, in the US too.
+		for _, q := range [][3]string{{"user:ca-1", "marketing", "US-CA"}, {"user:us-1", "marketing", "US"}, {"tg:9001", "broadcast", "US-TX"}, {"user:ca-1", "functional", "US-CA"}} {
+			if c := r.check(fk, q[0], q[1], q[2]); c.Allow || c.Reason != "no_consent" || c.Rule != "consent_required_everywhere" {
+				t.Fatalf("%v: %+v", q, c)
+			}
+		}
+	})
+	t.Run("third-party models need explicit consent", func(t *testing.T) {
+		// Web: "we do not call other third-party models without your consent".
+		if c := r.check(fk, "user:ai-1", "third_party_models", "US-CA"); c.Allow || c.Reason != "explicit_consent_required" {
+			t.Fatalf("%+v", c)
+		}
+		r.record(fk, grant("user:ai-1", "third_party_models", "granted", "source", "web_settings"))
+		if c := r.check(fk, "user:ai-1", "third_party_models", "DE"); !c.Allow {
+			t.Fatalf("after consent: %+v", c)
+		}
+	})
+	t.Run("a purpose the product does not have is a 400 on check and on record", func(t *testing.T) {
+		for _, q := range [][2]string{{"tg:4242", "marketing"}, {"visitor:web-visitor-1", "broadcast"}} {
+			res := r.do("GET", "/v1/consent/check?"+url.Values{"subject": {q[0]}, "purpose": {q[1]}}.Encode(), fk, nil)
+			if res.status != 400 || res.problem(t).Errors[0].Field != "purpose" {
+				t.Fatalf("check %v: %d %s", q, res.status, res.body)
+			}
+			res = r.do("POST", "/v1/consents", fk, grant(q[0], q[1], "granted", "notice_version", map[bool]string{true: "1.0", false: "2.0"}[strings.HasPrefix(q[0], "tg:")]))
+			if res.status != 400 || res.problem(t).Errors[0].Field != "purpose" {
+				t.Fatalf("record %v: %d %s", q, res.status, res.body)
+			}
+		}
+		res := r.do("POST", "/v1/consent/check", fk, map[string]any{"checks": []map[string]any{{"subject": "tg:1", "purpose": "essential"}, {"subject": "tg:1", "purpose": "marketing"}}})
+		if res.status != 400 || res.problem(t).Errors[0].Field != "checks[1].purpose" {
+			t.Fatalf("batch: %d %s", res.status, res.body)
 		}
 	})
 	t.Run("GPC on the check denies marketing and is recorded once", func(t *testing.T) {
@@ -121,7 +158,7 @@ func TestConsentPolicyRulesThroughTheAPI(t *testing.T) {
 		}
 		gpcPurposes := 0
 		for _, p := range r.app.policies.Current().Purposes {
-			if p.GPCApplies {
+			if p.GPCApplies && slices.Contains(p.Products, "web") {
 				gpcPurposes++
 			}
 		}
@@ -142,22 +179,39 @@ func TestConsentPolicyRulesThroughTheAPI(t *testing.T) {
 				t.Fatalf("%s web age 15: %+v", p, c)
 			}
 		}
-		// The bot's minimum is 13: a 14-year-old may get broadcasts and marketing there.
-		if c := r.check(fk, "tg:4242", "marketing", "US-CA", "age", "14"); !c.Allow {
+		// The bot's minimum is 13 (bot 7: "not directed to individuals under
+		// the age of 13"): a 14-year-old who consented gets broadcasts, a
+		// 12-year-old never, whatever they chose.
+		r.record(fk, grant("tg:4242", "broadcast", "granted", "source", "bot", "notice_version", "1.0"))
+		if c := r.check(fk, "tg:4242", "broadcast", "US-CA", "age", "14"); !c.Allow {
 			t.Fatalf("bot age 14: %+v", c)
 		}
-		if c := r.check(fk, "tg:4242", "marketing", "US-CA", "age", "12"); c.Allow || c.Reason != "below_minimum_age" {
+		if c := r.check(fk, "tg:4242", "broadcast", "US-CA", "age", "12"); c.Allow || c.Reason != "below_minimum_age" {
 			t.Fatalf("bot age 12: %+v", c)
 		}
-	})
-	t.Run("consent under an older major notice needs reconsent", func(t *testing.T) {
-		r.record(fk, grant("user:old-notice", "analytics", "granted", "notice_version", "1.4"))
-		if c := r.check(fk, "user:old-notice", "analytics", "DE"); c.Allow || c.Reason != "reconsent_required" {
-			t.Fatalf("%+v", c)
+		// Every consent-based purpose, not only some (web: "Our services
+		// target users aged 16 or older").
+		for _, p := range []string{"functional", "third_party_models"} {
+			r.record(fk, grant("user:teen-1", p, "granted"))
+			if c := r.check(fk, "user:teen-1", p, "DE", "age", "15"); c.Allow || c.Reason != "below_minimum_age" {
+				t.Fatalf("%s web age 15: %+v", p, c)
+			}
 		}
-		r.record(fk, grant("user:old-notice", "analytics", "granted", "notice_version", "2.1"))
-		if c := r.check(fk, "user:old-notice", "analytics", "DE"); !c.Allow {
-			t.Fatalf("after reconsent: %+v", c)
+	})
+	t.Run("a consent must name a known version of the product's notice", func(t *testing.T) {
+		// Consent is informed only against the text the person was shown
+		// (GDPR Art. 7(1), 4(11)): a version the registry does not hold
+		// proves nothing.
+		for _, v := range []string{"1.4", "2.1", "3.0"} {
+			res := r.do("POST", "/v1/consents", fk, grant("user:old-notice", "analytics", "granted", "notice_version", v))
+			if res.status != 400 || res.problem(t).Errors[0].Field != "notice_version" {
+				t.Fatalf("%s: %d %s", v, res.status, res.body)
+			}
+		}
+		// The bot's notice is 1.0, not the web's 2.0.
+		res := r.do("POST", "/v1/consents", fk, grant("tg:31", "broadcast", "granted", "source", "bot", "notice_version", "2.0"))
+		if res.status != 400 || res.problem(t).Errors[0].Field != "notice_version" {
+			t.Fatalf("bot 2.0: %d %s", res.status, res.body)
 		}
 	})
 	t.Run("model training needs explicit consent even where opt-out", func(t *testing.T) {
@@ -303,8 +357,10 @@ func TestBatchCheck(t *testing.T) {
 				t.Fatalf("%+v", out.Results)
 			}
 		}
-		if added := countRows(t, e.pool, "consent_events") - before; added != 3 {
-			t.Fatalf("gpc events added = %d, want 3 (one per GPC purpose)", added)
+		// One per GPC purpose of the visitor's product (web: marketing,
+		// model_training); the bot's broadcasts are not the web's to refuse.
+		if added := countRows(t, e.pool, "consent_events") - before; added != 2 {
+			t.Fatalf("gpc events added = %d, want 2 (one per web GPC purpose)", added)
 		}
 	})
 }

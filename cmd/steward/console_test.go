@@ -32,12 +32,25 @@ import (
 // the application database, and clk as its clock when set.
 func newConsoleRig(t *testing.T, clk clock.Clock) *requestsRig {
 	t.Helper()
+	return newConsoleRigWith(t, clk, nil)
+}
+
+// newConsoleRigWith is newConsoleRig with more variables, made knowing the
+// console's base URL (http://localhost:<port>).
+func newConsoleRigWith(t *testing.T, clk clock.Clock, extra func(base string) map[string]string) *requestsRig {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	e := newEnv(t, map[string]string{"STEWARD_PUBLIC_URL": "http://localhost:" + port, "STEWARD_STAFF_EMAIL": "dpo@example.com"})
+	vars := map[string]string{"STEWARD_PUBLIC_URL": "http://localhost:" + port, "STEWARD_STAFF_EMAIL": "dpo@example.com"}
+	if extra != nil {
+		for k, v := range extra("http://localhost:" + port) {
+			vars[k] = v
+		}
+	}
+	e := newEnv(t, vars)
 	e.listen = ln
 	e.clock = clk
 	store := recordstore.New(e.pool, recordstore.Options{HashKey: []byte("0123456789abcdef0123456789abcdef")})

@@ -20,6 +20,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/steward-privacy/steward/internal/apikey"
 	"github.com/steward-privacy/steward/internal/apperr"
 	"github.com/steward-privacy/steward/internal/audit"
 	"github.com/steward-privacy/steward/internal/clock"
@@ -37,7 +38,7 @@ const usage = `steward — privacy and data-governance control plane
 Usage:
   steward serve                               run the HTTP API (migrates first)
   steward migrate up|down|status              manage the database schema
-  steward keys create --name N --role R [--quiet]
+  steward keys create --name N --role R [--expires 720h] [--quiet]
   steward keys list
   steward keys revoke KEY_ID
   steward audit verify [--from CHECKPOINT.json]
@@ -212,14 +213,22 @@ func keys(ctx context.Context, cfg config.Config, args []string, stdout io.Write
 		name := fs.String("name", "", "key name, e.g. web-frontend")
 		role := fs.String("role", "", "sdk, frontend, reviewer, admin or auditor")
 		quiet := fs.Bool("quiet", false, "print only the secret")
+		expires := fs.Duration("expires", 0, "expire the key after this long (e.g. 720h); never when 0")
 		if err := fs.Parse(args[1:]); err != nil {
 			return usageError{err.Error()}
+		}
+		in := apikey.CreateInput{Name: *name, Role: *role}
+		if *expires < 0 {
+			return usageError{"--expires must be positive"}
+		} else if *expires > 0 {
+			at := time.Now().Add(*expires)
+			in.ExpiresAt = &at
 		}
 		roles := map[string]bool{}
 		for r := range engine.Roles {
 			roles[r] = true
 		}
-		k, secret, err := store.Create(ctx, *name, *role, roles)
+		k, secret, err := store.Create(ctx, in, roles, "system:cli")
 		if err != nil {
 			if ae, ok := apperr.As(err); ok {
 				names := make([]string, 0, len(roles))
@@ -235,7 +244,11 @@ func keys(ctx context.Context, cfg config.Config, args []string, stdout io.Write
 			fmt.Fprintln(stdout, secret)
 			return nil
 		}
-		fmt.Fprintf(stdout, "id:     %s\nname:   %s\nrole:   %s\nsecret: %s\n\nThe secret is shown only now; Steward stores only its hash.\n", k.ID, k.Name, k.Role, secret)
+		fmt.Fprintf(stdout, "id:     %s\nname:   %s\nrole:   %s\n", k.ID, k.Name, k.Role)
+		if k.ExpiresAt != nil {
+			fmt.Fprintf(stdout, "expires: %s\n", k.ExpiresAt.UTC().Format(time.RFC3339))
+		}
+		fmt.Fprintf(stdout, "secret: %s\n\nThe secret is shown only now; Steward stores only its hash.\n", secret)
 		return nil
 	case "list":
 		ks, err := store.List(ctx)
@@ -243,20 +256,22 @@ func keys(ctx context.Context, cfg config.Config, args []string, stdout io.Write
 			return err
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tROLE\tPREFIX\tCREATED\tREVOKED")
-		for _, k := range ks {
-			revoked := "-"
-			if k.RevokedAt != nil {
-				revoked = k.RevokedAt.UTC().Format(time.RFC3339)
+		fmt.Fprintln(tw, "ID\tNAME\tROLE\tPREFIX\tCREATED\tLAST USED\tEXPIRES\tREVOKED")
+		at := func(t *time.Time) string {
+			if t == nil {
+				return "-"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s…\t%s\t%s\n", k.ID, k.Name, k.Role, k.Prefix, k.CreatedAt.UTC().Format(time.RFC3339), revoked)
+			return t.UTC().Format(time.RFC3339)
+		}
+		for _, k := range ks {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s…\t%s\t%s\t%s\t%s\n", k.ID, k.Name, k.Role, k.Prefix, k.CreatedAt.UTC().Format(time.RFC3339), at(k.LastUsedAt), at(k.ExpiresAt), at(k.RevokedAt))
 		}
 		return tw.Flush()
 	case "revoke":
 		if len(args) != 2 {
 			return usageError{"want: keys revoke KEY_ID"}
 		}
-		k, err := store.Revoke(ctx, args[1])
+		k, err := store.Revoke(ctx, args[1], "system:cli")
 		if err != nil {
 			return err
 		}

@@ -115,8 +115,27 @@ func TestServesWithLeastPrivilegeRole(t *testing.T) {
 		"UPDATE audit_checkpoints SET seq = 0",
 	} {
 		_, err := conn.Exec(ctx, stmt)
-		if err == nil || !(strings.Contains(err.Error(), "permission denied") || strings.Contains(err.Error(), "must be owner")) {
+		// Deleting consent events is granted for erasure's one exception
+		// (consent.Forget), and refused by the ledger's trigger outside it.
+		guarded := strings.HasPrefix(stmt, "DELETE FROM consent_events") && err != nil && strings.Contains(err.Error(), "append-only")
+		if err == nil || !(guarded || strings.Contains(err.Error(), "permission denied") || strings.Contains(err.Error(), "must be owner")) {
 			t.Errorf("%s as %s: %v", stmt, role, err)
 		}
+	}
+	// Opening the guard's door by hand is not enough: a grant goes only
+	// once its person was forgotten (their identity shredded), so the role
+	// cannot quietly delete a living person's proof of consent.
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT set_config('steward.consent_forget', 'on', true)`); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `DELETE FROM consent_events WHERE state = 'granted'`)
+		return err
+	})
+	if err == nil || !strings.Contains(err.Error(), "append-only") {
+		t.Errorf("deleting a living person's grant with the guard's setting on: %v", err)
+	}
+	if n := countRows(t, e.pool, "consent_events"); n == 0 {
+		t.Error("the ledger is empty")
 	}
 }

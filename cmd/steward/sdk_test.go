@@ -50,7 +50,7 @@ func TestConsentSDKEndpoints(t *testing.T) {
 	}
 	res = r.do("GET", "/v1/consent/banner?region=DE&lang=ru", sdkKey, nil, "Origin", "https://nano-bananapro.com")
 	res.json(t, &b)
-	if res.status != 200 || b.Region != "DE" || b.Regime != "gdpr" || len(b.Purposes) != 5 ||
+	if res.status != 200 || b.Region != "DE" || b.Regime != "gdpr" || len(b.Purposes) != 6 ||
 		res.header.Get("Access-Control-Allow-Origin") != "https://nano-bananapro.com" {
 		t.Errorf("banner: %d %+v %q", res.status, b, res.header.Get("Access-Control-Allow-Origin"))
 	}

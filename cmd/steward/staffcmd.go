@@ -21,6 +21,7 @@ import (
 	"github.com/steward-privacy/steward/internal/config"
 	"github.com/steward-privacy/steward/internal/keyring"
 	"github.com/steward-privacy/steward/internal/staff"
+	"github.com/steward-privacy/steward/internal/web/console"
 )
 
 // staffStdin is where `staff create` reads a password when
@@ -55,16 +56,24 @@ func staffConfig(cfg config.Config) staff.Config {
 	if u, err := url.Parse(origin); err == nil && net.ParseIP(u.Hostname()) == nil {
 		sc.RPID = u.Hostname()
 	}
+	if o := cfg.StaffOIDC; o != nil {
+		sc.OIDC = &staff.OIDCConfig{Issuer: o.Issuer, ClientID: o.ClientID, ClientSecret: o.ClientSecret, RedirectURL: o.RedirectURL}
+		if sc.OIDC.RedirectURL == "" {
+			sc.OIDC.RedirectURL = origin + console.Prefix + "/signin/oidc/callback"
+		}
+	}
 	return sc
 }
 
-// newStaff wires the staff service on a built application. Single sign-on
-// is not configured here yet: it needs STEWARD_STAFF_OIDC_* settings in
-// internal/config.
+// newStaff wires the staff service on a built application, with single
+// sign-on when STEWARD_STAFF_OIDC_ISSUER is set.
 func newStaff(a *application, kr *keyring.Keyring) (*staff.Service, error) {
 	sc := staffConfig(a.cfg)
 	if sc.RPID == "" {
 		a.log.Warn("staff passkeys are off: the console's host is an IP address (set STEWARD_STAFF_URL or STEWARD_PUBLIC_URL)", "origin", sc.RPOrigins[0])
+	}
+	if o := a.cfg.StaffOIDC; o != nil {
+		a.log.Info("staff single sign-on on", "oidc", *o, "redirect_url", sc.OIDC.RedirectURL) // LogValue: no secret
 	}
 	return staff.New(sc, staff.Deps{
 		Pool: a.pool, Keys: kr, Audit: a.audit, Clock: a.clock, Log: a.log.With("component", "staff"),

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -135,5 +136,39 @@ func TestStaffConfig(t *testing.T) {
 		if sc.RPID != c.rpID || len(sc.RPOrigins) != 1 || sc.RPOrigins[0] != c.origin {
 			t.Errorf("%+v: %q %v", c.cfg, sc.RPID, sc.RPOrigins)
 		}
+	}
+}
+
+// TestStaffConfigOIDC: STEWARD_STAFF_OIDC_* reach the staff service, the
+// redirect URL defaulting to the console's callback; the secret never
+// shows in the configuration's log form.
+func TestStaffConfigOIDC(t *testing.T) {
+	t.Parallel()
+	vars := map[string]string{
+		"STEWARD_PUBLIC_URL": "https://privacy.example.com", "STEWARD_STAFF_OIDC_ISSUER": "https://idp.example.com/",
+		"STEWARD_STAFF_OIDC_CLIENT_ID": "steward", "STEWARD_STAFF_OIDC_CLIENT_SECRET": "s3cret-value",
+	}
+	cfg, err := config.Load(func(k string) string { return vars[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := staffConfig(cfg).OIDC
+	if o == nil || o.Issuer != "https://idp.example.com" || o.ClientID != "steward" || o.ClientSecret != "s3cret-value" ||
+		o.RedirectURL != "https://privacy.example.com/console/signin/oidc/callback" {
+		t.Fatalf("%+v", o)
+	}
+	if s := fmt.Sprint(*cfg.StaffOIDC) + fmt.Sprintf("%v", cfg.StaffOIDC.LogValue()); strings.Contains(s, "s3cret-value") {
+		t.Fatalf("secret shown: %s", s)
+	}
+	vars["STEWARD_STAFF_OIDC_REDIRECT_URL"] = "https://staff.example.com/cb"
+	if cfg, err = config.Load(func(k string) string { return vars[k] }); err != nil || staffConfig(cfg).OIDC.RedirectURL != "https://staff.example.com/cb" {
+		t.Fatalf("explicit redirect: %v", err)
+	}
+	delete(vars, "STEWARD_STAFF_OIDC_ISSUER")
+	if _, err := config.Load(func(k string) string { return vars[k] }); err == nil {
+		t.Fatal("client id without an issuer accepted")
+	}
+	if staffConfig(config.Config{Addr: ":8080"}).OIDC != nil {
+		t.Fatal("single sign-on on without configuration")
 	}
 }

@@ -74,7 +74,7 @@ func TestConsentEventsAreAppendOnly(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	r := e.start()
-	r.record(e.keys["frontend"], grant("tg:8", "analytics", "granted"))
+	r.record(e.keys["frontend"], grant("tg:8", "analytics", "granted", "notice_version", "1.0"))
 	ctx := context.Background()
 	for _, stmt := range []string{
 		`UPDATE consent_events SET state = 'denied'`,

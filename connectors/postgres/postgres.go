@@ -112,7 +112,9 @@ type Config struct {
 // Ledger records a restriction of processing in Steward for datasets whose
 // table has no flag column. Restrict reports whether the state changed.
 type Ledger interface {
-	Restrict(ctx context.Context, system, dataset string, ids []connectors.Identity, restricted bool, reason string) (changed bool, err error)
+	// requestID is the privacy request that asks (Target.RequestID), so the
+	// consent check can name it.
+	Restrict(ctx context.Context, system, dataset string, ids []connectors.Identity, restricted bool, requestID, reason string) (changed bool, err error)
 }
 
 // Connector reaches one system's tables in one database.

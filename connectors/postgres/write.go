@@ -126,7 +126,7 @@ func (c *Connector) restrictInLedger(ctx context.Context, tx pgx.Tx, ds *dataset
 			return err
 		}
 	}
-	changed, err := c.cfg.Ledger.Restrict(ctx, c.cfg.System, ds.id, p.Identities, p.Restricted, p.Reason)
+	changed, err := c.cfg.Ledger.Restrict(ctx, c.cfg.System, ds.id, p.Identities, p.Restricted, p.RequestID, p.Reason)
 	if err != nil || !changed {
 		return err
 	}

@@ -73,7 +73,7 @@ func TestConsentBanner(t *testing.T) {
 		defaults                            map[string]string // purpose -> default reason
 		analyticsName                       string
 	}
-	optIn := map[string]string{"essential": "essential", "functional": "no_consent", "analytics": "no_consent", "marketing": "no_consent", "model_training": "explicit_consent_required"}
+	optIn := map[string]string{"essential": "essential", "functional": "no_consent", "analytics": "no_consent", "marketing": "no_consent", "model_training": "explicit_consent_required", "third_party_models": "explicit_consent_required"}
 	tests := []struct {
 		name   string
 		query  string
@@ -82,8 +82,12 @@ func TestConsentBanner(t *testing.T) {
 	}{
 		{"Germany is opt-in", "?product=web&lang=en&region=DE", nil,
 			want{"en", "DE", "query", "gdpr", "opt_in", false, false, optIn, "Performance and analytics"}},
-		{"California is opt-out but explicit consent stays off", "?region=us-ca", nil,
-			want{"en", "US-CA", "query", "ccpa", "opt_out", false, true, map[string]string{"essential": "essential", "functional": "opt_out_default", "analytics": "opt_out_default", "marketing": "opt_out_default", "model_training": "explicit_consent_required"}, "Performance and analytics"}},
+		// Opt-out only for what is not consent-based: web "Marketing emails,
+		// Crisp outreach, non-essential cookies | Consent" stay off until
+		// granted; analytics ("Legitimate interests (you can opt out of
+		// analytics in settings)") is on.
+		{"California is opt-out for analytics only; consent purposes stay off", "?region=us-ca", nil,
+			want{"en", "US-CA", "query", "ccpa", "opt_out", false, true, map[string]string{"essential": "essential", "functional": "no_consent", "analytics": "opt_out_default", "marketing": "no_consent", "model_training": "explicit_consent_required", "third_party_models": "explicit_consent_required"}, "Performance and analytics"}},
 		{"GPC from the page turns off what it covers in California", "?region=US-CA&gpc=1", nil,
 			want{"en", "US-CA", "query", "ccpa", "opt_out", true, true, map[string]string{"analytics": "opt_out_default", "marketing": "gpc_opt_out", "model_training": "gpc_opt_out"}, ""}},
 		{"GPC from the browser's header counts the same", "?region=US-CA", map[string]string{"Sec-GPC": "1"},
@@ -125,7 +129,7 @@ func TestConsentBanner(t *testing.T) {
 			for _, p := range b.Purposes {
 				ids = append(ids, p.ID)
 			}
-			if strings.Join(ids, ",") != "essential,analytics,functional,marketing,model_training" {
+			if strings.Join(ids, ",") != "essential,analytics,functional,marketing,model_training,third_party_models" {
 				t.Errorf("purposes %v: want web's, essential first", ids)
 			}
 			for id, reason := range w.defaults {

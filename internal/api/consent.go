@@ -193,6 +193,10 @@ type checkResult struct {
 	Regime         string `json:"regime"`
 	LegalBasis     string `json:"legal_basis"`
 	PolicyRevision string `json:"policy_revision"`
+	// RestrictionID and RequestID name the restriction in force and the
+	// privacy request that set it (reason "restricted").
+	RestrictionID string `json:"restriction_id,omitempty"`
+	RequestID     string `json:"request_id,omitempty"`
 }
 
 func parseAge(field, raw string) (int, error) {
@@ -236,7 +240,8 @@ func (s *server) checkConsent(c *fiber.Ctx) error {
 		return err
 	}
 	s.Metrics.observeDecision(d.Allow, d.Reason)
-	return c.JSON(checkResult{Allow: d.Allow, Reason: d.Reason, Rule: d.Rule, Regime: d.Regime, LegalBasis: d.LegalBasis, PolicyRevision: d.Revision})
+	return c.JSON(checkResult{Allow: d.Allow, Reason: d.Reason, Rule: d.Rule, Regime: d.Regime, LegalBasis: d.LegalBasis, PolicyRevision: d.Revision,
+		RestrictionID: d.RestrictionID, RequestID: d.RequestID})
 }
 
 type batchItem struct {
@@ -252,11 +257,13 @@ type batchRequest struct {
 }
 
 type batchResult struct {
-	Allow      bool   `json:"allow"`
-	Reason     string `json:"reason"`
-	Rule       string `json:"rule"`
-	Regime     string `json:"regime"`
-	LegalBasis string `json:"legal_basis"`
+	Allow         bool   `json:"allow"`
+	Reason        string `json:"reason"`
+	Rule          string `json:"rule"`
+	Regime        string `json:"regime"`
+	LegalBasis    string `json:"legal_basis"`
+	RestrictionID string `json:"restriction_id,omitempty"`
+	RequestID     string `json:"request_id,omitempty"`
 }
 
 type batchResponse struct {
@@ -314,7 +321,8 @@ func (s *server) checkConsentBatch(c *fiber.Ctx) error {
 	resp := batchResponse{PolicyRevision: ds[0].Revision, Results: make([]batchResult, len(ds))}
 	for i, d := range ds {
 		s.Metrics.observeDecision(d.Allow, d.Reason)
-		resp.Results[i] = batchResult{Allow: d.Allow, Reason: d.Reason, Rule: d.Rule, Regime: d.Regime, LegalBasis: d.LegalBasis}
+		resp.Results[i] = batchResult{Allow: d.Allow, Reason: d.Reason, Rule: d.Rule, Regime: d.Regime, LegalBasis: d.LegalBasis,
+			RestrictionID: d.RestrictionID, RequestID: d.RequestID}
 	}
 	return c.JSON(resp)
 }

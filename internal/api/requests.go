@@ -72,6 +72,7 @@ type createRequestBody struct {
 	Region           string            `json:"region"`
 	Channel          string            `json:"channel"`
 	Language         string            `json:"language"`
+	Product          string            `json:"product"`
 	Changes          map[string]string `json:"changes"`
 	InitData         string            `json:"init_data"`
 	IdentityAsserted bool              `json:"identity_asserted"`
@@ -122,7 +123,7 @@ func (s *server) createRequest(c *fiber.Ctx) error {
 		return err
 	}
 	out, err := s.Requests.Create(c.UserContext(), dsar.CreateInput{
-		Type: b.Type, Subject: subj, Region: b.Region, Channel: b.Channel, Language: b.Language, Changes: b.Changes,
+		Type: b.Type, Subject: subj, Region: b.Region, Channel: b.Channel, Language: b.Language, Product: b.Product, Changes: b.Changes,
 		InitData: b.InitData, IdentityAsserted: b.IdentityAsserted, IdentityVerified: b.IdentityVerified, Note: b.Note, Agent: b.Agent,
 		Actor: "key:" + callerKey(c).ID, ClientIP: s.clientIP(c), CanAssert: canAssert, IsStaff: isStaff,
 	})
@@ -201,14 +202,14 @@ type requestPage struct {
 }
 
 func (s *server) listRequests(c *fiber.Ctx) error {
-	if err := checkQuery(c, "status", "type", "channel", "overdue", "review", "due_before", "limit", "cursor"); err != nil {
+	if err := checkQuery(c, "status", "type", "channel", "product", "overdue", "review", "due_before", "limit", "cursor"); err != nil {
 		return err
 	}
 	if err := s.authorize(c, "requests.read"); err != nil {
 		return err
 	}
 	f := dsar.Filter{Status: strings.Clone(c.Query("status")), Type: strings.Clone(c.Query("type")),
-		Channel: strings.Clone(c.Query("channel")), Cursor: strings.Clone(c.Query("cursor"))}
+		Channel: strings.Clone(c.Query("channel")), Product: strings.Clone(c.Query("product")), Cursor: strings.Clone(c.Query("cursor"))}
 	switch v := c.Query("review"); v {
 	case "":
 	case "open":

@@ -89,6 +89,13 @@ type Deps struct {
 	// Pages mounts server-rendered pages (the privacy center) on the app,
 	// after the request-id, logging and panic middleware; nil: none.
 	Pages func(fiber.Router)
+	// Restrictions reads and lifts restrictions of processing; nil (or a
+	// nil pointer): the restriction endpoints answer 404.
+	Restrictions RestrictionService
+	// Notices announces a new notice version to the people it concerns;
+	// nil: the announce endpoint answers 404 (the notice texts are served
+	// from the policy bundle regardless).
+	Notices NoticeAnnouncer
 	// Authz decides whether a key's role may perform an action; nil: the
 	// policy engine the consent service currently holds decides (so a
 	// reloaded bundle takes effect on the next request).
@@ -131,6 +138,12 @@ func New(cfg Config, d Deps) *fiber.App {
 	}
 	if isNilPointer(d.Retention) {
 		d.Retention = nil
+	}
+	if isNilPointer(d.Restrictions) {
+		d.Restrictions = nil
+	}
+	if isNilPointer(d.Notices) {
+		d.Notices = nil
 	}
 	if isNilPointer(d.Authz) {
 		d.Authz = engineAuthorizer{d.Consent}
@@ -191,6 +204,9 @@ func New(cfg Config, d Deps) *fiber.App {
 	v1.Get("/exports/:token", s.downloadExport)
 	// Processors' webhooks: the signature over the body is the credential.
 	v1.Post("/webhooks/creem", s.creemWebhook)
+	// The privacy notices, every version: public like the notices themselves.
+	v1.Get("/notices/:product", s.listNotices)
+	v1.Get("/notices/:product/:version", s.getNotice)
 
 	authed := v1.Group("", s.authenticate)
 	authed.Post("/consents", s.recordConsent)
@@ -229,6 +245,10 @@ func New(cfg Config, d Deps) *fiber.App {
 	authed.Post("/legal-holds", s.createHold)
 	authed.Get("/legal-holds/:id", s.getHold)
 	authed.Post("/legal-holds/:id/lift", s.liftHold)
+	authed.Post("/notices/:product/:version/announce", s.announceNotice)
+	authed.Get("/restrictions", s.listRestrictions)
+	authed.Get("/restrictions/:id", s.getRestriction)
+	authed.Post("/restrictions/:id/lift", s.liftRestriction)
 	return app
 }
 

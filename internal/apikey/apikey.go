@@ -1,6 +1,8 @@
 // Package apikey manages API keys: random secrets shown once at creation,
-// stored only as a SHA-256 hash, revocable. Authentication is a map lookup;
-// revocation reaches every replica through LISTEN/NOTIFY.
+// stored only as a SHA-256 hash, revocable, optionally expiring.
+// Authentication is a map lookup; revocation reaches every replica through
+// LISTEN/NOTIFY. A key's last use is recorded at most once per TouchEvery,
+// batched by Flush, never written on the request path.
 package apikey
 
 import (
@@ -11,6 +13,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"strings"
 	"sync"
@@ -40,10 +43,35 @@ type Key struct {
 	Prefix    string     `json:"prefix"`
 	CreatedAt time.Time  `json:"created_at"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+	// ExpiresAt, when set, is when the key stops authenticating.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// LastUsedAt is the last recorded use, to within TouchEvery.
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
 }
 
-// AuditFunc records a key event inside the same transaction as the change.
-type AuditFunc func(ctx context.Context, tx pgx.Tx, action string, k Key) error
+// Expired reports whether the key has expired at now.
+func (k Key) Expired(now time.Time) bool { return k.ExpiresAt != nil && !now.Before(*k.ExpiresAt) }
+
+// CreateInput is a new key.
+type CreateInput struct {
+	Name string
+	Role string
+	// ExpiresAt is optional; it must be in the future.
+	ExpiresAt *time.Time
+}
+
+// AuditFunc records a key event by actor inside the same transaction as
+// the change.
+type AuditFunc func(ctx context.Context, tx pgx.Tx, actor, action string, k Key) error
+
+// TouchEvery is how often, at most, a key's last use is written.
+const TouchEvery = time.Minute
+
+const keyColumns = `id, name, role, prefix, created_at, revoked_at, expires_at, last_used_at`
+
+func scanKey(row pgx.Row, k *Key) error {
+	return row.Scan(&k.ID, &k.Name, &k.Role, &k.Prefix, &k.CreatedAt, &k.RevokedAt, &k.ExpiresAt, &k.LastUsedAt)
+}
 
 // Store creates, lists, revokes and authenticates keys.
 type Store struct {
@@ -55,23 +83,42 @@ type Store struct {
 	cache   map[[32]byte]Key
 	enabled bool
 	gen     atomic.Uint64
+
+	// touched is when each key's use was last queued for writing; pending
+	// holds the uses Flush has yet to write.
+	touchMu sync.Mutex
+	touched map[string]time.Time
+	pending map[string]time.Time
 }
 
 // NewStore returns a key store; audit may be nil.
 func NewStore(pool *pgxpool.Pool, clk clock.Clock, audit AuditFunc) *Store {
-	return &Store{pool: pool, clock: clk, audit: audit, cache: map[[32]byte]Key{}}
+	return &Store{pool: pool, clock: clk, audit: audit, cache: map[[32]byte]Key{}, touched: map[string]time.Time{}, pending: map[string]time.Time{}}
 }
 
 var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$`)
 
-// Create makes a key and returns it with its secret, which is not stored and
-// cannot be shown again.
-func (s *Store) Create(ctx context.Context, name, role string, roles map[string]bool) (Key, string, error) {
+// IDPattern matches a key id.
+var IDPattern = regexp.MustCompile(`^key_[0-9a-f]{12}$`)
+
+// Create makes a key for actor (key:<id>, staff:<uuid>, system:cli) and
+// returns it with its secret, which is not stored and cannot be shown again.
+func (s *Store) Create(ctx context.Context, in CreateInput, roles map[string]bool, actor string) (Key, string, error) {
+	name, role := in.Name, in.Role
 	if !nameRe.MatchString(name) {
 		return Key{}, "", apperr.Field("name", "1-64 characters: letters, digits, space, '.', '_' or '-'")
 	}
 	if !roles[role] {
 		return Key{}, "", apperr.Field("role", "unknown role %q", role)
+	}
+	now := s.clock.Now().UTC().Truncate(time.Microsecond)
+	var expires *time.Time
+	if in.ExpiresAt != nil {
+		e := in.ExpiresAt.UTC().Truncate(time.Microsecond)
+		if !e.After(now) {
+			return Key{}, "", apperr.Field("expires_at", "must be in the future")
+		}
+		expires = &e
 	}
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
@@ -83,14 +130,14 @@ func (s *Store) Create(ctx context.Context, name, role string, roles map[string]
 	}
 	secret := secretPrefix + base64.RawURLEncoding.EncodeToString(raw)
 	hash := sha256.Sum256([]byte(secret))
-	k := Key{ID: "key_" + hex.EncodeToString(idb), Name: name, Role: role, Prefix: secret[:len(secretPrefix)+6], CreatedAt: s.clock.Now().UTC().Truncate(time.Microsecond)}
+	k := Key{ID: "key_" + hex.EncodeToString(idb), Name: name, Role: role, Prefix: secret[:len(secretPrefix)+6], CreatedAt: now, ExpiresAt: expires}
 	err := db.Tx(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO api_keys (id, name, role, secret_hash, prefix, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-			k.ID, k.Name, k.Role, hash[:], k.Prefix, k.CreatedAt); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO api_keys (id, name, role, secret_hash, prefix, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			k.ID, k.Name, k.Role, hash[:], k.Prefix, k.CreatedAt, k.ExpiresAt); err != nil {
 			return fmt.Errorf("insert key: %w", err)
 		}
 		if s.audit != nil {
-			return s.audit(ctx, tx, "key.created", k)
+			return s.audit(ctx, tx, actor, "key.created", k)
 		}
 		return nil
 	})
@@ -102,7 +149,7 @@ func (s *Store) Create(ctx context.Context, name, role string, roles map[string]
 
 // List returns every key, newest first.
 func (s *Store) List(ctx context.Context) ([]Key, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, name, role, prefix, created_at, revoked_at FROM api_keys ORDER BY created_at DESC, id`)
+	rows, err := s.pool.Query(ctx, `SELECT `+keyColumns+` FROM api_keys ORDER BY created_at DESC, id`)
 	if err != nil {
 		return nil, fmt.Errorf("list keys: %w", err)
 	}
@@ -110,7 +157,7 @@ func (s *Store) List(ctx context.Context) ([]Key, error) {
 	var out []Key
 	for rows.Next() {
 		var k Key
-		if err := rows.Scan(&k.ID, &k.Name, &k.Role, &k.Prefix, &k.CreatedAt, &k.RevokedAt); err != nil {
+		if err := scanKey(rows, &k); err != nil {
 			return nil, fmt.Errorf("list keys: %w", err)
 		}
 		out = append(out, k)
@@ -118,15 +165,17 @@ func (s *Store) List(ctx context.Context) ([]Key, error) {
 	return out, rows.Err()
 }
 
-// Revoke revokes a key; every replica stops accepting it when the
-// transaction commits.
-func (s *Store) Revoke(ctx context.Context, id string) (Key, error) {
+// Revoke revokes a key for actor; every replica stops accepting it when
+// the transaction commits.
+func (s *Store) Revoke(ctx context.Context, id, actor string) (Key, error) {
 	var k Key
+	if !IDPattern.MatchString(id) {
+		return k, apperr.New(apperr.NotFound, "no API key with id %q", id)
+	}
 	err := db.Tx(ctx, s.pool, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `
+		err := scanKey(tx.QueryRow(ctx, `
 			UPDATE api_keys SET revoked_at = coalesce(revoked_at, $2) WHERE id = $1
-			RETURNING id, name, role, prefix, created_at, revoked_at`, id, s.clock.Now().UTC()).
-			Scan(&k.ID, &k.Name, &k.Role, &k.Prefix, &k.CreatedAt, &k.RevokedAt)
+			RETURNING `+keyColumns, id, s.clock.Now().UTC()), &k)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return apperr.New(apperr.NotFound, "no API key with id %q", id)
 		}
@@ -137,7 +186,7 @@ func (s *Store) Revoke(ctx context.Context, id string) (Key, error) {
 			return fmt.Errorf("notify: %w", err)
 		}
 		if s.audit != nil {
-			return s.audit(ctx, tx, "key.revoked", k)
+			return s.audit(ctx, tx, actor, "key.revoked", k)
 		}
 		return nil
 	})
@@ -145,9 +194,9 @@ func (s *Store) Revoke(ctx context.Context, id string) (Key, error) {
 	return k, err
 }
 
-// ErrInvalid is returned for a missing, unknown or revoked key; the caller
-// cannot tell which, on purpose.
-var ErrInvalid = apperr.New(apperr.Unauthenticated, "missing, invalid or revoked API key; send Authorization: Bearer <key>")
+// ErrInvalid is returned for a missing, unknown, revoked or expired key;
+// the caller cannot tell which, on purpose.
+var ErrInvalid = apperr.New(apperr.Unauthenticated, "missing, invalid, revoked or expired API key; send Authorization: Bearer <key>")
 
 // Authenticate returns the key for a secret.
 func (s *Store) Authenticate(ctx context.Context, secret string) (Key, error) {
@@ -155,30 +204,107 @@ func (s *Store) Authenticate(ctx context.Context, secret string) (Key, error) {
 		return Key{}, ErrInvalid
 	}
 	hash := sha256.Sum256([]byte(secret))
+	now := s.clock.Now()
 	s.mu.RLock()
 	k, ok := s.cache[hash]
 	s.mu.RUnlock()
 	if ok {
+		// A cached key still expires on time: the cache holds the
+		// expiry, not a verdict.
+		if k.Expired(now) {
+			return Key{}, ErrInvalid
+		}
+		s.used(k.ID, now)
 		return k, nil
 	}
 	gen := s.gen.Load()
-	err := s.pool.QueryRow(ctx, `SELECT id, name, role, prefix, created_at, revoked_at FROM api_keys WHERE secret_hash = $1`, hash[:]).
-		Scan(&k.ID, &k.Name, &k.Role, &k.Prefix, &k.CreatedAt, &k.RevokedAt)
+	err := scanKey(s.pool.QueryRow(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE secret_hash = $1`, hash[:]), &k)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Key{}, ErrInvalid
 	}
 	if err != nil {
 		return Key{}, fmt.Errorf("authenticate: %w", err)
 	}
-	if k.RevokedAt != nil {
+	if k.RevokedAt != nil || k.Expired(now) {
 		return Key{}, ErrInvalid
 	}
+	k.LastUsedAt = nil // changes under the cache; List reads it fresh
 	s.mu.Lock()
 	if s.enabled && s.gen.Load() == gen {
 		s.cache[hash] = k
 	}
 	s.mu.Unlock()
+	s.used(k.ID, now)
 	return k, nil
+}
+
+// used queues a key's use for Flush, at most once per TouchEvery.
+func (s *Store) used(id string, now time.Time) {
+	s.touchMu.Lock()
+	if last, ok := s.touched[id]; !ok || now.Sub(last) >= TouchEvery {
+		s.touched[id] = now
+		s.pending[id] = now
+	}
+	s.touchMu.Unlock()
+}
+
+// Flush writes the queued last uses in one statement. A write never moves
+// a key's last use backwards (another replica may have written a later one).
+func (s *Store) Flush(ctx context.Context) error {
+	s.touchMu.Lock()
+	if len(s.pending) == 0 {
+		s.touchMu.Unlock()
+		return nil
+	}
+	ids := make([]string, 0, len(s.pending))
+	ats := make([]time.Time, 0, len(s.pending))
+	for id, at := range s.pending {
+		ids = append(ids, id)
+		ats = append(ats, at.UTC())
+	}
+	clear(s.pending)
+	s.touchMu.Unlock()
+	_, err := s.pool.Exec(ctx, `
+		UPDATE api_keys k SET last_used_at = u.at
+		FROM unnest($1::text[], $2::timestamptz[]) AS u(id, at)
+		WHERE k.id = u.id AND (k.last_used_at IS NULL OR k.last_used_at < u.at)`, ids, ats)
+	if err != nil {
+		// Put them back for the next flush unless newer uses came in.
+		s.touchMu.Lock()
+		for i, id := range ids {
+			if _, ok := s.pending[id]; !ok {
+				s.pending[id] = ats[i]
+			}
+		}
+		s.touchMu.Unlock()
+		return fmt.Errorf("record key use: %w", err)
+	}
+	return nil
+}
+
+// Run flushes the queued last uses every interval (TouchEvery when zero)
+// until ctx ends, then once more.
+func (s *Store) Run(ctx context.Context, interval time.Duration, log *slog.Logger) {
+	if interval <= 0 {
+		interval = TouchEvery
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			if err := s.Flush(fctx); err != nil {
+				log.Warn("recording API key use failed", "err", err)
+			}
+			cancel()
+			return
+		case <-t.C:
+			if err := s.Flush(ctx); err != nil {
+				log.Warn("recording API key use failed", "err", err)
+			}
+		}
+	}
 }
 
 func (s *Store) dropAll() {

@@ -47,10 +47,13 @@ type Config struct {
 	AuditCheckpointInterval time.Duration
 	AuditCheckpointBucket   string
 
-	EmailFrom        string
-	StaffEmail       string
-	StatusURL        string
-	StaffURL         string
+	EmailFrom  string
+	StaffEmail string
+	StatusURL  string
+	StaffURL   string
+	// StaffOIDC is the console's single sign-on provider; nil when
+	// STEWARD_STAFF_OIDC_ISSUER is empty. Its ClientSecret is never logged.
+	StaffOIDC        *StaffOIDC
 	TelegramBotToken string
 	TelegramAPIURL   string
 	RequestWorkers   int
@@ -114,6 +117,10 @@ var Vars = []Var{
 	{"STEWARD_TRUSTED_PROXIES", "", "Comma-separated IPs or CIDRs of the proxies (load balancer, CDN) in front of Steward: only their `X-Forwarded-For` is believed, so rate limits count the real client. Empty: the peer's address is the client's."},
 	{"STEWARD_STATUS_URL", "", "The page where a person checks their request (linked in emails as `?request=<id>`); default: the privacy center's, STEWARD_PUBLIC_URL + `/privacy/status`."},
 	{"STEWARD_STAFF_URL", "", "Prefix of the staff console's request page (linked in reminders, followed by the request id); default: the console's, STEWARD_PUBLIC_URL + `/console/requests/`."},
+	{"STEWARD_STAFF_OIDC_ISSUER", "", "Staff single sign-on: the OpenID Connect provider's issuer URL (its discovery document is at `<issuer>/.well-known/openid-configuration`). Set, the console's sign-in page offers \"Sign in with SSO\" to accounts whose verified email the provider asserts; the second factor is still asked unless the provider reports one (`amr`). Empty: no single sign-on."},
+	{"STEWARD_STAFF_OIDC_CLIENT_ID", "", "Staff single sign-on: the client id Steward is registered under at the provider; required with STEWARD_STAFF_OIDC_ISSUER."},
+	{"STEWARD_STAFF_OIDC_CLIENT_SECRET", "", "Staff single sign-on: the client's secret (empty for a public client using PKCE alone). Never logged."},
+	{"STEWARD_STAFF_OIDC_REDIRECT_URL", "", "Staff single sign-on: the redirect URL registered at the provider; default: the console's, `<console origin>/console/signin/oidc/callback` (the origin of STEWARD_STAFF_URL, else STEWARD_PUBLIC_URL, else STEWARD_ADDR)."},
 	{"STEWARD_TELEGRAM_BOT_TOKEN", "", "The bot's token: verifies Telegram Mini App initData on bot requests, and lets the outbox send people who asked through the bot their acknowledgment, extension, denial and completion (with the download link) as bot messages. Empty refuses initData and tells bot users nothing (a warning is logged at start-up)."},
 	{"STEWARD_TELEGRAM_API_URL", "https://api.telegram.org", "Telegram Bot API base URL (`sendMessage` goes to `<url>/bot<token>/sendMessage`); a local Bot API server, or the demo's stand-in."},
 	{"STEWARD_REQUEST_WORKERS", "10", "Privacy-request tasks run at once per replica."},
@@ -126,6 +133,27 @@ var Vars = []Var{
 	{"STEWARD_CONNECTORS", "", "Connectors file (YAML): which data-map systems Steward reaches itself and how (see docs/connectors.md); `${VAR}` in it reads the environment. Empty: every system is a manual task."},
 	{"STEWARD_CORS_ORIGINS", "", "Comma-separated origins (`https://shop.example.com`) whose pages may call the consent API with the publishable key, for any product, besides each product's `origins` in the policy data (docs/consent-sdk.md)."},
 	{"STEWARD_GEO_HEADER", "", "The request header your CDN sets to the visitor's country code (`CF-IPCountry`, `CloudFront-Viewer-Country`): the consent banner's jurisdiction when the page names none. Empty: none is trusted, and the banner uses the `default` regime."},
+}
+
+// StaffOIDC is an OpenID Connect provider for staff single sign-on.
+type StaffOIDC struct {
+	Issuer       string
+	ClientID     string
+	ClientSecret string
+	// RedirectURL is empty when not configured: the console's own
+	// <origin>/console/signin/oidc/callback is used.
+	RedirectURL string
+}
+
+// LogValue keeps the client secret out of logs.
+func (o StaffOIDC) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("issuer", o.Issuer), slog.String("client_id", o.ClientID),
+		slog.String("redirect_url", o.RedirectURL), slog.Bool("client_secret_set", o.ClientSecret != ""))
+}
+
+// String keeps the client secret out of %v.
+func (o StaffOIDC) String() string {
+	return fmt.Sprintf("{issuer %s client %s redirect %s secret:%t}", o.Issuer, o.ClientID, o.RedirectURL, o.ClientSecret != "")
 }
 
 // Load reads the configuration through getenv (os.Getenv in production).
@@ -161,6 +189,24 @@ func Load(getenv func(string) string) (Config, error) {
 	c.StaffEmail = get("STEWARD_STAFF_EMAIL")
 	c.StatusURL = get("STEWARD_STATUS_URL")
 	c.StaffURL = get("STEWARD_STAFF_URL")
+	if iss := get("STEWARD_STAFF_OIDC_ISSUER"); iss != "" {
+		o := &StaffOIDC{Issuer: strings.TrimSuffix(iss, "/"), ClientID: get("STEWARD_STAFF_OIDC_CLIENT_ID"),
+			ClientSecret: get("STEWARD_STAFF_OIDC_CLIENT_SECRET"), RedirectURL: get("STEWARD_STAFF_OIDC_REDIRECT_URL")}
+		if u, err := url.Parse(o.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return c, fmt.Errorf("STEWARD_STAFF_OIDC_ISSUER: want the provider's absolute http(s) URL (https in production)")
+		}
+		if o.ClientID == "" {
+			return c, fmt.Errorf("STEWARD_STAFF_OIDC_CLIENT_ID: required with STEWARD_STAFF_OIDC_ISSUER")
+		}
+		if o.RedirectURL != "" {
+			if u, err := url.Parse(o.RedirectURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				return c, fmt.Errorf("STEWARD_STAFF_OIDC_REDIRECT_URL: want an absolute http(s) URL")
+			}
+		}
+		c.StaffOIDC = o
+	} else if get("STEWARD_STAFF_OIDC_CLIENT_ID") != "" || get("STEWARD_STAFF_OIDC_CLIENT_SECRET") != "" || get("STEWARD_STAFF_OIDC_REDIRECT_URL") != "" {
+		return c, fmt.Errorf("STEWARD_STAFF_OIDC_ISSUER: required when any other STEWARD_STAFF_OIDC_* is set")
+	}
 	c.TelegramBotToken = get("STEWARD_TELEGRAM_BOT_TOKEN")
 	c.TelegramAPIURL = get("STEWARD_TELEGRAM_API_URL")
 	if u, err := url.Parse(c.TelegramAPIURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/steward-privacy/steward/internal/policy"
+	"github.com/steward-privacy/steward/internal/restrictions"
 )
 
 // subjectState is what a consent check needs to know about one subject.
@@ -13,6 +14,9 @@ type subjectState struct {
 	id       int64 // 0 when the subject has never been recorded
 	gpcSeen  bool
 	purposes map[string]policy.Stored
+	// restricted is the processing restriction in force for the subject's
+	// identity (internal/restrictions), nil when none.
+	restricted *restrictions.Active
 }
 
 var emptyState = &subjectState{}
@@ -106,4 +110,13 @@ func (c *Cache) Len() int {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return len(c.m)
+}
+
+// Forget drops the cached state of the subjects stored under these lookup
+// hashes (a restriction recorded or lifted on this replica); the NOTIFY of
+// the same change reaches the other replicas.
+func (c *Cache) Forget(hashes [][]byte) {
+	for _, h := range hashes {
+		c.invalidate(string(h))
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,14 +19,18 @@ import (
 
 	"github.com/steward-privacy/steward/identity"
 	"github.com/steward-privacy/steward/internal/apperr"
+	"github.com/steward-privacy/steward/internal/audit"
 	"github.com/steward-privacy/steward/internal/clock"
 	"github.com/steward-privacy/steward/internal/db"
 	"github.com/steward-privacy/steward/internal/keyring"
 	"github.com/steward-privacy/steward/internal/policy"
+	"github.com/steward-privacy/steward/internal/receipt"
+	"github.com/steward-privacy/steward/internal/restrictions"
 	"github.com/steward-privacy/steward/internal/subjects"
 )
 
-// NotifyChannel is the LISTEN/NOTIFY channel for consent invalidations.
+// NotifyChannel is the LISTEN/NOTIFY channel for consent invalidations
+// (internal/restrictions notifies on it too: restrictions.ConsentChannel).
 const NotifyChannel = "steward_consent"
 
 // Unsubscriber queues an "unsubscribe this mailbox" message inside the
@@ -52,17 +57,39 @@ type Service struct {
 	cache    *Cache
 	unsub    Unsubscriber
 	onGPC    GPCHook
+	notifier Notifier
+	audit    *audit.Log
+	signer   ReceiptSigner
+	// publicURL is where people reach Steward (links to notice texts).
+	publicURL string
 }
 
 // Options are the Service's optional collaborators.
 type Options struct {
 	Unsubscriber Unsubscriber
 	OnGPC        GPCHook
+	// Notifier tells people a notice changed (AnnounceNotice); nil: no
+	// announcements.
+	Notifier Notifier
+	// Audit records announcements and erasures of the ledger; nil: not
+	// audited.
+	Audit *audit.Log
+	// Signer signs the receipts of a subject's export (SubjectExport); nil:
+	// receipts are exported unsigned.
+	Signer ReceiptSigner
+	// PublicURL is Steward's public base URL, for links in messages.
+	PublicURL string
+}
+
+// ReceiptSigner signs a consent receipt as a compact JWS (*receipt.Signer).
+type ReceiptSigner interface {
+	Sign(r receipt.Receipt) (string, error)
 }
 
 // NewService wires a consent service.
 func NewService(pool *pgxpool.Pool, kr *keyring.Keyring, policies Policies, clk clock.Clock, log *slog.Logger, cache *Cache, opts Options) *Service {
-	return &Service{pool: pool, kr: kr, policies: policies, clock: clk, log: log, cache: cache, unsub: opts.Unsubscriber, onGPC: opts.OnGPC}
+	return &Service{pool: pool, kr: kr, policies: policies, clock: clk, log: log, cache: cache, unsub: opts.Unsubscriber, onGPC: opts.OnGPC,
+		notifier: opts.Notifier, audit: opts.Audit, signer: opts.Signer, publicURL: normalizePublicURL(opts.PublicURL)}
 }
 
 // Engine is the policy engine in force now.
@@ -104,6 +131,26 @@ func (s *Service) ValidatePurpose(field, p string) error {
 	return nil
 }
 
+// offered refuses a purpose the product does not have (marketing for a bot
+// user, broadcasts for a web visitor): the question has no answer, so it is
+// the caller's mistake, not a "no".
+func (s *Service) offered(field, purpose, product string) error {
+	eng := s.Engine()
+	p := eng.Purposes[purpose]
+	if p.Essential || slices.Contains(p.Products, product) {
+		return nil
+	}
+	return apperr.Field(field, "%q is not a purpose of the %s product; its purposes: %s", purpose, product, strings.Join(eng.PurposesOf(product), ", "))
+}
+
+func (s *Service) noticeVersions(product string) []string {
+	var out []string
+	for _, n := range s.Engine().Notices(product) {
+		out = append(out, n.Version)
+	}
+	return out
+}
+
 func (s *Service) validateRecord(in *RecordInput) error {
 	if err := s.ValidatePurpose("purpose", in.Purpose); err != nil {
 		return err
@@ -133,6 +180,9 @@ func (s *Service) validateRecord(in *RecordInput) error {
 	if in.Product, err = s.product(in.Product, in.Subject); err != nil {
 		return err
 	}
+	if err := s.offered("purpose", in.Purpose, in.Product); err != nil {
+		return err
+	}
 	if len(in.UserAgent) > 512 {
 		return apperr.Field("user_agent", "longer than 512 characters")
 	}
@@ -143,6 +193,11 @@ func (s *Service) validateRecord(in *RecordInput) error {
 	}
 	if len(in.Linked) > 10 {
 		return apperr.Field("linked_subjects", "at most 10")
+	}
+	// Last: the other fields' mistakes are reported first.
+	if !s.Engine().KnownNotice(in.Product, in.NoticeVersion) {
+		return apperr.Field("notice_version", "%q is not a version of the %s product's notice; known: %s (GET /v1/notices/%s)",
+			in.NoticeVersion, in.Product, strings.Join(s.noticeVersions(in.Product), ", "), in.Product)
 	}
 	return nil
 }
@@ -210,7 +265,7 @@ func (s *Service) Record(ctx context.Context, in RecordInput) (Event, error) {
 				}
 			}
 		}
-		return notify(ctx, tx, subj.hash)
+		return notifyChange(ctx, tx, subj.hash)
 	})
 	if err != nil {
 		return Event{}, err
@@ -246,7 +301,9 @@ func (s *Service) recordGPC(ctx context.Context, tx pgx.Tx, subj identity.Subjec
 	notice := s.Engine().Products[product].NoticeVersion
 	var ids []string
 	for _, name := range keys(s.Engine().Purposes) {
-		if !s.Engine().Purposes[name].GPCApplies {
+		// Only the product's own purposes: a refusal of a purpose the
+		// product does not have would be a record of nothing.
+		if p := s.Engine().Purposes[name]; !p.GPCApplies || !slices.Contains(p.Products, product) {
 			continue
 		}
 		ev := Event{
@@ -315,7 +372,7 @@ func (s *Service) linkedEmails(ctx context.Context, tx pgx.Tx, subj identity.Sub
 	}
 	rows, err := tx.Query(ctx, `
 		SELECT s.ciphertext, s.enc_kid FROM subjects s
-		WHERE s.kind = 'email' AND s.id IN (
+		WHERE s.kind = 'email' AND s.forgotten_at IS NULL AND s.id IN (
 			SELECT linked_id FROM subject_links WHERE subject_id = $1
 			UNION SELECT subject_id FROM subject_links WHERE linked_id = $1)`, id)
 	if err != nil {
@@ -340,7 +397,7 @@ func (s *Service) linkedEmails(ctx context.Context, tx pgx.Tx, subj identity.Sub
 	return out, rows.Err()
 }
 
-func notify(ctx context.Context, tx pgx.Tx, hash []byte) error {
+func notifyChange(ctx context.Context, tx pgx.Tx, hash []byte) error {
 	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, NotifyChannel, hex.EncodeToString(hash)); err != nil {
 		return fmt.Errorf("notify: %w", err)
 	}
@@ -407,6 +464,21 @@ func (s *Service) loadStates(ctx context.Context, subjs []identity.Subject) ([]*
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("load consent state: %w", err)
 	}
+	// A restriction is recorded under the identity's keyed hash whether or
+	// not the subject ever recorded consent.
+	active, err := restrictions.ActiveByHash(ctx, s.pool, hashes)
+	if err != nil {
+		return nil, fmt.Errorf("load consent state: %w", err)
+	}
+	for h, a := range active {
+		i := byHash[h]
+		if out[i] == nil {
+			out[i] = &subjectState{purposes: map[string]policy.Stored{}}
+		}
+		if out[i].restricted == nil {
+			out[i].restricted = &a
+		}
+	}
 	for i := range out {
 		if out[i] == nil {
 			out[i] = emptyState
@@ -435,7 +507,7 @@ func (s *Service) ValidateCheck(in *CheckInput, field string) error {
 	} else if _, ok := s.Engine().Products[in.Product]; !ok {
 		return apperr.Field(field+"product", "unknown product %q", in.Product)
 	}
-	return nil
+	return s.offered(field+"purpose", in.Purpose, in.Product)
 }
 
 // Check answers one question. A Sec-GPC signal seen for the first time is
@@ -457,10 +529,16 @@ func (s *Service) Check(ctx context.Context, in CheckInput) (policy.Decision, er
 }
 
 func decide(ctx context.Context, eng *policy.Engine, in CheckInput, st *subjectState) (policy.Decision, error) {
-	return eng.DecideConsent(ctx, policy.ConsentInput{
+	d, err := eng.DecideConsent(ctx, policy.ConsentInput{
 		Purpose: in.Purpose, Jurisdiction: in.Jurisdiction, Product: in.Product, Age: in.Age, GPC: in.GPC,
-		Stored: st.purposes[in.Purpose],
+		Restricted: st.restricted != nil, Stored: st.purposes[in.Purpose],
 	})
+	if err == nil && st.restricted != nil && d.Reason == "restricted" {
+		// Not part of the memo key: the policy decides "restricted", the
+		// ledger says which restriction and which request.
+		d.RestrictionID, d.RequestID = st.restricted.RestrictionID, st.restricted.RequestID
+	}
+	return d, err
 }
 
 func (s *Service) recordGPCSignal(ctx context.Context, subj identity.Subject, product, key string) (*subjectState, error) {
@@ -476,7 +554,7 @@ func (s *Service) recordGPCSignal(ctx context.Context, subj identity.Subject, pr
 		if err := s.recordGPC(ctx, tx, subj, row, product, now); err != nil {
 			return err
 		}
-		return notify(ctx, tx, row.hash)
+		return notifyChange(ctx, tx, row.hash)
 	})
 	if err != nil {
 		return nil, err

@@ -44,6 +44,13 @@ func (s *Service) start(ctx context.Context, tx pgx.Tx, r *Request) error {
 	if err := s.enqueueReady(ctx, tx, r.ID, readyFilter{}); err != nil {
 		return err
 	}
+	if r.Type == "objection" {
+		// Direct marketing stops at once, whatever the connectors' tasks
+		// still have to do (GDPR Art. 21(3)).
+		if err := s.queueLedger(ctx, tx, r, ledgerWithdrawMarketing); err != nil {
+			return err
+		}
+	}
 	return s.checkCompletion(ctx, tx, r)
 }
 
@@ -384,6 +391,16 @@ func (s *Service) checkCompletion(ctx context.Context, tx pgx.Tx, r *Request) er
 		}
 		if n > 0 {
 			data = map[string]string{"summary": reviewSummary(r.Language, n)}
+		}
+		if err := s.forgetConsent(ctx, tx, r); err != nil {
+			return err
+		}
+	}
+	if r.Type == "restriction" {
+		// Connectors flag the rows they can; the consent check answers
+		// "restricted" for the whole person from Steward's own record.
+		if err := s.queueLedger(ctx, tx, r, ledgerRestrict); err != nil {
+			return err
 		}
 	}
 	return s.complete(ctx, tx, r, data)

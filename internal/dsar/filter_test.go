@@ -69,3 +69,45 @@ func TestListByIdentityAndRegime(t *testing.T) {
 		}
 	})
 }
+
+// TestProductRecordedAndFiltered: a request records the product it was made
+// for (given, else the product that claims the identity kind, else the
+// default), and the staff queue filters by it.
+func TestProductRecordedAndFiltered(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, rigOpts{noStart: true})
+	ctx := context.Background()
+	bot, err := r.svc.Create(ctx, botRequest("erasure", "7200001"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := botRequest("access", "7200002")
+	in.Product = "web"
+	web, err := r.svc.Create(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bot.Request.Product != "bot" || web.Request.Product != "web" {
+		t.Fatalf("products %q, %q; want bot, web", bot.Request.Product, web.Request.Product)
+	}
+	if got, err := r.svc.Get(ctx, web.Request.ID); err != nil || got.Product != "web" {
+		t.Fatalf("read back %q, %v", got.Product, err)
+	}
+	for product, want := range map[string]string{"bot": bot.Request.ID, "web": web.Request.ID} {
+		got, _, err := r.svc.List(ctx, dsar.Filter{Product: product})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0].ID != want {
+			t.Fatalf("product %s: got %d requests", product, len(got))
+		}
+	}
+	if _, _, err := r.svc.List(ctx, dsar.Filter{Product: "nope"}); err == nil {
+		t.Fatal("unknown product accepted by the filter")
+	}
+	in = botRequest("export", "7200003")
+	in.Product = "nope"
+	if _, err := r.svc.Create(ctx, in); err == nil || !strings.Contains(err.Error(), "product") {
+		t.Fatalf("unknown product at intake: %v", err)
+	}
+}

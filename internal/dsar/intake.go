@@ -33,6 +33,11 @@ type CreateInput struct {
 	Region   string
 	Channel  string
 	Language string
+	// Product is the bundle's product the request is for (policy
+	// Engine.Products); empty means the product the subject's identity kind
+	// belongs to (Engine.ProductOf), which is the default product unless a
+	// product claims the kind (a tg: subject is the bot's).
+	Product string
 	// Changes are the corrections of a rectification request: data category
 	// (user.contact.email, user.name, ...) to the new value.
 	Changes map[string]string
@@ -282,6 +287,11 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (Created, error) {
 		return Created{}, err
 	}
 	engine := s.Policies.Current()
+	if in.Product == "" {
+		in.Product = engine.ProductOf(in.Subject.Kind())
+	} else if _, ok := engine.Products[in.Product]; !ok {
+		return Created{}, apperr.Field("product", "unknown product %q", in.Product)
+	}
 	regime := engine.RegimeFor(in.Region)
 	dl, err := engine.Deadline(ctx, regime, in.Type, in.Region)
 	if err != nil {
@@ -318,6 +328,12 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (Created, error) {
 			return fmt.Errorf("dsar: %w", err)
 		}
 		subjectID, subjectHash := row.ID, row.Hash
+		if dup, ok, err := s.openDuplicate(ctx, tx, in.Type, in.Subject, subjectID, now); err != nil {
+			return err
+		} else if ok {
+			out = Created{Request: dup, Existing: true}
+			return nil
+		}
 		if !verifiedNow {
 			// Refuse before anything is stored: a flood of requests naming
 			// one address would otherwise flood its inbox.
@@ -346,12 +362,12 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (Created, error) {
 		tag, err := tx.Exec(ctx, `
 			INSERT INTO privacy_requests (id, type, status, channel, language, region, regime, subject_id, subject_kind,
 				contact_kid, contact_ct, status_token_hash, details_kid, details_ct, received_at, due_at, original_due_at,
-				acknowledge_by, extendable_until, extension_notice_by, verification, created_by, policy_revision, updated_at)
-			VALUES ($1, $2, 'received', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16, $17, $18, $19, $20, $21, $14)
+				acknowledge_by, extendable_until, extension_notice_by, verification, created_by, policy_revision, updated_at, product)
+			VALUES ($1, $2, 'received', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16, $17, $18, $19, $20, $21, $14, $22)
 			ON CONFLICT (subject_id, type) WHERE status NOT IN ('completed', 'denied', 'canceled') DO NOTHING`,
 			id, in.Type, in.Channel, in.Language, in.Region, dl.Regime, subjectID, in.Subject.Kind(),
 			contactKID, contactCT, tokenH, detailsKID, detailsCT, now, due, ackBy, extUntil, noticeBy, verification,
-			in.Actor, engine.Revision())
+			in.Actor, engine.Revision(), in.Product)
 		if err != nil {
 			return fmt.Errorf("dsar: insert request: %w", err)
 		}

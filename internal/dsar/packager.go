@@ -139,6 +139,9 @@ func (s *Service) packageInput(ctx context.Context, requestID string) (exportpkg
 				return s.OpenFile(ctx, requestID, f.TaskID, f.Seq)
 			}})
 	}
+	if err := s.consentRecords(ctx, requestID, &in); err != nil {
+		return exportpkg.Input{}, err
+	}
 	in.Withheld = withheldOf(d.Tasks)
 	// What an earlier erasure kept, with its basis: the person asking
 	// again learns what remains and why.

@@ -102,6 +102,12 @@ type Deps struct {
 	// Jobs is the process's durable job client (required): the engine
 	// registers its workers on River's default queue when built.
 	Jobs *jobs.Client
+	// Consent is Steward's own consent ledger: in the access package,
+	// forgotten by an erasure, withdrawn by an objection to marketing.
+	// Nil leaves it out of requests (tests of the engine alone).
+	Consent ConsentLedger
+	// Restrictions records a completed restriction for the consent check.
+	Restrictions RestrictionLedger
 }
 
 // Service runs privacy requests.
@@ -136,6 +142,7 @@ func New(d Deps, cfg Config) (*Service, error) {
 	jobs.AddWorker(d.Jobs, &planWorker{s: s})
 	jobs.AddWorker(d.Jobs, &taskWorker{s: s})
 	jobs.AddWorker(d.Jobs, &packageWorker{s: s})
+	jobs.AddWorker(d.Jobs, &ledgerWorker{s: s})
 	d.Jobs.Queue(river.QueueDefault, s.cfg.Workers)
 	return s, nil
 }
@@ -283,7 +290,8 @@ const requestColumns = `id::text, type, status, coalesce(paused_from, ''), chann
 	CASE WHEN status = 'paused' THEN coalesce((SELECT e.note FROM privacy_request_events e
 		WHERE e.request_id = privacy_requests.id AND e.event = 'pause' ORDER BY e.id DESC LIMIT 1), '') ELSE '' END,
 	(SELECT coalesce(sum(t.review_items), 0)::integer FROM privacy_request_tasks t
-		WHERE t.request_id = privacy_requests.id AND t.review_items > 0 AND t.review_acknowledged_at IS NULL)`
+		WHERE t.request_id = privacy_requests.id AND t.review_items > 0 AND t.review_acknowledged_at IS NULL),
+	coalesce(product, '')`
 
 func scanRequest(row pgx.Row, now time.Time) (Request, error) {
 	var r Request
@@ -291,7 +299,7 @@ func scanRequest(row pgx.Row, now time.Time) (Request, error) {
 	err := row.Scan(&r.ID, &r.Type, &status, &paused, &r.Channel, &r.Language, &r.Region, &r.Regime, &r.SubjectKind,
 		&r.ReceivedAt, &r.DueAt, &r.OriginalDueAt, &r.AcknowledgeBy, &r.ExtendableUntil, &r.ExtendNoticeBy, &r.Extended,
 		&r.ExtensionReason, &r.VerifiedAt, &r.Verification, &r.ApprovalRequired, &r.ApprovalRule,
-		&r.PlannedAt, &r.PlanError, &r.DenyReason, &r.FailureReason, &r.CompletedAt, &r.planRun, &r.PauseReason, &r.ReviewItems)
+		&r.PlannedAt, &r.PlanError, &r.DenyReason, &r.FailureReason, &r.CompletedAt, &r.planRun, &r.PauseReason, &r.ReviewItems, &r.Product)
 	if err != nil {
 		return r, err
 	}

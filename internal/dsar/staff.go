@@ -24,6 +24,7 @@ type Filter struct {
 	Type    string
 	Channel string
 	Regime  string // a regime of the bundle (gdpr, ccpa, …)
+	Product string // a product of the bundle (policy Engine.Products)
 	// Identity finds the requests that reach this identity (given at
 	// intake, added by staff or resolved by a connector). It is matched
 	// through its keyed hashes under every key of the ring, so the value
@@ -83,6 +84,12 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Request, string, error)
 			return nil, "", apperr.Field("regime", "unknown regime")
 		}
 		where = append(where, "regime = "+arg(f.Regime))
+	}
+	if f.Product != "" {
+		if _, ok := s.Policies.Current().Products[f.Product]; !ok {
+			return nil, "", apperr.Field("product", "unknown product")
+		}
+		where = append(where, "product = "+arg(f.Product))
 	}
 	if !f.Identity.IsZero() {
 		where = append(where, `id IN (SELECT request_id FROM privacy_request_identities WHERE lookup_hash = ANY (`+arg(s.Keys.Hashes(f.Identity))+`))`)

@@ -55,8 +55,11 @@ type Request struct {
 	PausedFrom Status `json:"paused_from,omitempty"`
 	// PauseReason is why a paused request waits for staff: the reason
 	// staff gave, or the engine's (NothingFoundReason).
-	PauseReason      string     `json:"pause_reason,omitempty"`
-	Channel          string     `json:"channel"`
+	PauseReason string `json:"pause_reason,omitempty"`
+	Channel     string `json:"channel"`
+	// Product is the bundle's product the request was made for; empty for
+	// requests made before products were recorded.
+	Product          string     `json:"product,omitempty"`
 	Language         string     `json:"language"`
 	Region           string     `json:"region"`
 	Regime           string     `json:"regime"`

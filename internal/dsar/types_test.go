@@ -13,10 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/steward-privacy/steward/connectors"
 	"github.com/steward-privacy/steward/identity"
 	"github.com/steward-privacy/steward/internal/apperr"
 	"github.com/steward-privacy/steward/internal/dsar"
+	"github.com/steward-privacy/steward/internal/subjects"
 	"github.com/steward-privacy/steward/internal/telegram"
 )
 
@@ -540,5 +543,73 @@ func TestTelegramInitData(t *testing.T) {
 	r2 := newRig(t, rigOpts{noStart: true})
 	if _, err := r2.svc.Create(ctx, in(signedInitData(900010, r2.clk.Now(), botToken))); !isCode(err, apperr.Invalid) {
 		t.Errorf("no bot token: %v", err)
+	}
+}
+
+// One person, two identities: an open request of a type is found under any
+// identity the person is known by — one the request resolved through a
+// connector, or one the consent ledger links — and returned instead of a
+// second request (GDPR Art. 12(2): the controller facilitates the exercise
+// of rights; answering one erasure twice, or running it twice, does not).
+func TestDuplicateAcrossIdentities(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, rigOpts{})
+	ctx := context.Background()
+	r.seedWebUser("dora@example.com", "u-9", "900901")
+	web, err := r.svc.Create(ctx, dsar.CreateInput{Type: "erasure", Subject: identity.MustParse("email:dora@example.com"), Region: "DE",
+		Channel: dsar.ChannelWeb, Actor: "system:privacy-center", ClientIP: "198.51.100.20"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.svc.Verify(ctx, web.Request.ID, r.code("dora@example.com")); err != nil {
+		t.Fatal(err)
+	}
+	r.wait(web.Request.ID, dsar.AwaitingApproval) // planned: tg:900901 resolved through the user
+	bot := func(typ, tg string) dsar.Created {
+		t.Helper()
+		c, err := r.svc.Create(ctx, dsar.CreateInput{Type: typ, Subject: identity.MustParse("tg:" + tg), Region: "DE", Channel: dsar.ChannelBot,
+			IdentityAsserted: true, CanAssert: true, Actor: "key:bot"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if c := bot("erasure", "900901"); !c.Existing || c.Request.ID != web.Request.ID || c.StatusToken != "" {
+		t.Errorf("erasure by the resolved Telegram id: existing %v id %s, want %s", c.Existing, c.Request.ID, web.Request.ID)
+	}
+	if c := bot("access", "900901"); c.Existing {
+		t.Error("an access request was taken for the open erasure")
+	}
+
+	// Linked in the consent ledger (the bot's backend said they are one
+	// person), before any request resolved anything.
+	err = pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+		a, err := subjects.Upsert(ctx, tx, r.kr, identity.MustParse("email:eve@example.com"), r.clk.Now())
+		if err != nil {
+			return err
+		}
+		b, err := subjects.Upsert(ctx, tx, r.kr, identity.MustParse("tg:900902"), r.clk.Now())
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO subject_links (subject_id, linked_id, created_at) VALUES ($1, $2, now())`, b.ID, a.ID)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eve, err := r.svc.Create(ctx, dsar.CreateInput{Type: "erasure", Subject: identity.MustParse("email:eve@example.com"), Region: "DE",
+		Channel: dsar.ChannelWeb, Actor: "system:privacy-center", ClientIP: "198.51.100.21"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := bot("erasure", "900902"); !c.Existing || c.Request.ID != eve.Request.ID {
+		t.Errorf("erasure by a linked Telegram id: existing %v id %s, want %s", c.Existing, c.Request.ID, eve.Request.ID)
+	}
+	if c := bot("erasure", "900903"); c.Existing {
+		t.Error("a stranger's erasure was taken for someone else's")
+	}
+	if n := r.count(`SELECT count(*) FROM privacy_requests WHERE type = 'erasure'`); n != 3 {
+		t.Errorf("%d erasure requests, want 3 (dora, eve, the stranger)", n)
 	}
 }

@@ -49,6 +49,13 @@ const (
 	// the privacy center to manage their consent.
 	// Data: code (6 digits), expires_minutes.
 	TemplateSigninCode = "signin_code"
+	// TemplateNoticeChanged tells a person who consented under an older
+	// major version that the product's privacy notice changed and their
+	// choices wait for them to confirm again (web notice: "For major
+	// changes we will also notify you via email or in-product messaging").
+	// Data: product_name, version, effective_date; optional summary,
+	// notice_url, manage_url.
+	TemplateNoticeChanged = "notice_changed"
 )
 
 // Email is a transactional email to enqueue.

@@ -58,6 +58,7 @@ var templateSpecs = map[string]templateSpec{
 	TemplateRequestExtended:  {required: []string{"request_id", "request_type", "reason", "new_due_date"}, optional: []string{"status_url", "as_agent"}},
 	TemplateStaffReminder:    {required: []string{"request_id", "request_type", "due_date", "when"}, optional: []string{"staff_url"}},
 	TemplateSigninCode:       {required: []string{"code", "expires_minutes"}},
+	TemplateNoticeChanged:    {required: []string{"product_name", "version", "effective_date"}, optional: []string{"summary", "notice_url", "manage_url"}},
 }
 
 // requestTypeNames are the localized names of request types. They read as a
@@ -135,7 +136,7 @@ func checkValue(key, v string, invalid error) error {
 		if _, ok := requestTypeNames["en"][v]; !ok {
 			return bad("is not one of access, export, erasure, rectification, restriction, objection")
 		}
-	case "due_date", "new_due_date":
+	case "due_date", "new_due_date", "effective_date":
 		if _, err := time.Parse(time.DateOnly, v); err != nil {
 			return bad("is not a YYYY-MM-DD date")
 		}
@@ -155,7 +156,7 @@ func checkValue(key, v string, invalid error) error {
 		if _, err := time.Parse(time.DateOnly, v); err != nil {
 			return bad("is not a date (YYYY-MM-DD)")
 		}
-	case "status_url", "download_url", "staff_url":
+	case "status_url", "download_url", "staff_url", "notice_url", "manage_url":
 		u, err := url.Parse(v)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			return bad("is not an absolute http(s) URL")
@@ -173,7 +174,7 @@ func prepareData(name, lang string, data map[string]string, invalid error) (map[
 	if !ok {
 		return nil, fmt.Errorf("%w: unknown template %q", invalid, name)
 	}
-	out := make(map[string]string, len(spec.required)+len(spec.optional)+3)
+	out := make(map[string]string, len(spec.required)+len(spec.optional)+4)
 	for _, k := range spec.required {
 		v, ok := data[k]
 		if !ok || strings.TrimSpace(v) == "" {
@@ -196,6 +197,11 @@ func prepareData(name, lang string, data map[string]string, invalid error) (map[
 		}
 	}
 	out["lang"] = lang
+	// What the footer says the message is about.
+	out["about"] = "request"
+	if name == TemplateNoticeChanged {
+		out["about"] = "notice"
+	}
 	if t := out["request_type"]; t != "" {
 		out["request_type_name"] = requestTypeNames[lang][t]
 	}

@@ -22,7 +22,7 @@ import (
 // to the person. Staff reminders go to the staff mailbox only.
 var telegramTemplates = []string{
 	TemplateRequestReceived, TemplateVerificationCode, TemplateRequestCompleted,
-	TemplateRequestDenied, TemplateRequestExtended,
+	TemplateRequestDenied, TemplateRequestExtended, TemplateNoticeChanged,
 }
 
 // maxTelegramText is sendMessage's limit: 4096 characters after entities

@@ -26,6 +26,11 @@ func sampleData(name string) map[string]string {
 		"reason":          "We could not verify your identity.",
 		"authority":       "the Example Data Protection Authority",
 		"when":            "7d",
+		"product_name":    "Nano Banana Pro",
+		"version":         "3.0",
+		"effective_date":  "2030-05-01",
+		"notice_url":      "https://steward.example.com/v1/notices/web/3.0?lang=en",
+		"manage_url":      "https://privacy.example.com/privacy/web/consent",
 	}
 	spec := templateSpecs[name]
 	out := map[string]string{}
@@ -66,8 +71,8 @@ func mustRender(t *testing.T, name, lang string, data map[string]string) rendere
 
 func TestTemplatesRenderInEveryLanguage(t *testing.T) {
 	t.Parallel()
-	if len(templateSpecs) != 7 {
-		t.Fatalf("%d templates, want 7", len(templateSpecs))
+	if len(templateSpecs) != 8 {
+		t.Fatalf("%d templates, want 8", len(templateSpecs))
 	}
 	for _, name := range templateNames() {
 		for _, lang := range Languages {

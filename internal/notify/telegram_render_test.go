@@ -39,8 +39,8 @@ func links(entities []telegramtest.Entity) []string {
 
 func TestTelegramTemplatesRenderInEveryLanguage(t *testing.T) {
 	t.Parallel()
-	if len(telegramTemplates) != 5 {
-		t.Fatalf("%d Telegram templates, want the 5 person-facing ones", len(telegramTemplates))
+	if len(telegramTemplates) != 6 {
+		t.Fatalf("%d Telegram templates, want the 6 person-facing ones", len(telegramTemplates))
 	}
 	for _, name := range telegramTemplates {
 		for _, lang := range Languages {
@@ -69,7 +69,7 @@ func TestTelegramTemplatesRenderInEveryLanguage(t *testing.T) {
 					}
 					// Links are tappable text, with the URL exactly as given.
 					var want []string
-					for _, k := range []string{"download_url", "status_url"} {
+					for _, k := range []string{"download_url", "status_url", "notice_url", "manage_url"} {
 						if v := data[k]; v != "" {
 							want = append(want, v)
 						}

@@ -67,7 +67,7 @@ const receiptBody = `{"receipt":{
 
 const reqID = "0b6f7c1e-2a3d-4e5f-8a9b-0c1d2e3f4a5b"
 
-const privacyRequest = `{"id":"` + reqID + `","type":"access","status":"in_progress","channel":"web","language":"en","region":"DE","regime":"gdpr",
+const privacyRequest = `{"id":"` + reqID + `","type":"access","status":"in_progress","channel":"web","product":"web","language":"en","region":"DE","regime":"gdpr",
 	"subject_kind":"email","received_at":"2026-02-03T10:15:30Z","due_at":"2026-03-03T10:15:30Z","original_due_at":"2026-03-03T10:15:30Z",
 	"extendable_until":"2026-05-03T10:15:30Z","extension_notice_by":"2026-03-03T10:15:30Z","extended":false,"verified_at":"2026-02-03T10:16:00Z",
 	"verification":"email_code","approval_required":false,"approval_rule":"no_approval","planned_at":"2026-02-03T10:16:00Z","overdue":false}`
@@ -264,6 +264,7 @@ func samples(doc []byte) []sample {
 		{"privacy request existing", "POST", "/v1/privacy-requests", 200, jsonCT, `{"request":` + privacyRequest + `,"existing":true}`},
 		{"privacy request rate limited", "POST", "/v1/privacy-requests", 429, probCT, problem(429, "rate_limited", "")},
 		{"privacy requests list", "GET", "/v1/privacy-requests?status=open", 200, jsonCT, `{"items":[` + privacyRequest + `],"next_cursor":null}`},
+		{"privacy requests of one product", "GET", "/v1/privacy-requests?status=open&product=web", 200, jsonCT, `{"items":[` + privacyRequest + `],"next_cursor":null}`},
 		{"privacy requests with open review items", "GET", "/v1/privacy-requests?review=open", 200, jsonCT,
 			`{"items":[` + strings.Replace(privacyRequest, `"overdue":false`, `"overdue":false,"review_items":2`, 1) + `],"next_cursor":null}`},
 		{"privacy request detail", "GET", "/v1/privacy-requests/" + reqID, 200, jsonCT, privacyRequest[:len(privacyRequest)-1] +
@@ -377,8 +378,49 @@ func samples(doc []byte) []sample {
 			problem(400, "invalid_request", `,"errors":[{"field":"reason","message":"say why the hold ends (1 to 2000 characters)"}]`)},
 		{"legal hold lifted twice", "POST", "/v1/legal-holds/" + holdID + "/lift", 409, probCT, problem(409, "conflict", "")},
 		{"legal hold lift unknown", "POST", "/v1/legal-holds/" + holdID + "/lift", 404, probCT, problem(404, "not_found", "")},
+		// Issue 19: the consent check answers restricted with the request
+		// that set it; a purpose the product lacks is a 400, not an answer.
+		{"check restricted", "GET", "/v1/consent/check?subject=email%3Aann%40example.com&purpose=marketing", 200, jsonCT,
+			`{"allow":false,"reason":"restricted","rule":"processing_restricted","regime":"gdpr","legal_basis":"consent","policy_revision":"` + rev + `",
+			"restriction_id":"` + restrictionID + `","request_id":"7f3c9a1e-2b4d-4e6f-8a0b-1c2d3e4f5a6b"}`},
+		{"check purpose not offered", "GET", "/v1/consent/check?subject=tg%3A1&purpose=marketing", 400, probCT,
+			problem(400, "invalid_request", `,"errors":[{"field":"purpose","message":"\"marketing\" is not a purpose of the bot product; its purposes: essential, analytics, broadcast, model_training"}]`)},
+		{"record unknown notice", "POST", "/v1/consents", 400, probCT,
+			problem(400, "invalid_request", `,"errors":[{"field":"notice_version","message":"\"9.9\" is not a version of the web product's notice; known: 2.0 (GET /v1/notices/web)"}]`)},
+		{"notices", "GET", "/v1/notices/web", 200, jsonCT, `{"product":"web","current":"2.0","versions":[` + noticeWeb + `]}`},
+		{"notices unknown product", "GET", "/v1/notices/tv", 404, probCT, problem(404, "not_found", "")},
+		{"notice", "GET", "/v1/notices/web/2.0?lang=ru", 200, jsonCT,
+			strings.TrimSuffix(noticeWeb, "}") + `,"language":"en","text":"Privacy Policy\nWe are committed to protecting your privacy."}`},
+		{"notice unknown version", "GET", "/v1/notices/web/7.0", 404, probCT, problem(404, "not_found", "")},
+		{"notice bad query", "GET", "/v1/notices/web/2.0?language=ru", 400, probCT, problem(400, "invalid_request", "")},
+		{"notice announced", "POST", "/v1/notices/web/3.0/announce", 201, jsonCT,
+			`{"product":"web","version":"3.0","announced_at":"2026-03-04T14:30:12Z","announced_by":"key:key_1","subjects":3,"emails":1,"telegrams":1,"unreachable":1}`},
+		{"notice announced twice", "POST", "/v1/notices/web/3.0/announce", 409, probCT, problem(409, "conflict", "")},
+		{"notice announce forbidden", "POST", "/v1/notices/web/3.0/announce", 403, probCT, problem(403, "forbidden", "")},
+		{"notice announce unknown", "POST", "/v1/notices/web/9.0/announce", 404, probCT, problem(404, "not_found", "")},
+		{"restrictions", "GET", "/v1/restrictions?subject=email%3Aann%40example.com", 200, jsonCT,
+			`{"subject":"email:ann@example.com","restricted":true,"restrictions":[` + restrictionActive + `,` + restrictionLifted + `]}`},
+		{"restrictions none", "GET", "/v1/restrictions?subject=tg%3A1&active=true", 200, jsonCT, `{"subject":"tg:1","restricted":false,"restrictions":[]}`},
+		{"restrictions without subject", "GET", "/v1/restrictions", 400, probCT,
+			problem(400, "invalid_request", `,"errors":[{"field":"subject","message":"required, as type:value (e.g. tg:123456 or email:ann@example.com)"}]`)},
+		{"restrictions forbidden", "GET", "/v1/restrictions?subject=tg%3A1", 403, probCT, problem(403, "forbidden", "")},
+		{"restriction", "GET", "/v1/restrictions/" + restrictionID, 200, jsonCT, restrictionActive},
+		{"restriction not found", "GET", "/v1/restrictions/" + restrictionID, 404, probCT, problem(404, "not_found", "")},
+		{"restriction lifted", "POST", "/v1/restrictions/" + restrictionID + "/lift", 200, jsonCT, restrictionLifted},
+		{"restriction lift without reason", "POST", "/v1/restrictions/" + restrictionID + "/lift", 400, probCT,
+			problem(400, "invalid_request", `,"errors":[{"field":"reason","message":"say why the restriction ends (1 to 2000 characters)"}]`)},
+		{"restriction lifted twice", "POST", "/v1/restrictions/" + restrictionID + "/lift", 409, probCT, problem(409, "conflict", "")},
 	}
 }
+
+const (
+	restrictionID     = "3b0d9f6e-7c1a-5e2b-8d4f-0a9c6e1b2d37"
+	restrictionActive = `{"id":"` + restrictionID + `","request_id":"7f3c9a1e-2b4d-4e6f-8a0b-1c2d3e4f5a6b","entries":["*.*","app.users"],"identities":2,
+		"restricted_at":"2026-02-20T09:12:44.503Z","active":true}`
+	restrictionLifted = `{"id":"` + restrictionID + `","request_id":"7f3c9a1e-2b4d-4e6f-8a0b-1c2d3e4f5a6b","entries":["app.orders"],"identities":1,
+		"restricted_at":"2025-12-01T08:00:00Z","active":false,"lifted_at":"2026-01-10T10:05:31Z","lifted_by":"key:key_1","lift_reason":"Accuracy verified"}`
+	noticeWeb = `{"product":"web","version":"2.0","major":2,"effective":"2025-12-01","change":"major","summary":"The current privacy policy.","languages":["en"],"current":true}`
+)
 
 func TestDocumentLoads(t *testing.T) {
 	d, _ := loadDoc(t)
@@ -389,9 +431,12 @@ func TestDocumentLoads(t *testing.T) {
 		"GET /v1/consent/banner", "GET /v1/consent/check", "GET /v1/consents", "GET /v1/consents/history",
 		"GET /v1/consents/receipts/jwks.json", "GET /v1/consents/receipts/{event_id}", "GET /v1/exports/{token}",
 		"GET /v1/legal-holds", "GET /v1/legal-holds/{id}",
+		"GET /v1/notices/{product}", "GET /v1/notices/{product}/{version}",
 		"GET /v1/privacy-requests", "GET /v1/privacy-requests/{id}", "GET /v1/privacy-requests/{id}/documents/{kind}", "GET /v1/privacy-requests/{id}/package", "GET /v1/privacy-requests/{id}/report", "GET /v1/privacy-requests/{id}/status",
+		"GET /v1/restrictions", "GET /v1/restrictions/{id}",
 		"GET /v1/retention/plan", "GET /v1/retention/runs", "GET /v1/retention/runs/{id}",
 		"POST /v1/consent/check", "POST /v1/consents", "POST /v1/legal-holds", "POST /v1/legal-holds/{id}/lift",
+		"POST /v1/notices/{product}/{version}/announce",
 		"POST /v1/privacy-requests", "POST /v1/privacy-requests/{id}/approve", "POST /v1/privacy-requests/{id}/cancel",
 		"POST /v1/privacy-requests/{id}/deny", "POST /v1/privacy-requests/{id}/extend", "POST /v1/privacy-requests/{id}/identities",
 		"POST /v1/privacy-requests/{id}/pause", "POST /v1/privacy-requests/{id}/replan", "POST /v1/privacy-requests/{id}/resume",
@@ -399,6 +444,7 @@ func TestDocumentLoads(t *testing.T) {
 		"POST /v1/privacy-requests/{id}/tasks/{task_id}/acknowledge-review",
 		"POST /v1/privacy-requests/{id}/tasks/{task_id}/complete", "POST /v1/privacy-requests/{id}/tasks/{task_id}/retry",
 		"POST /v1/privacy-requests/{id}/verification-code", "POST /v1/privacy-requests/{id}/verify",
+		"POST /v1/restrictions/{id}/lift",
 		"POST /v1/retention/runs", "POST /v1/webhooks/creem",
 	}
 	if got := d.Operations(); strings.Join(got, "\n") != strings.Join(want, "\n") {

@@ -18,7 +18,10 @@ type ConsentInput struct {
 	Product      string
 	Age          int // -1 when unknown
 	GPC          bool
-	Stored       Stored
+	// Restricted: a restriction of processing (GDPR Art. 18) is in force
+	// for the subject (internal/restrictions).
+	Restricted bool
+	Stored     Stored
 }
 
 // Stored is the subject's current recorded choice for the purpose.
@@ -41,6 +44,11 @@ type Decision struct {
 	// Revision is the bundle that decided; carried with the answer so a
 	// reload between deciding and responding cannot mislabel it.
 	Revision string `json:"policy_revision"`
+	// RestrictionID and RequestID name the restriction in force and the
+	// privacy request that set it, when Reason is "restricted" (set by
+	// internal/consent after the policy decided).
+	RestrictionID string `json:"restriction_id,omitempty"`
+	RequestID     string `json:"request_id,omitempty"`
 }
 
 // DecideConsent returns the decision of policies/consent.rego for in.
@@ -76,6 +84,9 @@ func (e *Engine) evalConsent(ctx context.Context, in ConsentInput) (Decision, er
 		ast.Item(ast.StringTerm("product"), ast.StringTerm(in.Product)),
 		ast.Item(ast.StringTerm("gpc"), ast.BooleanTerm(in.GPC)),
 	)
+	if in.Restricted {
+		obj.Insert(ast.StringTerm("restricted"), ast.BooleanTerm(true))
+	}
 	if in.Jurisdiction != "" {
 		obj.Insert(ast.StringTerm("jurisdiction"), ast.StringTerm(in.Jurisdiction))
 	}

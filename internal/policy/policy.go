@@ -144,6 +144,7 @@ type Engine struct {
 	Jurisdictions Jurisdictions
 	DataMap       *datamap.Map
 	mapRefs       datamap.Refs
+	notices       map[string][]Notice // product -> versions, oldest first (notices.go)
 	maxMinAge     int
 
 	consentQ rego.PreparedEvalQuery
@@ -172,6 +173,9 @@ func Load(ctx context.Context, fsys fs.FS) (*Engine, error) {
 	}
 	e := &Engine{revision: b.revision, data: b.data}
 	if err := e.decodeData(b.raw); err != nil {
+		return nil, err
+	}
+	if err := e.decodeNotices(b.raw, b.notices); err != nil {
 		return nil, err
 	}
 	compiler := ast.NewCompiler()
@@ -220,6 +224,7 @@ type bundle struct {
 	data     map[string]any
 	raw      map[string][]byte // JSON form of every data file, by name
 	yaml     map[string]source // original YAML files, by name (for line numbers)
+	notices  map[string]string // notices/<product>/<version>/<lang>.md texts, by path
 	revision string
 }
 
@@ -229,7 +234,7 @@ type source struct {
 }
 
 func read(fsys fs.FS, withTests bool) (*bundle, error) {
-	b := &bundle{modules: map[string]*ast.Module{}, data: map[string]any{}, raw: map[string][]byte{}, yaml: map[string]source{}}
+	b := &bundle{modules: map[string]*ast.Module{}, data: map[string]any{}, raw: map[string][]byte{}, yaml: map[string]source{}, notices: map[string]string{}}
 	h := sha256.New()
 	var files []string
 	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
@@ -239,7 +244,8 @@ func read(fsys fs.FS, withTests bool) (*bundle, error) {
 		if d.IsDir() {
 			return nil
 		}
-		if strings.HasSuffix(p, ".rego") || (strings.HasPrefix(p, "data/") && (strings.HasSuffix(p, ".json") || strings.HasSuffix(p, ".yaml"))) {
+		if strings.HasSuffix(p, ".rego") || (strings.HasPrefix(p, "data/") && (strings.HasSuffix(p, ".json") || strings.HasSuffix(p, ".yaml"))) ||
+			(strings.HasPrefix(p, "notices/") && strings.HasSuffix(p, ".md")) {
 			files = append(files, p)
 		}
 		return nil
@@ -257,6 +263,9 @@ func read(fsys fs.FS, withTests bool) (*bundle, error) {
 		fmt.Fprintf(h, "%s\x00%d\x00", p, len(src))
 		h.Write(src)
 		switch {
+		case strings.HasPrefix(p, "notices/"):
+			// Notice texts: validated against data/notices.json at load.
+			b.notices[p] = string(src)
 		case strings.HasSuffix(p, "_test.rego") && !withTests:
 		case strings.HasSuffix(p, ".rego"):
 			m, err := ast.ParseModuleWithOpts(p, string(src), ast.ParserOptions{RegoVersion: ast.RegoV1})
@@ -309,6 +318,10 @@ func yamlToJSON(src []byte) ([]byte, error) {
 	return b, nil
 }
 
+// purposeBases are the GDPR Art. 6(1) bases a purpose may name.
+var purposeBases = []string{datamap.BasisContract, datamap.BasisLegalObligation, datamap.BasisLegitimateInterests,
+	datamap.BasisConsent, datamap.BasisVitalInterests, datamap.BasisPublicTask}
+
 var (
 	identRe   = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 	versionRe = regexp.MustCompile(`^[0-9]{1,6}(\.[0-9]{1,6}){0,2}$`)
@@ -351,6 +364,15 @@ func (e *Engine) decodeData(raw map[string][]byte) error {
 		}
 		if p.DataUse == "" || p.DPV == "" {
 			return fmt.Errorf("policy: data/purposes.json: purpose %q: data_use and dpv are required", name)
+		}
+		// consent.rego reads the basis: "consent" needs a recorded grant
+		// everywhere, any other may default to allowed where the law is
+		// opt-out; a misspelling would silently be "other".
+		if !slices.Contains(purposeBases, p.LegalBasis) {
+			return fmt.Errorf("policy: data/purposes.json: purpose %q: legal_basis %q is not one of %s", name, p.LegalBasis, strings.Join(purposeBases, ", "))
+		}
+		if !p.Essential && len(p.Products) == 0 {
+			return fmt.Errorf("policy: data/purposes.json: purpose %q: products: at least one", name)
 		}
 		for _, pr := range p.Products {
 			if _, ok := e.Products[pr]; !ok {

@@ -98,7 +98,7 @@ func newStack(t testing.TB) *stack {
 	for r := range s.holder.Current().Roles {
 		roles[r] = true
 	}
-	if _, s.key, err = keys.Create(ctx, "sdk-test", "sdk", roles); err != nil {
+	if _, s.key, err = keys.Create(ctx, apikey.CreateInput{Name: "sdk-test", Role: "sdk"}, roles, "system:test"); err != nil {
 		t.Fatal(err)
 	}
 	seed := make([]byte, 32)
@@ -143,6 +143,38 @@ func (s *stack) setNotice(v string) {
 		s.t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(s.overlay, "data", "products.json"), out, 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+	// A consent may name only a registered notice version: register this
+	// one, with its text, as the operator publishing it would.
+	// (the overlay's when an earlier change wrote one: versions accumulate)
+	raw, err = os.ReadFile(filepath.Join(s.overlay, "data", "notices.json"))
+	if err != nil {
+		raw, err = policies.FS.ReadFile("data/notices.json")
+	}
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var notices map[string]map[string]map[string]map[string]any
+	if err := json.Unmarshal(raw, &notices); err != nil {
+		s.t.Fatal(err)
+	}
+	if _, ok := notices["web"]["versions"][v]; !ok {
+		change := "minor"
+		if strings.SplitN(v, ".", 2)[0] != "2" {
+			change = "major"
+		}
+		notices["web"]["versions"][v] = map[string]any{"effective": "2026-12-01", "change": change, "summary": "Test notice " + v, "languages": []string{"en"}}
+		dir := filepath.Join(s.overlay, "notices", "web", v)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			s.t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "en.md"), []byte("# Privacy policy "+v+"\n\nWhat changed in "+v+".\n"), 0o644); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+	out, _ = json.MarshalIndent(notices, "", "  ")
+	if err := os.WriteFile(filepath.Join(s.overlay, "data", "notices.json"), out, 0o644); err != nil {
 		s.t.Fatal(err)
 	}
 }
@@ -303,4 +335,17 @@ func (s *stack) waitLedger(subject string, want map[string]string) map[string]co
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// optionalPurposes counts the web product's purposes a visitor chooses
+// (every one but the essential ones): what the banner records on a choice.
+func (s *stack) optionalPurposes() int {
+	e := s.holder.Current()
+	n := 0
+	for _, p := range e.PurposesOf("web") {
+		if !e.Purposes[p].Essential {
+			n++
+		}
+	}
+	return n
 }

@@ -29,7 +29,21 @@ type Row struct {
 func Upsert(ctx context.Context, tx pgx.Tx, kr *keyring.Keyring, subj identity.Subject, now time.Time) (Row, error) {
 	hashes := kr.Hashes(subj)
 	var r Row
-	err := tx.QueryRow(ctx, `SELECT id, lookup_hash, gpc_at IS NOT NULL FROM subjects WHERE lookup_hash = ANY($1) LIMIT 1`, hashes).Scan(&r.ID, &r.Hash, &r.GPCSeen)
+	var forgotten bool
+	err := tx.QueryRow(ctx, `SELECT id, lookup_hash, gpc_at IS NOT NULL, forgotten_at IS NOT NULL FROM subjects WHERE lookup_hash = ANY($1) LIMIT 1`, hashes).
+		Scan(&r.ID, &r.Hash, &r.GPCSeen, &forgotten)
+	if err == nil && forgotten {
+		// Erased before (consent.Forget shredded the sealed value and kept
+		// the keyed hash): the person is back, so seal the identity again.
+		kid, ct, err := kr.Seal([]byte(subj.String()), []byte(subj.Kind()))
+		if err != nil {
+			return r, err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE subjects SET ciphertext = $2, enc_kid = $3, forgotten_at = NULL WHERE id = $1`, r.ID, ct, kid); err != nil {
+			return r, fmt.Errorf("reseal subject: %w", err)
+		}
+		return r, nil
+	}
 	if err == nil {
 		return r, nil
 	}

@@ -312,6 +312,7 @@ func nilIfEmpty(m map[string]string) map[string]string {
 // person is returned instead of a new one (no token: the browser that made
 // it holds it, or the person gets back in with a code).
 func (c *Center) createRequest(ctx *fiber.Ctx, product string, in dsar.CreateInput) error {
+	in.Product = product // the privacy center's product, checked against the bundle by the route
 	out, err := c.d.Requests.Create(ctx.UserContext(), in)
 	if err != nil {
 		return c.failure(ctx, err)

@@ -139,8 +139,8 @@ type Retention interface {
 // Keys manages API keys (*apikey.Store).
 type Keys interface {
 	List(ctx context.Context) ([]apikey.Key, error)
-	Create(ctx context.Context, name, role string, roles map[string]bool) (apikey.Key, string, error)
-	Revoke(ctx context.Context, id string) (apikey.Key, error)
+	Create(ctx context.Context, in apikey.CreateInput, roles map[string]bool, actor string) (apikey.Key, string, error)
+	Revoke(ctx context.Context, id, actor string) (apikey.Key, error)
 }
 
 // Policies serves the bundle in force (*policy.Holder): it decides

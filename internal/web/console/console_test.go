@@ -235,18 +235,33 @@ func TestQueue(t *testing.T) {
 				{ID: evID, Type: "access", Status: dsar.Verified, Channel: "bot", Regime: "gdpr", DueAt: now.Add(20 * 24 * time.Hour)},
 			}, "next-cursor", nil
 		}
-		r := b.do("GET", "/console/requests?type=erasure&regime=gdpr&channel=web&q=email:leak@example.com", nil, as("auditor"))
+		r := b.do("GET", "/console/requests?type=erasure&regime=gdpr&channel=web&product=bot&q=email:leak@example.com", nil, as("auditor"))
 		if r.Status != 200 {
 			t.Fatalf("%d %s", r.Status, r.Body)
 		}
-		if got.Type != "erasure" || got.Regime != "gdpr" || got.Channel != "web" || got.Status != "open" || !got.Identity.IsZero() {
+		if got.Type != "erasure" || got.Regime != "gdpr" || got.Channel != "web" || got.Product != "bot" || got.Status != "open" || !got.Identity.IsZero() {
 			t.Fatalf("filter %+v (a GET never searches)", got)
 		}
 		if strings.Count(r.Body, "badge-overdue") != 1 || strings.Count(r.Body, "badge-risk") != 1 {
 			t.Fatalf("marks: overdue %d, at risk %d", strings.Count(r.Body, "badge-overdue"), strings.Count(r.Body, "badge-risk"))
 		}
-		if !strings.Contains(r.Body, "cursor=next-cursor") {
-			t.Fatal("no next page link")
+		if !strings.Contains(r.Body, "cursor=next-cursor") || !strings.Contains(r.Body, "product=bot") {
+			t.Fatal("no next page link, or it drops the product")
+		}
+		if !strings.Contains(r.Body, `<option value="bot" selected>`) {
+			t.Fatal("the product filter is not shown as chosen")
+		}
+	})
+	t.Run("the product filter goes with a search", func(t *testing.T) {
+		b := setup(t)
+		var got dsar.Filter
+		b.requests.ListFn = func(f dsar.Filter) ([]dsar.Request, string, error) {
+			got = f
+			return nil, "", nil
+		}
+		r := b.post("reviewer", "/console/requests", url.Values{"q": {"tg:12345"}, "product": {"bot"}})
+		if r.Status != 200 || got.Product != "bot" || got.Identity.String() != "tg:12345" {
+			t.Fatalf("%d filter %+v", r.Status, got)
 		}
 	})
 	t.Run("a search is a POST through the identity, never echoed in a link", func(t *testing.T) {
@@ -266,7 +281,7 @@ func TestQueue(t *testing.T) {
 	})
 	t.Run("bad filters are 422 with the field", func(t *testing.T) {
 		b := setup(t)
-		for _, q := range []string{"status=nope", "type=teleport", "regime=mars", "channel=fax", "cursor=%3Cx%3E"} {
+		for _, q := range []string{"status=nope", "type=teleport", "regime=mars", "channel=fax", "product=mars", "cursor=%3Cx%3E"} {
 			if r := b.do("GET", "/console/requests?"+q, nil, as("reviewer")); r.Status != 422 {
 				t.Errorf("%s: %d", q, r.Status)
 			}
@@ -391,6 +406,34 @@ func TestOtherPages(t *testing.T) {
 		}
 		if page := b.do("GET", "/console/keys", nil, as("admin")); strings.Contains(page.Body, "stw_secret_once") {
 			t.Fatal("secret shown again")
+		}
+	})
+	t.Run("keys are created and revoked as the member", func(t *testing.T) {
+		admin := principalFor("admin").Actor()
+		r := b.post("admin", "/console/keys", url.Values{"name": {"ci"}, "role": {"auditor"}, "expires": {"2031-01-31"}})
+		if r.Status != 201 || b.keys.actor != admin || !strings.HasPrefix(admin, "staff:") {
+			t.Fatalf("%d %q", r.Status, b.keys.actor)
+		}
+		if e := b.keys.created.ExpiresAt; e == nil || !e.Equal(time.Date(2031, 1, 31, 0, 0, 0, 0, time.UTC)) {
+			t.Fatalf("expiry %v", e)
+		}
+		b.keys.actor = ""
+		if r := b.post("admin", "/console/keys", url.Values{"name": {"ci"}, "role": {"auditor"}, "expires": {"next week"}}); r.Status != 422 || b.keys.actor != "" {
+			t.Fatalf("bad expiry: %d", r.Status)
+		}
+		if r := b.post("admin", "/console/keys/"+keyID+"/revoke", nil); r.Status != 303 || b.keys.actor != admin {
+			t.Fatalf("revoke: %d %q", r.Status, b.keys.actor)
+		}
+		if r := b.post("admin", "/console/keys/not-a-key/revoke", nil); r.Status != 404 {
+			t.Fatalf("bad id: %d", r.Status)
+		}
+	})
+	t.Run("keys show their last use and expiry", func(t *testing.T) {
+		page := b.do("GET", "/console/keys", nil, as("admin"))
+		for _, want := range []string{`datetime="2026-03-01T12:00:00Z"`, `datetime="2030-06-01T00:00:00Z"`, "not used yet", "never"} {
+			if !strings.Contains(page.Body, want) {
+				t.Fatalf("keys page lacks %q", want)
+			}
 		}
 	})
 	t.Run("policy explains every field", func(t *testing.T) {

@@ -122,7 +122,7 @@ const (
 	taskID = "7a6b5c4d-3e2f-4a1b-8c9d-0e1f2a3b4c5d"
 	evID   = "11111111-2222-4333-8444-555555555555"
 	holdID = "22222222-3333-4444-8555-666666666666"
-	keyID  = "33333333-4444-4555-8666-777777777777"
+	keyID  = "key_0123456789ab"
 )
 
 type actionCall struct{ Name, ID, Task, Actor, Note string }
@@ -286,15 +286,28 @@ func (f *fakeRetention) LiftHold(_ context.Context, id, _, actor string) (retent
 	return retention.Hold{ID: id}, nil
 }
 
-type fakeKeys struct{}
+type fakeKeys struct {
+	actor   string
+	created apikey.CreateInput
+}
 
-func (fakeKeys) List(context.Context) ([]apikey.Key, error) {
-	return []apikey.Key{{ID: keyID, Name: "bot", Role: "frontend", Prefix: "stw_ab", CreatedAt: time.Now()}}, nil
+var (
+	keyUsed    = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	keyExpires = time.Date(2030, 6, 1, 0, 0, 0, 0, time.UTC)
+)
+
+func (*fakeKeys) List(context.Context) ([]apikey.Key, error) {
+	return []apikey.Key{
+		{ID: keyID, Name: "bot", Role: "frontend", Prefix: "stw_ab", CreatedAt: time.Now(), LastUsedAt: &keyUsed, ExpiresAt: &keyExpires},
+		{ID: "key_ba9876543210", Name: "old", Role: "sdk", Prefix: "stw_cd", CreatedAt: time.Now()},
+	}, nil
 }
-func (fakeKeys) Create(_ context.Context, name, role string, _ map[string]bool) (apikey.Key, string, error) {
-	return apikey.Key{ID: keyID, Name: name, Role: role}, "stw_secret_once", nil
+func (f *fakeKeys) Create(_ context.Context, in apikey.CreateInput, _ map[string]bool, actor string) (apikey.Key, string, error) {
+	f.actor, f.created = actor, in
+	return apikey.Key{ID: keyID, Name: in.Name, Role: in.Role, ExpiresAt: in.ExpiresAt}, "stw_secret_once", nil
 }
-func (fakeKeys) Revoke(_ context.Context, id string) (apikey.Key, error) {
+func (f *fakeKeys) Revoke(_ context.Context, id, actor string) (apikey.Key, error) {
+	f.actor = actor
 	return apikey.Key{ID: id}, nil
 }
 
@@ -329,17 +342,18 @@ type bundle struct {
 	requests  *fakeRequests
 	packages  *fakePackages
 	retention *fakeRetention
+	keys      *fakeKeys
 	clk       *clock.Fake
 	engine    *policy.Engine
 }
 
 func setup(t testing.TB) *bundle {
 	t.Helper()
-	b := &bundle{t: t, staff: &fakeStaff{}, requests: &fakeRequests{}, packages: &fakePackages{}, retention: &fakeRetention{},
+	b := &bundle{t: t, staff: &fakeStaff{}, requests: &fakeRequests{}, packages: &fakePackages{}, retention: &fakeRetention{}, keys: &fakeKeys{},
 		clk: clock.NewFake(time.Now()), engine: loadEngine(t)}
 	c, err := console.New(console.Config{PublicURL: "https://privacy.example.com", Secret: []byte("0123456789abcdef0123456789abcdef")}, console.Deps{
 		Clock: b.clk, Staff: b.staff, Requests: b.requests, Packages: b.packages, Consent: fakeConsent{}, Receipts: fakeReceipts{},
-		Audit: fakeAudit{}, Retention: b.retention, Keys: fakeKeys{}, Policies: fakePolicies{b.engine},
+		Audit: fakeAudit{}, Retention: b.retention, Keys: b.keys, Policies: fakePolicies{b.engine},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -74,7 +74,7 @@ func statusNames() []string {
 }
 
 var queueCases = []string{
-	"", "status=open", "status=all", "status=paused&type=erasure&regime=gdpr&channel=web",
+	"", "status=open", "status=all", "status=paused&type=erasure&regime=gdpr&channel=web", "product=bot", "product=nope",
 	"status=nope", "type=x", "regime=mars", "channel=fax", "q=email:ann@example.com", "q=ann@example.com",
 	"q=tg:12345", "cursor=eyJkIjoiMjAyNi0wMS0wMVQwMDowMDowMFoiLCJpIjoiYSJ9", "cursor=%3Cscript%3E", "q=%00%ff",
 }
@@ -83,7 +83,7 @@ func TestParseQueue(t *testing.T) {
 	t.Parallel()
 	for _, raw := range queueCases {
 		v, _ := url.ParseQuery(raw)
-		q, errs := parseQueue(v, []string{"gdpr", "ccpa"})
+		q, errs := parseQueue(v, []string{"gdpr", "ccpa"}, []string{"bot", "web"})
 		if strings.Contains(raw, "nope") || strings.Contains(raw, "mars") || strings.Contains(raw, "fax") || strings.Contains(raw, "type=x") ||
 			strings.Contains(raw, "script") || raw == "q=ann@example.com" || raw == "q=%00%ff" {
 			if len(errs) == 0 {
@@ -111,7 +111,7 @@ func FuzzParseQueue(f *testing.F) {
 		if err != nil {
 			return
 		}
-		q, errs := parseQueue(v, []string{"gdpr"})
+		q, errs := parseQueue(v, []string{"gdpr"}, []string{"web"})
 		if len(errs) > 0 {
 			return
 		}

@@ -374,6 +374,7 @@ type keysData struct {
 	Roles   []string
 	Created *apikey.Key
 	Secret  string // shown once, on the response that created it
+	Now     time.Time
 }
 
 func (c *Console) keysPage(ctx *fiber.Ctx) error {
@@ -404,7 +405,7 @@ func (c *Console) renderKeys(ctx *fiber.Ctx, v *view, status int, created *apike
 	if err != nil {
 		return c.failure(ctx, err)
 	}
-	v.Data = &keysData{Keys: keys, Roles: c.roles(), Created: created, Secret: secret}
+	v.Data = &keysData{Keys: keys, Roles: c.roles(), Created: created, Secret: secret, Now: c.d.Clock.Now()}
 	return c.render(ctx, status, "keys", v)
 }
 
@@ -412,7 +413,8 @@ func (c *Console) createKey(ctx *fiber.Ctx) error {
 	if c.d.Keys == nil {
 		return c.notFound(ctx)
 	}
-	if _, err, ok := c.allow(ctx, "keys.create"); !ok {
+	p, err, ok := c.allow(ctx, "keys.create")
+	if !ok {
 		return err
 	}
 	roles := map[string]bool{}
@@ -420,7 +422,18 @@ func (c *Console) createKey(ctx *fiber.Ctx) error {
 		roles[r] = true
 	}
 	v := c.newView(ctx, "keys_title")
-	k, secret, err := c.d.Keys.Create(ctx.UserContext(), strings.TrimSpace(strings.Clone(ctx.FormValue("name"))), strings.Clone(ctx.FormValue("role")), roles)
+	in := apikey.CreateInput{Name: strings.TrimSpace(strings.Clone(ctx.FormValue("name"))), Role: strings.Clone(ctx.FormValue("role"))}
+	if raw := strings.TrimSpace(ctx.FormValue("expires")); raw != "" {
+		// A date from <input type="date">: the key expires at the start
+		// of that day, UTC.
+		d, perr := time.Parse(time.DateOnly, raw)
+		if perr != nil {
+			v.Errors = []string{T(v.Lang, "bad_expiry")}
+			return c.renderKeys(ctx, v, fiber.StatusUnprocessableEntity, nil, "")
+		}
+		in.ExpiresAt = &d
+	}
+	k, secret, err := c.d.Keys.Create(ctx.UserContext(), in, roles, p.Actor())
 	if err != nil {
 		if msg, st, ok := serviceError(v.Lang, err); ok {
 			v.Errors = []string{msg}
@@ -436,14 +449,15 @@ func (c *Console) revokeKey(ctx *fiber.Ctx) error {
 	if c.d.Keys == nil {
 		return c.notFound(ctx)
 	}
-	if _, err, ok := c.allow(ctx, "keys.revoke"); !ok {
+	p, err, ok := c.allow(ctx, "keys.revoke")
+	if !ok {
 		return err
 	}
 	id := ctx.Params("id")
-	if uuid.Validate(id) != nil {
+	if !apikey.IDPattern.MatchString(id) {
 		return c.notFound(ctx)
 	}
-	if _, err := c.d.Keys.Revoke(ctx.UserContext(), strings.Clone(id)); err != nil {
+	if _, err := c.d.Keys.Revoke(ctx.UserContext(), strings.Clone(id), p.Actor()); err != nil {
 		v := c.newView(ctx, "keys_title")
 		if msg, st, ok := serviceError(v.Lang, err); ok {
 			v.Errors = []string{msg}

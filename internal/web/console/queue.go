@@ -14,8 +14,8 @@ import (
 )
 
 // The queue: requests by due date (open ones unless asked otherwise),
-// overdue and at-risk ones marked, filtered by type, status, regime and
-// channel, and searched by one of the person's identities. A search is a
+// overdue and at-risk ones marked, filtered by type, status, regime,
+// channel and product, and searched by one of the person's identities. A search is a
 // POST, so the identity never lands in a URL, a history or an access log;
 // it is matched through its keyed hash (dsar.Filter.Identity).
 
@@ -25,6 +25,7 @@ type queueQuery struct {
 	Type    string
 	Regime  string
 	Channel string
+	Product string
 	Search  string // as typed, for the form; only in a POST
 	Subject identity.Subject
 	Cursor  string
@@ -37,7 +38,7 @@ var channelNames = []string{dsar.ChannelWeb, dsar.ChannelBot, dsar.ChannelStaff,
 // parseQueue reads the filters from a query string or a form. Unknown
 // values are errors (field, message key), not silently dropped: a
 // reviewer must not believe a filter applies when it does not.
-func parseQueue(v url.Values, regimes []string) (queueQuery, map[string]string) {
+func parseQueue(v url.Values, regimes, products []string) (queueQuery, map[string]string) {
 	q := queueQuery{Status: "open"}
 	errs := map[string]string{}
 	get := func(k string) string { return strings.TrimSpace(v.Get(k)) }
@@ -71,6 +72,13 @@ func parseQueue(v url.Values, regimes []string) (queueQuery, map[string]string) 
 			errs["channel"] = "err_filter"
 		}
 	}
+	if p := get("product"); p != "" {
+		if slices.Contains(products, p) {
+			q.Product = p
+		} else {
+			errs["product"] = "err_filter"
+		}
+	}
 	if s := get("q"); s != "" {
 		q.Search = s
 		subj, err := identity.Parse(s)
@@ -91,7 +99,7 @@ func parseQueue(v url.Values, regimes []string) (queueQuery, map[string]string) 
 }
 
 func (q queueQuery) filter(limit int) dsar.Filter {
-	f := dsar.Filter{Status: q.Status, Type: q.Type, Regime: q.Regime, Channel: q.Channel, Identity: q.Subject, Cursor: q.Cursor, Limit: limit}
+	f := dsar.Filter{Status: q.Status, Type: q.Type, Regime: q.Regime, Channel: q.Channel, Product: q.Product, Identity: q.Subject, Cursor: q.Cursor, Limit: limit}
 	if f.Status == "all" {
 		f.Status = ""
 	}
@@ -105,7 +113,7 @@ func (q queueQuery) query(cursor string) string {
 	if q.Status != "open" {
 		v.Set("status", q.Status)
 	}
-	for k, x := range map[string]string{"type": q.Type, "regime": q.Regime, "channel": q.Channel, "cursor": cursor} {
+	for k, x := range map[string]string{"type": q.Type, "regime": q.Regime, "channel": q.Channel, "product": q.Product, "cursor": cursor} {
 		if x != "" {
 			v.Set(k, x)
 		}
@@ -128,6 +136,7 @@ type queueData struct {
 	Types    []string
 	Regimes  []string
 	Channels []string
+	Products []string
 	FieldErr map[string]string
 	AtRisk   int
 }
@@ -141,6 +150,15 @@ func (c *Console) regimes() []string {
 	return out
 }
 
+func (c *Console) products() []string {
+	var out []string
+	for p := range c.d.Policies.Current().Products {
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	return out
+}
+
 func (c *Console) queue(ctx *fiber.Ctx) error {
 	if _, err, ok := c.allow(ctx, "queue.view"); !ok {
 		return err
@@ -148,7 +166,7 @@ func (c *Console) queue(ctx *fiber.Ctx) error {
 	var vals url.Values
 	if ctx.Method() == fiber.MethodPost {
 		vals = url.Values{}
-		for _, k := range []string{"status", "type", "regime", "channel", "q", "cursor"} {
+		for _, k := range []string{"status", "type", "regime", "channel", "product", "q", "cursor"} {
 			vals.Set(k, strings.Clone(ctx.FormValue(k)))
 		}
 	} else {
@@ -157,10 +175,10 @@ func (c *Console) queue(ctx *fiber.Ctx) error {
 		// browsers and proxies.
 		vals.Del("q")
 	}
-	regimes := c.regimes()
-	q, ferrs := parseQueue(vals, regimes)
+	regimes, products := c.regimes(), c.products()
+	q, ferrs := parseQueue(vals, regimes, products)
 	v := c.newView(ctx, "queue_title")
-	d := queueData{Q: q, Types: requestTypes, Regimes: regimes, Channels: channelNames, FieldErr: map[string]string{}, AtRisk: c.cfg.AtRiskDays}
+	d := queueData{Q: q, Types: requestTypes, Regimes: regimes, Channels: channelNames, Products: products, FieldErr: map[string]string{}, AtRisk: c.cfg.AtRiskDays}
 	d.Statuses = append(d.Statuses, "open", "all")
 	for _, s := range dsar.Statuses() {
 		d.Statuses = append(d.Statuses, string(s))

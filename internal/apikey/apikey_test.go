@@ -1,0 +1,163 @@
+package apikey_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/steward-privacy/steward/internal/apikey"
+	"github.com/steward-privacy/steward/internal/apperr"
+	"github.com/steward-privacy/steward/internal/audit"
+	"github.com/steward-privacy/steward/internal/clock"
+	"github.com/steward-privacy/steward/internal/db/dbtest"
+)
+
+var roles = map[string]bool{"frontend": true, "admin": true}
+
+func setup(t *testing.T) (*apikey.Store, *clock.Fake, *pgxpool.Pool) {
+	t.Helper()
+	_, pool := dbtest.New(t)
+	clk := clock.NewFake(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
+	s := apikey.NewStore(pool, clk, apikey.AuditTo(audit.New(clk, "rev-test")))
+	s.Connected(true) // cache on, as when the listener is up
+	return s, clk, pool
+}
+
+func get(t *testing.T, s *apikey.Store, id string) apikey.Key {
+	t.Helper()
+	ks, err := s.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range ks {
+		if k.ID == id {
+			return k
+		}
+	}
+	t.Fatalf("key %s not listed", id)
+	return apikey.Key{}
+}
+
+func TestExpiredKeyFailsLikeRevoked(t *testing.T) {
+	s, clk, _ := setup(t)
+	ctx := context.Background()
+	exp := clk.Now().Add(time.Hour)
+	k, secret, err := s.Create(ctx, apikey.CreateInput{Name: "short", Role: "frontend", ExpiresAt: &exp}, roles, "system:cli")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.ExpiresAt == nil || !k.ExpiresAt.Equal(exp) || !get(t, s, k.ID).ExpiresAt.Equal(exp) {
+		t.Fatalf("expiry not kept: %+v", k)
+	}
+	if _, err := s.Authenticate(ctx, secret); err != nil { // loads the cache
+		t.Fatalf("before expiry: %v", err)
+	}
+	clk.Advance(time.Hour)
+	if _, err := s.Authenticate(ctx, secret); !errors.Is(err, apikey.ErrInvalid) {
+		t.Fatalf("expired key from the cache: %v", err)
+	}
+	s.Notify("") // and from the database
+	if _, err := s.Authenticate(ctx, secret); !errors.Is(err, apikey.ErrInvalid) {
+		t.Fatalf("expired key from the database: %v", err)
+	}
+
+	past := clk.Now().Add(-time.Second)
+	_, _, err = s.Create(ctx, apikey.CreateInput{Name: "past", Role: "frontend", ExpiresAt: &past}, roles, "system:cli")
+	if ae, ok := apperr.As(err); !ok || ae.Code != apperr.Invalid {
+		t.Fatalf("expiry in the past: %v", err)
+	}
+}
+
+func TestLastUseRecordedAndThrottled(t *testing.T) {
+	s, clk, _ := setup(t)
+	ctx := context.Background()
+	k, secret, err := s.Create(ctx, apikey.CreateInput{Name: "busy", Role: "frontend"}, roles, "system:cli")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if get(t, s, k.ID).LastUsedAt != nil {
+		t.Fatal("new key has a last use")
+	}
+	first := clk.Now()
+	for range 50 {
+		if _, err := s.Authenticate(ctx, secret); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Nothing is written on the request path.
+	if get(t, s, k.ID).LastUsedAt != nil {
+		t.Fatal("last use written before Flush")
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if lu := get(t, s, k.ID).LastUsedAt; lu == nil || !lu.Equal(first) {
+		t.Fatalf("last use = %v, want %v", lu, first)
+	}
+
+	// Within a minute: nothing queued, nothing written.
+	clk.Advance(30 * time.Second)
+	if _, err := s.Authenticate(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if lu := get(t, s, k.ID).LastUsedAt; !lu.Equal(first) {
+		t.Fatalf("throttled use written: last use %v, want %v", lu, first)
+	}
+
+	// A minute after the recorded use: written again.
+	clk.Advance(31 * time.Second)
+	second := clk.Now()
+	if _, err := s.Authenticate(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if lu := get(t, s, k.ID).LastUsedAt; lu == nil || !lu.Equal(second) {
+		t.Fatalf("last use = %v, want %v", lu, second)
+	}
+}
+
+func TestChangesAuditedWithTheActor(t *testing.T) {
+	s, _, pool := setup(t)
+	ctx := context.Background()
+	const actor = "staff:0b9c4f3e-6d1a-4c55-9f0e-2a7b8c9d0e1f"
+	k, secret, err := s.Create(ctx, apikey.CreateInput{Name: "ops", Role: "admin"}, roles, actor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Revoke(ctx, k.ID, actor); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Authenticate(ctx, secret); !errors.Is(err, apikey.ErrInvalid) {
+		t.Fatalf("revoked key: %v", err)
+	}
+	if _, err := s.Revoke(ctx, "not-a-key", actor); err == nil {
+		t.Fatal("bad id accepted")
+	}
+	// Entries wait in audit_pending until a sealer chains them.
+	rows, err := pool.Query(ctx, `SELECT action, actor FROM audit_pending WHERE target_type = 'api_key' AND target_id = $1`, k.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for rows.Next() {
+		var action, who string
+		if err := rows.Scan(&action, &who); err != nil {
+			t.Fatal(err)
+		}
+		got[action] = who
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got["key.created"] != actor || got["key.revoked"] != actor {
+		t.Fatalf("audit actors: %v", got)
+	}
+}

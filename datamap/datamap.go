@@ -56,10 +56,14 @@ type System struct {
 	Connector string   `json:"connector" yaml:"connector"`
 	Products  []string `json:"products" yaml:"products"`
 	// Processor is who runs the system ("self" when the company does).
-	Processor         string             `json:"processor" yaml:"processor"`
-	Regions           []string           `json:"regions" yaml:"regions"`
-	TransferSafeguard string             `json:"transfer_safeguard,omitempty" yaml:"transfer_safeguard,omitempty"`
-	Datasets          map[string]Dataset `json:"datasets" yaml:"datasets"`
+	Processor         string   `json:"processor" yaml:"processor"`
+	Regions           []string `json:"regions" yaml:"regions"`
+	TransferSafeguard string   `json:"transfer_safeguard,omitempty" yaml:"transfer_safeguard,omitempty"`
+	// PrivacyContact is the processor's address for data-subject matters:
+	// where Steward tells it of a rectification, erasure or restriction it
+	// cannot make itself (GDPR Art. 19). Empty: staff tell it.
+	PrivacyContact string             `json:"privacy_contact,omitempty" yaml:"privacy_contact,omitempty"`
+	Datasets       map[string]Dataset `json:"datasets" yaml:"datasets"`
 }
 
 // Dataset is one collection of records in a system: a table, a key prefix, an
@@ -637,6 +641,7 @@ func (d *decoder) system(n *yaml.Node, path string) System {
 		key{"processor", func(k string, v *yaml.Node) { s.Processor = d.str(v, k) }},
 		key{"regions", func(k string, v *yaml.Node) { s.Regions = d.strs(v, k) }},
 		key{"transfer_safeguard", func(k string, v *yaml.Node) { s.TransferSafeguard = d.str(v, k) }},
+		key{"privacy_contact", func(k string, v *yaml.Node) { s.PrivacyContact = d.str(v, k) }},
 		key{"datasets", func(k string, v *yaml.Node) {
 			s.Datasets = map[string]Dataset{}
 			for _, e := range d.pairs(v, k) {

@@ -3,6 +3,7 @@ package datamap
 import (
 	"fmt"
 	"maps"
+	"net/mail"
 	"regexp"
 	"slices"
 	"strings"
@@ -199,6 +200,11 @@ func (v *validator) system(id string, s System) {
 	}
 	if len(s.Regions) == 0 {
 		v.add(join(path, "regions"), join(path, "regions"), "at least one region is required")
+	}
+	if s.PrivacyContact != "" {
+		if a, err := mail.ParseAddress(s.PrivacyContact); err != nil || a.Address != s.PrivacyContact {
+			v.add(join(path, "privacy_contact"), join(path, "privacy_contact"), "privacy_contact must be a bare email address (privacy@vendor.example)")
+		}
 	}
 	v.list(join(path, "regions"), s.Regions, func(at, r string) {
 		if !regionRe.MatchString(r) {

@@ -46,8 +46,14 @@ GRANT SELECT, INSERT ON privacy_request_events TO steward_app;
 -- drops the pending tasks the new plan no longer has.
 GRANT SELECT, INSERT, DELETE ON privacy_request_identities TO steward_app;
 GRANT DELETE ON privacy_request_tasks TO steward_app;
+-- Art. 19 notices to recipients: recorded at completion, marked done by staff.
+GRANT SELECT, INSERT, UPDATE ON recipient_notifications TO steward_app;
 -- An agent's uploaded authorization: stored, opened, cleared by retention.
 GRANT SELECT, INSERT, DELETE ON privacy_request_documents TO steward_app;
+-- Staff mark the signed instruction reviewed (a verification step).
+GRANT UPDATE (reviewed_at, reviewed_by) ON privacy_request_documents TO steward_app;
+-- Challenge-login tokens are single use: their jti hash is kept until expiry.
+GRANT SELECT, INSERT, DELETE ON challenge_login_tokens TO steward_app;
 GRANT SELECT, INSERT, DELETE ON privacy_request_reminders TO steward_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON verification_codes TO steward_app;
 GRANT SELECT, INSERT ON verification_sends TO steward_app;
@@ -57,6 +63,10 @@ GRANT SELECT, INSERT, DELETE ON privacy_request_files TO steward_app;
 GRANT SELECT, INSERT, UPDATE ON export_packages TO steward_app;
 -- Restrictions (GDPR Art. 18): set, and lifted (kept, marked lifted).
 GRANT SELECT, INSERT, UPDATE ON processing_restrictions TO steward_app;
+-- Outbound webhooks: endpoints registered, rotated and deleted (kept,
+-- marked deleted), deliveries updated as they go, attempts only appended.
+GRANT SELECT, INSERT, UPDATE ON webhook_endpoints, webhook_deliveries TO steward_app;
+GRANT SELECT, INSERT ON webhook_attempts TO steward_app;
 -- Announcements of a new notice version: one row each.
 GRANT SELECT, INSERT, UPDATE ON notice_announcements TO steward_app;
 -- Retention: runs and their per-dataset counts, legal holds placed and lifted.
@@ -67,6 +77,15 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON person_signin_codes, person_sessions TO 
 -- passkeys, pending sign-ins, sessions and single sign-on states.
 GRANT SELECT, INSERT, UPDATE ON staff_accounts TO steward_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON staff_passkeys, staff_pending, staff_sessions, staff_oidc_states TO steward_app;
+
+-- Identity key rotation (internal/rekey, the server's re-encryption task):
+-- re-seals values under the active key and re-hashes lookups, in tables the
+-- app otherwise only inserts into and deletes from: the key id and the
+-- sealed (and hashed) columns, nothing else.
+GRANT UPDATE (kid, ciphertext, lookup_hash) ON privacy_request_identities TO steward_app;
+GRANT UPDATE (kid, ciphertext) ON privacy_request_records TO steward_app;
+GRANT UPDATE (kid, wrapped_key, meta) ON privacy_request_files TO steward_app;
+GRANT UPDATE (kid, content, meta) ON privacy_request_documents TO steward_app;
 
 -- River (durable jobs): its workers insert, lock, update and clean up job
 -- rows, elect a maintenance leader, and read its schema version at start.

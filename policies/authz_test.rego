@@ -76,3 +76,14 @@ test_notice_announcement_is_for_staff if {
 	not authz.allow with input as {"role": "frontend", "action": "notices.announce"}
 	not authz.allow with input as {"role": "sdk", "action": "notices.announce", "subject_kinds": ["visitor"]}
 }
+
+# Outbound webhook endpoints decide which systems hear of consent changes,
+# and with include_identities which of them learn who changed them (GDPR
+# Art. 5(1)(f), 25): only operators register, rotate, replay or delete
+# them; staff who work requests, auditors and the front ends cannot.
+test_webhooks_managed_by_admin_only if {
+	authz.allow with input as {"role": "admin", "action": "webhooks.manage"}
+	every role in ["reviewer", "auditor", "frontend", "sdk"] {
+		not authz.allow with input as {"role": role, "action": "webhooks.manage"}
+	}
+}

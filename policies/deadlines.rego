@@ -16,7 +16,14 @@
 #    "extension": {"amount": 2, "unit": "months", "notice_within": {...}} | null,
 #    "promised_within": {"amount": 30, "unit": "days", "extendable": false, "citation": ...},
 #    "verification": "none" | "reasonable" | "high" | "account_login",
+#    "package_review": true | false, "package_review_reason": ...,
 #    "rule": ..., "citation": ..., "verification_citation": ...}
+#
+# "verification" is the level of certainty of who is asking that internal/dsar
+# requires before it discloses or deletes anything (the level each
+# verification method reaches is in docs/privacy-requests.md). "package_review"
+# says whether staff look at an access or export package before the person is
+# given the link; a regime or request type without the key needs no review.
 #
 # Units are "months" (calendar months, ending on the same day of the month or
 # the month's last day), "days" (calendar days) and "business_days".
@@ -65,6 +72,14 @@ decision := {
 	"rule": pick("rule"),
 	"citation": pick("citation"),
 	"verification_citation": pick("verification_citation"),
+	"package_review": package_review,
+	"package_review_reason": object.get(override, "package_review_reason", object.get(base, "package_review_reason", "")),
 } if {
 	input.request_type in request_types
 }
+
+# Only a request that produces a package (access, export) can hold one for
+# review; the key is read from the request type's entry, then the regime's.
+package_review := object.get(override, "package_review", object.get(base, "package_review", false)) if {
+	input.request_type in {"access", "export"}
+} else := false

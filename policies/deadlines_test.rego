@@ -163,3 +163,18 @@ test_every_regime_and_type_answered if {
 		}
 	}
 }
+
+# Cal. Code Regs. tit. 11 §7062(c) and §7024(d): specific pieces of personal
+# information (a CCPA access or export package) are looked at by staff before
+# the person gets the link; elsewhere, and for requests that produce no
+# package, nothing is held.
+test_package_review_for_ccpa_specific_pieces if {
+	decide("ccpa", "access", "US-CA").package_review == true
+	decide("ccpa", "export", "US-CA").package_review == true
+	contains(decide("ccpa", "access", "US-CA").package_review_reason, "§7062(c)")
+	decide("ccpa", "erasure", "US-CA").package_review == false
+	decide("ccpa", "objection", "US-CA").package_review == false
+	decide("gdpr", "access", "DE").package_review == false
+	decide("gdpr", "export", "DE").package_review == false
+	decide("default", "access", "").package_review == false
+}

@@ -190,3 +190,14 @@ test_every_rule_cites_its_sentence if {
 		is_string(r.period) == is_number(r.days)
 	}
 }
+
+# Steward's own consent ledger has a period in the schedule (issue 19: "its
+# retention is in the schedule"): an event's user agent and IP hash are
+# cleared after it, under the schedule's citation of Art. 7(1).
+test_control_plane_consent_ledger_details_have_a_period if {
+	cp := data.steward.retention.control_plane
+	is_number(cp.consent_detail_days)
+	cp.consent_detail_days > 0
+	contains(cp.citation, "Art. 7(1)")
+	contains(cp.note, "user agent and IP hash")
+}

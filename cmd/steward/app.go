@@ -39,6 +39,7 @@ import (
 	"github.com/steward-privacy/steward/internal/notify"
 	"github.com/steward-privacy/steward/internal/policy"
 	"github.com/steward-privacy/steward/internal/receipt"
+	"github.com/steward-privacy/steward/internal/rekey"
 	"github.com/steward-privacy/steward/internal/restrictions"
 	"github.com/steward-privacy/steward/internal/retention"
 	"github.com/steward-privacy/steward/internal/staff"
@@ -74,6 +75,9 @@ type application struct {
 	files    *blob.Bucket // disclosed files and export packages, sealed (STEWARD_FILE_STORE)
 	exports  *exports.Store
 	retain   *retention.Service
+	// rekey moves stored identities to the active identity key, so older
+	// keys can be retired; built with the keyring (needConnectors).
+	rekey *rekey.Service
 	// connectors reach the systems of the data map, from the connectors
 	// file; tests may add theirs before start (the engine and retention
 	// share this map).
@@ -85,6 +89,7 @@ type application struct {
 	// restrictions is the ledger of restricted processing (GDPR Art. 18):
 	// connectors write it, the consent check reads it, staff lift.
 	restrictions *restrictions.Ledger
+	webhooks     *webhooks.Endpoints
 
 	jobs     *jobs.Client
 	requests *dsar.Service
@@ -226,6 +231,15 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, clk clock.C
 		return a, nil
 	}
 
+	// A key removed from STEWARD_IDENTITY_KEYS while rows still need it
+	// stops Steward here, with the counts, rather than at the first read
+	// of such a row; keys nothing uses any more are logged as removable.
+	a.rekey = &rekey.Service{Pool: a.pool, Keys: a.kr, Audit: a.audit, Log: log.With("component", "rekey")}
+	keyStatus, err := a.rekey.Check(ctx)
+	if err != nil {
+		return nil, err
+	}
+
 	specs, err := config.LoadConnectors(cfg.ConnectorsFile, os.LookupEnv)
 	if err != nil {
 		return nil, err
@@ -257,6 +271,8 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, clk clock.C
 	metrics := api.NewMetrics()
 	a.retain.Log = log.With("component", "retention")
 	a.retain.Metrics = retention.NewMetrics(metrics.Registry)
+	a.rekey.Gauge = rekey.NewGauge(metrics.Registry)
+	a.rekey.Gauge.Set(float64(keyStatus.Remaining()))
 	a.retain.Pace = &cfg.RetentionPace
 	a.listener = db.NewListener(cfg.DatabaseURL, log)
 	cache := consent.NewCache(cfg.CacheSubjects)
@@ -264,8 +280,12 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, clk clock.C
 	// once; the NOTIFY carries it to the others.
 	a.restrictions.Changed = cache.Forget
 	outbox := notify.NewOutbox(a.kr, clk, log)
+	// Consent changes, request moves and restrictions reach subscribed
+	// systems as signed webhooks, queued in the transaction that makes them.
+	a.restrictions.Webhooks = outbox
+	a.webhooks = &webhooks.Endpoints{Pool: a.pool, Keys: a.kr, Outbox: outbox, Audit: a.audit, Clock: clk, AllowLoopback: cfg.WebhooksAllowLoopback}
 	a.consent = consent.NewService(a.pool, a.kr, a.policies, clk, log, cache, consent.Options{
-		Unsubscriber: outbox, OnGPC: consent.AuditGPC(a.audit), Notifier: outbox, Audit: a.audit, PublicURL: cfg.PublicURL,
+		Unsubscriber: outbox, OnGPC: consent.AuditGPC(a.audit), Notifier: outbox, Audit: a.audit, PublicURL: cfg.PublicURL, Webhooks: outbox,
 		// Only a server signs (CLI commands have no receipt key): a nil
 		// *receipt.Signer must not become a non-nil interface.
 		Signer: receiptSigner(receipts),
@@ -281,10 +301,12 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, clk clock.C
 	}, dsar.Config{
 		Workers: cfg.RequestWorkers, TelegramBotToken: cfg.TelegramBotToken, ExportLinkBase: cfg.ExportLinkBase(),
 		StatusURL: cfg.StatusURL, StaffURL: cfg.StaffURL, StaffEmail: cfg.StaffEmail,
+		ChallengeLoginKeys: cfg.ChallengeLoginKeys, InvoiceMaxAge: cfg.InvoiceMaxAge,
 	}); err != nil {
 		return nil, err
 	}
-	a.worker = notify.NewWorker(a.pool, a.kr, notify.WorkerConfig{Resend: resendCfg, Telegram: telegramCfg, PollInterval: cfg.OutboxPoll}, clk, log, notify.AuditFailures(a.audit))
+	a.worker = notify.NewWorker(a.pool, a.kr, notify.WorkerConfig{Resend: resendCfg, Telegram: telegramCfg, PollInterval: cfg.OutboxPoll,
+		Webhooks: notify.WebhookConfig{AllowLoopback: cfg.WebhooksAllowLoopback}}, clk, log, notify.AuditFailures(a.audit))
 	var creemWebhook func(context.Context, []byte, string) error
 	if secret := specs.CreemWebhookSecret(); secret != nil {
 		creemWebhook = (&webhooks.Creem{Secret: secret, Keys: a.kr, Pool: a.pool, Audit: a.audit}).Receive
@@ -298,7 +320,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, clk clock.C
 		return nil, err
 	}
 	center, err := web.New(web.Config{
-		PublicURL: cfg.PublicURL, TelegramBotToken: cfg.TelegramBotToken,
+		PublicURL: cfg.PublicURL, TelegramBotToken: cfg.TelegramBotToken, ChallengeLoginURLs: cfg.ChallengeLoginURLs,
 		// Derived from the identity keys, so every replica signs the same
 		// CSRF tokens without another secret to configure.
 		Secret: a.kr.HashValue("steward privacy center csrf v1"),
@@ -324,7 +346,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, clk clock.C
 		Log: log, Consent: a.consent, Keys: a.keys, Receipts: receipts, Metrics: metrics,
 		Audit: audit.Reader{Pool: a.pool, Keys: trust}, Ready: a.ready, Requests: a.requests,
 		CreemWebhook: creemWebhook, Exports: a.exports, Retention: a.retain,
-		Restrictions: a.restrictions, Notices: a.consent,
+		Restrictions: a.restrictions, Notices: a.consent, Webhooks: a.webhooks,
 		ClientIP: proxies, Pages: func(r fiber.Router) { center.Mount(r); a.console.Mount(r) },
 	})
 	return a, nil
@@ -379,6 +401,9 @@ func (a *application) start(ctx context.Context) {
 		{Name: "staff reminders", Every: a.cfg.ReminderInterval, Run: a.requests.SendReminders},
 		{Name: "expired export packages", Every: time.Hour, Run: a.exports.ExpireDue},
 		{Name: "expired staff sessions", Every: time.Hour, Run: a.staff.PurgeExpired},
+		// Rows under a non-active identity key move to the active one; with
+		// one key configured a run returns at once.
+		{Name: "identity re-encryption", Every: 15 * time.Minute, Run: a.rekey.RunOnce},
 	}
 	if a.cfg.RetentionSchedule != "off" {
 		// The cron expression was checked when the configuration loaded.

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -197,6 +198,54 @@ func TestPrivacyCenterAgentErasureAndWithdrawal(t *testing.T) {
 		}
 		if len(d.Timeline) == 0 || d.Timeline[len(d.Timeline)-1].Actor == "" || !strings.HasPrefix(d.Timeline[len(d.Timeline)-1].Actor, "subject:") {
 			t.Errorf("the withdrawal is not the person's on the timeline: %+v", d.Timeline[len(d.Timeline)-1])
+		}
+	})
+
+	t.Run("a restriction takes effect, and the person lifts it", func(t *testing.T) {
+		ctx := b.Tab(t)
+		openPage(t, ctx, base, "/privacy/web/request?type=restriction", "restriction form")
+		browsertest.Must(t, ctx, "fill the form",
+			chromedp.SendKeys(chromedp.ID("email"), "fay@example.com"),
+			chromedp.SetValue(chromedp.ID("region"), "DE"),
+			chromedp.Focus(chromedp.ID("email")))
+		submit(t, ctx, "submit")
+		browsertest.Must(t, ctx, "enter the code", chromedp.SendKeys(chromedp.ID("code"), g.lastCode("fay@example.com")), chromedp.Focus(chromedp.ID("code")))
+		submit(t, ctx, "submit the code")
+		loc := browsertest.Location(t, ctx)
+		id := loc[strings.LastIndex(loc, "/")+1:]
+		g.waitFor(id, dsar.InProgress, dsar.Completed)
+		g.finishManual(id)
+		g.waitFor(id, dsar.Completed)
+		check := func() string {
+			t.Helper()
+			res := g.r.do("GET", "/v1/consent/check?subject=email:fay@example.com&purpose=marketing&jurisdiction=DE", g.e.keys["frontend"], nil)
+			var d struct {
+				Allow  bool   `json:"allow"`
+				Reason string `json:"reason"`
+			}
+			res.json(t, &d)
+			return d.Reason
+		}
+		// GDPR Art. 18(1): while restricted, the data is not used.
+		deadline := time.Now().Add(10 * time.Second)
+		for check() != "restricted" {
+			if time.Now().After(deadline) {
+				t.Fatalf("the check never answered restricted: %s", check())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		openPage(t, ctx, base, "/privacy/web/requests/"+id, "completed restriction")
+		browsertest.TabTo(t, ctx, 40, "the lift button", func(f browsertest.Focused) bool { return f.ID == "lift-button" })
+		submit(t, ctx, "lift")
+		browsertest.Axe(t, ctx, "restriction lifted")
+		if msg := browsertest.Text(t, ctx, "main"); !strings.Contains(msg, "The restriction is lifted.") {
+			t.Fatalf("after lifting the page says %q", msg)
+		}
+		if r := check(); r == "restricted" {
+			t.Error("the check still answers restricted after the person lifted it")
+		}
+		if n := browsertest.Eval[int](t, ctx, `document.querySelectorAll('#lift-button').length`); n != 0 {
+			t.Error("the lift button is still offered")
 		}
 	})
 }

@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -26,8 +27,10 @@ import (
 	"github.com/steward-privacy/steward/internal/clock"
 	"github.com/steward-privacy/steward/internal/config"
 	"github.com/steward-privacy/steward/internal/db"
+	"github.com/steward-privacy/steward/internal/keyring"
 	"github.com/steward-privacy/steward/internal/logbuf"
 	"github.com/steward-privacy/steward/internal/policy"
+	"github.com/steward-privacy/steward/internal/rekey"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -41,6 +44,8 @@ Usage:
   steward keys create --name N --role R [--expires 720h] [--quiet]
   steward keys list
   steward keys revoke KEY_ID
+  steward keys status [--json]                which identity keys stored rows still use; which can be removed
+  steward keys reencrypt [--batch N]          move every stored identity to the active identity key
   steward audit verify [--from CHECKPOINT.json]
                                               recompute the audit chain and check checkpoint signatures
   steward policy test [-v]                    run the Rego unit tests
@@ -198,7 +203,7 @@ func migrate(ctx context.Context, cfg config.Config, args []string, stdout io.Wr
 
 func keys(ctx context.Context, cfg config.Config, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return usageError{"want create, list or revoke"}
+		return usageError{"want create, list, revoke, status or reencrypt"}
 	}
 	a, err := build(ctx, cfg, slog.New(slog.DiscardHandler), clock.Real{}, needStore)
 	if err != nil {
@@ -277,8 +282,84 @@ func keys(ctx context.Context, cfg config.Config, args []string, stdout io.Write
 		}
 		fmt.Fprintf(stdout, "revoked %s (%s) at %s\n", k.ID, k.Name, k.RevokedAt.UTC().Format(time.RFC3339))
 		return nil
+	case "status", "reencrypt":
+		return identityKeys(ctx, a, args, stdout)
 	}
 	return usageError{fmt.Sprintf("unknown keys command %q", args[0])}
+}
+
+// identityKeys is `keys status` and `keys reencrypt`: where the stored
+// identities stand against STEWARD_IDENTITY_KEYS, and moving them to the
+// active key so older keys can be removed.
+func identityKeys(ctx context.Context, a *application, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("keys "+args[0], flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	batch := fs.Int("batch", rekey.DefaultBatch, "rows re-sealed per transaction")
+	asJSON := fs.Bool("json", false, "print the status as JSON")
+	if err := fs.Parse(args[1:]); err != nil {
+		return usageError{err.Error()}
+	}
+	if *batch <= 0 {
+		return usageError{"--batch must be positive"}
+	}
+	kr, err := keyring.Parse(a.cfg.IdentityKeys)
+	if err != nil {
+		return fmt.Errorf("STEWARD_IDENTITY_KEYS: %w", err)
+	}
+	svc := &rekey.Service{Pool: a.pool, Keys: kr, Audit: a.audit, Batch: *batch}
+	if args[0] == "reencrypt" {
+		// A key rows need but the keyring lacks cannot be re-encrypted
+		// from: refuse with the counts before moving anything.
+		if _, err := svc.Check(ctx); err != nil {
+			return err
+		}
+		n, err := svc.RunOnce(ctx)
+		if err != nil {
+			return fmt.Errorf("re-encrypted %d rows, then: %w", n, err)
+		}
+		fmt.Fprintf(stdout, "re-encrypted %d rows under key %s\n", n, kr.ActiveKID())
+	}
+	st, err := svc.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		out := struct {
+			rekey.Status
+			Retirable []string         `json:"retirable"`
+			Missing   map[string]int64 `json:"missing"`
+		}{st, st.Retirable(), st.Missing()}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	fmt.Fprintf(stdout, "active key: %s\nconfigured: %s\n", st.Active, strings.Join(st.Configured, ", "))
+	if len(st.Rows) > 0 {
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "GROUP\tKEY\tROWS\tNOTE")
+		for _, c := range st.Rows {
+			note := ""
+			switch {
+			case !slices.Contains(st.Configured, c.KID):
+				note = "key not configured"
+			case c.Stuck:
+				note = "cannot be re-encrypted (see docs/operations.md)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", c.Group, c.KID, c.Rows, note)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintln(stdout, "every stored identity is under the active key")
+	}
+	if r := st.Retirable(); len(r) > 0 {
+		fmt.Fprintf(stdout, "can be removed from STEWARD_IDENTITY_KEYS: %s\n", strings.Join(r, ", "))
+	}
+	if m := st.Missing(); len(m) > 0 {
+		return fmt.Errorf("%w: rows still use %v; put the key back", rekey.ErrMissingKey, m)
+	}
+	return nil
 }
 
 func policyCmd(ctx context.Context, cfg config.Config, args []string, stdout io.Writer) error {

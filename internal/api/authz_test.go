@@ -427,6 +427,34 @@ func TestAuthorization(t *testing.T) {
 			},
 		},
 		{
+			name:   "recipients of a request",
+			req:    req{method: "GET", path: "/v1/privacy-requests/" + reqID + "/recipients"},
+			denied: "frontend", reason: "may not perform requests.read",
+			allowed: "auditor", status: 200, call: "Requests.Recipients",
+			stub: func(e *env) func(*testing.T) {
+				e.requests.RecipientsFn = func(_ context.Context, i string) ([]dsar.Recipient, error) {
+					return []dsar.Recipient{{System: "sentry", Name: "Sentry", Method: "staff", Status: "pending"}}, nil
+				}
+				return func(*testing.T) {}
+			},
+		},
+		{
+			name:   "a recipient told by staff",
+			req:    req{method: "POST", path: "/v1/privacy-requests/" + reqID + "/recipients/sentry/told", body: `{"note":"emailed their DPO"}`},
+			denied: "auditor", reason: "may not perform requests.manage",
+			allowed: "reviewer", status: 200, call: "Requests.RecipientTold",
+			stub: func(e *env) func(*testing.T) {
+				var got []string
+				e.requests.RecipientToldFn = func(_ context.Context, i, sys, a, n string) (dsar.Recipient, error) {
+					got = []string{i, sys, a, n}
+					return dsar.Recipient{System: sys, Status: "done"}, nil
+				}
+				return func(t *testing.T) {
+					eq(t, "id/system/actor/note", got, []string{reqID, "sentry", "key:" + keyIDFor("reviewer"), "emailed their DPO"})
+				}
+			},
+		},
+		{
 			name:   "agent authorization document",
 			req:    req{method: "GET", path: "/v1/privacy-requests/" + reqID + "/documents/agent_authorization"},
 			denied: "auditor", reason: "may not perform requests.manage",

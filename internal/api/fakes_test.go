@@ -164,6 +164,8 @@ type RequestService struct {
 	ReportFn             func(ctx context.Context, id string) (dsar.Report, error)
 	RevealIdentitiesFn   func(ctx context.Context, id, actor string) ([]string, error)
 	OpenDocumentFn       func(ctx context.Context, id, kind, actor string) (dsar.Document, error)
+	RecipientsFn         func(ctx context.Context, id string) ([]dsar.Recipient, error)
+	RecipientToldFn      func(ctx context.Context, id, system, actor, note string) (dsar.Recipient, error)
 	ApproveFn            func(ctx context.Context, id, actor, note string) (dsar.Request, error)
 	DenyFn               func(ctx context.Context, id, actor, reason string) (dsar.Request, error)
 	ExtendFn             func(ctx context.Context, id, actor, reason string) (dsar.Request, error)
@@ -175,6 +177,42 @@ type RequestService struct {
 	RetryTaskFn          func(ctx context.Context, id, taskID, actor string) (dsar.Request, error)
 	CompleteManualTaskFn func(ctx context.Context, id, taskID, actor, note string) (dsar.Request, error)
 	AcknowledgeReviewFn  func(ctx context.Context, id, taskID, actor, note string) (dsar.Request, error)
+	ChallengeLoginFn     func(ctx context.Context, id, token string) (dsar.VerifyResult, error)
+	VerifyInvoiceFn      func(ctx context.Context, id, statusToken, ref string) (dsar.Request, error)
+	ReviewDocumentFn     func(ctx context.Context, id, kind, actor, note string) (dsar.Request, error)
+	ReleasePackageFn     func(ctx context.Context, id, actor, note string) (dsar.Request, error)
+}
+
+func (s *RequestService) ChallengeLogin(ctx context.Context, id, token string) (dsar.VerifyResult, error) {
+	s.calls.add("Requests.ChallengeLogin")
+	if s.ChallengeLoginFn == nil {
+		return dsar.VerifyResult{}, notStubbed("Requests.ChallengeLogin")
+	}
+	return s.ChallengeLoginFn(ctx, id, token)
+}
+
+func (s *RequestService) VerifyInvoice(ctx context.Context, id, statusToken, ref string) (dsar.Request, error) {
+	s.calls.add("Requests.VerifyInvoice")
+	if s.VerifyInvoiceFn == nil {
+		return dsar.Request{}, notStubbed("Requests.VerifyInvoice")
+	}
+	return s.VerifyInvoiceFn(ctx, id, statusToken, ref)
+}
+
+func (s *RequestService) ReviewDocument(ctx context.Context, id, kind, actor, note string) (dsar.Request, error) {
+	s.calls.add("Requests.ReviewDocument")
+	if s.ReviewDocumentFn == nil {
+		return dsar.Request{}, notStubbed("Requests.ReviewDocument")
+	}
+	return s.ReviewDocumentFn(ctx, id, kind, actor, note)
+}
+
+func (s *RequestService) ReleasePackage(ctx context.Context, id, actor, note string) (dsar.Request, error) {
+	s.calls.add("Requests.ReleasePackage")
+	if s.ReleasePackageFn == nil {
+		return dsar.Request{}, notStubbed("Requests.ReleasePackage")
+	}
+	return s.ReleasePackageFn(ctx, id, actor, note)
 }
 
 var _ api.RequestService = (*RequestService)(nil)
@@ -249,6 +287,22 @@ func (s *RequestService) OpenDocument(ctx context.Context, id, kind, actor strin
 		return dsar.Document{}, notStubbed("Requests.OpenDocument")
 	}
 	return s.OpenDocumentFn(ctx, id, kind, actor)
+}
+
+func (s *RequestService) Recipients(ctx context.Context, id string) ([]dsar.Recipient, error) {
+	s.calls.add("Requests.Recipients")
+	if s.RecipientsFn == nil {
+		return nil, notStubbed("Requests.Recipients")
+	}
+	return s.RecipientsFn(ctx, id)
+}
+
+func (s *RequestService) RecipientTold(ctx context.Context, id, system, actor, note string) (dsar.Recipient, error) {
+	s.calls.add("Requests.RecipientTold")
+	if s.RecipientToldFn == nil {
+		return dsar.Recipient{}, notStubbed("Requests.RecipientTold")
+	}
+	return s.RecipientToldFn(ctx, id, system, actor, note)
 }
 
 func (s *RequestService) Approve(ctx context.Context, id, actor, note string) (dsar.Request, error) {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -28,6 +29,8 @@ type RequestService interface {
 	Report(ctx context.Context, id string) (dsar.Report, error)
 	RevealIdentities(ctx context.Context, id, actor string) ([]string, error)
 	OpenDocument(ctx context.Context, id, kind, actor string) (dsar.Document, error)
+	Recipients(ctx context.Context, id string) ([]dsar.Recipient, error)
+	RecipientTold(ctx context.Context, id, system, actor, note string) (dsar.Recipient, error)
 	Approve(ctx context.Context, id, actor, note string) (dsar.Request, error)
 	Deny(ctx context.Context, id, actor, reason string) (dsar.Request, error)
 	Extend(ctx context.Context, id, actor, reason string) (dsar.Request, error)
@@ -39,6 +42,11 @@ type RequestService interface {
 	RetryTask(ctx context.Context, id, taskID, actor string) (dsar.Request, error)
 	CompleteManualTask(ctx context.Context, id, taskID, actor, note string) (dsar.Request, error)
 	AcknowledgeReview(ctx context.Context, id, taskID, actor, note string) (dsar.Request, error)
+	// Verification beyond the code and the package review (verification.go).
+	ChallengeLogin(ctx context.Context, id, token string) (dsar.VerifyResult, error)
+	VerifyInvoice(ctx context.Context, id, statusToken, ref string) (dsar.Request, error)
+	ReviewDocument(ctx context.Context, id, kind, actor, note string) (dsar.Request, error)
+	ReleasePackage(ctx context.Context, id, actor, note string) (dsar.Request, error)
 }
 
 // Request and task ids are canonical UUIDs; anything else names no request,
@@ -79,6 +87,10 @@ type createRequestBody struct {
 	IdentityVerified bool              `json:"identity_verified"`
 	Note             string            `json:"note"`
 	Agent            *dsar.Agent       `json:"agent"`
+	// VerificationLevel: the level a reviewer who verified the person
+	// reached; ChallengeLoginToken: the product's sign-in vouches.
+	VerificationLevel   string `json:"verification_level"`
+	ChallengeLoginToken string `json:"challenge_login_token"`
 }
 
 type createdResponse struct {
@@ -125,6 +137,7 @@ func (s *server) createRequest(c *fiber.Ctx) error {
 	out, err := s.Requests.Create(c.UserContext(), dsar.CreateInput{
 		Type: b.Type, Subject: subj, Region: b.Region, Channel: b.Channel, Language: b.Language, Product: b.Product, Changes: b.Changes,
 		InitData: b.InitData, IdentityAsserted: b.IdentityAsserted, IdentityVerified: b.IdentityVerified, Note: b.Note, Agent: b.Agent,
+		VerificationLevel: b.VerificationLevel, ChallengeLoginToken: b.ChallengeLoginToken,
 		Actor: "key:" + callerKey(c).ID, ClientIP: s.clientIP(c), CanAssert: canAssert, IsStaff: isStaff,
 	})
 	if err != nil {
@@ -464,6 +477,54 @@ func (s *server) completeTask(c *fiber.Ctx) error {
 		return s.Requests.CompleteManualTask(c.UserContext(), id, task, actor, b.Note)
 	})
 }
+
+// listRecipients lists who a rectification, erasure or restriction was
+// communicated to (GDPR Art. 19) and how.
+func (s *server) listRecipients(c *fiber.Ctx) error {
+	if err := s.authorize(c, "requests.read"); err != nil {
+		return err
+	}
+	id, err := requestID(c)
+	if err != nil {
+		return err
+	}
+	out, err := s.Requests.Recipients(c.UserContext(), id)
+	if err != nil {
+		return err
+	}
+	if out == nil {
+		out = []dsar.Recipient{}
+	}
+	return c.JSON(fiber.Map{"recipients": out})
+}
+
+// recipientTold records that staff told a recipient Steward could not
+// tell itself, or confirmed its reply: note required.
+func (s *server) recipientTold(c *fiber.Ctx) error {
+	var b reasonBody
+	if err := optionalBody(c, &b); err != nil {
+		return err
+	}
+	if err := s.authorize(c, "requests.manage"); err != nil {
+		return err
+	}
+	id, err := requestID(c)
+	if err != nil {
+		return err
+	}
+	system := c.Params("system")
+	if !systemIDRe.MatchString(system) {
+		return apperr.New(apperr.NotFound, "no pending notice to this recipient")
+	}
+	r, err := s.Requests.RecipientTold(c.UserContext(), id, strings.Clone(system), "key:"+callerKey(c).ID, b.Note)
+	if err != nil {
+		return err
+	}
+	return c.JSON(r)
+}
+
+// systemIDRe is a data-map system id.
+var systemIDRe = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
 
 // acknowledgeReview records that staff looked at a task's review items
 // (records the request reached but left alone because they are not the

@@ -100,6 +100,9 @@ type Deps struct {
 	// policy engine the consent service currently holds decides (so a
 	// reloaded bundle takes effect on the next request).
 	Authz Authorizer
+	// Webhooks manages outbound webhook endpoints; nil (or a nil pointer):
+	// the endpoints answer 404.
+	Webhooks WebhookEndpoints
 }
 
 // The feature packages' types are what `steward serve` wires in.
@@ -144,6 +147,9 @@ func New(cfg Config, d Deps) *fiber.App {
 	}
 	if isNilPointer(d.Notices) {
 		d.Notices = nil
+	}
+	if isNilPointer(d.Webhooks) {
+		d.Webhooks = nil
 	}
 	if isNilPointer(d.Authz) {
 		d.Authz = engineAuthorizer{d.Consent}
@@ -200,6 +206,8 @@ func New(cfg Config, d Deps) *fiber.App {
 	v1.Post("/privacy-requests/:id/verify", s.verifyRequest)
 	v1.Post("/privacy-requests/:id/verification-code", s.resendCode)
 	v1.Get("/privacy-requests/:id/status", s.requestStatus)
+	v1.Post("/privacy-requests/:id/verification/challenge-login", s.challengeLogin)
+	v1.Post("/privacy-requests/:id/verification/invoice", s.verifyInvoice)
 	// A person's export package: the signed, expiring link is the credential.
 	v1.Get("/exports/:token", s.downloadExport)
 	// Processors' webhooks: the signature over the body is the credential.
@@ -226,6 +234,10 @@ func New(cfg Config, d Deps) *fiber.App {
 	authed.Get("/privacy-requests/:id/package", s.downloadRequestPackage)
 	authed.Post("/privacy-requests/:id/identities", s.revealIdentities)
 	authed.Get("/privacy-requests/:id/documents/:kind", s.openDocument)
+	authed.Post("/privacy-requests/:id/documents/:kind/review", s.reviewDocument)
+	authed.Post("/privacy-requests/:id/release-package", s.releasePackage)
+	authed.Get("/privacy-requests/:id/recipients", s.listRecipients)
+	authed.Post("/privacy-requests/:id/recipients/:system/told", s.recipientTold)
 	authed.Post("/privacy-requests/:id/approve", s.approveRequest)
 	authed.Post("/privacy-requests/:id/deny", s.denyRequest)
 	authed.Post("/privacy-requests/:id/extend", s.extendRequest)
@@ -249,6 +261,12 @@ func New(cfg Config, d Deps) *fiber.App {
 	authed.Get("/restrictions", s.listRestrictions)
 	authed.Get("/restrictions/:id", s.getRestriction)
 	authed.Post("/restrictions/:id/lift", s.liftRestriction)
+	authed.Post("/webhooks/endpoints", s.createWebhookEndpoint)
+	authed.Get("/webhooks/endpoints", s.listWebhookEndpoints)
+	authed.Delete("/webhooks/endpoints/:id", s.deleteWebhookEndpoint)
+	authed.Post("/webhooks/endpoints/:id/rotate-secret", s.rotateWebhookSecret)
+	authed.Get("/webhooks/endpoints/:id/deliveries", s.listWebhookDeliveries)
+	authed.Post("/webhooks/deliveries/:id/replay", s.replayWebhookDelivery)
 	return app
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/robfig/cron/v3"
 
+	"github.com/steward-privacy/steward/internal/challengelogin"
 	"github.com/steward-privacy/steward/internal/policy"
 )
 
@@ -56,8 +57,21 @@ type Config struct {
 	StaffOIDC        *StaffOIDC
 	TelegramBotToken string
 	TelegramAPIURL   string
-	RequestWorkers   int
-	ReminderInterval time.Duration
+	// ChallengeLoginKeys are the products' shared secrets for
+	// challenge-login tokens (STEWARD_CHALLENGE_LOGIN_KEYS,
+	// "product:base64secret,..."; never logged); ChallengeLoginURLs where
+	// each product's signed-in page starts a challenge login
+	// (STEWARD_CHALLENGE_LOGIN_URLS, "product:https://...,..."), offered
+	// on the privacy center's second-factor page. InvoiceMaxAge is how
+	// recent a "recent invoice" is (STEWARD_INVOICE_MAX_AGE; 2160h).
+	ChallengeLoginKeys challengelogin.Keys
+	ChallengeLoginURLs map[string]string
+	InvoiceMaxAge      time.Duration
+	// WebhooksAllowLoopback accepts outbound webhook endpoints on loopback
+	// (http:// too) and lets the sender dial them: tests and the demo only.
+	WebhooksAllowLoopback bool
+	RequestWorkers        int
+	ReminderInterval      time.Duration
 	// RetentionSchedule is the cron expression (five fields, UTC) of the
 	// retention sweeps; "off" turns scheduled sweeps off (runs through the
 	// API and CLI still work).
@@ -122,7 +136,11 @@ var Vars = []Var{
 	{"STEWARD_STAFF_OIDC_CLIENT_SECRET", "", "Staff single sign-on: the client's secret (empty for a public client using PKCE alone). Never logged."},
 	{"STEWARD_STAFF_OIDC_REDIRECT_URL", "", "Staff single sign-on: the redirect URL registered at the provider; default: the console's, `<console origin>/console/signin/oidc/callback` (the origin of STEWARD_STAFF_URL, else STEWARD_PUBLIC_URL, else STEWARD_ADDR)."},
 	{"STEWARD_TELEGRAM_BOT_TOKEN", "", "The bot's token: verifies Telegram Mini App initData on bot requests, and lets the outbox send people who asked through the bot their acknowledgment, extension, denial and completion (with the download link) as bot messages. Empty refuses initData and tells bot users nothing (a warning is logged at start-up)."},
+	{"STEWARD_CHALLENGE_LOGIN_KEYS", "", "Challenge login: each product's shared secret for the short-lived tokens its signed-in backend issues to vouch for the person (product:base64secret, comma-separated, at least 32 bytes each; HS256). Empty: the method is not offered."},
+	{"STEWARD_CHALLENGE_LOGIN_URLS", "", "Where each product's signed-in page starts a challenge login for a request (product:https://..., comma-separated; the request id is added as ?request=); the privacy center's second-factor page links to it. A product needs a key too."},
+	{"STEWARD_INVOICE_MAX_AGE", "2160h", "How recent an invoice a person names as a second factor must be (recent invoice)."},
 	{"STEWARD_TELEGRAM_API_URL", "https://api.telegram.org", "Telegram Bot API base URL (`sendMessage` goes to `<url>/bot<token>/sendMessage`); a local Bot API server, or the demo's stand-in."},
+	{"STEWARD_WEBHOOKS_ALLOW_LOOPBACK", "false", "Accept outbound webhook endpoints on loopback addresses (`http://127.0.0.1:…` too) and let the sender reach them: for tests and the demo only. Private, link-local (cloud metadata) and reserved addresses are refused regardless (docs/webhooks.md)."},
 	{"STEWARD_REQUEST_WORKERS", "10", "Privacy-request tasks run at once per replica."},
 	{"STEWARD_REMINDER_INTERVAL", "15m", "How often the elected replica looks for requests needing a staff reminder."},
 	{"STEWARD_FILE_STORE", "file://./var/files", "Where files disclosed by access requests (uploads, generated images) are kept, each encrypted under its own key: a gocloud.dev/blob URL (`file:///abs/dir`, `s3://bucket?region=…`, `gs://…`, `azblob://…`). A relative `file://./dir` is resolved against the working directory."},
@@ -208,9 +226,42 @@ func Load(getenv func(string) string) (Config, error) {
 		return c, fmt.Errorf("STEWARD_STAFF_OIDC_ISSUER: required when any other STEWARD_STAFF_OIDC_* is set")
 	}
 	c.TelegramBotToken = get("STEWARD_TELEGRAM_BOT_TOKEN")
+	keys, kerr := challengelogin.ParseKeys(get("STEWARD_CHALLENGE_LOGIN_KEYS"))
+	if kerr != nil {
+		return c, fmt.Errorf("STEWARD_CHALLENGE_LOGIN_KEYS: %w", kerr)
+	}
+	c.ChallengeLoginKeys = keys
+	c.ChallengeLoginURLs = map[string]string{}
+	for _, part := range strings.Split(get("STEWARD_CHALLENGE_LOGIN_URLS"), ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		product, raw, _ := strings.Cut(part, ":")
+		if u, err := url.Parse(raw); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || product == "" {
+			return c, fmt.Errorf("STEWARD_CHALLENGE_LOGIN_URLS: want product:https://..., comma-separated")
+		}
+		if _, ok := c.ChallengeLoginKeys[product]; !ok {
+			return c, fmt.Errorf("STEWARD_CHALLENGE_LOGIN_URLS: %s has no key in STEWARD_CHALLENGE_LOGIN_KEYS", product)
+		}
+		c.ChallengeLoginURLs[product] = raw
+	}
+	if v := get("STEWARD_INVOICE_MAX_AGE"); v != "" {
+		d, derr := time.ParseDuration(v)
+		if derr != nil || d <= 0 {
+			return c, fmt.Errorf("STEWARD_INVOICE_MAX_AGE: want a duration such as 2160h (90 days)")
+		}
+		c.InvoiceMaxAge = d
+	}
 	c.TelegramAPIURL = get("STEWARD_TELEGRAM_API_URL")
 	if u, err := url.Parse(c.TelegramAPIURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return c, fmt.Errorf("STEWARD_TELEGRAM_API_URL: want an absolute http(s) URL such as https://api.telegram.org")
+	}
+	switch v := strings.ToLower(strings.TrimSpace(get("STEWARD_WEBHOOKS_ALLOW_LOOPBACK"))); v {
+	case "", "false", "0", "no":
+	case "true", "1", "yes":
+		c.WebhooksAllowLoopback = true
+	default:
+		return c, fmt.Errorf("STEWARD_WEBHOOKS_ALLOW_LOOPBACK: want true or false")
 	}
 	c.ConnectorsFile = get("STEWARD_CONNECTORS")
 	for _, o := range list(get("STEWARD_CORS_ORIGINS")) {

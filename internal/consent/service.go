@@ -62,6 +62,7 @@ type Service struct {
 	signer   ReceiptSigner
 	// publicURL is where people reach Steward (links to notice texts).
 	publicURL string
+	webhooks  WebhookQueue
 }
 
 // Options are the Service's optional collaborators.
@@ -79,6 +80,9 @@ type Options struct {
 	Signer ReceiptSigner
 	// PublicURL is Steward's public base URL, for links in messages.
 	PublicURL string
+	// Webhooks queues consent.changed for subscribed endpoints
+	// (*notify.Outbox); nil: none.
+	Webhooks WebhookQueue
 }
 
 // ReceiptSigner signs a consent receipt as a compact JWS (*receipt.Signer).
@@ -89,7 +93,7 @@ type ReceiptSigner interface {
 // NewService wires a consent service.
 func NewService(pool *pgxpool.Pool, kr *keyring.Keyring, policies Policies, clk clock.Clock, log *slog.Logger, cache *Cache, opts Options) *Service {
 	return &Service{pool: pool, kr: kr, policies: policies, clock: clk, log: log, cache: cache, unsub: opts.Unsubscriber, onGPC: opts.OnGPC,
-		notifier: opts.Notifier, audit: opts.Audit, signer: opts.Signer, publicURL: normalizePublicURL(opts.PublicURL)}
+		notifier: opts.Notifier, audit: opts.Audit, signer: opts.Signer, publicURL: normalizePublicURL(opts.PublicURL), webhooks: opts.Webhooks}
 }
 
 // Engine is the policy engine in force now.
@@ -250,6 +254,9 @@ func (s *Service) Record(ctx context.Context, in RecordInput) (Event, error) {
 			ev.IPHash = hex.EncodeToString(ipHash)
 		}
 		if err := insertEvent(ctx, tx, subj.id, ev, ipHash); err != nil {
+			return err
+		}
+		if err := s.emitChanged(ctx, tx, in.Subject, ev); err != nil {
 			return err
 		}
 		// A withdrawal, or a refusal of something previously granted, must

@@ -403,6 +403,9 @@ func (s *Service) checkCompletion(ctx context.Context, tx pgx.Tx, r *Request) er
 			return err
 		}
 	}
+	if err := s.notifyRecipients(ctx, tx, r); err != nil {
+		return err
+	}
 	return s.complete(ctx, tx, r, data)
 }
 

@@ -50,6 +50,15 @@ type CreateInput struct {
 	// identity themselves (how goes in the note).
 	Note             string
 	IdentityVerified bool
+	// VerificationLevel is the level a reviewer who verified the identity
+	// states they reached (none, reasonable, high, account_login); empty:
+	// the level the policy asks for. A lower one than the policy's is
+	// refused: the reviewer verifies further or leaves it to the person.
+	VerificationLevel string
+	// ChallengeLoginToken: the product's signed-in backend asserts the
+	// person (a web or bot request; challengelogin), verifying the request
+	// at intake without a code.
+	ChallengeLoginToken string
 	// Agent channel: the agent, and their signed authorization as an
 	// uploaded document (stored sealed) or a reference to one staff hold.
 	Agent         *Agent
@@ -137,6 +146,7 @@ func (in *CreateInput) validate(s *Service) error {
 			if !in.CanAssert {
 				return apperr.New(apperr.Forbidden, "this key may not assert a verified Telegram identity")
 			}
+		case in.ChallengeLoginToken != "":
 		default:
 			return apperr.Field("init_data", "a bot request needs Telegram Mini App initData, or identity_asserted from the bot's backend")
 		}
@@ -175,6 +185,14 @@ func (in *CreateInput) validate(s *Service) error {
 	}
 	if in.Channel != ChannelBot && (in.InitData != "" || in.IdentityAsserted) {
 		return apperr.Field("init_data", "only bot requests carry Telegram identity proof")
+	}
+	if in.VerificationLevel != "" {
+		if _, ok := ParseLevel(in.VerificationLevel); !ok || !in.IdentityVerified {
+			return apperr.Field("verification_level", "none, reasonable, high or account_login, with identity_verified")
+		}
+	}
+	if in.ChallengeLoginToken != "" && in.Channel != ChannelWeb && in.Channel != ChannelBot {
+		return apperr.Field("challenge_login_token", "only a web or bot request is verified by the product's sign-in")
 	}
 	if in.Channel != ChannelStaff && in.IdentityVerified {
 		return apperr.Field("identity_verified", "only a reviewer entering a request can vouch for the identity")
@@ -311,10 +329,14 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (Created, error) {
 	}
 	id := uuid.NewString()
 	token, tokenH := newStatusToken()
-	verifiedNow := in.Channel == ChannelBot || (in.Channel == ChannelStaff && in.IdentityVerified)
-	verification := map[string]string{ChannelBot: "telegram", ChannelStaff: "staff", ChannelWeb: "email_code", ChannelAgent: "email_code"}[in.Channel]
-	if in.Channel == ChannelBot && in.InitData == "" {
-		verification = "telegram_asserted"
+	step, err := firstStep(in, Level(dl.Verification))
+	if err != nil {
+		return Created{}, err
+	}
+	verifiedNow := step != nil
+	verification := MethodEmailCode
+	if step != nil {
+		verification = step.Method
 	}
 	var contact string
 	if in.Subject.Type == identity.Email {
@@ -380,6 +402,15 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (Created, error) {
 			out = Created{Request: r, Existing: true}
 			return nil
 		}
+		if _, err := tx.Exec(ctx, `UPDATE privacy_requests SET verification_required = $2, package_review_required = $3 WHERE id = $1`,
+			id, dl.Verification, dl.PackageReview); err != nil {
+			return fmt.Errorf("dsar: record verification level: %w", err)
+		}
+		if in.ChallengeLoginToken != "" {
+			if err := s.verifyChallengeToken(ctx, tx, in.ChallengeLoginToken, in.Product, "", in.Subject); err != nil {
+				return err
+			}
+		}
 		if err := s.storeIdentity(ctx, tx, id, in.Subject, SourceGiven); err != nil {
 			return err
 		}
@@ -398,8 +429,19 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (Created, error) {
 			return err
 		}
 		if verifiedNow {
-			if err := s.verified(ctx, tx, &r, in.Actor, verification); err != nil {
+			step.Actor = in.Actor
+			done, err := s.addVerification(ctx, tx, &r, *step)
+			if err != nil {
 				return err
+			}
+			if !done {
+				// A first factor that does not reach the policy's level
+				// (a bot request where the policy asks for account_login):
+				// the request waits for a second one.
+				if err := s.move(ctx, tx, &r, AskVerification, in.Actor, "", nil); err != nil {
+					return err
+				}
+				r.setDerived()
 			}
 		} else {
 			if err := s.move(ctx, tx, &r, AskVerification, in.Actor, "", nil); err != nil {
@@ -438,6 +480,9 @@ func (s *Service) storeIdentity(ctx context.Context, tx pgx.Tx, requestID string
 // verified moves a request to verified, acknowledges it to the person and
 // queues its planning, all in tx.
 func (s *Service) verified(ctx context.Context, tx pgx.Tx, r *Request, actor, method string) error {
+	if err := checkLevel(r); err != nil {
+		return err
+	}
 	if err := s.move(ctx, tx, r, Verify, actor, "", map[string]any{"method": method}); err != nil {
 		return err
 	}
@@ -543,6 +588,9 @@ func (s *Service) Verify(ctx context.Context, id, code string) (VerifyResult, er
 		if r.Status != IdentityPending {
 			return apperr.New(apperr.Conflict, "this request is not waiting for a verification code (it is %s)", strings.ReplaceAll(string(r.Status), "_", " "))
 		}
+		if r.AwaitingSecondFactor {
+			return errSecondFactor
+		}
 		ok, fail, det, err := s.consumeCode(ctx, tx, id, code)
 		if err != nil {
 			return err
@@ -559,7 +607,9 @@ func (s *Service) Verify(ctx context.Context, id, code string) (VerifyResult, er
 		if _, err := tx.Exec(ctx, `UPDATE privacy_requests SET status_token_hash = $2 WHERE id = $1`, id, th); err != nil {
 			return fmt.Errorf("dsar: rotate status token: %w", err)
 		}
-		if err := s.verified(ctx, tx, &r, actorSystem, r.Verification); err != nil {
+		// The code reaches "reasonable": where the policy asks for more,
+		// the request waits for a second factor (verification.go).
+		if _, err := s.addVerification(ctx, tx, &r, VerificationStep{Method: MethodEmailCode, Level: LevelReasonable, Actor: actorSystem}); err != nil {
 			return err
 		}
 		out = VerifyResult{Request: r, StatusToken: token}
@@ -580,6 +630,9 @@ func (s *Service) ResendCode(ctx context.Context, id, ip string) error {
 	return s.sendCodeFor(ctx, id, ip, func(r Request) error {
 		if r.Status != IdentityPending {
 			return apperr.New(apperr.Conflict, "this request is not waiting for a verification code (it is %s)", strings.ReplaceAll(string(r.Status), "_", " "))
+		}
+		if r.AwaitingSecondFactor {
+			return errSecondFactor
 		}
 		return nil
 	})
@@ -644,15 +697,17 @@ func (s *Service) Status(ctx context.Context, id, token string) (PublicStatus, e
 	var linkKID *string
 	var link []byte
 	var linkExpires *time.Time
+	var vr Request // the verification columns, for setDerived
 	err := s.Pool.QueryRow(ctx, `
 		SELECT r.id::text, r.type, r.status, r.received_at, r.due_at, r.extended_at IS NOT NULL, coalesce(r.extension_reason, ''),
 		       coalesce(r.deny_reason, ''), r.completed_at,
 		       (SELECT count(*) FROM privacy_request_tasks t WHERE t.request_id = r.id AND t.status IN ('succeeded', 'canceled')),
 		       (SELECT count(*) FROM privacy_request_tasks t WHERE t.request_id = r.id),
-		       r.package_link_kid, r.package_link, r.package_expires
+		       CASE WHEN r.package_held_at IS NULL OR r.package_released_at IS NOT NULL THEN r.package_link_kid END, r.package_link, r.package_expires,
+		       coalesce(r.verification_required, ''), coalesce(r.verification_level, ''), r.verification_methods, coalesce(r.product, '')
 		FROM privacy_requests r WHERE r.id = $1 AND r.status_token_hash = $2`, id, tokenHash(token)).Scan(
 		&p.ID, &p.Type, &status, &p.ReceivedAt, &p.DueAt, &p.Extended, &p.ExtensionReason, &p.DenyReason, &p.CompletedAt, &p.TasksDone, &p.TasksTotal,
-		&linkKID, &link, &linkExpires)
+		&linkKID, &link, &linkExpires, &vr.VerificationRequired, &vr.VerificationLevel, &vr.VerificationMethods, &p.Product)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return p, errNotFound
 	}
@@ -661,6 +716,11 @@ func (s *Service) Status(ctx context.Context, id, token string) (PublicStatus, e
 	}
 	p.Status = Status(status)
 	p.ReceivedAt, p.DueAt = p.ReceivedAt.UTC(), p.DueAt.UTC()
+	vr.Status = p.Status
+	vr.setDerived()
+	if vr.AwaitingSecondFactor {
+		p.AwaitingSecondFactor, p.SecondFactors = true, s.SecondFactors(p.Product)
+	}
 	if linkKID != nil && linkExpires != nil && s.Clock.Now().Before(*linkExpires) {
 		var url string
 		if err := s.open(p.ID, "package_link", *linkKID, link, &url); err != nil {
@@ -669,5 +729,51 @@ func (s *Service) Status(ctx context.Context, id, token string) (PublicStatus, e
 		exp := linkExpires.UTC()
 		p.DownloadURL, p.DownloadExpires = url, &exp
 	}
+	// Who was told of the change (GDPR Art. 19: the person may ask).
+	recips, err := s.recipients(ctx, s.Pool, p.ID)
+	if err != nil {
+		return p, err
+	}
+	for _, r := range recips {
+		p.Recipients = append(p.Recipients, PublicRecipient{Name: r.Name, Told: r.Status != "pending"})
+	}
 	return p, nil
+}
+
+var errSecondFactor = apperr.New(apperr.Conflict, "the code was confirmed; this request now waits for a second step of verification (a recent invoice, signing in to your account, or staff review of a signed instruction)")
+
+// firstStep is the verification a request brings with it at intake, or nil
+// when it waits for the emailed code: a bot request (Telegram vouches), a
+// staff-verified one (at the level the reviewer states), one with a
+// challenge-login token (checked in the transaction), and a web request
+// for which the policy asks for no verification at all (an opt-out, Cal.
+// Code Regs. tit. 11 §7026: the email address is then only where to tell
+// the person). An agent's request always waits for the person's code.
+func firstStep(in CreateInput, required Level) (*VerificationStep, error) {
+	if _, ok := ParseLevel(string(required)); !ok {
+		required = LevelReasonable
+	}
+	switch {
+	case in.ChallengeLoginToken != "":
+		return &VerificationStep{Method: MethodChallengeLogin, Level: LevelAccountLogin}, nil
+	case in.Channel == ChannelBot && in.InitData != "":
+		return &VerificationStep{Method: MethodTelegram, Level: LevelHigh}, nil
+	case in.Channel == ChannelBot:
+		return &VerificationStep{Method: MethodTelegramAsserted, Level: LevelHigh}, nil
+	case in.Channel == ChannelStaff && in.IdentityVerified:
+		l := required
+		if in.VerificationLevel != "" {
+			l = Level(in.VerificationLevel)
+		}
+		if !l.AtLeast(required) {
+			return nil, apperr.Field("verification_level", "the policy asks for %q for this request; verify to that level or leave it to the person (no identity_verified)", required)
+		}
+		if l == LevelNone {
+			l = LevelReasonable // a reviewer who verified reached at least this
+		}
+		return &VerificationStep{Method: MethodStaff, Level: l}, nil
+	case in.Channel == ChannelWeb && required == LevelNone:
+		return &VerificationStep{Method: MethodNone, Level: LevelNone}, nil
+	}
+	return nil, nil
 }

@@ -11,8 +11,10 @@ import (
 
 	"github.com/steward-privacy/steward/connectors"
 	"github.com/steward-privacy/steward/identity"
+	"github.com/steward-privacy/steward/internal/apperr"
 	"github.com/steward-privacy/steward/internal/consent"
 	"github.com/steward-privacy/steward/internal/exportpkg"
+	"github.com/steward-privacy/steward/internal/restrictions"
 )
 
 // Steward's own records of a person take part in their requests like any
@@ -34,6 +36,7 @@ type ConsentLedger interface {
 // answers with (*restrictions.Ledger).
 type RestrictionLedger interface {
 	RestrictSubjects(ctx context.Context, requestID string, subjects []identity.Subject) (bool, error)
+	LiftSubjects(ctx context.Context, subjects []identity.Subject, actor, reason string) ([]restrictions.Restriction, error)
 }
 
 // LedgerArgs is the job that applies a request to Steward's own ledgers
@@ -199,6 +202,59 @@ func (s *Service) consentRecords(ctx context.Context, requestID string, in *expo
 			Record: connectors.Record{Dataset: "consent_events", Key: e.ID, Fields: fields}})
 	}
 	return nil
+}
+
+// LiftRestrictionByPerson lifts the restriction the person's own completed
+// restriction request set, on their word (the restriction was theirs to
+// ask for, and GDPR Art. 18 lets it end when they no longer want it; staff
+// lift with a reason through the restrictions API). The status token
+// proves it is them. It returns how many restriction rows were lifted.
+// Rows connectors flagged in the product's own tables stay flagged: lifting
+// there is staff's (a limit docs/privacy-requests.md states).
+func (s *Service) LiftRestrictionByPerson(ctx context.Context, id, token string) (int, error) {
+	if !ValidID(id) {
+		return 0, errNotFound
+	}
+	if s.Restrictions == nil {
+		return 0, apperr.New(apperr.Conflict, "restrictions are not recorded by this service")
+	}
+	var actor string
+	var subjects []identity.Subject
+	_, err := s.act(ctx, id, func(tx pgx.Tx, r *Request) error {
+		if err := s.checkToken(ctx, tx, id, token); err != nil {
+			return err
+		}
+		if r.Type != "restriction" || r.Status != Completed {
+			return apperr.New(apperr.Conflict, "only a completed restriction request can be lifted")
+		}
+		var lifted bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM privacy_request_events WHERE request_id = $1 AND event = 'restriction_lifted')`, id).Scan(&lifted); err != nil {
+			return fmt.Errorf("dsar: check lifted: %w", err)
+		}
+		if lifted {
+			return apperr.New(apperr.Conflict, "this restriction was already lifted")
+		}
+		var err error
+		if actor, err = s.personActor(ctx, tx, id); err != nil {
+			return err
+		}
+		found, err := s.identities(ctx, tx, id)
+		for _, f := range found {
+			subjects = append(subjects, f.subj)
+		}
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	rows, err := s.Restrictions.LiftSubjects(ctx, subjects, actor, "lifted at the person's request")
+	if err != nil {
+		return 0, fmt.Errorf("dsar: lift the restriction: %w", err)
+	}
+	err = s.tx(ctx, func(tx pgx.Tx) error {
+		return s.event(ctx, tx, id, "restriction_lifted", "", "", actor, "", map[string]any{"rows": len(rows)})
+	})
+	return len(rows), err
 }
 
 // forgetConsent erases the person from the consent ledger as their

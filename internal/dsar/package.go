@@ -231,12 +231,15 @@ func (s *Service) queuePackage(ctx context.Context, tx pgx.Tx, r *Request) error
 
 func (s *Service) buildPackage(ctx context.Context, a PackageArgs) error {
 	var status Status
-	if err := s.Pool.QueryRow(ctx, `SELECT status FROM privacy_requests WHERE id = $1`, a.RequestID).Scan(&status); err != nil {
+	var held bool
+	if err := s.Pool.QueryRow(ctx, `SELECT status, package_held_at IS NOT NULL FROM privacy_requests WHERE id = $1`, a.RequestID).Scan(&status, &held); err != nil {
 		return fmt.Errorf("dsar: load request: %w", err)
 	}
-	switch status {
-	case InProgress:
-	case Paused:
+	switch {
+	case held:
+		return nil // built and held for review by an earlier run (release.go)
+	case status == InProgress:
+	case status == Paused:
 		return river.JobSnooze(time.Minute) // built once resumed
 	default:
 		return nil // canceled, or completed by an earlier run of this job
@@ -277,6 +280,11 @@ func (s *Service) buildPackage(ctx context.Context, a PackageArgs) error {
 		}
 		if note != "" {
 			data["summary"] = note
+		}
+		// Policy may hold the package for a reviewer (release.go): the
+		// person is sent the link when it is released.
+		if held, err := s.holdPackage(ctx, tx, &r); held || err != nil {
+			return err
 		}
 		return s.complete(ctx, tx, &r, data)
 	})

@@ -86,7 +86,7 @@ func (s *Service) SendAccessCode(ctx context.Context, id, ip string) error {
 		return errNotFound
 	}
 	return s.sendCodeFor(ctx, id, ip, func(r Request) error {
-		if r.Status == IdentityPending {
+		if r.Status == IdentityPending && !r.AwaitingSecondFactor {
 			return apperr.New(apperr.Conflict, "this request is waiting for its verification code: enter that code")
 		}
 		return nil
@@ -112,7 +112,7 @@ func (s *Service) VerifyAccess(ctx context.Context, id, code string) (string, er
 		if err != nil {
 			return err
 		}
-		if r.Status == IdentityPending {
+		if r.Status == IdentityPending && !r.AwaitingSecondFactor {
 			return apperr.New(apperr.Conflict, "this request is waiting for its verification code: enter that code")
 		}
 		ok, fail, det, err := s.consumeCode(ctx, tx, id, code)
@@ -212,6 +212,7 @@ type PublicEvent struct {
 // task details and reviews stay on the staff side.
 var personEvents = map[string]string{
 	"received": "received", "verification_sent": "verification_sent", "extended": "extended",
+	"recipients_notified": "recipients_notified", "restriction_lifted": "restriction_lifted",
 }
 
 var personMoves = map[Status]string{

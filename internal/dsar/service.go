@@ -19,6 +19,7 @@ import (
 	"github.com/steward-privacy/steward/connectors"
 	"github.com/steward-privacy/steward/internal/apperr"
 	"github.com/steward-privacy/steward/internal/audit"
+	"github.com/steward-privacy/steward/internal/challengelogin"
 	"github.com/steward-privacy/steward/internal/clock"
 	"github.com/steward-privacy/steward/internal/exports"
 	"github.com/steward-privacy/steward/internal/jobs"
@@ -54,6 +55,13 @@ type Config struct {
 	StaffURL         string        // the staff console's request page (link in reminders)
 	StaffEmail       string        // reminders go here; empty: none are sent
 	ExportLinkBase   string        // download links are this followed by the token (config.Config.ExportLinkBase)
+
+	// ChallengeLoginKeys are the products' shared secrets for challenge-login
+	// tokens (STEWARD_CHALLENGE_LOGIN_KEYS); a product without one is not
+	// offered the method.
+	ChallengeLoginKeys challengelogin.Keys
+	InvoiceMaxAge      time.Duration // how recent a "recent invoice" is; 90 days
+	InvoiceAttempts    int           // wrong invoice references before the method is void for the request; 5
 }
 
 func (c Config) withDefaults() Config {
@@ -74,6 +82,8 @@ func (c Config) withDefaults() Config {
 	def(&c.SendWindow, time.Hour)
 	defi(&c.Workers, 10)
 	def(&c.InitDataMaxAge, 24*time.Hour)
+	def(&c.InvoiceMaxAge, 90*24*time.Hour)
+	defi(&c.InvoiceAttempts, 5)
 	return c
 }
 
@@ -233,12 +243,13 @@ func (s *Service) move(ctx context.Context, tx pgx.Tx, r *Request, ev Event, act
 	if err := s.event(ctx, tx, r.ID, string(ev), string(r.Status), string(next), actor, note, details); err != nil {
 		return err
 	}
+	from := r.Status
 	r.Status = next
 	r.PausedFrom, r.PauseReason = "", ""
 	if pausedFrom != nil {
 		r.PausedFrom, r.PauseReason = Status(*pausedFrom), note
 	}
-	return nil
+	return s.emitStatusChanged(ctx, tx, r, ev, from)
 }
 
 // event writes a timeline entry and its audit event. Free text (a staff
@@ -291,7 +302,8 @@ const requestColumns = `id::text, type, status, coalesce(paused_from, ''), chann
 		WHERE e.request_id = privacy_requests.id AND e.event = 'pause' ORDER BY e.id DESC LIMIT 1), '') ELSE '' END,
 	(SELECT coalesce(sum(t.review_items), 0)::integer FROM privacy_request_tasks t
 		WHERE t.request_id = privacy_requests.id AND t.review_items > 0 AND t.review_acknowledged_at IS NULL),
-	coalesce(product, '')`
+	coalesce(product, ''), coalesce(verification_required, ''), coalesce(verification_level, ''), verification_methods,
+	package_review_required, package_held_at IS NOT NULL AND package_released_at IS NULL`
 
 func scanRequest(row pgx.Row, now time.Time) (Request, error) {
 	var r Request
@@ -299,7 +311,8 @@ func scanRequest(row pgx.Row, now time.Time) (Request, error) {
 	err := row.Scan(&r.ID, &r.Type, &status, &paused, &r.Channel, &r.Language, &r.Region, &r.Regime, &r.SubjectKind,
 		&r.ReceivedAt, &r.DueAt, &r.OriginalDueAt, &r.AcknowledgeBy, &r.ExtendableUntil, &r.ExtendNoticeBy, &r.Extended,
 		&r.ExtensionReason, &r.VerifiedAt, &r.Verification, &r.ApprovalRequired, &r.ApprovalRule,
-		&r.PlannedAt, &r.PlanError, &r.DenyReason, &r.FailureReason, &r.CompletedAt, &r.planRun, &r.PauseReason, &r.ReviewItems, &r.Product)
+		&r.PlannedAt, &r.PlanError, &r.DenyReason, &r.FailureReason, &r.CompletedAt, &r.planRun, &r.PauseReason, &r.ReviewItems, &r.Product,
+		&r.VerificationRequired, &r.VerificationLevel, &r.VerificationMethods, &r.PackageReview, &r.PackageHeld)
 	if err != nil {
 		return r, err
 	}
@@ -308,6 +321,7 @@ func scanRequest(row pgx.Row, now time.Time) (Request, error) {
 		*t = t.UTC()
 	}
 	r.Overdue = !r.Status.Final() && now.After(r.DueAt)
+	r.setDerived()
 	return r, nil
 }
 

@@ -412,7 +412,7 @@ func TestAccessRequestWebLifecycle(t *testing.T) {
 	for _, e := range d.Timeline {
 		events = append(events, e.Event)
 	}
-	want := "received ask_verification verification_sent verification_failed verify planned approve start"
+	want := "received ask_verification verification_sent verification_failed verification_step verify planned approve start"
 	if events[len(events)-2] != "manual_task_completed" && events[len(events)-2] != "task_succeeded" {
 		t.Errorf("completion not preceded by the last task: %v", events)
 	}

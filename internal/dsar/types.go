@@ -59,21 +59,36 @@ type Request struct {
 	Channel     string `json:"channel"`
 	// Product is the bundle's product the request was made for; empty for
 	// requests made before products were recorded.
-	Product          string     `json:"product,omitempty"`
-	Language         string     `json:"language"`
-	Region           string     `json:"region"`
-	Regime           string     `json:"regime"`
-	SubjectKind      string     `json:"subject_kind"`
-	ReceivedAt       time.Time  `json:"received_at"`
-	DueAt            time.Time  `json:"due_at"`
-	OriginalDueAt    time.Time  `json:"original_due_at"`
-	AcknowledgeBy    *time.Time `json:"acknowledge_by,omitempty"`
-	ExtendableUntil  *time.Time `json:"extendable_until,omitempty"`
-	ExtendNoticeBy   *time.Time `json:"extension_notice_by,omitempty"`
-	Extended         bool       `json:"extended"`
-	ExtensionReason  string     `json:"extension_reason,omitempty"`
-	VerifiedAt       *time.Time `json:"verified_at,omitempty"`
-	Verification     string     `json:"verification,omitempty"`
+	Product         string     `json:"product,omitempty"`
+	Language        string     `json:"language"`
+	Region          string     `json:"region"`
+	Regime          string     `json:"regime"`
+	SubjectKind     string     `json:"subject_kind"`
+	ReceivedAt      time.Time  `json:"received_at"`
+	DueAt           time.Time  `json:"due_at"`
+	OriginalDueAt   time.Time  `json:"original_due_at"`
+	AcknowledgeBy   *time.Time `json:"acknowledge_by,omitempty"`
+	ExtendableUntil *time.Time `json:"extendable_until,omitempty"`
+	ExtendNoticeBy  *time.Time `json:"extension_notice_by,omitempty"`
+	Extended        bool       `json:"extended"`
+	ExtensionReason string     `json:"extension_reason,omitempty"`
+	VerifiedAt      *time.Time `json:"verified_at,omitempty"`
+	Verification    string     `json:"verification,omitempty"`
+	// VerificationRequired is the level the policy asked for at intake
+	// (deadlines.rego "verification"), VerificationLevel the level the
+	// methods used so far reached, VerificationMethods those methods.
+	// AwaitingSecondFactor: the first factor (the email code) passed but
+	// the level is not reached yet, so the request waits in
+	// identity_pending for a second one (verification.go).
+	VerificationRequired string             `json:"verification_required,omitempty"`
+	VerificationLevel    string             `json:"verification_level,omitempty"`
+	VerificationMethods  []VerificationStep `json:"verification_methods,omitempty"`
+	AwaitingSecondFactor bool               `json:"awaiting_second_factor,omitempty"`
+	// PackageReview: policy holds the access or export package for a
+	// reviewer (deadlines.rego package_review); PackageHeld: it is built
+	// and waits for release-package before the person gets the link.
+	PackageReview    bool       `json:"package_review,omitempty"`
+	PackageHeld      bool       `json:"package_held,omitempty"`
 	ApprovalRequired *bool      `json:"approval_required,omitempty"`
 	ApprovalRule     string     `json:"approval_rule,omitempty"`
 	PlannedAt        *time.Time `json:"planned_at,omitempty"`
@@ -241,4 +256,19 @@ type PublicStatus struct {
 	// token proves it is the person asking.
 	DownloadURL     string     `json:"download_url,omitempty"`
 	DownloadExpires *time.Time `json:"download_expires,omitempty"`
+	// AwaitingSecondFactor: the code was confirmed and the policy asks for
+	// more; SecondFactors are the methods the person can use
+	// (recent_invoice, challenge_login; verification.go).
+	AwaitingSecondFactor bool     `json:"awaiting_second_factor,omitempty"`
+	SecondFactors        []string `json:"second_factors,omitempty"`
+	Product              string   `json:"product,omitempty"`
+	// Recipients are the organisations the change was communicated to
+	// (GDPR Art. 19), by name, and whether that is done.
+	Recipients []PublicRecipient `json:"recipients,omitempty"`
+}
+
+// PublicRecipient is what the person sees of an Art. 19 notification.
+type PublicRecipient struct {
+	Name string `json:"name"`
+	Told bool   `json:"told"`
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"io/fs"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -19,8 +20,10 @@ import (
 	"github.com/steward-privacy/steward/identity"
 	"github.com/steward-privacy/steward/internal/apperr"
 	"github.com/steward-privacy/steward/internal/dsar"
+	"github.com/steward-privacy/steward/internal/policy"
 	"github.com/steward-privacy/steward/internal/subjects"
 	"github.com/steward-privacy/steward/internal/telegram"
+	"github.com/steward-privacy/steward/policies"
 )
 
 // botRequest is a bot request whose Telegram identity the bot's backend
@@ -348,8 +351,11 @@ func TestAgentRequestIsConfirmedByTheSubject(t *testing.T) {
 	r := newRig(t, rigOpts{})
 	ctx := context.Background()
 	r.seedWebUser("bob@example.com", "u-2", "")
+	// An erasure (a reasonable degree of certainty under Cal. Code Regs.
+	// tit. 11 §7062(d)): an agent's CCPA access request also needs a second
+	// factor after the code (TestVerificationLevelIsEnforced).
 	c, err := r.svc.Create(ctx, dsar.CreateInput{
-		Type: "access", Subject: identity.MustParse("email:bob@example.com"), Region: "US-CA", Channel: dsar.ChannelAgent,
+		Type: "erasure", Subject: identity.MustParse("email:bob@example.com"), Region: "US-CA", Channel: dsar.ChannelAgent,
 		Agent: &dsar.Agent{Name: "Privacy Agents LLC", Email: "requests@agents.example.com", AuthorizationRef: "POA-2027-001"},
 		Actor: "key:frontend", ClientIP: "198.51.100.8",
 	})
@@ -363,8 +369,8 @@ func TestAgentRequestIsConfirmedByTheSubject(t *testing.T) {
 	if _, err := r.svc.Verify(ctx, c.Request.ID, code); err != nil {
 		t.Fatal(err)
 	}
-	// Even an access request waits for a reviewer when an agent makes it
-	// (CCPA Regs. §7063(a): the agent's signed permission is checked).
+	// An agent's request waits for a reviewer (CCPA Regs. §7063(a): the
+	// agent's signed permission is checked).
 	if w := r.wait(c.Request.ID, dsar.AwaitingApproval); w.ApprovalRule != "approval_agent" {
 		t.Fatalf("approval rule %q", w.ApprovalRule)
 	}
@@ -440,10 +446,19 @@ func TestAgentAuthorizationDocument(t *testing.T) {
 	if d.Agent == nil || !strings.Contains(d.Agent.AuthorizationRef, hex.EncodeToString(sum[:])) {
 		t.Errorf("authorization ref %+v does not name the uploaded document", d.Agent)
 	}
-	if _, err := r.svc.Verify(ctx, id, r.code("carol@example.com")); err != nil {
+	v, err := r.svc.Verify(ctx, id, r.code("carol@example.com"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	r.wait(id, dsar.AwaitingApproval)
+	// A CCPA access request asks for a high degree of certainty (Cal. Code
+	// Regs. tit. 11 §7062(c)): the code alone is not enough; staff's
+	// review of the signed instruction is the second factor.
+	if !v.Request.AwaitingSecondFactor {
+		t.Fatalf("verified by the code alone: %s", v.Request.Status)
+	}
+	if _, err := r.svc.ReviewDocument(ctx, id, dsar.DocAgentAuthorization, "key:reviewer", "unread"); !isCode(err, apperr.Conflict) {
+		t.Fatalf("reviewed before it was opened: %v", err)
+	}
 	if _, err := r.svc.Approve(ctx, id, "key:reviewer", "fine"); !isCode(err, apperr.Conflict) {
 		t.Fatalf("approved before the authorization was opened: %v", err)
 	}
@@ -457,6 +472,10 @@ func TestAgentAuthorizationDocument(t *testing.T) {
 	if n := r.count(`SELECT count(*) FROM privacy_request_events WHERE request_id = '` + id + `' AND event = 'document_opened' AND actor = 'key:reviewer'`); n != 1 {
 		t.Errorf("%d document_opened events, want 1", n)
 	}
+	if _, err := r.svc.ReviewDocument(ctx, id, dsar.DocAgentAuthorization, "key:reviewer", "signed by Carol; scope: access"); err != nil {
+		t.Fatal(err)
+	}
+	r.wait(id, dsar.AwaitingApproval)
 	if _, err := r.svc.Approve(ctx, id, "key:reviewer", "authorization checked"); err != nil {
 		t.Fatalf("approve after review: %v", err)
 	}
@@ -611,5 +630,100 @@ func TestDuplicateAcrossIdentities(t *testing.T) {
 	}
 	if n := r.count(`SELECT count(*) FROM privacy_requests WHERE type = 'erasure'`); n != 3 {
 		t.Errorf("%d erasure requests, want 3 (dora, eve, the stranger)", n)
+	}
+}
+
+// GDPR Art. 19: a completed erasure is communicated to every recipient of
+// the person's data, and the person may learn who they were. With the
+// bundle's map, every recipient a bot erasure reaches is told by the
+// request's own tasks; two recipients its data was sent to but the plan
+// does not reach (patched in: tg_users → resend, crisp) are told by email
+// to the processor's privacy contact (resend) or wait for staff (crisp).
+func TestRecipientsAreTold(t *testing.T) {
+	t.Parallel()
+	raw, err := fs.ReadFile(policies.FS, "data/datamap.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := strings.Replace(string(raw), "    processor: Resend\n", "    processor: Resend\n    privacy_contact: privacy@resend.example\n", 1)
+	m = strings.Replace(m, "        timestamp: created_at\n        purpose: bot_service\n        retention: account\n",
+		"        timestamp: created_at\n        purpose: bot_service\n        retention: account\n        recipients: [resend, crisp]\n", 1)
+	if !strings.Contains(m, "privacy_contact: privacy@resend.example") || !strings.Contains(m, "recipients: [resend, crisp]") {
+		t.Fatal("the data map patch did not apply")
+	}
+	e, err := policy.Load(context.Background(), replaceDataMap(policies.FS, m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, rigOpts{engine: e})
+	ctx := context.Background()
+	c, err := r.svc.Create(ctx, dsar.CreateInput{Type: "erasure", Subject: identity.MustParse("tg:900950"), Region: "DE", Channel: dsar.ChannelBot,
+		IdentityAsserted: true, CanAssert: true, Actor: "key:bot"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := c.Request.ID
+	r.wait(id, dsar.AwaitingApproval)
+	if _, err := r.svc.Approve(ctx, id, "key:reviewer", "ok"); err != nil {
+		t.Fatal(err)
+	}
+	r.wait(id, dsar.InProgress, dsar.Completed)
+	r.completeManual(id)
+	r.wait(id, dsar.Completed)
+	got, err := r.svc.Recipients(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	by := map[string]dsar.Recipient{}
+	for _, rc := range got {
+		by[rc.System] = rc
+	}
+	if rc := by["resend"]; rc.Method != "email" || rc.Status != "queued" {
+		t.Errorf("resend: %+v", rc)
+	}
+	if rc := by["crisp"]; rc.Method != "staff" || rc.Status != "pending" {
+		t.Errorf("crisp: %+v", rc)
+	}
+	for _, sys := range []string{"sentry", "telegram"} {
+		if rc := by[sys]; rc.Method != "manual_task" || rc.Status != "done" {
+			t.Errorf("%s (reached by a manual task): %+v", sys, rc)
+		}
+	}
+	if _, ok := by["bot_db"]; ok && by["bot_db"].Method != "connector" {
+		t.Errorf("bot_db: %+v", by["bot_db"])
+	}
+	// The processor's email names the person as it knows them (tg), and
+	// goes to its privacy contact.
+	sent := false
+	for _, m := range r.deliver() {
+		if len(m.To) == 1 && m.To[0] == "privacy@resend.example" {
+			sent = strings.Contains(m.Text, "tg:900950") && strings.Contains(m.Text, id)
+		}
+	}
+	if !sent {
+		t.Error("no notice to Resend's privacy contact naming the person and the request")
+	}
+	// The person sees who was told; crisp is not yet.
+	st, err := r.svc.Status(ctx, id, c.StatusToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	told := map[string]bool{}
+	for _, p := range st.Recipients {
+		told[p.Name] = p.Told
+	}
+	if !told["Resend"] || told["Crisp"] || len(st.Recipients) != len(got) {
+		t.Errorf("the person's view: %+v", st.Recipients)
+	}
+	// Staff tell Crisp: a note is required, and then it is done.
+	if _, err := r.svc.RecipientTold(ctx, id, "crisp", "key:reviewer", " "); !isCode(err, apperr.Invalid) {
+		t.Errorf("told without a note: %v", err)
+	}
+	rc, err := r.svc.RecipientTold(ctx, id, "crisp", "key:reviewer", "emailed Crisp's DPO")
+	if err != nil || rc.Status != "done" || rc.DoneBy != "key:reviewer" {
+		t.Fatalf("told: %+v %v", rc, err)
+	}
+	if _, err := r.svc.RecipientTold(ctx, id, "crisp", "key:reviewer", "again"); !isCode(err, apperr.NotFound) {
+		t.Errorf("told twice: %v", err)
 	}
 }

@@ -56,6 +56,11 @@ const (
 	// Data: product_name, version, effective_date; optional summary,
 	// notice_url, manage_url.
 	TemplateNoticeChanged = "notice_changed"
+	// TemplateRecipientNotice tells a processor that received a person's
+	// data of their rectification, erasure or restriction (GDPR Art. 19),
+	// with the person's identities as the processor knows them.
+	// Data: request_id, request_type, system, identities, controller.
+	TemplateRecipientNotice = "recipient_notice"
 )
 
 // Email is a transactional email to enqueue.

@@ -2,7 +2,7 @@
 // outbox. A message is written in the same database transaction as the change
 // that causes it, so it exists exactly when the change does and survives the
 // far side being down; a Worker then delivers it with retries and exponential
-// backoff with jitter, up to MaxAttempts. There are three kinds:
+// backoff with jitter, up to MaxAttempts. There are four kinds:
 //
 //   - KindResendUnsubscribe marks a contact unsubscribed in Resend when
 //     marketing consent is withdrawn (EnqueueUnsubscribe).
@@ -17,6 +17,11 @@
 //   - KindTelegram sends the same person-facing messages from the bot to a
 //     person who asked through it, rendered for Telegram's HTML parse mode
 //     (EnqueueTelegram, TelegramConfig).
+//   - KindWebhook sends an outbound webhook — a consent change, a privacy
+//     request's move, a restriction — to each endpoint staff registered,
+//     signed per the Standard Webhooks specification (EnqueueWebhook,
+//     ReplayWebhook, webhook.go). It needs no credentials and is delivered
+//     whether or not Resend and Telegram are configured.
 //
 // Payloads never hold personal data in the clear: an email address or a
 // Telegram chat id, and a message's language and template values (which may
@@ -154,6 +159,7 @@ func (o *Outbox) EnqueueUnsubscribe(ctx context.Context, tx pgx.Tx, email string
 type WorkerConfig struct {
 	Resend       ResendConfig
 	Telegram     TelegramConfig
+	Webhooks     WebhookConfig // outbound webhooks are always delivered
 	BatchSize    int           // messages per RunOnce; default 10
 	PollInterval time.Duration // between polls in Run; default 1s
 	BaseBackoff  time.Duration // first retry delay; default 5s
@@ -220,7 +226,8 @@ type Worker struct {
 	resend    *resendDeliverer // nil: not configured, its kinds are kept
 	configErr error            // why resend is nil when a key was given
 	telegram  *telegramDeliverer
-	warned    atomic.Bool // the keep-warning is logged once per worker
+	webhooks  *webhookDeliverer // never nil: webhooks need no credentials
+	warned    atomic.Bool       // the keep-warning is logged once per worker
 
 	// held are the kinds this configuration cannot deliver (an unsubscribe
 	// without an audience, an email without a sender, a Telegram message
@@ -254,7 +261,7 @@ func NewWorker(pool *pgxpool.Pool, kr *keyring.Keyring, cfg WorkerConfig, clk cl
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	w := &Worker{pool: pool, kr: kr, cfg: cfg.withDefaults(), clk: clk, log: log, onFail: onFail}
+	w := &Worker{pool: pool, kr: kr, cfg: cfg.withDefaults(), clk: clk, log: log, onFail: onFail, webhooks: newWebhookDeliverer(cfg.Webhooks)}
 	if strings.TrimSpace(cfg.Resend.APIKey) != "" {
 		w.resend, w.configErr = newResendDeliverer(cfg.Resend)
 	}
@@ -271,6 +278,8 @@ func NewWorker(pool *pgxpool.Pool, kr *keyring.Keyring, cfg WorkerConfig, clk cl
 		if w.configErr == nil {
 			w.configErr = telegramErr
 		}
+		// Webhooks still flow: they need neither Resend nor Telegram.
+		w.heldKinds = append(append([]string{}, resendKinds...), KindTelegram)
 		return w
 	}
 	for _, kind := range resendKinds {
@@ -334,7 +343,7 @@ func (w *Worker) Run(ctx context.Context) {
 func (w *Worker) RunOnce(ctx context.Context) (RunResult, error) {
 	var res RunResult
 	if w.resend == nil && w.telegram == nil {
-		n, err := w.Pending(ctx)
+		n, err := w.pendingHeld(ctx)
 		if err != nil {
 			return res, err
 		}
@@ -346,9 +355,7 @@ func (w *Worker) RunOnce(ctx context.Context) (RunResult, error) {
 				w.log.WarnContext(ctx, "outbox messages are being kept until STEWARD_RESEND_API_KEY is set (and STEWARD_TELEGRAM_BOT_TOKEN, for Telegram messages)", "pending", n)
 			}
 		}
-		return res, nil
-	}
-	if len(w.held) > 0 {
+	} else if len(w.held) > 0 {
 		n, err := w.keepHeld(ctx)
 		if err != nil {
 			return res, err
@@ -381,6 +388,16 @@ func (w *Worker) RunOnce(ctx context.Context) (RunResult, error) {
 		}
 	}
 	return res, errors.Join(errs...)
+}
+
+// pendingHeld counts pending messages other than webhooks (which are
+// delivered with or without Resend and Telegram).
+func (w *Worker) pendingHeld(ctx context.Context) (int, error) {
+	var n int
+	if err := w.pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE status = 'pending' AND kind <> $1`, KindWebhook).Scan(&n); err != nil {
+		return 0, fmt.Errorf("outbox: count pending: %w", err)
+	}
+	return n, nil
 }
 
 // keepHeld counts the pending messages of held kinds and logs, once per kind,
@@ -459,7 +476,13 @@ func (w *Worker) deliverNext(ctx context.Context, seen []int64) (int64, outcome,
 		return 0, outcomeNone, fmt.Errorf("outbox: select due: %w", err)
 	}
 
-	derr := w.deliver(ctx, r)
+	var derr *deliveryError
+	if r.kind == KindWebhook {
+		// Records the attempt in tx, so it commits with the outcome.
+		derr = w.deliverWebhook(ctx, tx, r)
+	} else {
+		derr = w.deliver(ctx, r)
+	}
 	if ctx.Err() != nil {
 		// Shutting down mid-send is not the message's fault: leave it as it
 		// was. The idempotency key covers an email that did reach Resend; a
@@ -492,6 +515,11 @@ func (w *Worker) deliverNext(ctx context.Context, seen []int64) (int64, outcome,
 	}
 
 	if derr.permanent || attempts >= w.cfg.MaxAttempts {
+		if r.kind == KindWebhook {
+			if err := failWebhook(ctx, tx, r); err != nil {
+				return 0, outcomeNone, err
+			}
+		}
 		hookErr := w.markFailed(ctx, tx, r, attempts, now, derr.msg)
 		if hookErr == nil {
 			log.ErrorContext(ctx, "outbox message failed for good", "err", derr.msg, "permanent", derr.permanent)

@@ -59,6 +59,7 @@ var templateSpecs = map[string]templateSpec{
 	TemplateStaffReminder:    {required: []string{"request_id", "request_type", "due_date", "when"}, optional: []string{"staff_url"}},
 	TemplateSigninCode:       {required: []string{"code", "expires_minutes"}},
 	TemplateNoticeChanged:    {required: []string{"product_name", "version", "effective_date"}, optional: []string{"summary", "notice_url", "manage_url"}},
+	TemplateRecipientNotice:  {required: []string{"request_id", "request_type", "system", "identities", "controller"}},
 }
 
 // requestTypeNames are the localized names of request types. They read as a

@@ -31,6 +31,9 @@ func sampleData(name string) map[string]string {
 		"effective_date":  "2030-05-01",
 		"notice_url":      "https://steward.example.com/v1/notices/web/3.0?lang=en",
 		"manage_url":      "https://privacy.example.com/privacy/web/consent",
+		"system":          "Sentry",
+		"identities":      "tg:123456",
+		"controller":      "Nano Banana Pro",
 	}
 	spec := templateSpecs[name]
 	out := map[string]string{}
@@ -71,8 +74,8 @@ func mustRender(t *testing.T, name, lang string, data map[string]string) rendere
 
 func TestTemplatesRenderInEveryLanguage(t *testing.T) {
 	t.Parallel()
-	if len(templateSpecs) != 8 {
-		t.Fatalf("%d templates, want 8", len(templateSpecs))
+	if len(templateSpecs) != 9 {
+		t.Fatalf("%d templates, want 9", len(templateSpecs))
 	}
 	for _, name := range templateNames() {
 		for _, lang := range Languages {

@@ -72,6 +72,14 @@ const privacyRequest = `{"id":"` + reqID + `","type":"access","status":"in_progr
 	"extendable_until":"2026-05-03T10:15:30Z","extension_notice_by":"2026-03-03T10:15:30Z","extended":false,"verified_at":"2026-02-03T10:16:00Z",
 	"verification":"email_code","approval_required":false,"approval_rule":"no_approval","planned_at":"2026-02-03T10:16:00Z","overdue":false}`
 
+// A CCPA access request verified to "high" by the code and a recent
+// invoice, as dsar.Request marshals it.
+const privacyRequestHigh = `{"id":"` + reqID + `","type":"access","status":"verified","channel":"web","product":"web","language":"en","region":"US-CA","regime":"ccpa",
+	"subject_kind":"email","received_at":"2026-02-03T10:15:30Z","due_at":"2026-03-20T10:15:30Z","original_due_at":"2026-03-20T10:15:30Z","extended":false,
+	"verified_at":"2026-02-03T10:17:00Z","verification":"recent_invoice","verification_required":"high","verification_level":"high",
+	"verification_methods":[{"method":"email_code","level":"reasonable","at":"2026-02-03T10:16:00Z","actor":"system:dsar"},
+	{"method":"recent_invoice","level":"high","at":"2026-02-03T10:17:00Z","actor":"system:dsar"}],"package_review":true,"overdue":false}`
+
 // A request paused by the engine because it found nothing, as
 // dsar.Request marshals it.
 const privacyRequestPaused = `{"id":"` + reqID + `","type":"access","status":"paused","paused_from":"in_progress",
@@ -299,6 +307,21 @@ func samples(doc []byte) []sample {
 		{"privacy request verify", "POST", "/v1/privacy-requests/" + reqID + "/verify", 200, jsonCT, `{"request":` + privacyRequest + `,"status_token":"sts_y"}`},
 		{"privacy request verify conflict", "POST", "/v1/privacy-requests/" + reqID + "/verify", 409, probCT, problem(409, "conflict", "")},
 		{"privacy request resend", "POST", "/v1/privacy-requests/" + reqID + "/verification-code", 202, jsonCT, `{"sent":true}`},
+		{"privacy request verified by challenge login", "POST", "/v1/privacy-requests/" + reqID + "/verification/challenge-login", 200, jsonCT,
+			`{"request":` + privacyRequestHigh + `,"status_token":"sts_z"}`},
+		{"privacy request challenge login refused", "POST", "/v1/privacy-requests/" + reqID + "/verification/challenge-login", 400, probCT,
+			problem(400, "invalid_request", `,"errors":[{"field":"token","message":"has already been used: ask the product for a new one"}]`)},
+		{"privacy request verified by a recent invoice", "POST", "/v1/privacy-requests/" + reqID + "/verification/invoice", 200, jsonCT, privacyRequestHigh},
+		{"privacy request invoice attempts spent", "POST", "/v1/privacy-requests/" + reqID + "/verification/invoice", 429, probCT, problem(429, "rate_limited", "")},
+		{"privacy request invoice check unavailable", "POST", "/v1/privacy-requests/" + reqID + "/verification/invoice", 503, probCT, problem(503, "unavailable", "")},
+		{"privacy request signed instruction reviewed", "POST", "/v1/privacy-requests/" + reqID + "/documents/agent_authorization/review", 200, jsonCT, privacyRequestHigh},
+		{"privacy request signed instruction reviewed twice", "POST", "/v1/privacy-requests/" + reqID + "/documents/agent_authorization/review", 409, probCT, problem(409, "conflict", "")},
+		{"privacy request package released", "POST", "/v1/privacy-requests/" + reqID + "/release-package", 200, jsonCT,
+			strings.Replace(privacyRequestHigh, `"status":"verified"`, `"status":"completed","package_review":true`, 1)},
+		{"privacy request no package held", "POST", "/v1/privacy-requests/" + reqID + "/release-package", 409, probCT, problem(409, "conflict", "")},
+		{"privacy request status awaiting a second factor", "GET", "/v1/privacy-requests/" + reqID + "/status", 200, jsonCT,
+			`{"id":"` + reqID + `","type":"access","status":"identity_pending","received_at":"2026-02-03T10:15:30Z","due_at":"2026-03-03T10:15:30Z","extended":false,"tasks_done":0,"tasks_total":0,
+			"awaiting_second_factor":true,"second_factors":["recent_invoice","challenge_login"],"product":"web"}`},
 		{"privacy request status", "GET", "/v1/privacy-requests/" + reqID + "/status", 200, jsonCT,
 			`{"id":"` + reqID + `","type":"access","status":"in_progress","received_at":"2026-02-03T10:15:30Z","due_at":"2026-03-03T10:15:30Z","extended":false,"tasks_done":1,"tasks_total":3}`},
 		{"privacy request approve", "POST", "/v1/privacy-requests/" + reqID + "/approve", 200, jsonCT, privacyRequest},
@@ -314,6 +337,11 @@ func samples(doc []byte) []sample {
 		{"privacy request package for staff", "GET", "/v1/privacy-requests/" + reqID + "/package", 200, "application/zip", "PK\x03\x04"},
 		{"privacy request without a package", "GET", "/v1/privacy-requests/" + reqID + "/package", 404, probCT, problem(404, "not_found", "")},
 		{"privacy request package for an auditor", "GET", "/v1/privacy-requests/" + reqID + "/package", 403, probCT, problem(403, "forbidden", "")},
+		{"privacy request recipients", "GET", "/v1/privacy-requests/" + reqID + "/recipients", 200, jsonCT,
+			`{"recipients":[{"system":"sentry","name":"Sentry","method":"staff","status":"done","done_at":"2026-02-03T10:15:30Z","done_by":"key:k1","note":"emailed"},{"system":"resend","name":"Resend","method":"email","status":"queued"}]}`},
+		{"privacy request recipient told", "POST", "/v1/privacy-requests/" + reqID + "/recipients/sentry/told", 200, jsonCT,
+			`{"system":"sentry","name":"Sentry","method":"staff","status":"done","done_at":"2026-02-03T10:15:30Z","done_by":"key:k1","note":"emailed their DPO"}`},
+		{"privacy request recipient not pending", "POST", "/v1/privacy-requests/" + reqID + "/recipients/sentry/told", 404, probCT, problem(404, "not_found", "")},
 		{"privacy request agent authorization", "GET", "/v1/privacy-requests/" + reqID + "/documents/agent_authorization", 200, "application/pdf", "%PDF-1.7"},
 		{"privacy request without the document", "GET", "/v1/privacy-requests/" + reqID + "/documents/agent_authorization", 404, probCT, problem(404, "not_found", "")},
 		{"privacy request retry task", "POST", "/v1/privacy-requests/" + reqID + "/tasks/" + reqID + "/retry", 200, jsonCT, privacyRequest},
@@ -410,6 +438,18 @@ func samples(doc []byte) []sample {
 		{"restriction lift without reason", "POST", "/v1/restrictions/" + restrictionID + "/lift", 400, probCT,
 			problem(400, "invalid_request", `,"errors":[{"field":"reason","message":"say why the restriction ends (1 to 2000 characters)"}]`)},
 		{"restriction lifted twice", "POST", "/v1/restrictions/" + restrictionID + "/lift", 409, probCT, problem(409, "conflict", "")},
+		{"webhook endpoint created", "POST", "/v1/webhooks/endpoints", 201, jsonCT, strings.TrimSuffix(webhookEndpoint, "}") + `,"secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}`},
+		{"webhook endpoint refused", "POST", "/v1/webhooks/endpoints", 400, probCT, problem(400, "invalid_request", "")},
+		{"webhook endpoints", "GET", "/v1/webhooks/endpoints", 200, jsonCT, `{"endpoints":[` + webhookEndpoint + `]}`},
+		{"webhook endpoints forbidden", "GET", "/v1/webhooks/endpoints", 403, probCT, problem(403, "forbidden", "")},
+		{"webhook endpoint deleted", "DELETE", "/v1/webhooks/endpoints/" + restrictionID, 204, "", ""},
+		{"webhook endpoint not found", "DELETE", "/v1/webhooks/endpoints/" + restrictionID, 404, probCT, problem(404, "not_found", "")},
+		{"webhook secret rotated", "POST", "/v1/webhooks/endpoints/" + restrictionID + "/rotate-secret", 200, jsonCT,
+			strings.TrimSuffix(webhookEndpoint, "}") + `,"previous_secret_expires_at":"2026-03-05T14:30:12Z","secret":"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}`},
+		{"webhook deliveries", "GET", "/v1/webhooks/endpoints/" + restrictionID + "/deliveries?limit=10", 200, jsonCT, `{"deliveries":[` + webhookDelivery + `]}`},
+		{"webhook deliveries bad limit", "GET", "/v1/webhooks/endpoints/" + restrictionID + "/deliveries?limit=0", 400, probCT, problem(400, "invalid_request", "")},
+		{"webhook delivery replayed", "POST", "/v1/webhooks/deliveries/" + restrictionID + "/replay", 202, jsonCT, webhookDelivery},
+		{"webhook delivery replay disabled", "POST", "/v1/webhooks/deliveries/" + restrictionID + "/replay", 409, probCT, problem(409, "conflict", "")},
 	}
 }
 
@@ -419,12 +459,21 @@ const (
 		"restricted_at":"2026-02-20T09:12:44.503Z","active":true}`
 	restrictionLifted = `{"id":"` + restrictionID + `","request_id":"7f3c9a1e-2b4d-4e6f-8a0b-1c2d3e4f5a6b","entries":["app.orders"],"identities":1,
 		"restricted_at":"2025-12-01T08:00:00Z","active":false,"lifted_at":"2026-01-10T10:05:31Z","lifted_by":"key:key_1","lift_reason":"Accuracy verified"}`
+	webhookEndpoint = `{"id":"` + restrictionID + `","url":"https://bot.example.com/steward","description":"bot opt-outs","event_types":["consent.changed"],
+		"include_identities":true,"allow_loopback":false,"enabled":true,"created_at":"2026-03-04T14:30:12Z","updated_at":"2026-03-04T14:30:12Z"}`
+	webhookDelivery = `{"id":"` + restrictionID + `","endpoint_id":"` + restrictionID + `","message_id":"msg_0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+		"event_type":"consent.changed","status":"delivered","attempts":3,"replays":0,"created_at":"2026-03-04T14:30:12Z",
+		"last_attempt_at":"2026-03-04T14:31:12Z","delivered_at":"2026-03-04T14:31:12Z","attempt_log":[
+		{"attempted_at":"2026-03-04T14:30:12Z","status_code":500,"latency_ms":12,"error":"webhook: HTTP 500","response_excerpt":"oops"},
+		{"attempted_at":"2026-03-04T14:30:40Z","latency_ms":10000,"error":"webhook: context deadline exceeded"},
+		{"attempted_at":"2026-03-04T14:31:12Z","status_code":204,"latency_ms":9}]}`
 	noticeWeb = `{"product":"web","version":"2.0","major":2,"effective":"2025-12-01","change":"major","summary":"The current privacy policy.","languages":["en"],"current":true}`
 )
 
 func TestDocumentLoads(t *testing.T) {
 	d, _ := loadDoc(t)
 	want := []string{
+		"DELETE /v1/webhooks/endpoints/{id}",
 		"GET /healthz", "GET /metrics", "GET /openapi.json", "GET /readyz",
 		"GET /sdk/v1/manifest.json", "GET /sdk/v1/steward-consent.d.ts", "GET /sdk/v1/steward-consent.js", "GET /sdk/v1/steward-consent.{hash}.js",
 		"GET /v1/admin/audit", "GET /v1/admin/audit/export", "GET /v1/admin/audit/verify",
@@ -432,20 +481,23 @@ func TestDocumentLoads(t *testing.T) {
 		"GET /v1/consents/receipts/jwks.json", "GET /v1/consents/receipts/{event_id}", "GET /v1/exports/{token}",
 		"GET /v1/legal-holds", "GET /v1/legal-holds/{id}",
 		"GET /v1/notices/{product}", "GET /v1/notices/{product}/{version}",
-		"GET /v1/privacy-requests", "GET /v1/privacy-requests/{id}", "GET /v1/privacy-requests/{id}/documents/{kind}", "GET /v1/privacy-requests/{id}/package", "GET /v1/privacy-requests/{id}/report", "GET /v1/privacy-requests/{id}/status",
+		"GET /v1/privacy-requests", "GET /v1/privacy-requests/{id}", "GET /v1/privacy-requests/{id}/documents/{kind}", "GET /v1/privacy-requests/{id}/package", "GET /v1/privacy-requests/{id}/recipients", "GET /v1/privacy-requests/{id}/report", "GET /v1/privacy-requests/{id}/status",
 		"GET /v1/restrictions", "GET /v1/restrictions/{id}",
 		"GET /v1/retention/plan", "GET /v1/retention/runs", "GET /v1/retention/runs/{id}",
+		"GET /v1/webhooks/endpoints", "GET /v1/webhooks/endpoints/{id}/deliveries",
 		"POST /v1/consent/check", "POST /v1/consents", "POST /v1/legal-holds", "POST /v1/legal-holds/{id}/lift",
 		"POST /v1/notices/{product}/{version}/announce",
 		"POST /v1/privacy-requests", "POST /v1/privacy-requests/{id}/approve", "POST /v1/privacy-requests/{id}/cancel",
-		"POST /v1/privacy-requests/{id}/deny", "POST /v1/privacy-requests/{id}/extend", "POST /v1/privacy-requests/{id}/identities",
-		"POST /v1/privacy-requests/{id}/pause", "POST /v1/privacy-requests/{id}/replan", "POST /v1/privacy-requests/{id}/resume",
+		"POST /v1/privacy-requests/{id}/deny", "POST /v1/privacy-requests/{id}/documents/{kind}/review", "POST /v1/privacy-requests/{id}/extend", "POST /v1/privacy-requests/{id}/identities",
+		"POST /v1/privacy-requests/{id}/pause", "POST /v1/privacy-requests/{id}/recipients/{system}/told", "POST /v1/privacy-requests/{id}/release-package", "POST /v1/privacy-requests/{id}/replan", "POST /v1/privacy-requests/{id}/resume",
 		"POST /v1/privacy-requests/{id}/retry-planning",
 		"POST /v1/privacy-requests/{id}/tasks/{task_id}/acknowledge-review",
 		"POST /v1/privacy-requests/{id}/tasks/{task_id}/complete", "POST /v1/privacy-requests/{id}/tasks/{task_id}/retry",
-		"POST /v1/privacy-requests/{id}/verification-code", "POST /v1/privacy-requests/{id}/verify",
+		"POST /v1/privacy-requests/{id}/verification-code", "POST /v1/privacy-requests/{id}/verification/challenge-login",
+		"POST /v1/privacy-requests/{id}/verification/invoice", "POST /v1/privacy-requests/{id}/verify",
 		"POST /v1/restrictions/{id}/lift",
 		"POST /v1/retention/runs", "POST /v1/webhooks/creem",
+		"POST /v1/webhooks/deliveries/{id}/replay", "POST /v1/webhooks/endpoints", "POST /v1/webhooks/endpoints/{id}/rotate-secret",
 	}
 	if got := d.Operations(); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("Operations() =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

@@ -174,7 +174,12 @@ type ControlPlaneRetention struct {
 	// loses its personal data this long after it closed — contact, sealed
 	// details, identities, disclosed records and files — keeping the
 	// request itself (type, dates, outcome) as evidence of compliance.
-	ClosedRequestDays int    `json:"closed_request_days"`
+	ClosedRequestDays int `json:"closed_request_days"`
+	// ConsentDetailDays: a consent event's user agent and IP hash (how
+	// and from where a choice was made) go this long after the event; the
+	// event itself (who, which purpose, which notice, when) stays as the
+	// proof of consent or refusal the ledger exists for.
+	ConsentDetailDays int    `json:"consent_detail_days"`
 	Citation          string `json:"citation"`
 	Note              string `json:"note"`
 }
@@ -253,8 +258,8 @@ func decodeSchedule(data map[string]any, products map[string]Product) (Retention
 	if len(s.Rules) == 0 {
 		return s, fmt.Errorf("%s: no retention rules", errRetentionPrefix)
 	}
-	if cp := s.ControlPlane; cp.VerificationDays <= 0 || cp.ClosedRequestDays <= 0 || cp.Citation == "" {
-		return s, fmt.Errorf("%s: control_plane: verification_days and closed_request_days must be positive, with a citation", errRetentionPrefix)
+	if cp := s.ControlPlane; cp.VerificationDays <= 0 || cp.ClosedRequestDays <= 0 || cp.ConsentDetailDays <= 0 || cp.Citation == "" {
+		return s, fmt.Errorf("%s: control_plane: verification_days, closed_request_days and consent_detail_days must be positive, with a citation", errRetentionPrefix)
 	}
 	checkMask := func(where string, m map[string]string) error {
 		for c, st := range m {
@@ -563,6 +568,10 @@ type DeadlineDecision struct {
 	Rule                 string     `json:"rule"`
 	Citation             string     `json:"citation"`
 	VerificationCitation string     `json:"verification_citation"`
+	// PackageReview holds an access or export package for a reviewer
+	// before the person is given the link (PackageReviewReason says why).
+	PackageReview       bool   `json:"package_review"`
+	PackageReviewReason string `json:"package_review_reason,omitempty"`
 }
 
 func (d DeadlineDecision) clone() DeadlineDecision {

@@ -54,6 +54,9 @@ type Ledger struct {
 	// changed, after commit: this replica's consent cache forgets them at
 	// once (the NOTIFY reaches the others, and this one when it listens).
 	Changed func(hashes [][]byte)
+	// Webhooks queues restriction.changed for subscribed endpoints in the
+	// transaction that changes it (*notify.Outbox); nil: none.
+	Webhooks WebhookQueue
 }
 
 func (l *Ledger) changed(hashes [][]byte) {
@@ -115,6 +118,9 @@ func (l *Ledger) Restrict(ctx context.Context, system, dataset string, ids []con
 				liftBy(requestID), reason)
 		}
 		if err != nil || !changed {
+			return err
+		}
+		if err := l.emit(ctx, tx, requestID, system, dataset, restricted); err != nil {
 			return err
 		}
 		return invalidate(ctx, tx, active)
@@ -227,6 +233,9 @@ func (l *Ledger) Lift(ctx context.Context, id, actor, reason string) (Restrictio
 		if r, err = l.get(ctx, tx, id, false); err != nil {
 			return err
 		}
+		if err := l.emitLifted(ctx, tx, r); err != nil {
+			return err
+		}
 		return l.audit(ctx, tx, actor, r, reason)
 	})
 	if err != nil {
@@ -262,6 +271,9 @@ func (l *Ledger) LiftSubjects(ctx context.Context, subjects []identity.Subject, 
 			}
 			r, err := l.get(ctx, tx, id, false)
 			if err != nil {
+				return err
+			}
+			if err := l.emitLifted(ctx, tx, r); err != nil {
 				return err
 			}
 			if err := l.audit(ctx, tx, actor, r, reason); err != nil {

@@ -27,9 +27,12 @@ const (
 	ControlSends    = "verification_sends"
 	ControlExports  = "export_packages"
 	ControlRequests = "closed_requests"
+	// ControlConsent is the consent ledger's personal detail: each
+	// event's user agent and IP hash.
+	ControlConsent = "consent_event_details"
 )
 
-var controlDatasets = []string{ControlCodes, ControlSends, ControlExports, ControlRequests}
+var controlDatasets = []string{ControlCodes, ControlSends, ControlExports, ControlRequests, ControlConsent}
 
 // controlCategories are what Steward's own records hold, for category
 // holds: identities and contact details (sealed) and disclosed data.
@@ -71,6 +74,7 @@ func (c *ControlPlane) Rules(cp policy.ControlPlaneRetention) []Rule {
 		rule(ControlSends, "at", cp.VerificationDays, v, ActionDelete),
 		rule(ControlExports, "expires_at", 0, "until the download link expires", ActionDelete),
 		rule(ControlRequests, "closed_at", cp.ClosedRequestDays, fmt.Sprintf("%d days after closing", cp.ClosedRequestDays), ActionAnonymize),
+		rule(ControlConsent, "recorded_at", cp.ConsentDetailDays, fmt.Sprintf("%d days after the event", cp.ConsentDetailDays), ActionAnonymize),
 	}
 }
 
@@ -95,6 +99,8 @@ func (c *ControlPlane) Sweep(ctx context.Context, p connectors.SweepParams) (con
 		return c.sweepExports(ctx, p)
 	case ControlRequests:
 		return c.sweepRequests(ctx, p, held)
+	case ControlConsent:
+		return c.sweepConsent(ctx, p, held)
 	}
 	return connectors.SweepResult{}, connectors.Permanent(fmt.Errorf("retention: control plane: no dataset %q", p.Dataset))
 }
@@ -265,6 +271,67 @@ func (c *ControlPlane) sweepRequests(ctx context.Context, p connectors.SweepPara
 		res.Anonymized += int64(len(ids))
 		if p.Progress != nil {
 			if err := p.Progress(ctx, connectors.SweepBatch{Anonymized: int64(len(ids))}); err != nil {
+				return res, err
+			}
+		}
+	}
+}
+
+// consentDue selects consent events older than $1 that still carry a user
+// agent or IP hash, of a subject not held ($2: held lookup hashes).
+const consentDue = `e.recorded_at < $1 AND (e.user_agent IS NOT NULL OR e.ip_hash IS NOT NULL)
+	AND NOT EXISTS (SELECT 1 FROM subjects s WHERE s.id = e.subject_id AND s.lookup_hash = ANY($2))`
+
+// sweepConsent clears the user agent and IP hash of consent events older
+// than the period. The event stays: it is the proof of the choice (GDPR
+// Art. 7(1)), and the ledger is append-only but for this one change, made
+// through the same guarded door as erasure (migration 00016: only inside a
+// transaction that sets steward.consent_forget, and only these two columns).
+func (c *ControlPlane) sweepConsent(ctx context.Context, p connectors.SweepParams, held [][]byte) (connectors.SweepResult, error) {
+	var res connectors.SweepResult
+	var due int64
+	if err := c.Pool.QueryRow(ctx, `SELECT count(*) FROM consent_events e WHERE e.recorded_at < $1 AND (e.user_agent IS NOT NULL OR e.ip_hash IS NOT NULL)`,
+		p.Cutoff).Scan(&res.Matched); err != nil {
+		return res, fmt.Errorf("retention: count consent events: %w", err)
+	}
+	if err := c.Pool.QueryRow(ctx, `SELECT count(*) FROM consent_events e WHERE `+consentDue, p.Cutoff, held).Scan(&due); err != nil {
+		return res, fmt.Errorf("retention: count consent events: %w", err)
+	}
+	res.Held = res.Matched - due
+	if p.DryRun {
+		return res, nil
+	}
+	batch := c.Batch
+	if batch <= 0 {
+		batch = 200
+	}
+	batch *= 10 // an event is one narrow row, a request many
+	for {
+		var n int64
+		err := pgx.BeginFunc(ctx, c.Pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `SELECT set_config('steward.consent_forget', 'on', true)`); err != nil {
+				return err
+			}
+			tag, err := tx.Exec(ctx, `UPDATE consent_events SET user_agent = NULL, ip_hash = NULL WHERE id = ANY(ARRAY(
+				SELECT e.id FROM consent_events e WHERE `+consentDue+` LIMIT $3 FOR UPDATE SKIP LOCKED))`, p.Cutoff, held, batch)
+			if err != nil {
+				return err
+			}
+			n = tag.RowsAffected()
+			// Closed again before commit, so nothing later in this
+			// transaction passes the guard.
+			_, err = tx.Exec(ctx, `SELECT set_config('steward.consent_forget', 'off', true)`)
+			return err
+		})
+		if err != nil {
+			return res, connectors.Retryable(fmt.Errorf("retention: clear consent event details: %w", err), 0)
+		}
+		if n == 0 {
+			return res, nil
+		}
+		res.Anonymized += n
+		if p.Progress != nil {
+			if err := p.Progress(ctx, connectors.SweepBatch{Anonymized: n}); err != nil {
 				return res, err
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/steward-privacy/steward/identity"
@@ -19,6 +20,7 @@ import (
 	"github.com/steward-privacy/steward/internal/keyring"
 	"github.com/steward-privacy/steward/internal/policy"
 	"github.com/steward-privacy/steward/internal/retention"
+	"github.com/steward-privacy/steward/internal/subjects"
 	"github.com/steward-privacy/steward/policies"
 )
 
@@ -309,5 +311,69 @@ func TestDatasetHold(t *testing.T) {
 	run, _ = r.svc.RunNow(ctx, retention.RunOptions{Trigger: retention.TriggerCLI, Actor: "system:cli", Dataset: "steward.verification_sends"})
 	if d := run.Datasets[0]; d.Deleted != 5 || r.count(t, `SELECT count(*) FROM verification_sends`) != 0 {
 		t.Errorf("after the lift: %+v", d)
+	}
+}
+
+// Steward's consent ledger is in the schedule (issue 19: "its retention is
+// in the schedule"; GDPR Art. 5(1)(e)): events older than the period lose
+// their user agent and IP hash through the ledger's guarded door, the
+// events themselves stay as proof of the choice, and a held subject's
+// events keep theirs.
+func TestControlPlaneConsentDetails(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	now := r.clk.Now()
+	cp := engine(t).RetentionSchedule().ControlPlane
+	period := time.Duration(cp.ConsentDetailDays) * 24 * time.Hour
+	event := func(email string, at time.Time) {
+		t.Helper()
+		var sid int64
+		err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
+			row, err := subjects.Upsert(ctx, tx, r.kr, identity.MustParse("email:"+email), now)
+			sid = row.ID
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.pool.Exec(ctx, `INSERT INTO consent_events (id, subject_id, subject_kind, purpose, state, source, notice_version,
+			product, gpc, user_agent, ip_hash, policy_revision, recorded_at)
+			VALUES (gen_random_uuid(), $1, 'email', 'marketing', 'granted', 'web_banner', '1.0', 'web', false, 'Mozilla/5.0', $2, 'r', $3)`,
+			sid, r.kr.HashIP("192.0.2.1"), at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	event("old@example.com", now.Add(-period-time.Hour))
+	event("old@example.com", now.Add(-period-2*time.Hour))
+	event("recent@example.com", now.Add(-period+time.Hour))
+	event("held@example.com", now.Add(-period-time.Hour))
+	if _, err := r.svc.CreateHold(ctx, retention.HoldInput{Subject: "email:held@example.com", Reason: "litigation"}, "system:test"); err != nil {
+		t.Fatal(err)
+	}
+
+	plan, err := r.svc.Plan(ctx, "steward.consent_event_details")
+	if err != nil || len(plan) != 1 || plan[0].Due != 3 || plan[0].Held != 1 || plan[0].Action != retention.ActionAnonymize {
+		t.Fatalf("plan: %+v %v", plan, err)
+	}
+	run, err := r.svc.RunNow(ctx, retention.RunOptions{Trigger: retention.TriggerCLI, Actor: "system:cli", Dataset: "steward.consent_event_details"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := run.Datasets[0]; run.Status != "completed" || d.Anonymized != 2 || d.Held != 1 {
+		t.Errorf("run: %s %+v", run.Status, d)
+	}
+	if n := r.count(t, `SELECT count(*) FROM consent_events`); n != 4 {
+		t.Errorf("events: %d, want all 4 kept as proof", n)
+	}
+	if n := r.count(t, `SELECT count(*) FROM consent_events WHERE user_agent IS NULL AND ip_hash IS NULL`); n != 2 {
+		t.Errorf("scrubbed: %d, want the 2 old unheld events", n)
+	}
+	// The door closed with the transaction: the ledger is append-only again.
+	if _, err := r.pool.Exec(ctx, `UPDATE consent_events SET user_agent = NULL`); err == nil {
+		t.Error("the ledger accepted an update outside the sweep")
+	}
+	run, err = r.svc.RunNow(ctx, retention.RunOptions{Trigger: retention.TriggerCLI, Actor: "system:cli", Dataset: "steward.consent_event_details"})
+	if err != nil || run.Datasets[0].Anonymized != 0 {
+		t.Errorf("second run: %+v %v", run.Datasets, err)
 	}
 }

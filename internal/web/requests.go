@@ -376,6 +376,9 @@ func (c *Center) verifyForm(ctx *fiber.Ctx) error {
 	if st.Status != dsar.IdentityPending {
 		return ctx.Redirect(c.requestPath(product, id), fiber.StatusSeeOther)
 	}
+	if st.AwaitingSecondFactor {
+		return c.render(ctx, fiber.StatusOK, "second_factor", c.secondFactorView(ctx, product, id, st))
+	}
 	v := c.newView(ctx, "verify_title")
 	if ctx.Query("resent") == "1" {
 		v.Flash = T(v.Lang, "verify_resent")
@@ -452,6 +455,8 @@ type statusData struct {
 	Timeline []timelineRow
 	Open     bool
 	Base     string
+	// Liftable: a completed restriction the person may end themselves.
+	Liftable bool
 }
 
 type timelineRow struct {
@@ -490,13 +495,18 @@ func (c *Center) status(ctx *fiber.Ctx) error {
 	}
 	d := statusData{S: st, State: T(v.Lang, "st_"+string(st.Status)), Base: c.requestPath(product, id),
 		Open: st.Status != dsar.Completed && st.Status != dsar.Denied && st.Status != dsar.Canceled}
+	d.Liftable = st.Type == "restriction" && st.Status == dsar.Completed
 	for _, e := range events {
 		d.Timeline = append(d.Timeline, timelineRow{At: e.At, Text: T(v.Lang, "ev_"+e.Kind)})
+		d.Liftable = d.Liftable && e.Kind != "restriction_lifted"
 	}
 	v.Title = T(v.Lang, "type_"+st.Type)
 	if st.Status == dsar.Canceled && ctx.Query("withdrawn") == "1" {
 		// Right after the person's own withdrawal (post/redirect/get).
 		v.Flash = T(v.Lang, "status_canceled")
+	}
+	if ctx.Query("lifted") == "1" && !d.Liftable && st.Type == "restriction" {
+		v.Flash = T(v.Lang, "status_lifted")
 	}
 	v.Data = d
 	return c.render(ctx, fiber.StatusOK, "status", v)
@@ -558,6 +568,19 @@ func (c *Center) verifyAccess(ctx *fiber.Ctx) error {
 	}
 	c.setCookie(ctx, cookieReqPre+id, token, 120*24*time.Hour)
 	return ctx.Redirect(c.requestPath(product, id), fiber.StatusSeeOther)
+}
+
+// lift ends the person's own restriction, on their word.
+func (c *Center) lift(ctx *fiber.Ctx) error {
+	product := ctx.Locals(localProduct).(string)
+	id, ok := requestID(ctx)
+	if !ok {
+		return c.notFound(ctx)
+	}
+	if _, err := c.d.Requests.LiftRestrictionByPerson(ctx.UserContext(), id, c.token(ctx, id)); err != nil {
+		return c.failure(ctx, err)
+	}
+	return ctx.Redirect(c.requestPath(product, id)+"?lifted=1", fiber.StatusSeeOther)
 }
 
 func (c *Center) cancel(ctx *fiber.Ctx) error {

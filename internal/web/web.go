@@ -69,6 +69,9 @@ type Requests interface {
 	SendAccessCode(ctx context.Context, id, ip string) error
 	VerifyAccess(ctx context.Context, id, code string) (string, error)
 	PersonTimeline(ctx context.Context, id, token string) ([]dsar.PublicEvent, error)
+	LiftRestrictionByPerson(ctx context.Context, id, token string) (int, error)
+	VerifyInvoice(ctx context.Context, id, statusToken, ref string) (dsar.Request, error)
+	ChallengeLogin(ctx context.Context, id, token string) (dsar.VerifyResult, error)
 }
 
 // Consent is what the pages need of the consent ledger (*consent.Service).
@@ -108,6 +111,10 @@ type Config struct {
 	// Challenge, when set, must accept a form before a request is made or
 	// a code is sent (abuse protection).
 	Challenge Challenge
+	// ChallengeLoginURLs are the products' sign-in pages that start a
+	// challenge login (STEWARD_CHALLENGE_LOGIN_URLS); the second-factor
+	// page links there with ?request=<id>.
+	ChallengeLoginURLs map[string]string
 }
 
 // Deps are the services behind the pages.
@@ -183,9 +190,13 @@ func (c *Center) Mount(app fiber.Router) {
 	g.Get("/:product/requests/:id/verify", c.verifyForm)
 	g.Post("/:product/requests/:id/verify", c.guard, c.verify)
 	g.Post("/:product/requests/:id/resend", c.guard, c.resend)
+	g.Post("/:product/requests/:id/invoice", c.guard, c.invoice)
+	g.Get("/:product/requests/:id/challenge-login", c.challengeLoginForm)
+	g.Post("/:product/requests/:id/challenge-login", c.guard, c.challengeLogin)
 	g.Post("/:product/requests/:id/access", c.guard, c.sendAccess)
 	g.Post("/:product/requests/:id/access/verify", c.guard, c.verifyAccess)
 	g.Post("/:product/requests/:id/cancel", c.guard, c.cancel)
+	g.Post("/:product/requests/:id/lift", c.guard, c.lift)
 	g.Get("/:product/consent", c.consentPage)
 	g.Post("/:product/consent", c.guard, c.changeConsent)
 	g.Get("/:product/consent/receipts/:event_id", c.receipt)

@@ -1,7 +1,11 @@
-// Package webhooks receives the webhooks of the providers Steward reaches:
-// each is verified against its secret over the raw body and recorded in
-// the audit log without personal data. The HTTP handler (internal/api)
-// only hands the body and signature on.
+// Package webhooks holds Steward's webhooks both ways. Inbound: the
+// webhooks of the providers Steward reaches, each verified against its
+// secret over the raw body and recorded in the audit log without personal
+// data (the HTTP handler in internal/api only hands the body and
+// signature on). Outbound (endpoints.go): the endpoints staff register to
+// follow consent changes, privacy requests and restrictions, their
+// secrets, delivery log and replay; the outbox (internal/notify) signs
+// and sends.
 package webhooks
 
 import (

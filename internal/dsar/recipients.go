@@ -30,6 +30,9 @@ import (
 //   - connector: Steward acted on it through its API, so the change was
 //     made there, by the request's own task;
 //   - manual_task: staff made the change in its console (the task's note);
+//   - webhook: its processor registered a webhook endpoint for the system
+//     (recipient_system): a signed recipient.notice, told once the
+//     endpoint accepted it (2xx);
 //   - email: its privacy_contact (data map) got the recipient_notice email
 //     through the outbox, with the person's identities it knows;
 //   - staff: none of those: staff tell it and mark it done, with a note.
@@ -38,7 +41,7 @@ import (
 type Recipient struct {
 	System string     `json:"system"`
 	Name   string     `json:"name"`
-	Method string     `json:"method"` // connector, manual_task, email or staff
+	Method string     `json:"method"` // connector, manual_task, webhook, email or staff
 	Status string     `json:"status"` // done, queued or pending
 	DoneAt *time.Time `json:"done_at,omitempty"`
 	DoneBy string     `json:"done_by,omitempty"`
@@ -118,25 +121,41 @@ func (s *Service) notifyRecipients(ctx context.Context, tx pgx.Tx, r *Request) e
 					method = "manual_task"
 				}
 			}
-		} else if sys.PrivacyContact != "" {
-			// The identities this processor can know the person by: the
-			// types of what it was sent, and those its datasets are keyed
-			// on. Nothing else about the person is disclosed to it.
-			kinds := maps.Clone(sentKinds[id])
-			if kinds == nil {
-				kinds = map[string]bool{}
+		}
+		// The identities this processor can know the person by: the types
+		// of what it was sent, and those its datasets are keyed on.
+		// Nothing else about the person is disclosed to it.
+		kinds := maps.Clone(sentKinds[id])
+		if kinds == nil {
+			kinds = map[string]bool{}
+		}
+		for _, ds := range sys.Datasets {
+			for _, idf := range ds.Identities {
+				kinds[idf.Type] = true
 			}
-			for _, ds := range sys.Datasets {
-				for _, idf := range ds.Identities {
-					kinds[idf.Type] = true
-				}
+		}
+		var ids []string
+		for _, f := range found {
+			if kinds[string(f.subj.Type)] {
+				ids = append(ids, f.subj.String())
 			}
-			var ids []string
-			for _, f := range found {
-				if kinds[string(f.subj.Type)] {
-					ids = append(ids, f.subj.String())
-				}
+		}
+		var deliveries []string
+		if method == "staff" && len(ids) > 0 {
+			// A processor's own endpoint first: its system can act on it
+			// and say so (2xx) without a person reading an email.
+			deliveries, err = s.Outbox.EnqueueWebhookDeliveries(ctx, tx, notify.WebhookEvent{
+				Type: notify.EventRecipientNotice, RecipientSystem: id, At: now, Identity: strings.Join(ids, ","),
+				Data: map[string]any{"request_id": r.ID, "request_type": r.Type, "system": id, "controller": controller},
+			})
+			if err != nil {
+				return fmt.Errorf("dsar: queue the webhook notice to %s: %w", id, err)
 			}
+			if len(deliveries) > 0 {
+				method, status = "webhook", "queued"
+			}
+		}
+		if method == "staff" && sys.PrivacyContact != "" {
 			if len(ids) > 0 {
 				if _, err := s.Outbox.EnqueueEmail(ctx, tx, notify.Email{To: sys.PrivacyContact, Template: notify.TemplateRecipientNotice, Language: "en",
 					Data: map[string]string{"request_id": r.ID, "request_type": r.Type, "system": sys.Name,
@@ -146,9 +165,12 @@ func (s *Service) notifyRecipients(ctx context.Context, tx pgx.Tx, r *Request) e
 				method, status = "email", "queued"
 			}
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO recipient_notifications (request_id, system, method, status, created_at, done_at, done_by)
-			VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $6::timestamptz IS NULL THEN NULL ELSE $7 END) ON CONFLICT (request_id, system) DO NOTHING`,
-			r.ID, id, method, status, now, doneAt, actorSystem); err != nil {
+		if deliveries == nil {
+			deliveries = []string{}
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO recipient_notifications (request_id, system, method, status, created_at, done_at, done_by, delivery_ids)
+			VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $6::timestamptz IS NULL THEN NULL ELSE $7 END, $8::uuid[]) ON CONFLICT (request_id, system) DO NOTHING`,
+			r.ID, id, method, status, now, doneAt, actorSystem, deliveries); err != nil {
 			return fmt.Errorf("dsar: record the notice to %s: %w", id, err)
 		}
 		counts[method]++
@@ -169,8 +191,15 @@ type querier interface {
 }
 
 func (s *Service) recipients(ctx context.Context, q querier, id string) ([]Recipient, error) {
-	rows, err := q.Query(ctx, `SELECT system, method, status, done_at, coalesce(done_by, ''), coalesce(note, '')
-		FROM recipient_notifications WHERE request_id = $1 ORDER BY system`, id)
+	// A webhook notice is done once one of its deliveries was accepted.
+	rows, err := q.Query(ctx, `
+		SELECT n.system, n.method,
+		       CASE WHEN n.status <> 'done' AND d.at IS NOT NULL THEN 'done' ELSE n.status END,
+		       coalesce(n.done_at, d.at), coalesce(n.done_by, CASE WHEN d.at IS NOT NULL THEN 'system:webhooks' END, ''), coalesce(n.note, '')
+		FROM recipient_notifications n
+		LEFT JOIN LATERAL (SELECT min(delivered_at) AS at FROM webhook_deliveries
+		                   WHERE id = ANY(n.delivery_ids) AND status = 'delivered') d ON true
+		WHERE n.request_id = $1 ORDER BY n.system`, id)
 	if err != nil {
 		return nil, fmt.Errorf("dsar: list recipients: %w", err)
 	}

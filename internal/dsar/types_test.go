@@ -20,9 +20,11 @@ import (
 	"github.com/steward-privacy/steward/identity"
 	"github.com/steward-privacy/steward/internal/apperr"
 	"github.com/steward-privacy/steward/internal/dsar"
+	"github.com/steward-privacy/steward/internal/notify"
 	"github.com/steward-privacy/steward/internal/policy"
 	"github.com/steward-privacy/steward/internal/subjects"
 	"github.com/steward-privacy/steward/internal/telegram"
+	"github.com/steward-privacy/steward/internal/webhooks"
 	"github.com/steward-privacy/steward/policies"
 )
 
@@ -647,8 +649,8 @@ func TestRecipientsAreTold(t *testing.T) {
 	}
 	m := strings.Replace(string(raw), "    processor: Resend\n", "    processor: Resend\n    privacy_contact: privacy@resend.example\n", 1)
 	m = strings.Replace(m, "        timestamp: created_at\n        purpose: bot_service\n        retention: account\n",
-		"        timestamp: created_at\n        purpose: bot_service\n        retention: account\n        recipients: [resend, crisp]\n", 1)
-	if !strings.Contains(m, "privacy_contact: privacy@resend.example") || !strings.Contains(m, "recipients: [resend, crisp]") {
+		"        timestamp: created_at\n        purpose: bot_service\n        retention: account\n        recipients: [resend, crisp, posthog]\n", 1)
+	if !strings.Contains(m, "privacy_contact: privacy@resend.example") || !strings.Contains(m, "recipients: [resend, crisp, posthog]") {
 		t.Fatal("the data map patch did not apply")
 	}
 	e, err := policy.Load(context.Background(), replaceDataMap(policies.FS, m))
@@ -657,6 +659,16 @@ func TestRecipientsAreTold(t *testing.T) {
 	}
 	r := newRig(t, rigOpts{engine: e})
 	ctx := context.Background()
+	// PostHog's processor runs an endpoint for data-subject notices.
+	eps := &webhooks.Endpoints{Pool: r.pool, Keys: r.kr, Clock: r.clk, AllowLoopback: true}
+	if _, err := eps.Create(ctx, webhooks.CreateInput{URL: "http://127.0.0.1:9/notices", EventTypes: []string{notify.EventRecipientNotice},
+		IncludeIdentities: true, RecipientSystem: "posthog"}, "system:test"); err != nil {
+		t.Fatal(err)
+	}
+	// An endpoint for everything else never gets a recipient notice.
+	if _, err := eps.Create(ctx, webhooks.CreateInput{URL: "http://127.0.0.1:9/all", IncludeIdentities: true}, "system:test"); err != nil {
+		t.Fatal(err)
+	}
 	c, err := r.svc.Create(ctx, dsar.CreateInput{Type: "erasure", Subject: identity.MustParse("tg:900950"), Region: "DE", Channel: dsar.ChannelBot,
 		IdentityAsserted: true, CanAssert: true, Actor: "key:bot"})
 	if err != nil {
@@ -683,6 +695,34 @@ func TestRecipientsAreTold(t *testing.T) {
 	}
 	if rc := by["crisp"]; rc.Method != "staff" || rc.Status != "pending" {
 		t.Errorf("crisp: %+v", rc)
+	}
+	if rc := by["posthog"]; rc.Method != "webhook" || rc.Status != "queued" {
+		t.Errorf("posthog: %+v", rc)
+	}
+	// The notice went to PostHog's endpoint alone, sealed, naming the person
+	// as PostHog was sent them; once accepted it counts as told.
+	var kid, endpointURL string
+	var ct []byte
+	var did string
+	if err := r.pool.QueryRow(ctx, `SELECT d.id::text, d.body_kid, d.body_ct, e.url FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id
+		WHERE d.event_type = 'recipient.notice'`).Scan(&did, &kid, &ct, &endpointURL); err != nil {
+		t.Fatalf("one recipient notice delivery: %v", err)
+	}
+	body, err := r.kr.Open(kid, ct, notify.WebhookBodyAAD(did))
+	if err != nil || endpointURL != "http://127.0.0.1:9/notices" || !strings.Contains(string(body), "tg:900950") || !strings.Contains(string(body), id) {
+		t.Errorf("notice to %s: %s %v", endpointURL, body, err)
+	}
+	if _, err := r.pool.Exec(ctx, `UPDATE webhook_deliveries SET status = 'delivered', delivered_at = now() WHERE id = $1`, did); err != nil {
+		t.Fatal(err)
+	}
+	if after, err := r.svc.Recipients(ctx, id); err != nil {
+		t.Fatal(err)
+	} else {
+		for _, rc := range after {
+			if rc.System == "posthog" && (rc.Status != "done" || rc.DoneAt == nil) {
+				t.Errorf("posthog after its endpoint accepted: %+v", rc)
+			}
+		}
 	}
 	for _, sys := range []string{"sentry", "telegram"} {
 		if rc := by[sys]; rc.Method != "manual_task" || rc.Status != "done" {

@@ -47,10 +47,14 @@ const (
 	// EventRestrictionChanged: processing was restricted or a restriction
 	// lifted (GDPR Art. 18, and Art. 19: recipients are told).
 	EventRestrictionChanged = "restriction.changed"
+	// EventRecipientNotice: a rectification, erasure or restriction to
+	// apply, sent to the endpoint a processor registered for the data-map
+	// system it runs (GDPR Art. 19), and only to it.
+	EventRecipientNotice = "recipient.notice"
 )
 
 // WebhookEventTypes lists every event type, for validating subscriptions.
-var WebhookEventTypes = []string{EventConsentChanged, EventRequestStatusChanged, EventRestrictionChanged}
+var WebhookEventTypes = []string{EventConsentChanged, EventRequestStatusChanged, EventRestrictionChanged, EventRecipientNotice}
 
 // WebhookEvent is one event to send to every endpoint subscribed to its
 // type.
@@ -68,6 +72,9 @@ type WebhookEvent struct {
 	// everyone else needs no more than a stable pseudonym.
 	Identity    string
 	SubjectHash string
+	// RecipientSystem, for a recipient.notice, is the data-map system whose
+	// processor is told: only endpoints registered for it get the event.
+	RecipientSystem string
 }
 
 // webhookPayload is the outbox payload of KindWebhook: the body lives,
@@ -99,12 +106,25 @@ func newMessageID() string {
 // subscribed to its type, and returns how many deliveries it queued (0
 // when no endpoint wants it). All endpoints get the same webhook-id.
 func (o *Outbox) EnqueueWebhook(ctx context.Context, tx pgx.Tx, ev WebhookEvent) (int, error) {
+	ids, err := o.EnqueueWebhookDeliveries(ctx, tx, ev)
+	return len(ids), err
+}
+
+// EnqueueWebhookDeliveries is EnqueueWebhook returning the deliveries'
+// ids, for a caller that tracks them (Art. 19 notices count as told once
+// delivered). A recipient.notice goes only to the endpoints registered for
+// its RecipientSystem; every other event to the endpoints subscribed to it.
+func (o *Outbox) EnqueueWebhookDeliveries(ctx context.Context, tx pgx.Tx, ev WebhookEvent) ([]string, error) {
+	if ev.Type == EventRecipientNotice && ev.RecipientSystem == "" {
+		return nil, errors.New("outbox: a recipient.notice names its recipient system")
+	}
 	rows, err := tx.Query(ctx, `
 		SELECT id::text, include_identities FROM webhook_endpoints
 		WHERE enabled AND deleted_at IS NULL AND (cardinality(event_types) = 0 OR $1 = ANY(event_types))
-		ORDER BY created_at, id`, ev.Type)
+		  AND ($2 = '' OR recipient_system = $2)
+		ORDER BY created_at, id`, ev.Type, ev.RecipientSystem)
 	if err != nil {
-		return 0, fmt.Errorf("outbox: webhook endpoints: %w", err)
+		return nil, fmt.Errorf("outbox: webhook endpoints: %w", err)
 	}
 	type target struct {
 		id       string
@@ -115,16 +135,17 @@ func (o *Outbox) EnqueueWebhook(ctx context.Context, tx pgx.Tx, ev WebhookEvent)
 		var t target
 		if err := rows.Scan(&t.id, &t.identity); err != nil {
 			rows.Close()
-			return 0, fmt.Errorf("outbox: webhook endpoints: %w", err)
+			return nil, fmt.Errorf("outbox: webhook endpoints: %w", err)
 		}
 		targets = append(targets, t)
 	}
 	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("outbox: webhook endpoints: %w", err)
+		return nil, fmt.Errorf("outbox: webhook endpoints: %w", err)
 	}
 	if len(targets) == 0 {
-		return 0, nil
+		return nil, nil
 	}
+	var ids []string
 	msgID := newMessageID()
 	now := o.clk.Now()
 	at := ev.At
@@ -144,24 +165,25 @@ func (o *Outbox) EnqueueWebhook(ctx context.Context, tx pgx.Tx, ev WebhookEvent)
 		}
 		body, err := json.Marshal(map[string]any{"type": ev.Type, "timestamp": at.UTC().Format(time.RFC3339Nano), "data": data})
 		if err != nil {
-			return 0, fmt.Errorf("outbox: encode webhook: %w", err)
+			return nil, fmt.Errorf("outbox: encode webhook: %w", err)
 		}
 		deliveryID := uuid.NewString()
 		kid, ct, err := o.kr.Seal(body, WebhookBodyAAD(deliveryID))
 		if err != nil {
-			return 0, fmt.Errorf("outbox: seal webhook: %w", err)
+			return nil, fmt.Errorf("outbox: seal webhook: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `
 			INSERT INTO webhook_deliveries (id, endpoint_id, message_id, event_type, body_kid, body_ct, status, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7)`, deliveryID, t.id, msgID, ev.Type, kid, ct, now); err != nil {
-			return 0, fmt.Errorf("outbox: insert webhook delivery: %w", err)
+			return nil, fmt.Errorf("outbox: insert webhook delivery: %w", err)
 		}
 		if err := o.insertWebhookMessage(ctx, tx, deliveryID); err != nil {
-			return 0, err
+			return nil, err
 		}
+		ids = append(ids, deliveryID)
 	}
 	o.log.InfoContext(ctx, "webhook queued", "event_type", ev.Type, "endpoints", len(targets))
-	return len(targets), nil
+	return ids, nil
 }
 
 func (o *Outbox) insertWebhookMessage(ctx context.Context, tx pgx.Tx, deliveryID string) error {

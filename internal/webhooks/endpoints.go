@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -37,6 +38,7 @@ type Endpoint struct {
 	Description             string     `json:"description"`
 	EventTypes              []string   `json:"event_types"`
 	IncludeIdentities       bool       `json:"include_identities"`
+	RecipientSystem         string     `json:"recipient_system,omitempty"`
 	AllowLoopback           bool       `json:"allow_loopback"`
 	Enabled                 bool       `json:"enabled"`
 	DisabledReason          string     `json:"disabled_reason,omitempty"`
@@ -56,6 +58,10 @@ type CreateInput struct {
 	// already holds that identity and must act on it (the bot backend
 	// keeping its broadcast opt-outs).
 	IncludeIdentities bool `json:"include_identities"`
+	// RecipientSystem is the data-map system this endpoint's owner runs as
+	// a processor: it receives recipient.notice for that system (GDPR
+	// Art. 19) and no other system's.
+	RecipientSystem string `json:"recipient_system"`
 }
 
 // Delivery is one event sent (or being sent) to one endpoint.
@@ -143,6 +149,9 @@ func validateURL(raw string, allowLoopback bool) (string, bool, error) {
 	return u.String(), loopback, nil
 }
 
+// systemIDRe is a data-map system id.
+var systemIDRe = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
+
 func validateTypes(types []string) ([]string, error) {
 	out := []string{}
 	for _, t := range types {
@@ -170,6 +179,9 @@ func (s *Endpoints) Create(ctx context.Context, in CreateInput, actor string) (E
 	if len(in.Description) > 500 {
 		return Endpoint{}, apperr.Field("description", "at most 500 characters")
 	}
+	if in.RecipientSystem != "" && !systemIDRe.MatchString(in.RecipientSystem) {
+		return Endpoint{}, apperr.Field("recipient_system", "a data-map system id (lower case letters, digits and _)")
+	}
 	secret, err := stdwebhook.NewSecret()
 	if err != nil {
 		return Endpoint{}, err
@@ -180,14 +192,14 @@ func (s *Endpoints) Create(ctx context.Context, in CreateInput, actor string) (E
 		return Endpoint{}, fmt.Errorf("webhooks: seal secret: %w", err)
 	}
 	now := s.now()
-	e := Endpoint{ID: id, URL: u, Description: in.Description, EventTypes: types, IncludeIdentities: in.IncludeIdentities,
+	e := Endpoint{ID: id, URL: u, Description: in.Description, EventTypes: types, IncludeIdentities: in.IncludeIdentities, RecipientSystem: in.RecipientSystem,
 		AllowLoopback: loopback, Enabled: true, CreatedAt: now, UpdatedAt: now, Secret: secret}
 	err = db.Tx(ctx, s.Pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `
 			INSERT INTO webhook_endpoints (id, url, description, event_types, include_identities, allow_loopback, enabled,
-			       secret_kid, secret_ct, created_by, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, true, $7, $8, $9, $10, $10)`,
-			id, u, in.Description, types, in.IncludeIdentities, loopback, kid, ct, actor, now); err != nil {
+			       secret_kid, secret_ct, created_by, created_at, updated_at, recipient_system)
+			VALUES ($1, $2, $3, $4, $5, $6, true, $7, $8, $9, $10, $10, NULLIF($11, ''))`,
+			id, u, in.Description, types, in.IncludeIdentities, loopback, kid, ct, actor, now, in.RecipientSystem); err != nil {
 			return fmt.Errorf("webhooks: insert endpoint: %w", err)
 		}
 		// The URL is an operator's system, not personal data, but it may
@@ -223,12 +235,12 @@ func (s *Endpoints) audit(ctx context.Context, tx pgx.Tx, actor, action, id stri
 }
 
 const endpointCols = `id::text, url, description, event_types, include_identities, allow_loopback, enabled,
-	coalesce(disabled_reason, ''), prev_expires_at, created_at, updated_at`
+	coalesce(disabled_reason, ''), prev_expires_at, created_at, updated_at, coalesce(recipient_system, '')`
 
 func scanEndpoint(r pgx.Row, now time.Time) (Endpoint, error) {
 	var e Endpoint
 	err := r.Scan(&e.ID, &e.URL, &e.Description, &e.EventTypes, &e.IncludeIdentities, &e.AllowLoopback, &e.Enabled,
-		&e.DisabledReason, &e.PreviousSecretExpiresAt, &e.CreatedAt, &e.UpdatedAt)
+		&e.DisabledReason, &e.PreviousSecretExpiresAt, &e.CreatedAt, &e.UpdatedAt, &e.RecipientSystem)
 	if e.PreviousSecretExpiresAt != nil && !now.Before(*e.PreviousSecretExpiresAt) {
 		e.PreviousSecretExpiresAt = nil
 	}

@@ -22,19 +22,25 @@
 #        with the web people's uploads, masks and generated images;
 #      - `steward-demo peers`: the Stripe fake (127.0.0.1:12111), the Creem
 #        fake (:12112), a Resend stand-in (:12113, printing every email) and
-#        a Telegram Bot API stand-in (:12114, printing every bot message),
-#        every web person a customer of both, linked from app.users;
+#        a Telegram Bot API stand-in (:12114, printing every bot message)
+#        and the reference bot's opt-out webhook receiver (:12115), every
+#        web person a customer of both, linked from app.users;
 #      - `steward-demo connectors`: ./var/demo/connectors.yaml.
 #      A port in use is replaced by the next free one. The demo people and
 #      the peers' URLs and keys are added to ./var/demo.env.
 #   6. bin/steward serve on $STEWARD_ADDR (default 127.0.0.1:8080), with
-#      STEWARD_CONNECTORS=./var/demo/connectors.yaml. When it exits, or on
+#      STEWARD_CONNECTORS=./var/demo/connectors.yaml and (demo only)
+#      STEWARD_WEBHOOKS_ALLOW_LOOPBACK=true. Once it is ready,
+#      `steward-demo webhook` registers the opt-out receiver as a webhook
+#      endpoint (once: kept across runs while its URL stays the same) and
+#      writes its signing secret to ./var/demo/optouts-webhook.secret
+#      (mode 0600), which the receiver reads. When Steward exits, or on
 #      Ctrl-C or SIGTERM, every process started here is stopped.
 #
 # Environment: DATABASE_URL, STEWARD_ADDR, STEWARD_LOG_LEVEL, STEWARD_DEMO,
 # STEWARD_DEMO_PEOPLE (default 300), STEWARD_DEMO_S3_PORT,
 # STEWARD_DEMO_STRIPE_PORT, STEWARD_DEMO_CREEM_PORT, STEWARD_DEMO_RESEND_PORT,
-# STEWARD_DEMO_TELEGRAM_PORT, and those read by scripts/ensure-postgres.sh
+# STEWARD_DEMO_TELEGRAM_PORT, STEWARD_DEMO_OPTOUTS_PORT, and those read by scripts/ensure-postgres.sh
 # (STEWARD_PG_PROBE_PORT, STEWARD_PG_DIR, STEWARD_PG_PORT).
 set -euo pipefail
 
@@ -229,11 +235,14 @@ if [ "$demo_on" = 1 ]; then
 	resend_addr="127.0.0.1:$port"
 	pick_port "${STEWARD_DEMO_TELEGRAM_PORT:-12114}" "Telegram stand-in"
 	telegram_addr="127.0.0.1:$port"
+	pick_port "${STEWARD_DEMO_OPTOUTS_PORT:-12115}" "bot opt-out receiver"
+	optouts_addr="127.0.0.1:$port"
+	optouts_secret="$demo_dir/optouts-webhook.secret"
 	ready="$demo_dir/peers.ready"
 	rm -f "$ready"
 	bin/steward-demo peers --database "$DEMO_APP_DATABASE_URL" --stripe "$stripe_addr" --creem "$creem_addr" \
 		--resend "$resend_addr" --telegram "$telegram_addr" --ready-file "$ready" --mail-log "$demo_dir/mail.log" \
-		--chat-log "$demo_dir/telegram.log" </dev/null &
+		--chat-log "$demo_dir/telegram.log" --optouts "$optouts_addr" --optouts-secret-file "$optouts_secret" </dev/null &
 	peers_pid=$!
 	children+=("$peers_pid")
 	for ((i = 0; i < 600; i++)); do
@@ -247,6 +256,9 @@ if [ "$demo_on" = 1 ]; then
 	bin/steward-demo connectors --database "$DEMO_APP_DATABASE_URL" --s3-endpoint "$s3_url" \
 		--stripe-url "$DEMO_STRIPE_URL" --creem-url "$DEMO_CREEM_URL" --out "$demo_dir/connectors.yaml"
 	export STEWARD_CONNECTORS="$PWD/$demo_dir/connectors.yaml"
+	# The opt-out receiver is on loopback: Steward refuses such webhook
+	# endpoints unless told this is a test or demo.
+	export STEWARD_WEBHOOKS_ALLOW_LOOPBACK=true
 	# Emails go to the stand-in, unless a real Resend is configured.
 	mail="$DEMO_RESEND_URL  (emails Steward sends are printed here and kept in ./var/demo/mail.log)"
 	if [ -z "${STEWARD_RESEND_API_KEY:-}" ]; then
@@ -279,7 +291,7 @@ chmod 0600 "$tmp"
 	if [ "$demo_on" = 1 ]; then
 		echo "# The demo deployment: a web and a bot person to make requests for, and the peers Steward reaches."
 		for name in DEMO_EMAIL DEMO_USER_ID DEMO_TG DEMO_APP_DATABASE_URL DEMO_STRIPE_URL DEMO_STRIPE_KEY \
-			DEMO_CREEM_URL DEMO_CREEM_KEY DEMO_CREEM_WEBHOOK_SECRET DEMO_RESEND_URL DEMO_TELEGRAM_URL; do
+			DEMO_CREEM_URL DEMO_CREEM_KEY DEMO_CREEM_WEBHOOK_SECRET DEMO_RESEND_URL DEMO_TELEGRAM_URL DEMO_OPTOUTS_URL; do
 			printf 'export %s=%q\n' "$name" "${!name}"
 		done
 		printf 'export DEMO_S3_ENDPOINT=%q DEMO_S3_ACCESS_KEY=%q DEMO_S3_SECRET_KEY=%q DEMO_S3_BUCKET=media\n' \
@@ -321,6 +333,7 @@ if [ "$demo_on" = 1 ]; then
     Creem fake       $DEMO_CREEM_URL  (key $DEMO_CREEM_KEY, webhook secret $DEMO_CREEM_WEBHOOK_SECRET)
     Resend stand-in  $mail
     Telegram bot     $bot
+    bot opt-outs     $DEMO_OPTOUTS_URL  (webhook receiver: consent.changed for broadcast -> bot.tg_broadcast_optouts)
     connectors       ./var/demo/connectors.yaml (app_db, bot_db, object_store, stripe, creem)
 
     demo web person  DEMO_EMAIL=$DEMO_EMAIL
@@ -344,6 +357,14 @@ fi
 #    this script is stopped; cleanup then stops the rest.
 bin/steward serve </dev/null &
 steward_pid=$!
+# The receiver's endpoint can only be registered through a running
+# Steward; it is registered once and kept while its URL stays the same.
+# Without it the demo still runs, only the bot's table is not kept in step.
+if [ "$demo_on" = 1 ]; then
+	STEWARD_DEMO_ADMIN_KEY="${keys[admin]}" bin/steward-demo webhook --steward-url "$url" \
+		--receiver-url "$DEMO_OPTOUTS_URL" --secret-file "$optouts_secret" </dev/null >&2 ||
+		log "WARNING: could not register the bot opt-out webhook; opt-outs will not reach bot.tg_broadcast_optouts"
+fi
 status=0
 if [ ${#children[@]} -gt 0 ] && ((BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] >= 501)); then
 	wait -n "$steward_pid" "${children[@]}" || status=$?

@@ -44,7 +44,7 @@ Usage:
   steward keys create --name N --role R [--expires 720h] [--quiet]
   steward keys list
   steward keys revoke KEY_ID
-  steward keys status [--json]                which identity keys stored rows still use; which can be removed
+  steward keys status [--json]                per identity key: removable, demotable to lookup-only, or still needed
   steward keys reencrypt [--batch N]          move every stored identity to the active identity key
   steward audit verify [--from CHECKPOINT.json]
                                               recompute the audit chain and check checkpoint signatures
@@ -326,14 +326,22 @@ func identityKeys(ctx context.Context, a *application, args []string, stdout io.
 	if *asJSON {
 		out := struct {
 			rekey.Status
+			Keys      []rekey.KeyState `json:"keys"`
 			Retirable []string         `json:"retirable"`
+			Demotable []string         `json:"demotable"`
 			Missing   map[string]int64 `json:"missing"`
-		}{st, st.Retirable(), st.Missing()}
+		}{st, st.Keys(), st.Retirable(), st.Demotable(), st.Missing()}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		if err := enc.Encode(out); err != nil {
+			return err
+		}
+		return keysRefusal(st)
 	}
 	fmt.Fprintf(stdout, "active key: %s\nconfigured: %s\n", st.Active, strings.Join(st.Configured, ", "))
+	if len(st.LookupOnly) > 0 {
+		fmt.Fprintf(stdout, "lookup-only: %s\n", strings.Join(st.LookupOnly, ", "))
+	}
 	if len(st.Rows) > 0 {
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "GROUP\tKEY\tROWS\tNOTE")
@@ -342,8 +350,12 @@ func identityKeys(ctx context.Context, a *application, args []string, stdout io.
 			switch {
 			case !slices.Contains(st.Configured, c.KID):
 				note = "key not configured"
+			case c.Stuck && c.HashOnly:
+				note = "lookup hash only; moves when the person comes back (see docs/operations.md)"
 			case c.Stuck:
 				note = "cannot be re-encrypted (see docs/operations.md)"
+			case c.HashOnly:
+				note = "lookup hash only; re-encryption moves it"
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", c.Group, c.KID, c.Rows, note)
 		}
@@ -353,11 +365,65 @@ func identityKeys(ctx context.Context, a *application, args []string, stdout io.
 	} else {
 		fmt.Fprintln(stdout, "every stored identity is under the active key")
 	}
+	// One line per key, saying what may be done with it: the question an
+	// operator retiring a key actually asks.
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KEY\tCONFIGURED\tSEALED\tHASH-ONLY\tVERDICT")
+	for _, k := range st.Keys() {
+		conf := k.Configured
+		if conf == "" {
+			conf = "no"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", k.KID, conf, k.SealedRows, k.HashOnlyRows, keyVerdict(k))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
 	if r := st.Retirable(); len(r) > 0 {
 		fmt.Fprintf(stdout, "can be removed from STEWARD_IDENTITY_KEYS: %s\n", strings.Join(r, ", "))
 	}
+	if d := st.Demotable(); len(d) > 0 {
+		fmt.Fprintf(stdout, "can be demoted to lookup-only (kid:base64:lookup): %s\n", strings.Join(d, ", "))
+	}
+	if n := st.NeededForSealed(); len(n) > 0 {
+		fmt.Fprintf(stdout, "still needed for sealed data: %s\n", strings.Join(n, ", "))
+	}
+	return keysRefusal(st)
+}
+
+// keyVerdict is the VERDICT column of `keys status`.
+func keyVerdict(k rekey.KeyState) string {
+	switch k.Verdict {
+	case rekey.VerdictActive:
+		return "active"
+	case rekey.VerdictRemove:
+		return "can be removed"
+	case rekey.VerdictLookupOnly:
+		if k.Configured == "lookup-only" {
+			return fmt.Sprintf("keep lookup-only: %d lookup hashes (%d erased subjects) still use it", k.HashOnlyRows, k.ErasedRows)
+		}
+		return "can be demoted to lookup-only"
+	case rekey.VerdictNeeded:
+		return "needed for sealed data: keep in full"
+	case rekey.VerdictMissing:
+		if k.SealedRows == 0 {
+			return "not configured: put it back as lookup-only"
+		}
+		return "not configured: put it back"
+	case rekey.VerdictDemotedTooEarly:
+		return "lookup-only too early: configure it in full"
+	}
+	return string(k.Verdict)
+}
+
+// keysRefusal is the error `keys status` exits with when start-up would
+// refuse the keyring.
+func keysRefusal(st rekey.Status) error {
 	if m := st.Missing(); len(m) > 0 {
 		return fmt.Errorf("%w: rows still use %v; put the key back", rekey.ErrMissingKey, m)
+	}
+	if e := st.DemotedTooEarly(); len(e) > 0 {
+		return fmt.Errorf("%w: %v; configure it in full and run `steward keys reencrypt`", rekey.ErrDemotedTooEarly, e)
 	}
 	return nil
 }

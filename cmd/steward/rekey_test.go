@@ -70,7 +70,8 @@ func TestKeyRotation(t *testing.T) {
 
 	setKeys(k2 + "," + k1)
 	code, out, errs := runCLI(t, e.vars, "keys", "status")
-	if code != 0 || !strings.Contains(out, "privacy_request_identities") || strings.Contains(out, "can be removed") {
+	if code != 0 || !strings.Contains(out, "privacy_request_identities") || strings.Contains(out, "can be removed") ||
+		!strings.Contains(out, "still needed for sealed data: k1") {
 		t.Fatalf("status after rotation: %d %q %q", code, out, errs)
 	}
 	code, out, errs = runCLI(t, e.vars, "keys", "reencrypt", "--batch", "1")

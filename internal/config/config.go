@@ -106,7 +106,7 @@ var Vars = []Var{
 	{"STEWARD_POLICY_BUNDLE", "", "An OPA bundle archive (.tar.gz) to load instead of the embedded bundle or STEWARD_POLICY_DIR."},
 	{"STEWARD_POLICY_OVERLAY", "", "Directory laid over the embedded bundle: its files (your `data/datamap.yaml`, `data/products.json`, …, or a policy) replace the embedded ones of the same path; the embedded Rego tests are left out, yours run. The way to run Steward on your own data map (docs/own-database.md)."},
 	{"STEWARD_POLICY_WATCH", "2s", "How often a directory or archive bundle is checked for changes (0 turns watching off; SIGHUP always reloads)."},
-	{"STEWARD_IDENTITY_KEYS", "", "Identity keys, `kid:base64(32 bytes)[,kid:...]`, newest first; required for serve."},
+	{"STEWARD_IDENTITY_KEYS", "", "Identity keys, `kid:base64(32 bytes)[,kid:...]`, newest first; a retired key kept only for erased people's lookup hashes is `kid:base64:lookup` (opens nothing); required for serve."},
 	{"STEWARD_RECEIPT_SIGNING_KEY", "", "Base64 Ed25519 seed (32 bytes) signing consent receipts; required for serve."},
 	{"STEWARD_RECEIPT_RETIRED_KEYS", "", "Comma-separated base64 Ed25519 public keys still published in the JWKS after rotation."},
 	{"STEWARD_RESEND_API_KEY", "", "Resend API key; without it the outbox keeps messages until one is set."},

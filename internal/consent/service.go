@@ -1,6 +1,7 @@
 package consent
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/hex"
@@ -439,25 +440,31 @@ func (s *Service) loadStates(ctx context.Context, subjs []identity.Subject) ([]*
 	}
 	out := make([]*subjectState, len(subjs))
 	rows, err := s.pool.Query(ctx, `
-		SELECT s.lookup_hash, s.id, s.gpc_at IS NOT NULL, cs.purpose, cs.state, cs.source, cs.notice_version, cs.gpc
+		SELECT s.lookup_hash, s.id, s.gpc_at IS NOT NULL, s.enc_kid = '', cs.purpose, cs.state, cs.source, cs.notice_version, cs.gpc
 		FROM subjects s LEFT JOIN consent_state cs ON cs.subject_id = s.id
 		WHERE s.lookup_hash = ANY($1)`, hashes)
 	if err != nil {
 		return nil, fmt.Errorf("load consent state: %w", err)
 	}
 	defer rows.Close()
+	var stale []staleHash
 	for rows.Next() {
 		var (
 			hash                           []byte
 			id                             int64
-			gpcSeen                        bool
+			gpcSeen, erased                bool
 			purpose, state, source, notice *string
 			gpc                            *bool
 		)
-		if err := rows.Scan(&hash, &id, &gpcSeen, &purpose, &state, &source, &notice, &gpc); err != nil {
+		if err := rows.Scan(&hash, &id, &gpcSeen, &erased, &purpose, &state, &source, &notice, &gpc); err != nil {
 			return nil, fmt.Errorf("load consent state: %w", err)
 		}
 		i := byHash[string(hash)]
+		if erased && out[i] == nil {
+			if nw := s.kr.Hash(subjs[i]); !bytes.Equal(hash, nw) {
+				stale = append(stale, staleHash{id: id, old: hash, nw: nw})
+			}
+		}
 		st := out[i]
 		if st == nil {
 			st = &subjectState{id: id, gpcSeen: gpcSeen, purposes: map[string]policy.Stored{}}
@@ -471,6 +478,7 @@ func (s *Service) loadStates(ctx context.Context, subjs []identity.Subject) ([]*
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("load consent state: %w", err)
 	}
+	s.rehashErased(ctx, stale)
 	// A restriction is recorded under the identity's keyed hash whether or
 	// not the subject ever recorded consent.
 	active, err := restrictions.ActiveByHash(ctx, s.pool, hashes)
@@ -492,6 +500,46 @@ func (s *Service) loadStates(ctx context.Context, subjs []identity.Subject) ([]*
 		}
 	}
 	return out, nil
+}
+
+// staleHash is an erased subject found under an older key's lookup hash.
+type staleHash struct {
+	id      int64
+	old, nw []byte
+}
+
+// rehashErased moves erased subjects found by a check to the active key's
+// hash. An erased subject keeps nothing but its hash, so rekey cannot move
+// it and the key that made it must stay (lookup-only) until the person
+// comes back: a check is such a moment, the identity is in hand. Only
+// erased rows are moved here (rekey moves the rest without writing on the
+// check path), and a failure only logs: the check has already found the
+// refusal, and the next one tries again.
+func (s *Service) rehashErased(ctx context.Context, stale []staleHash) {
+	if len(stale) == 0 {
+		return
+	}
+	moved := 0
+	err := db.Tx(ctx, s.pool, func(tx pgx.Tx) error {
+		for _, h := range stale {
+			ok, err := subjects.Rehash(ctx, tx, h.id, h.old, h.nw, s.kr.ActiveKID())
+			if err != nil {
+				return err
+			}
+			if ok {
+				moved++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		// Row ids only: a hash is a pseudonym of the person.
+		s.log.Warn("re-hashing erased subjects under the active identity key failed", "subjects", len(stale), "err", err)
+		return
+	}
+	if moved > 0 {
+		s.log.Info("erased subjects re-hashed under the active identity key", "subjects", moved, "kid", s.kr.ActiveKID())
+	}
 }
 
 // ValidateCheck checks and normalizes a check input.

@@ -4,9 +4,10 @@
 // fills its object store, `steward-demo peers` serves fakes of the payment
 // providers (connectors/stripe/stripefake, connectors/creem/creemfake), a
 // Resend stand-in (internal/notify/resendtest) and a Telegram Bot API
-// stand-in (internal/notify/telegramtest) on loopback ports, and
-// `steward-demo connectors` writes the connectors file that points Steward
-// at all of them.
+// stand-in (internal/notify/telegramtest) and the reference bot's opt-out
+// webhook receiver (OptOutReceiver) on loopback ports, `steward-demo
+// connectors` writes the connectors file that points Steward at all of
+// them, and `steward-demo webhook` registers the receiver with Steward.
 //
 // It links those fakes, so only cmd/steward-demo and tests import it: the
 // steward server binary must not (cmd/steward's TestServerBinaryImports
@@ -61,12 +62,14 @@ Usage:
   steward-demo seed       [--database URL] [--people N] [--s3-endpoint URL --s3-access-key K --s3-secret-key S --bucket B]
                           (re)create the reference application's database and fill the object store
   steward-demo peers      [--database URL] --stripe ADDR --creem ADDR [--resend ADDR] [--telegram ADDR]
-                          [--ready-file F] [--mail-log F] [--chat-log F]
-                          serve the Stripe and Creem fakes and the Resend and Telegram stand-ins, linked to the
-                          database's people
+                          [--optouts ADDR --optouts-secret-file F] [--ready-file F] [--mail-log F] [--chat-log F]
+                          serve the Stripe and Creem fakes, the Resend and Telegram stand-ins and the reference
+                          bot's opt-out webhook receiver, linked to the database's people
   steward-demo connectors [--database URL] --s3-endpoint URL [--s3-access-key K --s3-secret-key S]
                           --stripe-url URL --creem-url URL [--out FILE]
                           write the connectors file that points Steward at all of them
+  steward-demo webhook    --steward-url URL --receiver-url URL --secret-file F   (STEWARD_DEMO_ADMIN_KEY set)
+                          register the opt-out receiver with Steward once (idempotent), its secret into F
   steward-demo COMMAND --help
                           the command's flags
 
@@ -80,7 +83,7 @@ Configuration is read from the environment, as steward reads it; see docs/config
 // the usage), 1 for any other failure.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	if len(args) == 0 {
-		fmt.Fprintf(stderr, "steward-demo: want one of seed, peers, connectors\n\n%s", usage)
+		fmt.Fprintf(stderr, "steward-demo: want one of seed, peers, connectors, webhook\n\n%s", usage)
 		return 2
 	}
 	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
@@ -100,6 +103,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = peersCmd(ctx, cfg, rest, stdout, stderr)
 	case "connectors":
 		err = connectorsCmd(cfg, rest, stdout)
+	case "webhook":
+		err = webhookCmd(ctx, rest, stdout, getenv)
 	default:
 		fmt.Fprintf(stderr, "steward-demo: unknown command %q\n\n%s", cmd, usage)
 		return 2

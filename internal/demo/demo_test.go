@@ -21,7 +21,8 @@ import (
 func TestRunErrors(t *testing.T) {
 	t.Parallel()
 	for _, args := range [][]string{{}, {"nope"}, {"seed", "--people", "0", "--database", "postgres://x/y"},
-		{"connectors", "--database", "postgres://x/y"}, {"peers", "extra"}} {
+		{"connectors", "--database", "postgres://x/y"}, {"peers", "extra"},
+		{"webhook", "--steward-url", "http://127.0.0.1:1"}, {"peers", "--optouts", "127.0.0.1:0", "--database", "postgres://x/y"}} {
 		var errb bytes.Buffer
 		if code := Run(context.Background(), args, io.Discard, &errb, func(string) string { return "" }); code != 2 {
 			t.Errorf("%v: exit %d, want 2 (%s)", args, code, errb.String())

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -34,7 +35,11 @@ type peersOptions struct {
 	StripeAddr, CreemAddr, ResendAddr string
 	TelegramAddr                      string
 	ReadyFile, MailLog, ChatLog       string
-	Log                               io.Writer
+	// OptOutsAddr serves the reference bot's webhook receiver
+	// (OptOutReceiver) on the bot schema; OptOutsSecret is the file its
+	// signing secret is read from (written by `steward-demo webhook`).
+	OptOutsAddr, OptOutsSecret string
+	Log                        io.Writer
 }
 
 // peerSet are the fakes the peers command serves.
@@ -43,10 +48,14 @@ type peerSet struct {
 	creem  *creemfake.Server
 	resend *resendStandIn // nil without --resend
 	bot    *botStandIn    // nil without --telegram
+	optOut *optOutStandIn // nil without --optouts
 	linked int
 }
 
 func (p *peerSet) close() {
+	if p.optOut != nil {
+		p.optOut.close()
+	}
 	if p.bot != nil {
 		p.bot.close()
 	}
@@ -72,6 +81,8 @@ func peersCmd(ctx context.Context, cfg config.Config, args []string, stdout, std
 	fs.StringVar(&o.MailLog, "mail-log", "", "file the Resend stand-in appends every email to")
 	fs.StringVar(&o.TelegramAddr, "telegram", "", "address a Telegram Bot API stand-in listens on (none when empty)")
 	fs.StringVar(&o.ChatLog, "chat-log", "", "file the Telegram stand-in appends every bot message to")
+	fs.StringVar(&o.OptOutsAddr, "optouts", "", "address the reference bot's opt-out webhook receiver listens on (none when empty)")
+	fs.StringVar(&o.OptOutsSecret, "optouts-secret-file", "", "file the receiver reads the webhook endpoint's signing secret from (written by steward-demo webhook)")
 	if helped, err := parseFlags(fs, args, stdout); helped || err != nil {
 		return err
 	}
@@ -93,6 +104,9 @@ func peersCmd(ctx context.Context, cfg config.Config, args []string, stdout, std
 	}
 	if p.bot != nil {
 		fmt.Fprintf(stdout, ", Telegram Bot API stand-in on %s", p.bot.URL)
+	}
+	if p.optOut != nil {
+		fmt.Fprintf(stdout, ", bot opt-out webhook receiver on %s", p.optOut.URL)
 	}
 	fmt.Fprintf(stdout, "; %d web people linked. Stop with Ctrl-C.\n", p.linked)
 	<-ctx.Done()
@@ -138,6 +152,12 @@ func startPeers(ctx context.Context, o peersOptions) (_ *peerSet, err error) {
 			return nil, err
 		}
 	}
+	if o.OptOutsAddr != "" {
+		log := slog.New(slog.NewTextHandler(o.Log, nil))
+		if p.optOut, err = startOptOuts(ctx, o.OptOutsAddr, o.DatabaseURL, "bot", o.OptOutsSecret, log); err != nil {
+			return nil, err
+		}
+	}
 	if p.linked, err = seedProviders(ctx, pool, p.stripe, p.creem); err != nil {
 		return nil, err
 	}
@@ -149,6 +169,9 @@ func startPeers(ctx context.Context, o peersOptions) (_ *peerSet, err error) {
 		}
 		if p.bot != nil {
 			ready += "DEMO_TELEGRAM_URL=" + p.bot.URL + "\nDEMO_TELEGRAM_TOKEN=" + telegramToken + "\n"
+		}
+		if p.optOut != nil {
+			ready += "DEMO_OPTOUTS_URL=" + p.optOut.URL + "\n"
 		}
 		tmp := o.ReadyFile + ".tmp"
 		if err := os.WriteFile(tmp, []byte(ready), 0o644); err != nil {

@@ -1,6 +1,9 @@
 // Package keyring protects identities at rest: every stored identity is a
 // keyed HMAC for lookup plus an AES-256-GCM ciphertext, each tagged with the
-// id of the key that made it so keys can rotate.
+// id of the key that made it so keys can rotate. A retired key may stay as
+// lookup-only ("kid:base64:lookup"): it still computes lookup hashes, for
+// rows that keep nothing but a hash (an erased person's opt-out), and opens
+// nothing.
 package keyring
 
 import (
@@ -24,7 +27,8 @@ import (
 // lookup (HMAC) key and an encryption (AES-256-GCM) key are derived with HKDF,
 // so one configured secret per generation is all an operator manages. The
 // first key is active: new hashes and ciphertexts use it; older keys still
-// verify lookups and decrypt until the data is re-keyed.
+// verify lookups and decrypt until the data is re-keyed. A lookup-only key
+// only verifies lookups.
 type Keyring struct {
 	active string
 	order  []string
@@ -35,9 +39,22 @@ type ringKey struct {
 	id      string
 	macPool sync.Pool // of hash.Hash; hmac.New per call would allocate on the hot path
 	aead    cipher.AEAD
+	// lookupOnly keys hash for lookups and never seal or open: everything
+	// sealed under them was re-keyed, only hash-only rows still need them.
+	lookupOnly bool
 }
 
-// Parse reads "kid:BASE64[,kid:BASE64...]"; every secret must be 32 bytes.
+// LookupOnlySuffix marks a keyring entry lookup-only: "kid:base64:lookup".
+const LookupOnlySuffix = "lookup"
+
+// ErrLookupOnly is wrapped by Open when asked to open with a lookup-only key:
+// a value still sealed under it means the key was demoted too early.
+var ErrLookupOnly = errors.New("key is lookup-only")
+
+// Parse reads "kid:BASE64[:lookup][,kid:BASE64[:lookup]...]"; every secret
+// must be 32 bytes. The first entry is the active key and cannot be
+// lookup-only (it seals every new value). Base64 has no colon, so the
+// suffix is unambiguous.
 func Parse(spec string) (*Keyring, error) {
 	spec = strings.TrimSpace(spec)
 	if spec == "" {
@@ -48,6 +65,13 @@ func Parse(spec string) (*Keyring, error) {
 		kid, b64, ok := strings.Cut(strings.TrimSpace(part), ":")
 		if !ok || kid == "" || len(kid) > 32 {
 			return nil, fmt.Errorf("identity keyring: entry %q: want kid:base64", redactKey(part))
+		}
+		b64, flag, flagged := strings.Cut(b64, ":")
+		if flagged && strings.TrimSpace(flag) != LookupOnlySuffix {
+			return nil, fmt.Errorf("identity keyring: key %q: unknown flag (want kid:base64 or kid:base64:%s)", kid, LookupOnlySuffix)
+		}
+		if flagged && len(kr.order) == 0 {
+			return nil, fmt.Errorf("identity keyring: key %q: the first (active) key seals new values and cannot be lookup-only", kid)
 		}
 		secret, err := decodeB64(b64)
 		if err != nil || len(secret) != 32 {
@@ -60,6 +84,7 @@ func Parse(spec string) (*Keyring, error) {
 		if err != nil {
 			return nil, err
 		}
+		k.lookupOnly = flagged
 		kr.keys[kid] = k
 		kr.order = append(kr.order, kid)
 	}
@@ -122,8 +147,25 @@ func newRingKey(kid string, secret []byte) (*ringKey, error) {
 // ActiveKID is the id of the key used for new writes.
 func (kr *Keyring) ActiveKID() string { return kr.active }
 
-// KIDs lists key ids, active first.
+// KIDs lists key ids, active first, lookup-only ones included.
 func (kr *Keyring) KIDs() []string { return append([]string(nil), kr.order...) }
+
+// LookupOnly lists the lookup-only key ids, in configured order.
+func (kr *Keyring) LookupOnly() []string {
+	var out []string
+	for _, kid := range kr.order {
+		if kr.keys[kid].lookupOnly {
+			out = append(out, kid)
+		}
+	}
+	return out
+}
+
+// IsLookupOnly reports whether kid is configured lookup-only.
+func (kr *Keyring) IsLookupOnly(kid string) bool {
+	k, ok := kr.keys[kid]
+	return ok && k.lookupOnly
+}
 
 // Domain separates what is hashed, so an identity hash can never collide with
 // an IP hash made from the same bytes.
@@ -148,8 +190,9 @@ func (kr *Keyring) Hash(s identity.Subject) []byte {
 	return kr.keys[kr.active].mac(domainSubject, s.String())
 }
 
-// Hashes returns the lookup hash of s under every key, active first, so a
-// lookup finds identities written before a rotation.
+// Hashes returns the lookup hash of s under every key, active first and
+// lookup-only keys included, so a lookup finds identities written before a
+// rotation and the hashes erased subjects keep.
 func (kr *Keyring) Hashes(s identity.Subject) [][]byte {
 	out := make([][]byte, 0, len(kr.order))
 	for _, kid := range kr.order {
@@ -169,6 +212,9 @@ func (kr *Keyring) HashValue(v string) []byte { return kr.keys[kr.active].mac(do
 // context (e.g. the subject kind) so it cannot be swapped between rows.
 func (kr *Keyring) Seal(plaintext, aad []byte) (kid string, ciphertext []byte, err error) {
 	k := kr.keys[kr.active]
+	if k.lookupOnly { // Parse forbids it; kept so no path ever seals under one
+		return "", nil, fmt.Errorf("seal: key id %q: %w", k.id, ErrLookupOnly)
+	}
 	nonce := make([]byte, k.aead.NonceSize(), k.aead.NonceSize()+len(plaintext)+k.aead.Overhead())
 	if _, err := rand.Read(nonce); err != nil {
 		return "", nil, fmt.Errorf("seal: nonce: %w", err)
@@ -181,6 +227,12 @@ func (kr *Keyring) Open(kid string, ciphertext, aad []byte) ([]byte, error) {
 	k, ok := kr.keys[kid]
 	if !ok {
 		return nil, fmt.Errorf("open: unknown key id %q", kid)
+	}
+	if k.lookupOnly {
+		// Never fall back to decrypting: a lookup-only key promises the
+		// operator nothing is sealed under it any more (rekey's start-up
+		// check refuses otherwise), so a value that is stays an error.
+		return nil, fmt.Errorf("open: key id %q: %w; run `steward keys reencrypt` with it configured in full", kid, ErrLookupOnly)
 	}
 	ns := k.aead.NonceSize()
 	if len(ciphertext) < ns+k.aead.Overhead() {

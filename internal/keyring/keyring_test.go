@@ -3,6 +3,7 @@ package keyring_test
 import (
 	"bytes"
 	"encoding/base64"
+	"errors"
 	"strings"
 	"testing"
 
@@ -79,6 +80,51 @@ func TestParseErrors(t *testing.T) {
 		if _, err := keyring.Parse(spec); err == nil {
 			t.Errorf("Parse(%q) accepted", spec)
 		} else if strings.Contains(err.Error(), good) {
+			t.Errorf("error leaks the key: %v", err)
+		}
+	}
+}
+
+// A demoted key ("kid:base64:lookup") keeps finding the hashes it made, so
+// an erased person's opt-out survives the rotation, and opens nothing: a
+// value still sealed under it is an error, never a silent fallback.
+func TestLookupOnlyKey(t *testing.T) {
+	t.Parallel()
+	old := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))
+	nw := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{2}, 32))
+	before, err := keyring.Parse("k1:" + old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	demoted, err := keyring.Parse("k2:" + nw + ", k1:" + old + ":lookup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if demoted.ActiveKID() != "k2" || !demoted.IsLookupOnly("k1") || demoted.IsLookupOnly("k2") ||
+		strings.Join(demoted.LookupOnly(), ",") != "k1" || strings.Join(demoted.KIDs(), ",") != "k2,k1" {
+		t.Fatalf("ring: active %s, lookup-only %v, kids %v", demoted.ActiveKID(), demoted.LookupOnly(), demoted.KIDs())
+	}
+	s := identity.MustParse("email:ann@example.com")
+	hs := demoted.Hashes(s)
+	if len(hs) != 2 || !bytes.Equal(hs[0], demoted.Hash(s)) || !bytes.Equal(hs[1], before.Hash(s)) {
+		t.Fatal("lookup-only key's hash is not among the lookup hashes")
+	}
+	kid, ct, err := before.Seal([]byte(s.String()), []byte("email"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := demoted.Open(kid, ct, []byte("email")); !errors.Is(err, keyring.ErrLookupOnly) {
+		t.Fatalf("opened under a lookup-only key: %v", err)
+	}
+	if kid, _, err := demoted.Seal([]byte("x"), nil); err != nil || kid != "k2" {
+		t.Fatalf("seal: %s %v", kid, err)
+	}
+	// Nothing can seal under a lookup-only key: it cannot be the active
+	// one, and an unknown flag is not taken for one.
+	for _, spec := range []string{"k1:" + old + ":lookup", "k1:" + old + ":lookup,k2:" + nw, "k2:" + nw + ",k1:" + old + ":lookups"} {
+		if _, err := keyring.Parse(spec); err == nil {
+			t.Errorf("Parse(%q) accepted", spec)
+		} else if strings.Contains(err.Error(), old) || strings.Contains(err.Error(), nw) {
 			t.Errorf("error leaks the key: %v", err)
 		}
 	}

@@ -1,8 +1,10 @@
 // Package rekey retires identity keys: it re-seals every value stored under
 // a key that is no longer the keyring's active one, and recomputes the keyed
 // lookup hashes stored with them, so the old key can be removed from
-// STEWARD_IDENTITY_KEYS. It also says which keys that is, and refuses a
-// keyring that lacks a key rows still need.
+// STEWARD_IDENTITY_KEYS. It also says, per key, whether it can be removed,
+// demoted to lookup-only (only hash-only rows such as erased subjects still
+// use it) or is still needed for sealed data, and refuses a keyring that
+// lacks a key rows still need or has demoted one sealed rows still need.
 //
 // The job keeps no cursor: each batch selects rows whose key id is not the
 // active one (FOR UPDATE SKIP LOCKED, one short transaction per batch), so a
@@ -26,6 +28,7 @@ import (
 
 	"github.com/steward-privacy/steward/internal/audit"
 	"github.com/steward-privacy/steward/internal/keyring"
+	"github.com/steward-privacy/steward/internal/subjects"
 )
 
 // Actor is the audit actor of re-encryption runs.
@@ -65,14 +68,59 @@ type Count struct {
 	Group string `json:"group"`
 	KID   string `json:"kid"`
 	Rows  int64  `json:"rows"`
-	// Stuck rows cannot be re-keyed by the job (see Status.Stuck).
+	// Stuck rows cannot be re-keyed by the job: erased subjects (until
+	// the person comes back) and pending outbox messages (until sent).
 	Stuck bool `json:"stuck,omitempty"`
+	// HashOnly rows need the key for lookup hashes only, nothing sealed
+	// under it: a lookup-only entry of the key is enough for them.
+	HashOnly bool `json:"hash_only,omitempty"`
+}
+
+// Verdict is what an operator can do with one configured key.
+type Verdict string
+
+// The verdicts of KeyState.
+const (
+	// VerdictActive: the key new values are sealed and hashed with.
+	VerdictActive Verdict = "active"
+	// VerdictRemove: no row uses the key; remove it.
+	VerdictRemove Verdict = "remove"
+	// VerdictLookupOnly: only hash-only rows use it; keep it as
+	// "kid:base64:lookup" (or demote it to that) until they are gone.
+	VerdictLookupOnly Verdict = "lookup-only"
+	// VerdictNeeded: sealed rows still use it; keep it in full and let
+	// re-encryption move them.
+	VerdictNeeded Verdict = "needed"
+	// VerdictMissing: rows use a key the keyring lacks (start-up refuses).
+	VerdictMissing Verdict = "missing"
+	// VerdictDemotedTooEarly: a lookup-only key that sealed rows still use
+	// (start-up refuses).
+	VerdictDemotedTooEarly Verdict = "demoted-too-early"
+)
+
+// KeyState is one key's standing: the rows that use it and what may be done.
+type KeyState struct {
+	KID string `json:"kid"`
+	// Configured is "full", "lookup-only" or "" (not in the keyring).
+	Configured string `json:"configured"`
+	// SealedRows need the key to open something (or, for pending outbox
+	// messages, will need it).
+	SealedRows int64 `json:"sealed_rows"`
+	// HashOnlyRows need the key's lookup hash only.
+	HashOnlyRows int64 `json:"hash_only_rows"`
+	// ErasedRows, among HashOnlyRows, are erased subjects: only the
+	// person's return (a consent check or record for the same identity)
+	// moves them, so they may hold a lookup-only key for a long time.
+	ErasedRows int64   `json:"erased_rows"`
+	Verdict    Verdict `json:"verdict"`
 }
 
 // Status is where the stored identities stand against the keyring.
 type Status struct {
 	Active     string   `json:"active"`
 	Configured []string `json:"configured"`
+	// LookupOnly are the configured keys marked lookup-only.
+	LookupOnly []string `json:"lookup_only,omitempty"`
 	// Rows counts rows under any key but the active one, by group and key.
 	Rows []Count `json:"rows"`
 }
@@ -94,6 +142,96 @@ func (s Status) ByKID() map[string]int64 {
 	}
 	return out
 }
+
+// Keys is every key that is configured or used by a row, active first, then
+// configured order, then unconfigured keys by id, with its verdict.
+func (s Status) Keys() []KeyState {
+	by := map[string]*KeyState{}
+	var order []string
+	get := func(kid string) *KeyState {
+		if k, ok := by[kid]; ok {
+			return k
+		}
+		k := &KeyState{KID: kid}
+		by[kid] = k
+		order = append(order, kid)
+		return k
+	}
+	for _, kid := range s.Configured {
+		k := get(kid)
+		k.Configured = "full"
+		if slices.Contains(s.LookupOnly, kid) {
+			k.Configured = "lookup-only"
+		}
+	}
+	for _, c := range s.Rows {
+		k := get(c.KID)
+		if c.HashOnly {
+			k.HashOnlyRows += c.Rows
+			if c.Stuck {
+				k.ErasedRows += c.Rows
+			}
+		} else {
+			k.SealedRows += c.Rows
+		}
+	}
+	out := make([]KeyState, 0, len(order))
+	for _, kid := range order {
+		k := by[kid]
+		switch {
+		case kid == s.Active:
+			k.Verdict = VerdictActive
+		case k.Configured == "" && k.SealedRows+k.HashOnlyRows > 0:
+			k.Verdict = VerdictMissing
+		case k.SealedRows > 0 && k.Configured == "lookup-only":
+			k.Verdict = VerdictDemotedTooEarly
+		case k.SealedRows > 0:
+			k.Verdict = VerdictNeeded
+		case k.HashOnlyRows > 0:
+			k.Verdict = VerdictLookupOnly
+		default:
+			k.Verdict = VerdictRemove
+		}
+		out = append(out, *k)
+	}
+	// Configured keys keep their order (active first); the unconfigured
+	// ones follow, sorted, so the output is stable.
+	n := len(s.Configured)
+	if n > len(out) {
+		n = len(out)
+	}
+	sort.Slice(out[n:], func(i, j int) bool { return out[n+i].KID < out[n+j].KID })
+	return out
+}
+
+// withVerdict lists the key ids with verdict v.
+func (s Status) withVerdict(v Verdict) []string {
+	var out []string
+	for _, k := range s.Keys() {
+		if k.Verdict == v {
+			out = append(out, k.KID)
+		}
+	}
+	return out
+}
+
+// Demotable are configured keys kept in full that only hash-only rows use:
+// they can be demoted to "kid:base64:lookup".
+func (s Status) Demotable() []string {
+	var out []string
+	for _, k := range s.Keys() {
+		if k.Verdict == VerdictLookupOnly && k.Configured == "full" {
+			out = append(out, k.KID)
+		}
+	}
+	return out
+}
+
+// NeededForSealed are configured keys sealed rows still use.
+func (s Status) NeededForSealed() []string { return s.withVerdict(VerdictNeeded) }
+
+// DemotedTooEarly are lookup-only keys sealed rows still use.
+func (s Status) DemotedTooEarly() []string { return s.withVerdict(VerdictDemotedTooEarly) }
 
 // Retirable are the configured keys, other than the active one, that no
 // row uses: they can be removed from STEWARD_IDENTITY_KEYS.
@@ -119,43 +257,72 @@ func (s Status) Missing() map[string]int64 {
 	return out
 }
 
-// ErrMissingKey is wrapped by Check's refusal.
+// ErrMissingKey is wrapped by Check's refusal of a keyring that lacks a key
+// rows still use.
 var ErrMissingKey = errors.New("identity keys: a key that stored rows still use is not configured")
 
-// Check refuses a keyring that lacks a key rows still use, naming the key
-// and the row counts, so removing a key too early stops Steward at start-up
-// instead of failing on the first read of such a row. It logs which
-// configured keys are no longer used and can be removed.
+// ErrDemotedTooEarly is wrapped by Check's refusal of a lookup-only key that
+// sealed rows still use.
+var ErrDemotedTooEarly = errors.New("identity keys: a lookup-only key still has sealed rows")
+
+// Check refuses a keyring that lacks a key rows still use, or has demoted
+// to lookup-only a key sealed rows still use, naming the key and the row
+// counts, so removing or demoting a key too early stops Steward at
+// start-up instead of failing on the first read of such a row, or, for an
+// erased person's opt-out, silently no longer finding it. It logs which
+// configured keys can be removed and which can be demoted.
 func (s *Service) Check(ctx context.Context) (Status, error) {
 	st, err := s.Status(ctx)
 	if err != nil {
 		return st, err
 	}
-	if missing := st.Missing(); len(missing) > 0 {
-		kids := make([]string, 0, len(missing))
-		for k := range missing {
-			kids = append(kids, k)
-		}
-		sort.Strings(kids)
-		var parts []string
-		for _, k := range kids {
-			var where []string
-			for _, c := range st.Rows {
-				if c.KID == k {
-					where = append(where, fmt.Sprintf("%s: %d", c.Group, c.Rows))
-				}
+	where := func(kid string) string {
+		var w []string
+		for _, c := range st.Rows {
+			if c.KID == kid {
+				w = append(w, fmt.Sprintf("%s: %d", c.Group, c.Rows))
 			}
-			parts = append(parts, fmt.Sprintf("%d rows under key %q (%s)", missing[k], k, strings.Join(where, ", ")))
 		}
-		return st, fmt.Errorf("%w: %s; put the key back in STEWARD_IDENTITY_KEYS (after the active key), run `steward keys reencrypt`, and remove it once `steward keys status` says it can go",
-			ErrMissingKey, strings.Join(parts, "; "))
+		return strings.Join(w, ", ")
+	}
+	var missing, early []string
+	for _, k := range st.Keys() {
+		switch k.Verdict {
+		case VerdictMissing:
+			if k.SealedRows == 0 {
+				// Only lookup hashes: the key is needed for lookups only,
+				// and only as lookup-only (nothing left to open).
+				missing = append(missing, fmt.Sprintf("%d rows under key %q (%s) need it for lookups only: put it back as lookup-only (%q, after the active key); without it the opt-outs of erased people are no longer found",
+					k.HashOnlyRows, k.KID, where(k.KID), k.KID+":BASE64:"+keyring.LookupOnlySuffix))
+				continue
+			}
+			missing = append(missing, fmt.Sprintf("%d rows under key %q (%s): put the key back in STEWARD_IDENTITY_KEYS (after the active key), run `steward keys reencrypt`, and remove or demote it once `steward keys status` says so",
+				k.SealedRows+k.HashOnlyRows, k.KID, where(k.KID)))
+		case VerdictDemotedTooEarly:
+			early = append(early, fmt.Sprintf("key %q is lookup-only but %d sealed rows still use it (%s): configure it in full (drop %q), run `steward keys reencrypt`, and demote it once `steward keys status` says so",
+				k.KID, k.SealedRows, where(k.KID), ":"+keyring.LookupOnlySuffix))
+		}
+	}
+	if len(missing) > 0 {
+		return st, fmt.Errorf("%w: %s", ErrMissingKey, strings.Join(missing, "; "))
+	}
+	if len(early) > 0 {
+		return st, fmt.Errorf("%w: %s", ErrDemotedTooEarly, strings.Join(early, "; "))
 	}
 	if s.Log != nil {
 		if r := st.Retirable(); len(r) > 0 {
 			s.Log.Info("identity keys no longer used by any row; they can be removed from STEWARD_IDENTITY_KEYS", "kids", r, "active", st.Active)
 		}
+		if d := st.Demotable(); len(d) > 0 {
+			s.Log.Info("identity keys used only for erased people's lookup hashes; they can be demoted to lookup-only (kid:base64:lookup)", "kids", d, "active", st.Active)
+		}
+		for _, k := range st.Keys() {
+			if k.Verdict == VerdictLookupOnly && k.Configured == "lookup-only" {
+				s.Log.Info("lookup-only identity key still needed for lookup hashes; it can go once the people come back or the rows are gone", "kid", k.KID, "rows", k.HashOnlyRows, "erased_rows", k.ErasedRows)
+			}
+		}
 		if n := st.Remaining(); n > 0 {
-			s.Log.Info("identity rows still under a non-active key; re-encryption moves them", "rows", n, "by_kid", st.ByKID(), "active", st.Active)
+			s.Log.Info("identity rows still under a non-active key", "rows", n, "by_kid", st.ByKID(), "active", st.Active)
 		}
 	}
 	return st, nil
@@ -163,14 +330,14 @@ func (s *Service) Check(ctx context.Context) (Status, error) {
 
 // Status counts, per group and key, the rows not under the active key.
 func (s *Service) Status(ctx context.Context) (Status, error) {
-	st := Status{Active: s.Keys.ActiveKID(), Configured: s.Keys.KIDs(), Rows: []Count{}}
-	add := func(group, q string, stuck bool) error {
+	st := Status{Active: s.Keys.ActiveKID(), Configured: s.Keys.KIDs(), LookupOnly: s.Keys.LookupOnly(), Rows: []Count{}}
+	add := func(group, q string, stuck, hashOnly bool) error {
 		rows, err := s.Pool.Query(ctx, q, st.Active)
 		if err != nil {
 			return fmt.Errorf("rekey: status %s: %w", group, err)
 		}
 		counts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Count, error) {
-			c := Count{Group: group, Stuck: stuck}
+			c := Count{Group: group, Stuck: stuck, HashOnly: hashOnly}
 			return c, r.Scan(&c.KID, &c.Rows)
 		})
 		if err != nil {
@@ -181,21 +348,23 @@ func (s *Service) Status(ctx context.Context) (Status, error) {
 	}
 	for _, t := range tables {
 		q := `SELECT ` + t.kid + `, count(*) FROM ` + t.table + ` WHERE ` + t.kid + ` IS NOT NULL AND ` + t.kid + ` <> '' AND ` + t.kid + ` <> $1 GROUP BY 1 ORDER BY 1`
-		if err := add(t.name, q, false); err != nil {
+		if err := add(t.name, q, false, false); err != nil {
 			return st, err
 		}
 		if t.hash != nil && t.hash.kid != "" {
-			// A hash re-keyed with its ciphertext (below) is counted
+			// A hash re-keyed with its ciphertext (above) is counted
 			// there; what is left is the hashes alone: a subject whose
 			// identity was erased (consent.Forget) keeps its hash as
 			// proof of an opt-out, and with no identity to hash again
-			// the job cannot move it.
+			// the job cannot move it (the person's return does,
+			// subjects.Upsert and the consent check). Both need the old
+			// key for its lookup hash only: lookup-only is enough.
 			q := `SELECT ` + t.hash.kid + `, count(*) FROM ` + t.table + ` WHERE ` + t.hash.kid + ` <> $1 AND ` + t.kid + ` = '' GROUP BY 1 ORDER BY 1`
-			if err := add(t.name+"."+t.hash.col+" (erased)", q, true); err != nil {
+			if err := add(t.name+"."+t.hash.col+" (erased)", q, true, true); err != nil {
 				return st, err
 			}
 			q = `SELECT ` + t.hash.kid + `, count(*) FROM ` + t.table + ` WHERE ` + t.hash.kid + ` <> $1 AND ` + t.kid + ` = $1 GROUP BY 1 ORDER BY 1`
-			if err := add(t.name+"."+t.hash.col, q, false); err != nil {
+			if err := add(t.name+"."+t.hash.col, q, false, true); err != nil {
 				return st, err
 			}
 		}
@@ -205,7 +374,7 @@ func (s *Service) Status(ctx context.Context) (Status, error) {
 	// associated data), but a key they need cannot go yet.
 	q := `SELECT coalesce(payload->>'kid', payload->>'email_kid'), count(*) FROM outbox
 		WHERE status = 'pending' AND coalesce(payload->>'kid', payload->>'email_kid', '') NOT IN ('', $1) GROUP BY 1 ORDER BY 1`
-	if err := add("outbox (pending delivery)", q, true); err != nil {
+	if err := add("outbox (pending delivery)", q, true, false); err != nil {
 		return st, err
 	}
 	if s.Gauge != nil {
@@ -259,11 +428,12 @@ func (s *Service) RunOnce(ctx context.Context) (int, error) {
 	if err != nil {
 		return total, err
 	}
-	if err := s.audit(ctx, "identity_keys.reencrypt_done", map[string]any{"active_kid": active, "rows": total, "remaining": after.Remaining(), "retirable_kids": after.Retirable()}); err != nil {
+	if err := s.audit(ctx, "identity_keys.reencrypt_done", map[string]any{"active_kid": active, "rows": total, "remaining": after.Remaining(),
+		"retirable_kids": after.Retirable(), "demotable_kids": after.Demotable()}); err != nil {
 		return total, err
 	}
 	if s.Log != nil {
-		s.Log.Info("identity re-encryption done", "rows", total, "remaining", after.Remaining(), "retirable_kids", after.Retirable())
+		s.Log.Info("identity re-encryption done", "rows", total, "remaining", after.Remaining(), "retirable_kids", after.Retirable(), "demotable_kids", after.Demotable())
 	}
 	return total, nil
 }
@@ -401,7 +571,7 @@ func (s *Service) batch(ctx context.Context, t sealed) (int, error) {
 							continue
 						}
 					}
-					if err := moveRestrictions(ctx, tx, r.oldHash, h); err != nil {
+					if err := subjects.MoveRestrictions(ctx, tx, r.oldHash, h); err != nil {
 						return err
 					}
 				}
@@ -422,23 +592,4 @@ func (s *Service) batch(ctx context.Context, t sealed) (int, error) {
 		return 0, fmt.Errorf("rekey: %s: %w", t.name, err)
 	}
 	return n, nil
-}
-
-// moveRestrictions carries processing restrictions (stored under a lookup
-// hash only, with no identity to hash again) from an identity's old hash to
-// its new one, in the transaction that re-hashes the identity. A restriction
-// whose identity is gone from subjects and requests alike cannot be moved;
-// it stays under the old hash.
-func moveRestrictions(ctx context.Context, tx pgx.Tx, old, nw []byte) error {
-	// An active restriction already recorded under the new hash for the
-	// same dataset (restricted again after the rotation) would collide
-	// with the one-active-row index; the older row then stays as it is,
-	// the newer covers it.
-	_, err := tx.Exec(ctx, `UPDATE processing_restrictions p SET lookup_hash = $2 WHERE p.lookup_hash = $1
-		AND NOT (p.lifted_at IS NULL AND EXISTS (SELECT 1 FROM processing_restrictions q
-			WHERE q.system = p.system AND q.dataset = p.dataset AND q.lookup_hash = $2 AND q.lifted_at IS NULL))`, old, nw)
-	if err != nil {
-		return fmt.Errorf("move restrictions: %w", err)
-	}
-	return nil
 }

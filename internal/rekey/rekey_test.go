@@ -212,8 +212,9 @@ func TestRekey(t *testing.T) {
 }
 
 // A person erased from the ledger keeps only a keyed hash (proof of their
-// opt-out): there is nothing to hash again, so the key stays needed and
-// status says why.
+// opt-out): there is nothing to hash again, so the key stays needed, for
+// lookups only: removing it is refused, demoting it to lookup-only is
+// accepted, and status says which.
 func TestErasedSubjectPinsItsKey(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -231,7 +232,41 @@ func TestErasedSubjectPinsItsKey(t *testing.T) {
 	if err != nil || st.Remaining() != 1 || len(st.Retirable()) != 0 || !st.Rows[0].Stuck || !strings.Contains(st.Rows[0].Group, "erased") {
 		t.Fatalf("status: %+v %v", st, err)
 	}
-	if _, err := (&rekey.Service{Pool: pool, Keys: ring(t, k2)}).Check(ctx); !errors.Is(err, rekey.ErrMissingKey) || !strings.Contains(err.Error(), "1 rows") {
+	if _, err := (&rekey.Service{Pool: pool, Keys: ring(t, k2)}).Check(ctx); !errors.Is(err, rekey.ErrMissingKey) ||
+		!strings.Contains(err.Error(), "1 rows") || !strings.Contains(err.Error(), "k1:BASE64:lookup") {
 		t.Fatalf("check: %v", err)
+	}
+	if d := st.Demotable(); strings.Join(d, ",") != "k1" {
+		t.Fatalf("demotable: %v (%+v)", d, st.Keys())
+	}
+	st, err = (&rekey.Service{Pool: pool, Keys: ring(t, k2+","+k1+":lookup")}).Check(ctx)
+	if err != nil {
+		t.Fatalf("check with k1 lookup-only: %v", err)
+	}
+	keys := st.Keys()
+	if len(keys) != 2 || keys[0].Verdict != rekey.VerdictActive || keys[1].Verdict != rekey.VerdictLookupOnly ||
+		keys[1].Configured != "lookup-only" || keys[1].ErasedRows != 1 || keys[1].SealedRows != 0 || len(st.Demotable()) != 0 {
+		t.Fatalf("keys: %+v", keys)
+	}
+}
+
+// A key demoted to lookup-only while sealed rows still use it is refused
+// at start-up with the counts: nothing could open those rows.
+func TestLookupOnlyTooEarlyIsRefused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, pool := dbtest.New(t)
+	k1, k2 := "k1:"+secret(), "k2:"+secret()
+	seed(t, pool, ring(t, k1))
+	svc := &rekey.Service{Pool: pool, Keys: ring(t, k2+","+k1+":lookup")}
+	st, err := svc.Check(ctx)
+	if !errors.Is(err, rekey.ErrDemotedTooEarly) || !strings.Contains(err.Error(), `key "k1" is lookup-only but 10 sealed rows`) {
+		t.Fatalf("check: %v", err)
+	}
+	if strings.Join(st.DemotedTooEarly(), ",") != "k1" {
+		t.Fatalf("status: %+v", st.Keys())
+	}
+	if _, err := svc.RunOnce(ctx); !errors.Is(err, keyring.ErrLookupOnly) {
+		t.Fatalf("re-encryption under a lookup-only key: %v", err)
 	}
 }

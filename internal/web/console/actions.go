@@ -27,6 +27,11 @@ var Actions = []Action{
 	{"task.retry", "requests.manage"},
 	{"task.complete", "requests.manage"},
 	{"task.acknowledge-review", "requests.manage"},
+	// POST /v1/privacy-requests/{id}/documents/agent_authorization/review,
+	// /release-package and /recipients/{system}/told (requests.manage).
+	{"request.review-document", "requests.manage"},
+	{"request.release-package", "requests.manage"},
+	{"recipient.told", "requests.manage"},
 	// GET /v1/privacy-requests/{id}/package.
 	{"request.package", "requests.download_package"},
 	// GET /v1/consents, /history; /receipts/{id}.

@@ -100,6 +100,10 @@ type Requests interface {
 	RetryTask(ctx context.Context, id, taskID, actor string) (dsar.Request, error)
 	CompleteManualTask(ctx context.Context, id, taskID, actor, note string) (dsar.Request, error)
 	AcknowledgeReview(ctx context.Context, id, taskID, actor, note string) (dsar.Request, error)
+	ReviewDocument(ctx context.Context, id, kind, actor, note string) (dsar.Request, error)
+	ReleasePackage(ctx context.Context, id, actor, note string) (dsar.Request, error)
+	Recipients(ctx context.Context, id string) ([]dsar.Recipient, error)
+	RecipientTold(ctx context.Context, id, system, actor, note string) (dsar.Recipient, error)
 }
 
 // Packages opens a request's export package for staff (*exports.Store).
@@ -266,7 +270,8 @@ func (c *Console) Mount(app fiber.Router) {
 	a.Get("/requests/:id/package", c.downloadPackage)
 	a.Post("/requests/:id/identities", c.guard, c.revealIdentities)
 	a.Post("/requests/:id/replan", c.guard, c.replan)
-	for _, name := range []string{"approve", "deny", "extend", "pause", "resume", "cancel", "retry-planning"} {
+	a.Post("/requests/:id/recipients/:system/told", c.guard, c.recipientTold)
+	for _, name := range []string{"approve", "deny", "extend", "pause", "resume", "cancel", "retry-planning", "review-document", "release-package"} {
 		a.Post("/requests/:id/"+name, c.guard, c.requestAction(name))
 	}
 	for _, name := range []string{"retry", "complete", "acknowledge-review"} {

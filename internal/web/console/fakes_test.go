@@ -132,7 +132,10 @@ type fakeRequests struct {
 	calls  []actionCall
 	ListFn func(f dsar.Filter) ([]dsar.Request, string, error)
 	GetFn  func(id string) (dsar.Detail, error)
-	ActErr error // returned by every action
+	// RecipientsFn lists a request's Art. 19 recipients (default: one
+	// pending, told by staff).
+	RecipientsFn func(id string) ([]dsar.Recipient, error)
+	ActErr       error // returned by every action
 }
 
 func (f *fakeRequests) record(c actionCall) (dsar.Request, error) {
@@ -205,6 +208,23 @@ func (f *fakeRequests) CompleteManualTask(_ context.Context, id, task, actor, no
 }
 func (f *fakeRequests) AcknowledgeReview(_ context.Context, id, task, actor, note string) (dsar.Request, error) {
 	return f.record(actionCall{"acknowledge-review", id, task, actor, note})
+}
+
+func (f *fakeRequests) ReviewDocument(_ context.Context, id, kind, actor, note string) (dsar.Request, error) {
+	return f.record(actionCall{"review-document", id, kind, actor, note})
+}
+func (f *fakeRequests) ReleasePackage(_ context.Context, id, actor, note string) (dsar.Request, error) {
+	return f.record(actionCall{"release-package", id, "", actor, note})
+}
+func (f *fakeRequests) Recipients(_ context.Context, id string) ([]dsar.Recipient, error) {
+	if f.RecipientsFn != nil {
+		return f.RecipientsFn(id)
+	}
+	return []dsar.Recipient{{System: "crm", Name: "CRM", Method: "staff", Status: "pending"}}, nil
+}
+func (f *fakeRequests) RecipientTold(_ context.Context, id, system, actor, note string) (dsar.Recipient, error) {
+	_, err := f.record(actionCall{"recipient-told", id, system, actor, note})
+	return dsar.Recipient{System: system, Method: "staff", Status: "done"}, err
 }
 
 // detail is a request in status st whose state offers every action the

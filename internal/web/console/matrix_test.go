@@ -21,6 +21,9 @@ type probe struct {
 	method string
 	path   string
 	form   url.Values
+	// detail, if set, adjusts the fake request so that its state offers
+	// the control (a held package, an opened agent document).
+	detail func(*dsar.Detail)
 }
 
 var probes = map[string]probe{
@@ -39,6 +42,9 @@ var probes = map[string]probe{
 	"task.complete":           {page: "/console/requests/" + reqID, status: dsar.InProgress, method: "POST", path: "/console/requests/" + reqID + "/tasks/" + taskID + "/complete", form: url.Values{"note": {"done"}}},
 	"task.acknowledge-review": {page: "/console/requests/" + reqID, status: dsar.InProgress, method: "POST", path: "/console/requests/" + reqID + "/tasks/" + taskID + "/acknowledge-review", form: url.Values{"note": {"ok"}}},
 	"request.package":         {page: "/console/requests/" + reqID, status: dsar.Completed, method: "GET", path: "/console/requests/" + reqID + "/package"},
+	"request.review-document": {page: "/console/requests/" + reqID, status: dsar.IdentityPending, method: "POST", path: "/console/requests/" + reqID + "/review-document", form: url.Values{"note": {"signature checks out"}}, detail: openedAgentDocument},
+	"request.release-package": {page: "/console/requests/" + reqID, status: dsar.InProgress, method: "POST", path: "/console/requests/" + reqID + "/release-package", form: url.Values{"note": {"nothing withheld"}}, detail: heldPackage},
+	"recipient.told":          {page: "/console/requests/" + reqID, status: dsar.Completed, method: "POST", path: "/console/requests/" + reqID + "/recipients/crm/told", form: url.Values{"note": {"emailed their DPO"}}},
 	"consent.view":            {page: "/console/policy", method: "POST", path: "/console/consent", form: url.Values{"subject": {"email:ann@example.com"}}},
 	"consent.receipt":         {page: "", method: "GET", path: "/console/consent/receipts/" + evID},
 	"audit.view":              {page: "/console/policy", method: "GET", path: "/console/audit"},
@@ -52,6 +58,15 @@ var probes = map[string]probe{
 	"keys.revoke":             {page: "/console/keys", method: "POST", path: "/console/keys/" + keyID + "/revoke"},
 	"policy.view":             {page: "/console/requests", method: "GET", path: "/console/policy"},
 	"policy.history":          {page: "/console/policy"},
+}
+
+// heldPackage: an access request whose built package waits for release.
+func heldPackage(d *dsar.Detail) { d.Type, d.PackageReview, d.PackageHeld = "access", true, true }
+
+// openedAgentDocument: an agent's authorization that staff opened.
+func openedAgentDocument(d *dsar.Detail) {
+	d.Documents = []dsar.DocumentInfo{{Kind: dsar.DocAgentAuthorization, Size: 1200, SHA256: "ab"}}
+	d.Timeline = append(d.Timeline, dsar.TimelineEntry{At: time.Now(), Event: "document_opened", Actor: "staff:7"})
 }
 
 // pageAction is the action that guards a page.
@@ -114,6 +129,9 @@ func TestRoleActionMatrix(t *testing.T) {
 							d.Type = "access"
 							now := time.Now()
 							d.CompletedAt = &now
+						}
+						if p.detail != nil {
+							p.detail(&d)
 						}
 						return d, nil
 					}

@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"regexp"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -25,12 +26,16 @@ type requestData struct {
 	Revealed   []string
 	Done       string // the action just done, for the flash
 	HasPackage bool
+	// Recipients are the request's GDPR Art. 19 notifications, each with
+	// how it is told and whether it is done.
+	Recipients []dsar.Recipient
 }
 
 var doneKeys = map[string]string{
 	"approve": "done_approve", "deny": "done_deny", "extend": "done_extend", "pause": "done_pause", "resume": "done_resume",
 	"cancel": "done_cancel", "retry-planning": "done_retry_planning", "replan": "done_replan", "retry": "done_retry",
 	"complete": "done_complete", "acknowledge-review": "done_acknowledge",
+	"review-document": "done_review_document", "release-package": "done_release_package", "recipient-told": "done_recipient_told",
 }
 
 func (c *Console) request(ctx *fiber.Ctx) error {
@@ -64,6 +69,12 @@ func (c *Console) renderRequest(ctx *fiber.Ctx, v *view, id string, status int, 
 			c.d.Log.Warn("request report", "request_id", id, "err", err)
 		}
 	}
+	if recs, err := c.d.Requests.Recipients(ctx.UserContext(), id); err == nil {
+		rd.Recipients = recs
+	} else {
+		// The rest of the page is still worth showing; the list is not.
+		c.d.Log.Warn("request recipients", "request_id", id, "err", err)
+	}
 	rd.HasPackage = c.d.Packages != nil && (d.Type == "access" || d.Type == "export") && d.Status == dsar.Completed
 	v.Title = T(v.Lang, "request_title_of", T(v.Lang, "type_"+d.Type))
 	v.Data = rd
@@ -88,6 +99,9 @@ func offers(d dsar.Detail) map[string]bool {
 		"extend":         !d.Status.Final() && !d.Extended && d.ExtendableUntil != nil,
 		"retry-planning": d.Status == dsar.Verified && d.PlannedAt == nil && d.PlanError != "",
 		"reveal":         len(d.Identities) > 0,
+		// A held package waits for a reviewer (deadlines.rego package_review).
+		"release-package": d.Status == dsar.InProgress && d.PackageHeld,
+		"review-document": !d.Status.Final() && agentDocumentToReview(d),
 	}
 	for _, t := range d.Tasks {
 		if t.Status == dsar.TaskFailed && (d.Status == dsar.Failed || d.Status == dsar.InProgress) {
@@ -101,6 +115,31 @@ func offers(d dsar.Detail) map[string]bool {
 		}
 	}
 	return o
+}
+
+// agentDocumentToReview: the request has an agent's signed authorization
+// that staff opened and nobody reviewed yet. dsar.ReviewDocument refuses a
+// review of a document nobody opened (a review is of the document itself),
+// so the button waits for an opening by staff; the timeline is where both
+// are recorded.
+func agentDocumentToReview(d dsar.Detail) bool {
+	has := false
+	for _, doc := range d.Documents {
+		has = has || doc.Kind == dsar.DocAgentAuthorization
+	}
+	if !has {
+		return false
+	}
+	opened := false
+	for _, e := range d.Timeline {
+		switch {
+		case e.Event == "document_reviewed":
+			return false
+		case e.Event == "document_opened" && !strings.HasPrefix(e.Actor, "system:"):
+			opened = true
+		}
+	}
+	return opened
 }
 
 func requestID(ctx *fiber.Ctx) (string, bool) {
@@ -123,6 +162,7 @@ func (c *Console) requestAction(name string) fiber.Handler {
 			return c.notFound(ctx)
 		}
 		reason := strings.TrimSpace(strings.Clone(ctx.FormValue("reason")))
+		note := strings.TrimSpace(strings.Clone(ctx.FormValue("note")))
 		uc, actor, r := ctx.UserContext(), p.Actor(), c.d.Requests
 		var fn func(context.Context) (dsar.Request, error)
 		switch name {
@@ -140,6 +180,12 @@ func (c *Console) requestAction(name string) fiber.Handler {
 			fn = func(ctx context.Context) (dsar.Request, error) { return r.Cancel(ctx, id, actor, reason) }
 		case "retry-planning":
 			fn = func(ctx context.Context) (dsar.Request, error) { return r.RetryPlan(ctx, id, actor) }
+		case "review-document":
+			fn = func(ctx context.Context) (dsar.Request, error) {
+				return r.ReviewDocument(ctx, id, dsar.DocAgentAuthorization, actor, note)
+			}
+		case "release-package":
+			fn = func(ctx context.Context) (dsar.Request, error) { return r.ReleasePackage(ctx, id, actor, note) }
 		default:
 			return c.notFound(ctx)
 		}
@@ -190,6 +236,27 @@ func (c *Console) taskAction(name string) fiber.Handler {
 		return c.afterAction(ctx, id, name, err)
 	}
 }
+
+// recipientTold records that staff told a recipient of the request (GDPR
+// Art. 19) Steward could not tell itself, or confirmed its reply, with a
+// note saying how.
+func (c *Console) recipientTold(ctx *fiber.Ctx) error {
+	p, err, ok := c.allow(ctx, "recipient.told")
+	if !ok {
+		return err
+	}
+	id, ok := requestID(ctx)
+	system := ctx.Params("system")
+	if !ok || !systemIDRe.MatchString(system) {
+		return c.notFound(ctx)
+	}
+	note := strings.TrimSpace(strings.Clone(ctx.FormValue("note")))
+	_, err = c.d.Requests.RecipientTold(ctx.UserContext(), id, strings.Clone(system), p.Actor(), note)
+	return c.afterAction(ctx, id, "recipient-told", err)
+}
+
+// systemIDRe is a data-map system id (as the API checks it).
+var systemIDRe = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
 
 // replan plans the request again, with identities staff add (one per
 // line, typed like an intake subject) and a note saying why.

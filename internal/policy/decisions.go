@@ -179,9 +179,13 @@ type ControlPlaneRetention struct {
 	// and from where a choice was made) go this long after the event; the
 	// event itself (who, which purpose, which notice, when) stays as the
 	// proof of consent or refusal the ledger exists for.
-	ConsentDetailDays int    `json:"consent_detail_days"`
-	Citation          string `json:"citation"`
-	Note              string `json:"note"`
+	ConsentDetailDays int `json:"consent_detail_days"`
+	// WebhookDeliveryDays: a sent webhook (its sealed body may name the
+	// person, for endpoints allowed identities) and its attempts go this
+	// long after it was queued, once delivered or given up; 0 means 30.
+	WebhookDeliveryDays int    `json:"webhook_delivery_days,omitempty"`
+	Citation            string `json:"citation"`
+	Note                string `json:"note"`
 }
 
 // Masking is the default masking strategy per data category.

@@ -30,9 +30,17 @@ const (
 	// ControlConsent is the consent ledger's personal detail: each
 	// event's user agent and IP hash.
 	ControlConsent = "consent_event_details"
+	// ControlWebhooks are sent webhooks: their sealed bodies (which may
+	// name the person) and delivery attempts, kept for replay and the
+	// delivery log.
+	ControlWebhooks = "webhook_deliveries"
 )
 
-var controlDatasets = []string{ControlCodes, ControlSends, ControlExports, ControlRequests, ControlConsent}
+var controlDatasets = []string{ControlCodes, ControlSends, ControlExports, ControlRequests, ControlConsent, ControlWebhooks}
+
+// defaultWebhookDeliveryDays keeps sent webhooks a month when the schedule
+// names no period: long enough to replay after a subscriber's outage.
+const defaultWebhookDeliveryDays = 30
 
 // controlCategories are what Steward's own records hold, for category
 // holds: identities and contact details (sealed) and disclosed data.
@@ -75,7 +83,15 @@ func (c *ControlPlane) Rules(cp policy.ControlPlaneRetention) []Rule {
 		rule(ControlExports, "expires_at", 0, "until the download link expires", ActionDelete),
 		rule(ControlRequests, "closed_at", cp.ClosedRequestDays, fmt.Sprintf("%d days after closing", cp.ClosedRequestDays), ActionAnonymize),
 		rule(ControlConsent, "recorded_at", cp.ConsentDetailDays, fmt.Sprintf("%d days after the event", cp.ConsentDetailDays), ActionAnonymize),
+		rule(ControlWebhooks, "created_at", webhookDays(cp), fmt.Sprintf("%d days after it was queued, once delivered or given up", webhookDays(cp)), ActionDelete),
 	}
+}
+
+func webhookDays(cp policy.ControlPlaneRetention) int {
+	if cp.WebhookDeliveryDays > 0 {
+		return cp.WebhookDeliveryDays
+	}
+	return defaultWebhookDeliveryDays
 }
 
 // Sweep removes one of Steward's datasets' due records.
@@ -101,8 +117,26 @@ func (c *ControlPlane) Sweep(ctx context.Context, p connectors.SweepParams) (con
 		return c.sweepRequests(ctx, p, held)
 	case ControlConsent:
 		return c.sweepConsent(ctx, p, held)
+	case ControlWebhooks:
+		return c.sweepWebhooks(ctx, p, held)
 	}
 	return connectors.SweepResult{}, connectors.Permanent(fmt.Errorf("retention: control plane: no dataset %q", p.Dataset))
+}
+
+// sweepWebhooks deletes sent webhooks (delivered or given up; a pending one
+// is still owed) queued before the cutoff, with their attempts. A delivery
+// names no subject a hold could match (its body is sealed), so holds do not
+// reach it. An Art. 19 notice whose delivery goes is first recorded as told,
+// so the request's recipients keep saying so.
+func (c *ControlPlane) sweepWebhooks(ctx context.Context, p connectors.SweepParams, held [][]byte) (connectors.SweepResult, error) {
+	const due = `v.created_at < $1 AND v.status IN ('delivered', 'failed') AND $2::bytea[] IS NOT NULL`
+	if !p.DryRun {
+		if _, err := c.Pool.Exec(ctx, `UPDATE recipient_notifications n SET status = 'done', done_at = d.delivered_at, done_by = 'system:webhooks'
+			FROM webhook_deliveries d WHERE d.id = ANY(n.delivery_ids) AND d.status = 'delivered' AND n.status <> 'done' AND d.created_at < $1`, p.Cutoff); err != nil {
+			return connectors.SweepResult{}, connectors.Retryable(fmt.Errorf("retention: keep told recipients: %w", err), 0)
+		}
+	}
+	return c.deleteWhere(ctx, p, `webhook_deliveries v`, due, held)
 }
 
 // heldHashes are the lookup hashes of the held subjects' identities, under
@@ -156,8 +190,11 @@ func (c *ControlPlane) deleteWhere(ctx context.Context, p connectors.SweepParams
 
 // timestampOnly is the age condition alone (due, held or not).
 func timestampOnly(dataset string) string {
-	if dataset == ControlSends {
+	switch dataset {
+	case ControlSends:
 		return `v.at < $1`
+	case ControlWebhooks:
+		return `v.created_at < $1 AND v.status IN ('delivered', 'failed')`
 	}
 	return `v.expires_at < $1`
 }

@@ -377,3 +377,62 @@ func TestControlPlaneConsentDetails(t *testing.T) {
 		t.Errorf("second run: %+v %v", run.Datasets, err)
 	}
 }
+
+// Sent webhooks go a month after they were queued, once delivered or
+// given up: their sealed bodies may name the person (GDPR Art. 5(1)(e)).
+// A pending one is still owed and stays; an Art. 19 notice delivered by a
+// swept webhook stays told.
+func TestControlPlaneWebhookDeliveries(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	now := r.clk.Now()
+	var endpoint string
+	if err := r.pool.QueryRow(ctx, `INSERT INTO webhook_endpoints (id, url, secret_kid, secret_ct, created_by, created_at, updated_at)
+		VALUES (gen_random_uuid(), 'https://bot.example/hooks', 'k1', '\x00', 'system:test', $1, $1) RETURNING id::text`, now).Scan(&endpoint); err != nil {
+		t.Fatal(err)
+	}
+	delivery := func(status string, age time.Duration) string {
+		t.Helper()
+		var id string
+		if err := r.pool.QueryRow(ctx, `INSERT INTO webhook_deliveries (id, endpoint_id, message_id, event_type, body_kid, body_ct, status, created_at, delivered_at)
+			VALUES (gen_random_uuid(), $1, 'msg_x', 'recipient.notice', 'k1', '\x00', $2, $3, CASE WHEN $2 = 'delivered' THEN $3::timestamptz END) RETURNING id::text`,
+			endpoint, status, now.Add(-age)).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	month := 31 * 24 * time.Hour
+	oldDelivered := delivery("delivered", month)
+	delivery("failed", month)
+	delivery("pending", month)
+	delivery("delivered", time.Hour)
+	// An erasure's Art. 19 notice told by the old delivery.
+	var sid int64
+	if err := r.pool.QueryRow(ctx, `INSERT INTO subjects (kind, lookup_hash, hash_kid, ciphertext, enc_kid, created_at)
+		VALUES ('tg', '\x01', 'k1', '\x00', 'k1', now()) RETURNING id`).Scan(&sid); err != nil {
+		t.Fatal(err)
+	}
+	req := uuid.NewString()
+	if _, err := r.pool.Exec(ctx, `INSERT INTO privacy_requests (id, type, status, channel, language, region, regime, subject_id, subject_kind,
+		status_token_hash, received_at, due_at, original_due_at, closed_at, created_by, policy_revision, updated_at)
+		VALUES ($1, 'erasure', 'completed', 'bot', 'en', 'DE', 'gdpr', $2, 'tg', $3, $4, $4, $4, $4, 'test', 'r', $4)`, req, sid, []byte(req), now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.pool.Exec(ctx, `INSERT INTO recipient_notifications (request_id, system, method, status, created_at, delivery_ids)
+		VALUES ($1, 'posthog', 'webhook', 'queued', $2, ARRAY[$3::uuid])`, req, now.Add(-month), oldDelivered); err != nil {
+		t.Fatal(err)
+	}
+	run, err := r.svc.RunNow(ctx, retention.RunOptions{Trigger: retention.TriggerCLI, Actor: "system:cli", Dataset: "steward.webhook_deliveries"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := run.Datasets[0]; run.Status != "completed" || d.Deleted != 2 {
+		t.Errorf("run: %s %+v, want the old delivered and failed ones deleted", run.Status, d)
+	}
+	if n := r.count(t, `SELECT count(*) FROM webhook_deliveries`); n != 2 {
+		t.Errorf("%d deliveries left, want the pending and the recent", n)
+	}
+	if n := r.count(t, `SELECT count(*) FROM recipient_notifications WHERE status = 'done' AND done_by = 'system:webhooks'`); n != 1 {
+		t.Error("the Art. 19 notice lost its told status with its delivery")
+	}
+}

@@ -30,6 +30,7 @@ var Actions = []Action{
 	// POST /v1/privacy-requests/{id}/documents/agent_authorization/review,
 	// /release-package and /recipients/{system}/told (requests.manage).
 	{"request.review-document", "requests.manage"},
+	{"request.open-document", "requests.manage"},
 	{"request.release-package", "requests.manage"},
 	{"recipient.told", "requests.manage"},
 	// GET /v1/privacy-requests/{id}/package.

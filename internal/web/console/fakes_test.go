@@ -213,6 +213,12 @@ func (f *fakeRequests) AcknowledgeReview(_ context.Context, id, task, actor, not
 func (f *fakeRequests) ReviewDocument(_ context.Context, id, kind, actor, note string) (dsar.Request, error) {
 	return f.record(actionCall{"review-document", id, kind, actor, note})
 }
+func (f *fakeRequests) OpenDocument(_ context.Context, id, kind, actor string) (dsar.Document, error) {
+	if _, err := f.record(actionCall{"open-document", id, kind, actor, ""}); err != nil {
+		return dsar.Document{}, err
+	}
+	return dsar.Document{ContentType: "application/pdf", Content: []byte("%PDF-1.7 signed"), SHA256: "ab"}, nil
+}
 func (f *fakeRequests) ReleasePackage(_ context.Context, id, actor, note string) (dsar.Request, error) {
 	return f.record(actionCall{"release-package", id, "", actor, note})
 }

@@ -42,6 +42,7 @@ var probes = map[string]probe{
 	"task.complete":           {page: "/console/requests/" + reqID, status: dsar.InProgress, method: "POST", path: "/console/requests/" + reqID + "/tasks/" + taskID + "/complete", form: url.Values{"note": {"done"}}},
 	"task.acknowledge-review": {page: "/console/requests/" + reqID, status: dsar.InProgress, method: "POST", path: "/console/requests/" + reqID + "/tasks/" + taskID + "/acknowledge-review", form: url.Values{"note": {"ok"}}},
 	"request.package":         {page: "/console/requests/" + reqID, status: dsar.Completed, method: "GET", path: "/console/requests/" + reqID + "/package"},
+	"request.open-document":   {page: "/console/requests/" + reqID, status: dsar.AwaitingApproval, method: "GET", path: "/console/requests/" + reqID + "/documents/agent_authorization", detail: openedAgentDocument},
 	"request.review-document": {page: "/console/requests/" + reqID, status: dsar.IdentityPending, method: "POST", path: "/console/requests/" + reqID + "/review-document", form: url.Values{"note": {"signature checks out"}}, detail: openedAgentDocument},
 	"request.release-package": {page: "/console/requests/" + reqID, status: dsar.InProgress, method: "POST", path: "/console/requests/" + reqID + "/release-package", form: url.Values{"note": {"nothing withheld"}}, detail: heldPackage},
 	"recipient.told":          {page: "/console/requests/" + reqID, status: dsar.Completed, method: "POST", path: "/console/requests/" + reqID + "/recipients/crm/told", form: url.Values{"note": {"emailed their DPO"}}},

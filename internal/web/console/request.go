@@ -320,6 +320,30 @@ func (c *Console) revealIdentities(ctx *fiber.Ctx) error {
 
 // downloadPackage streams the request's export package to staff, audited
 // by the export store with the member as the actor.
+// openDocument serves the agent's signed authorization to a member who
+// may review it; dsar records the opening on the timeline and in the audit
+// log, which is also what lets the review button appear.
+func (c *Console) openDocument(ctx *fiber.Ctx) error {
+	p, err, ok := c.allow(ctx, "request.open-document")
+	if !ok {
+		return err
+	}
+	id, ok := requestID(ctx)
+	if !ok {
+		return c.notFound(ctx)
+	}
+	d, err := c.d.Requests.OpenDocument(ctx.UserContext(), id, dsar.DocAgentAuthorization, p.Actor())
+	if err != nil {
+		return c.failure(ctx, err)
+	}
+	ext := map[string]string{"application/pdf": ".pdf", "image/png": ".png", "image/jpeg": ".jpg"}[d.ContentType]
+	ctx.Set(fiber.HeaderContentType, d.ContentType)
+	ctx.Set(fiber.HeaderContentDisposition, `attachment; filename="agent-authorization-`+id+ext+`"`)
+	ctx.Set("Referrer-Policy", "no-referrer")
+	ctx.Set("Digest", "sha-256="+d.SHA256)
+	return ctx.Send(d.Content)
+}
+
 func (c *Console) downloadPackage(ctx *fiber.Ctx) error {
 	p, err, ok := c.allow(ctx, "request.package")
 	if !ok {

@@ -91,4 +91,7 @@ GRANT UPDATE (kid, content, meta) ON privacy_request_documents TO steward_app;
 -- rows, elect a maintenance leader, and read its schema version at start.
 GRANT SELECT ON river_migration TO steward_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON river_job, river_leader, river_queue, river_notification TO steward_app;
+-- Job leases (internal/jobs): each running job's lease, renewed while it
+-- runs and swept when it lapses.
+GRANT SELECT, INSERT, UPDATE, DELETE ON job_leases TO steward_app;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO steward_app;

@@ -292,7 +292,7 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, clk clock.C
 	})
 	a.listener.Subscribe(consent.NotifyChannel, cache)
 	a.listener.Subscribe(apikey.NotifyChannel, a.keys)
-	a.jobs = jobs.New(a.pool, jobs.Config{Work: true}, log)
+	a.jobs = jobs.New(a.pool, jobs.Config{Work: true, Lease: cfg.JobLease, JobTimeout: cfg.JobTimeout}, log)
 	a.retain.Register(a.jobs, cfg.RetentionWorkers)
 	if a.requests, err = dsar.New(dsar.Deps{
 		Pool: a.pool, Keys: a.kr, Policies: a.policies, Audit: a.audit, Outbox: outbox, Clock: clk, Log: log,
@@ -342,12 +342,15 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, clk clock.C
 	a.http = api.New(api.Config{
 		BodyLimit: cfg.BodyLimit, PageBodyLimit: web.MaxFormBody, PagePrefix: web.Prefix + "/", ReadTimeout: cfg.ReadTimeout, WriteTimeout: cfg.WriteTimeout, IdleTimeout: cfg.IdleTimeout,
 		CORSOrigins: cfg.CORSOrigins, GeoHeader: cfg.GeoHeader,
+		RateLimit: api.RateLimitConfig{Window: cfg.RateLimitWindow, PerAddress: cfg.RateLimitAddress, PerRole: cfg.RateLimitKeys,
+			Replicas: cfg.RateLimitReplicas, MaxBuckets: cfg.RateLimitBuckets},
 	}, api.Deps{
 		Log: log, Consent: a.consent, Keys: a.keys, Receipts: receipts, Metrics: metrics,
 		Audit: audit.Reader{Pool: a.pool, Keys: trust}, Ready: a.ready, Requests: a.requests,
 		CreemWebhook: creemWebhook, Exports: a.exports, Retention: a.retain,
 		Restrictions: a.restrictions, Notices: a.consent, Webhooks: a.webhooks,
 		ClientIP: proxies, Pages: func(r fiber.Router) { center.Mount(r); a.console.Mount(r) },
+		Clock: clk,
 	})
 	return a, nil
 }

@@ -56,7 +56,7 @@ Usage:
                                               draft a data map from a live database, for review
   steward retention plan [--dataset S.D] [--json]
                                               per retention rule: records due now, held, and what a run does
-  steward retention run [--dry-run] [--dataset S.D] [--json]
+  steward retention run --dry-run[=false] [--dataset S.D] [--json]
                                               sweep now, in this process (a server sweeps on STEWARD_RETENTION_SCHEDULE)
   steward retention runs [--limit N] [--json] the latest runs
   steward holds list [--all] [--json]

@@ -264,13 +264,28 @@ object_store:
 	})
 
 	t.Run("a run sweeps what is due, keeps what is inside or held", func(t *testing.T) {
-		if res := r.do("POST", "/v1/retention/runs", admin, map[string]any{"dataset": "app_db.nothing"}); res.status != 400 {
+		if res := r.do("POST", "/v1/retention/runs", admin, map[string]any{"dry_run": false, "dataset": "app_db.nothing"}); res.status != 400 {
 			t.Errorf("run of an unknown dataset: %d %s", res.status, res.body)
 		}
-		if res := r.do("POST", "/v1/retention/runs", reviewer, nil); res.status != 403 {
+		if res := r.do("POST", "/v1/retention/runs", reviewer, map[string]any{"dry_run": false}); res.status != 403 {
 			t.Errorf("reviewer started a run: %d", res.status)
 		}
-		res := r.do("POST", "/v1/retention/runs", admin, nil)
+		// A real run deletes: it must be asked for, never the default of
+		// an empty body (which once started one).
+		runsBefore := countRows(t, e.pool, "retention_runs")
+		if res := r.do("POST", "/v1/retention/runs", admin, nil); res.status != 415 {
+			t.Errorf("run without a body: %d %s", res.status, res.body)
+		}
+		for _, body := range []string{"null", "{}", `{"dataset":"app_db.generation_jobs"}`} {
+			res := r.do("POST", "/v1/retention/runs", admin, body)
+			if res.status != 400 || len(res.problem(t).Errors) != 1 || res.problem(t).Errors[0].Field != "dry_run" {
+				t.Errorf("run with %s: %d %s", body, res.status, res.body)
+			}
+		}
+		if n := countRows(t, e.pool, "retention_runs"); n != runsBefore {
+			t.Errorf("refused runs wrote %d rows", n-runsBefore)
+		}
+		res := r.do("POST", "/v1/retention/runs", admin, map[string]any{"dry_run": false})
 		if res.status != 202 {
 			t.Fatalf("run: %d %s", res.status, res.body)
 		}
@@ -364,7 +379,7 @@ object_store:
 		// The CLI runs on the real clock: age the held row by it.
 		exec(`UPDATE app.generation_jobs SET created_at = $1 WHERE id = $2`, time.Now().Add(-31*24*time.Hour), heldPast)
 		exec(`UPDATE app.generation_jobs SET created_at = $1 WHERE id = $2`, time.Now().Add(-29*24*time.Hour), annInside)
-		code, out, errs := runCLI(t, e.vars, "retention", "run", "--dataset", "app_db.generation_jobs")
+		code, out, errs := runCLI(t, e.vars, "retention", "run", "--dry-run=false", "--dataset", "app_db.generation_jobs")
 		if code != 0 || !strings.Contains(out, "succeeded") {
 			t.Fatalf("retention run: %d %q %q", code, out, errs)
 		}
@@ -382,7 +397,7 @@ object_store:
 			t.Errorf("hold expiring in the past: %d %q", code, errs)
 		}
 		exec(`UPDATE app.generation_jobs SET created_at = $1 WHERE id = $2`, time.Now().Add(-31*24*time.Hour), annInside)
-		code, out, errs = runCLI(t, e.vars, "retention", "run", "--dataset", "app_db.generation_jobs")
+		code, out, errs = runCLI(t, e.vars, "retention", "run", "--dry-run=false", "--dataset", "app_db.generation_jobs")
 		if code != 0 || !strings.Contains(out, "held") || !exists("generation_jobs", annInside) {
 			t.Errorf("run under a dataset hold: %d %q %q (row present: %v)", code, out, errs, exists("generation_jobs", annInside))
 		}

@@ -47,6 +47,16 @@ func retentionCmd(ctx context.Context, cfg config.Config, args []string, stdout 
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
+	if args[0] == "run" {
+		// A run without --dry-run deletes for real: the flag must be given
+		// either way (--dry-run or --dry-run=false), as the API requires
+		// dry_run in the body; checked before connecting to anything.
+		stated := false
+		fs.Visit(func(f *flag.Flag) { stated = stated || f.Name == "dry-run" })
+		if !stated {
+			return usageError{"retention run: state --dry-run (count only) or --dry-run=false (delete and anonymize for real)"}
+		}
+	}
 	a, err := build(ctx, cfg, log, clock.Real{}, needConnectors)
 	if err != nil {
 		return err

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/google/uuid"
 
 	"github.com/steward-privacy/steward/identity"
 	"github.com/steward-privacy/steward/internal/apperr"
@@ -343,11 +342,11 @@ type receiptResponse struct {
 }
 
 func (s *server) consentReceipt(c *fiber.Ctx) error {
-	id := c.Params("event_id")
-	if _, err := uuid.Parse(id); err != nil {
+	id, ok := canonicalID(c.Params("event_id"))
+	if !ok {
 		return apperr.Field("event_id", "must be a UUID")
 	}
-	ev, err := s.Consent.Event(c.UserContext(), strings.Clone(id))
+	ev, err := s.Consent.Event(c.UserContext(), id)
 	if err != nil {
 		return err
 	}

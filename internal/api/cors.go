@@ -176,10 +176,14 @@ func (s *server) cors(c *fiber.Ctx) error {
 	}
 	if granted {
 		c.Set(fiber.HeaderAccessControlAllowOrigin, c.Get(fiber.HeaderOrigin))
-		c.Set(fiber.HeaderAccessControlExposeHeaders, fiber.HeaderXRequestID)
+		// The rate-limit headers too, so the SDK can back off (ratelimit.go).
+		c.Set(fiber.HeaderAccessControlExposeHeaders, corsExposeHeaders)
 	}
 	return c.Next()
 }
+
+// corsExposeHeaders are the response headers a granted page's script may read.
+const corsExposeHeaders = fiber.HeaderXRequestID + ", " + headerRateLimit + ", " + headerRateLimitPolicy + ", " + fiber.HeaderRetryAfter
 
 var errOriginNotAllowed = apperr.New(apperr.Forbidden,
 	"this origin may not call the consent API with a publishable key; list it in the product's origins (policies/data/products.json) or in STEWARD_CORS_ORIGINS")

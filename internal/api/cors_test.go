@@ -152,7 +152,7 @@ func TestCORSRequests(t *testing.T) {
 			if tc.grant && got != tc.origin || !tc.grant && got != "" {
 				t.Errorf("Access-Control-Allow-Origin = %q, grant %v", got, tc.grant)
 			}
-			if tc.grant && res.header.Get("Access-Control-Expose-Headers") != "X-Request-ID" {
+			if tc.grant && res.header.Get("Access-Control-Expose-Headers") != "X-Request-ID, RateLimit, RateLimit-Policy, Retry-After" {
 				t.Errorf("Access-Control-Expose-Headers = %q", res.header.Get("Access-Control-Expose-Headers"))
 			}
 		})

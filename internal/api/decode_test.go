@@ -1,6 +1,7 @@
 package api
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
@@ -28,6 +29,14 @@ var decodeCases = []struct {
 	{`{"subject":"tg:1"}garbage`, false, ""},
 	{`{"checks":[{"subject":"tg:1","age":"old"}]}`, false, "checks.age"},
 	{`{"checks":[{"subject":"tg:1","extra":true}]}`, false, "extra"},
+	// Text a store could not keep as sent: NUL, invalid UTF-8, a lone
+	// surrogate escape; a U+FFFD the caller sent, or an emoji, is kept.
+	{`{"subject":"tg:1\u0000"}`, false, "subject"},
+	{"{\"notice_version\":\"1.\xff\"}", false, "notice_version"},
+	{`{"linked_subjects":["email:a@b.co","\udc00"]}`, false, "linked_subjects[1]"},
+	{`{"checks":[{"subject":"tg:1","purpose":"a\u0000"}]}`, false, "checks[0].purpose"},
+	{`{"subject":"caf\ufffd"}`, true, ""},
+	{`{"subject":"\ud83d\ude00"}`, true, ""},
 }
 
 func TestDecodeStrict(t *testing.T) {
@@ -63,6 +72,10 @@ func TestDecodeStrict(t *testing.T) {
 func fuzzDecode(t *testing.T, body []byte, v any) {
 	err := decodeStrict(body, v)
 	if err == nil {
+		// Whatever is accepted holds only text PostgreSQL stores as sent.
+		if bad := badText(reflect.ValueOf(v), "", false); bad != "" {
+			t.Fatalf("accepted NUL or invalid UTF-8 in %s", bad)
+		}
 		return
 	}
 	ae, ok := apperr.As(err)

@@ -1,10 +1,15 @@
 package api
 
 import (
+	"context"
 	"errors"
+	"io"
+	"net"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/puddle/v2"
 
 	"github.com/steward-privacy/steward/internal/apperr"
 )
@@ -79,15 +84,48 @@ func fromFiber(fe *fiber.Error) *apperr.Error {
 	return apperr.New(apperr.Internal, "internal error")
 }
 
+// RetryAfterSeconds is the Retry-After of an unavailable answer: long
+// enough for a pool to reconnect after PostgreSQL comes back, short enough
+// that a client's retry lands soon after.
+const RetryAfterSeconds = "5"
+
+// unavailable reports whether err says the database cannot be reached
+// (refused, cut, shutting down, or no connection within the deadline)
+// rather than that the request was wrong or the code is. Such an error is
+// a 503 the caller may retry, not a 500 to investigate. This is the one
+// place that knows the driver's shapes of it.
+func unavailable(err error) bool {
+	var ce *pgconn.ConnectError
+	var pe *pgconn.PgError
+	var ne net.Error
+	switch {
+	case errors.As(err, &ce), errors.Is(err, pgconn.ErrConnClosed), errors.Is(err, puddle.ErrClosedPool):
+		return true
+	case errors.As(err, &pe):
+		// Class 08: connection exception; 57P01–57P03: admin or crash
+		// shutdown, cannot connect now (starting up or in recovery).
+		return strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03"
+	case errors.Is(err, context.DeadlineExceeded), pgconn.Timeout(err) && !errors.Is(err, context.Canceled):
+		// No connection (or answer) within the request's deadline.
+		return true
+	case errors.As(err, &ne), errors.Is(err, io.ErrUnexpectedEOF):
+		// A socket refused, reset or cut mid-answer.
+		return true
+	}
+	return false
+}
+
 // writeProblem renders err. Internal errors are logged with the request id
 // and shown only as "internal error".
 func (s *server) writeProblem(c *fiber.Ctx, err error) error {
 	var ae *apperr.Error
 	var fe *fiber.Error
 	switch {
-	case errors.As(err, &ae):
+	case errors.As(err, &ae) && !(ae.Code == apperr.Internal && unavailable(err)):
 	case errors.As(err, &fe):
 		ae = fromFiber(fe)
+	case unavailable(err):
+		ae = &apperr.Error{Code: apperr.Unavailable, Message: "the database is unreachable; retry shortly", Err: err}
 	default:
 		ae = apperr.New(apperr.Internal, "internal error")
 	}
@@ -102,9 +140,20 @@ func (s *server) writeProblem(c *fiber.Ctx, err error) error {
 		rid = newRequestID()
 		c.Set(fiber.HeaderXRequestID, rid)
 	}
-	if status >= 500 {
+	switch {
+	case ae.Code == apperr.Unavailable:
+		// Expected while the database is away: a warning, and the cause
+		// (driver text, no personal data) for the operator.
+		s.Log.Warn("request unavailable", "request_id", rid, "route", routeOf(c), "err", err)
+		c.Set(fiber.HeaderRetryAfter, RetryAfterSeconds)
+	case status >= 500:
 		s.Log.Error("request failed", "request_id", rid, "route", routeOf(c), "err", err)
 	}
+	// A problem is never cached and never sniffed, whatever the handler
+	// set before it failed (and also when the server refused the request
+	// before any middleware ran).
+	c.Set(fiber.HeaderCacheControl, noStore)
+	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
 	p := Problem{
 		Type: ProblemType(ae.Code), Title: titleOf[ae.Code], Status: status, Detail: ae.Message,
 		Code: ae.Code, RequestID: rid, Errors: ae.Fields,

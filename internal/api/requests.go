@@ -56,22 +56,35 @@ var (
 	errNoTask    = apperr.New(apperr.NotFound, "no such task")
 )
 
-// requestID is the :id path parameter, copied out of fiber's buffer.
-func requestID(c *fiber.Ctx) (string, error) {
-	id := c.Params("id")
+// canonicalID returns a UUID in its one canonical form (36 characters,
+// lower case), accepting either case: PostgreSQL's uuid type matches any
+// case, but the identities' sealing binds the request id as written, so an
+// upper-case id that found the row failed to open its identities (a 500).
+// Every id taken from a path goes through here, so no other spelling
+// (braces, urn:uuid:, no hyphens) reaches a service.
+func canonicalID(id string) (string, bool) {
 	if !dsar.ValidID(id) {
-		return "", errNoRequest
+		return "", false
 	}
-	return strings.Clone(id), nil
+	return strings.ToLower(id), true // ToLower allocates: no fiber buffer kept
 }
 
-// taskID is the :task_id path parameter, copied out of fiber's buffer.
+// requestID is the :id path parameter in canonical form.
+func requestID(c *fiber.Ctx) (string, error) {
+	id, ok := canonicalID(c.Params("id"))
+	if !ok {
+		return "", errNoRequest
+	}
+	return id, nil
+}
+
+// taskID is the :task_id path parameter in canonical form.
 func taskID(c *fiber.Ctx) (string, error) {
-	id := c.Params("task_id")
-	if !dsar.ValidID(id) {
+	id, ok := canonicalID(c.Params("task_id"))
+	if !ok {
 		return "", errNoTask
 	}
-	return strings.Clone(id), nil
+	return id, nil
 }
 
 type createRequestBody struct {

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/google/uuid"
 
 	"github.com/steward-privacy/steward/internal/apperr"
 	"github.com/steward-privacy/steward/internal/retention"
@@ -35,14 +34,14 @@ var (
 	errNoHold = apperr.New(apperr.NotFound, "no such hold")
 )
 
-// uuidParam is the named path parameter when it parses as a UUID, copied
-// out of fiber's buffer; otherwise notFound.
+// uuidParam is the named path parameter in canonical form (canonicalID);
+// anything else is notFound.
 func uuidParam(c *fiber.Ctx, name string, notFound error) (string, error) {
-	id := c.Params(name)
-	if _, err := uuid.Parse(id); err != nil {
+	id, ok := canonicalID(c.Params(name))
+	if !ok {
 		return "", notFound
 	}
-	return strings.Clone(id), nil
+	return id, nil
 }
 
 func (s *server) needRetention() error {
@@ -69,8 +68,11 @@ func (s *server) retentionPlan(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"rules": items})
 }
 
+// startRunBody is a run's body. DryRun is a pointer because it must be
+// stated: an empty or null body once started a real sweep, which deletes
+// data, so "not said" is refused rather than read as false.
 type startRunBody struct {
-	DryRun  bool   `json:"dry_run"`
+	DryRun  *bool  `json:"dry_run"`
 	Dataset string `json:"dataset"`
 }
 
@@ -78,15 +80,21 @@ func (s *server) startRetentionRun(c *fiber.Ctx) error {
 	if err := s.needRetention(); err != nil {
 		return err
 	}
-	var b startRunBody
-	if err := optionalBody(c, &b); err != nil {
+	if err := requireJSON(c); err != nil {
 		return err
+	}
+	var b startRunBody
+	if err := decodeStrict(c.Body(), &b); err != nil {
+		return err
+	}
+	if b.DryRun == nil {
+		return apperr.Field("dry_run", "required: true to plan only, false to delete and anonymize for real")
 	}
 	if err := s.authorize(c, "retention.run"); err != nil {
 		return err
 	}
 	r, err := s.Retention.Start(c.UserContext(), retention.RunOptions{Trigger: retention.TriggerAPI, Actor: "key:" + callerKey(c).ID,
-		DryRun: b.DryRun, Dataset: b.Dataset})
+		DryRun: *b.DryRun, Dataset: b.Dataset})
 	if err != nil {
 		return err
 	}

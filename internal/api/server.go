@@ -21,6 +21,7 @@ import (
 	"github.com/steward-privacy/steward/internal/apikey"
 	"github.com/steward-privacy/steward/internal/audit"
 	"github.com/steward-privacy/steward/internal/clientip"
+	"github.com/steward-privacy/steward/internal/clock"
 	"github.com/steward-privacy/steward/internal/consent"
 	"github.com/steward-privacy/steward/internal/dsar"
 	"github.com/steward-privacy/steward/internal/exports"
@@ -50,6 +51,9 @@ type Config struct {
 	// (e.g. CF-IPCountry): the consent banner's region when the page names
 	// none (STEWARD_GEO_HEADER). Empty: no such header is trusted.
 	GeoHeader string
+	// RateLimit sets the limits per client address and per API key
+	// (ratelimit.go); the zero value turns them off.
+	RateLimit RateLimitConfig
 }
 
 // DefaultConfig is what `steward serve` uses unless configured otherwise.
@@ -103,6 +107,8 @@ type Deps struct {
 	// Webhooks manages outbound webhook endpoints; nil (or a nil pointer):
 	// the endpoints answer 404.
 	Webhooks WebhookEndpoints
+	// Clock times the rate limits' buckets; nil: the real clock.
+	Clock clock.Clock
 }
 
 // The feature packages' types are what `steward serve` wires in.
@@ -126,6 +132,7 @@ type server struct {
 	Deps
 	cfg     Config
 	origins *originCache
+	limits  *rateLimits
 }
 
 // New builds the fiber app.
@@ -154,7 +161,7 @@ func New(cfg Config, d Deps) *fiber.App {
 	if isNilPointer(d.Authz) {
 		d.Authz = engineAuthorizer{d.Consent}
 	}
-	s := &server{Deps: d, cfg: cfg, origins: newOriginCache(cfg.CORSOrigins)}
+	s := &server{Deps: d, cfg: cfg, origins: newOriginCache(cfg.CORSOrigins), limits: newRateLimits(cfg.RateLimit, d.Clock)}
 	app := fiber.New(fiber.Config{
 		AppName:               "steward",
 		BodyLimit:             cfg.BodyLimit,
@@ -169,6 +176,7 @@ func New(cfg Config, d Deps) *fiber.App {
 		EnableTrustedProxyCheck: true,
 	})
 	app.Use(s.observe)
+	app.Use(s.guard) // headers on every response; query text (guard.go)
 	if d.Pages != nil {
 		d.Pages(app)
 	}
@@ -197,6 +205,9 @@ func New(cfg Config, d Deps) *fiber.App {
 	// fiber matches a Use prefix as a plain string prefix, so this covers
 	// /v1/consent/... and /v1/consents... alike.
 	app.Use("/v1/consent", s.cors)
+	// Everything registered from here on is rate limited (ratelimit.go);
+	// the routes above, preflights and the pages are not.
+	app.Use(s.limitAddress)
 
 	v1 := app.Group("/v1")
 	// Public: anyone holding a receipt must be able to verify it.
@@ -216,7 +227,7 @@ func New(cfg Config, d Deps) *fiber.App {
 	v1.Get("/notices/:product", s.listNotices)
 	v1.Get("/notices/:product/:version", s.getNotice)
 
-	authed := v1.Group("", s.authenticate)
+	authed := v1.Group("", s.authenticate, s.limitKey)
 	authed.Post("/consents", s.recordConsent)
 	authed.Get("/consents", s.currentConsent)
 	authed.Get("/consents/history", s.consentHistory)

@@ -1,7 +1,8 @@
 // Package apikey manages API keys: random secrets shown once at creation,
 // stored only as a SHA-256 hash, revocable, optionally expiring.
 // Authentication is a map lookup; revocation reaches every replica through
-// LISTEN/NOTIFY. A key's last use is recorded at most once per TouchEvery,
+// LISTEN/NOTIFY. An unknown secret is remembered for NegativeTTL, so a
+// bogus key sent again costs no database lookup. A key's last use is recorded at most once per TouchEvery,
 // batched by Flush, never written on the request path.
 package apikey
 
@@ -89,11 +90,34 @@ type Store struct {
 	touchMu sync.Mutex
 	touched map[string]time.Time
 	pending map[string]time.Time
+
+	// unknown remembers, until the time held, the hashes of secrets that
+	// matched no usable key (at most NegativeMax of them).
+	negMu   sync.Mutex
+	unknown map[[32]byte]time.Time
+	// lookups counts the database lookups Authenticate made (tests).
+	lookups atomic.Int64
 }
+
+// NegativeTTL is how long a secret that matched no usable key is refused
+// without asking the database again, and NegativeMax how many such
+// secrets are remembered (about 2 MB at most).
+//
+// A remembered secret cannot become valid within the TTL: secrets are 256
+// random bits, so no key created later has one (Create forgets its own
+// hash regardless); a revoked key stays revoked and an expired one
+// expired, so remembering their secrets as unknown is simply right. What
+// the cache must never do is outlive a revocation in the other direction,
+// and it cannot: it only ever holds refusals. Database errors are not
+// remembered.
+const (
+	NegativeTTL = time.Minute
+	NegativeMax = 20000
+)
 
 // NewStore returns a key store; audit may be nil.
 func NewStore(pool *pgxpool.Pool, clk clock.Clock, audit AuditFunc) *Store {
-	return &Store{pool: pool, clock: clk, audit: audit, cache: map[[32]byte]Key{}, touched: map[string]time.Time{}, pending: map[string]time.Time{}}
+	return &Store{pool: pool, clock: clk, audit: audit, cache: map[[32]byte]Key{}, touched: map[string]time.Time{}, pending: map[string]time.Time{}, unknown: map[[32]byte]time.Time{}}
 }
 
 var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$`)
@@ -130,6 +154,7 @@ func (s *Store) Create(ctx context.Context, in CreateInput, roles map[string]boo
 	}
 	secret := secretPrefix + base64.RawURLEncoding.EncodeToString(raw)
 	hash := sha256.Sum256([]byte(secret))
+	s.forgetUnknown(hash)
 	k := Key{ID: "key_" + hex.EncodeToString(idb), Name: name, Role: role, Prefix: secret[:len(secretPrefix)+6], CreatedAt: now, ExpiresAt: expires}
 	err := db.Tx(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO api_keys (id, name, role, secret_hash, prefix, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
@@ -217,15 +242,21 @@ func (s *Store) Authenticate(ctx context.Context, secret string) (Key, error) {
 		s.used(k.ID, now)
 		return k, nil
 	}
+	if s.knownUnknown(hash, now) {
+		return Key{}, ErrInvalid
+	}
 	gen := s.gen.Load()
+	s.lookups.Add(1)
 	err := scanKey(s.pool.QueryRow(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE secret_hash = $1`, hash[:]), &k)
 	if errors.Is(err, pgx.ErrNoRows) {
+		s.rememberUnknown(hash, now)
 		return Key{}, ErrInvalid
 	}
 	if err != nil {
 		return Key{}, fmt.Errorf("authenticate: %w", err)
 	}
 	if k.RevokedAt != nil || k.Expired(now) {
+		s.rememberUnknown(hash, now)
 		return Key{}, ErrInvalid
 	}
 	k.LastUsedAt = nil // changes under the cache; List reads it fresh
@@ -236,6 +267,47 @@ func (s *Store) Authenticate(ctx context.Context, secret string) (Key, error) {
 	s.mu.Unlock()
 	s.used(k.ID, now)
 	return k, nil
+}
+
+// knownUnknown reports whether hash was refused within NegativeTTL.
+func (s *Store) knownUnknown(hash [32]byte, now time.Time) bool {
+	s.negMu.Lock()
+	defer s.negMu.Unlock()
+	until, ok := s.unknown[hash]
+	if ok && !now.Before(until) {
+		delete(s.unknown, hash)
+		return false
+	}
+	return ok
+}
+
+// rememberUnknown refuses hash without a lookup for NegativeTTL. When the
+// set is full, expired entries go first, then arbitrary ones: an attacker
+// sending ever new secrets costs a lookup each (and their address's rate
+// limit), never unbounded memory.
+func (s *Store) rememberUnknown(hash [32]byte, now time.Time) {
+	s.negMu.Lock()
+	defer s.negMu.Unlock()
+	if len(s.unknown) >= NegativeMax {
+		for h, until := range s.unknown {
+			if !now.Before(until) {
+				delete(s.unknown, h)
+			}
+		}
+		for h := range s.unknown {
+			if len(s.unknown) < NegativeMax {
+				break
+			}
+			delete(s.unknown, h)
+		}
+	}
+	s.unknown[hash] = now.Add(NegativeTTL)
+}
+
+func (s *Store) forgetUnknown(hash [32]byte) {
+	s.negMu.Lock()
+	delete(s.unknown, hash)
+	s.negMu.Unlock()
 }
 
 // used queues a key's use for Flush, at most once per TouchEvery.

@@ -161,3 +161,62 @@ func TestChangesAuditedWithTheActor(t *testing.T) {
 		t.Fatalf("audit actors: %v", got)
 	}
 }
+
+// TestBogusKeysCostOneLookupPerSecret: 600 authentications with three
+// bogus secrets ask the database three times within NegativeTTL, once more
+// each after it; a revoked key is refused before and after it is
+// remembered, and the cache never holds a valid key's refusal.
+func TestBogusKeysCostOneLookupPerSecret(t *testing.T) {
+	s, clk, _ := setup(t)
+	ctx := context.Background()
+	bogus := []string{"stw_bogus-one", "stw_bogus-two", "stw_bogus-three"}
+	for i := 0; i < 600; i++ {
+		if _, err := s.Authenticate(ctx, bogus[i%len(bogus)]); !errors.Is(err, apikey.ErrInvalid) {
+			t.Fatalf("bogus key %d: %v", i, err)
+		}
+	}
+	if n := s.Lookups(); n != int64(len(bogus)) {
+		t.Fatalf("600 bogus authentications made %d lookups, want %d (one per distinct secret)", n, len(bogus))
+	}
+	clk.Advance(apikey.NegativeTTL)
+	for i := 0; i < 60; i++ {
+		_, _ = s.Authenticate(ctx, bogus[i%len(bogus)])
+	}
+	if n := s.Lookups(); n != int64(2*len(bogus)) {
+		t.Fatalf("after the TTL: %d lookups, want %d", n, 2*len(bogus))
+	}
+
+	// Revoked, then remembered as unknown: refused both times.
+	k, secret, err := s.Create(ctx, apikey.CreateInput{Name: "soon-revoked", Role: "frontend"}, roles, "system:cli")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Authenticate(ctx, secret); err != nil {
+		t.Fatalf("fresh key: %v", err)
+	}
+	if _, err := s.Revoke(ctx, k.ID, "system:cli"); err != nil {
+		t.Fatal(err)
+	}
+	before := s.Lookups()
+	for i := 0; i < 10; i++ {
+		if _, err := s.Authenticate(ctx, secret); !errors.Is(err, apikey.ErrInvalid) {
+			t.Fatalf("revoked key, attempt %d: %v", i, err)
+		}
+	}
+	if n := s.Lookups() - before; n != 1 {
+		t.Fatalf("revoked key: %d lookups for 10 attempts, want 1", n)
+	}
+	clk.Advance(apikey.NegativeTTL)
+	if _, err := s.Authenticate(ctx, secret); !errors.Is(err, apikey.ErrInvalid) {
+		t.Fatalf("revoked key after the TTL: %v", err)
+	}
+
+	// Malformed secrets never reach the database at all.
+	before = s.Lookups()
+	for i := 0; i < 100; i++ {
+		_, _ = s.Authenticate(ctx, "not-a-key")
+	}
+	if n := s.Lookups() - before; n != 0 {
+		t.Fatalf("malformed secrets: %d lookups", n)
+	}
+}

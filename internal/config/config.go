@@ -72,6 +72,11 @@ type Config struct {
 	WebhooksAllowLoopback bool
 	RequestWorkers        int
 	ReminderInterval      time.Duration
+	// JobLease and JobTimeout tune the durable jobs (internal/jobs): how
+	// soon a dead replica's jobs are taken over, and how long one job may
+	// run.
+	JobLease   time.Duration
+	JobTimeout time.Duration
 	// RetentionSchedule is the cron expression (five fields, UTC) of the
 	// retention sweeps; "off" turns scheduled sweeps off (runs through the
 	// API and CLI still work).
@@ -93,6 +98,16 @@ type Config struct {
 	// GeoHeader is the request header a CDN sets to the visitor's country
 	// code; the consent banner's region when the page names none.
 	GeoHeader string
+	// RateLimitWindow is the period the API's rate limits count over (0:
+	// off); RateLimitAddress the requests per window a client address may
+	// make without a valid key; RateLimitKeys those a key of each role may
+	// make ("*": any other role; 0: unlimited); RateLimitReplicas divides
+	// them among replicas; RateLimitBuckets bounds the limiter's memory.
+	RateLimitWindow   time.Duration
+	RateLimitAddress  int
+	RateLimitKeys     map[string]int
+	RateLimitReplicas int
+	RateLimitBuckets  int
 }
 
 // Var documents one environment variable.
@@ -143,6 +158,8 @@ var Vars = []Var{
 	{"STEWARD_WEBHOOKS_ALLOW_LOOPBACK", "false", "Accept outbound webhook endpoints on loopback addresses (`http://127.0.0.1:…` too) and let the sender reach them: for tests and the demo only. Private, link-local (cloud metadata) and reserved addresses are refused regardless (docs/webhooks.md)."},
 	{"STEWARD_REQUEST_WORKERS", "10", "Privacy-request tasks run at once per replica."},
 	{"STEWARD_REMINDER_INTERVAL", "15m", "How often the elected replica looks for requests needing a staff reminder."},
+	{"STEWARD_JOB_LEASE", "15s", "How long a running job's lease lasts unrenewed: the replica working it renews it every third of this, and a replica that dies mid-job (kill -9, lost host) has its jobs taken over by another replica about 1⅓ leases later (docs/operations.md)."},
+	{"STEWARD_JOB_TIMEOUT", "10m", "Longest run of one job (a connector call, a package build) before it is cancelled and retried; River's own rescue of a job still running is this plus 5m."},
 	{"STEWARD_FILE_STORE", "file://./var/files", "Where files disclosed by access requests (uploads, generated images) are kept, each encrypted under its own key: a gocloud.dev/blob URL (`file:///abs/dir`, `s3://bucket?region=…`, `gs://…`, `azblob://…`). A relative `file://./dir` is resolved against the working directory."},
 	{"STEWARD_RETENTION_SCHEDULE", "0 3 * * *", "When the elected replica sweeps expired data: a five-field cron expression in UTC (default daily at 03:00), or `off`."},
 	{"STEWARD_RETENTION_WORKERS", "2", "Datasets swept at once by each replica (River's retention queue): sweeps stay out of the privacy requests' way."},
@@ -151,6 +168,11 @@ var Vars = []Var{
 	{"STEWARD_CONNECTORS", "", "Connectors file (YAML): which data-map systems Steward reaches itself and how (see docs/connectors.md); `${VAR}` in it reads the environment. Empty: every system is a manual task."},
 	{"STEWARD_CORS_ORIGINS", "", "Comma-separated origins (`https://shop.example.com`) whose pages may call the consent API with the publishable key, for any product, besides each product's `origins` in the policy data (docs/consent-sdk.md)."},
 	{"STEWARD_GEO_HEADER", "", "The request header your CDN sets to the visitor's country code (`CF-IPCountry`, `CloudFront-Viewer-Country`): the consent banner's jurisdiction when the page names none. Empty: none is trusted, and the banner uses the `default` regime."},
+	{"STEWARD_RATE_LIMIT_WINDOW", "1m", "The period the API's rate limits count over; a client may spend a whole window's allowance at once, then gets it back evenly across the window (a token bucket). `0` turns rate limiting off (docs/operations.md, Rate limits)."},
+	{"STEWARD_RATE_LIMIT_ADDRESS", "600", "Requests per window a client address (behind STEWARD_TRUSTED_PROXIES; IPv6 by /64) may make without a valid API key: the public endpoints, unknown routes and failed authentications, so key guessing is throttled. Requests whose key authenticates count against the key instead. `0`: no limit."},
+	{"STEWARD_RATE_LIMIT_KEYS", "sdk:60000,frontend:120000,*:1200", "Requests per window per API key, by role (`role:n`, comma-separated; `*` is every role not listed; `0` is no limit). The publishable `sdk` key is shared by every visitor's browser and `frontend` by the products' backends, so theirs are high; staff roles' are low. Replaces the default list as a whole."},
+	{"STEWARD_RATE_LIMIT_REPLICAS", "1", "The number of replicas behind the load balancer: each enforces its share of every limit (rounded up). Left at 1 with N replicas, a client the balancer spreads over them gets up to N times the limit (docs/operations.md)."},
+	{"STEWARD_RATE_LIMIT_BUCKETS", "100000", "Most client addresses (and, separately, keys) a replica tracks; when full, idle ones are dropped first (about 100 bytes each)."},
 }
 
 // StaffOIDC is an OpenID Connect provider for staff single sign-on.
@@ -298,6 +320,9 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 		c.TrustedProxies = append(c.TrustedProxies, p)
 	}
+	if err := c.loadRateLimits(get); err != nil {
+		return c, err
+	}
 	c.ExportURL = get("STEWARD_EXPORT_URL")
 	if c.ExportURL == "" && c.PublicURL != "" {
 		c.ExportURL = c.PublicURL + "/v1/exports/"
@@ -343,6 +368,7 @@ func Load(getenv func(string) string) (Config, error) {
 		"STEWARD_READ_TIMEOUT": &c.ReadTimeout, "STEWARD_WRITE_TIMEOUT": &c.WriteTimeout, "STEWARD_IDLE_TIMEOUT": &c.IdleTimeout,
 		"STEWARD_SHUTDOWN_TIMEOUT": &c.ShutdownTimeout, "STEWARD_OUTBOX_POLL": &c.OutboxPoll,
 		"STEWARD_AUDIT_CHECKPOINT_INTERVAL": &c.AuditCheckpointInterval, "STEWARD_REMINDER_INTERVAL": &c.ReminderInterval,
+		"STEWARD_JOB_LEASE": &c.JobLease, "STEWARD_JOB_TIMEOUT": &c.JobTimeout,
 	} {
 		d, err := time.ParseDuration(get(name))
 		if err != nil || d <= 0 {
@@ -357,6 +383,35 @@ func Load(getenv func(string) string) (Config, error) {
 		return c, fmt.Errorf("STEWARD_POLICY_DIR, STEWARD_POLICY_BUNDLE and STEWARD_POLICY_OVERLAY: set one at most")
 	}
 	return c, nil
+}
+
+func (c *Config) loadRateLimits(get func(string) string) error {
+	var err error
+	if c.RateLimitWindow, err = time.ParseDuration(get("STEWARD_RATE_LIMIT_WINDOW")); err != nil || c.RateLimitWindow < 0 {
+		return fmt.Errorf("STEWARD_RATE_LIMIT_WINDOW: want a duration such as 1m, or 0 to turn rate limiting off")
+	}
+	if c.RateLimitWindow > 0 && c.RateLimitWindow < time.Second {
+		return fmt.Errorf("STEWARD_RATE_LIMIT_WINDOW: want at least 1s (or 0 for off)")
+	}
+	if c.RateLimitAddress, err = strconv.Atoi(get("STEWARD_RATE_LIMIT_ADDRESS")); err != nil || c.RateLimitAddress < 0 {
+		return fmt.Errorf("STEWARD_RATE_LIMIT_ADDRESS: want a whole number of requests per window, 0 for no limit")
+	}
+	c.RateLimitKeys = map[string]int{}
+	for _, part := range list(get("STEWARD_RATE_LIMIT_KEYS")) {
+		role, n, ok := strings.Cut(part, ":")
+		v, aerr := strconv.Atoi(strings.TrimSpace(n))
+		if role = strings.TrimSpace(role); !ok || role == "" || aerr != nil || v < 0 {
+			return fmt.Errorf("STEWARD_RATE_LIMIT_KEYS: want role:requests per window, comma-separated, such as sdk:60000,*:1200")
+		}
+		c.RateLimitKeys[role] = v
+	}
+	if c.RateLimitReplicas, err = positiveInt(get, "STEWARD_RATE_LIMIT_REPLICAS"); err != nil {
+		return err
+	}
+	if c.RateLimitBuckets, err = positiveInt(get, "STEWARD_RATE_LIMIT_BUCKETS"); err != nil {
+		return err
+	}
+	return nil
 }
 
 func list(v string) []string {

@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // The retention schedule is a five-field cron expression in UTC, or off;
@@ -121,5 +122,30 @@ func TestPolicySourcesExclusive(t *testing.T) {
 	})
 	if err != nil || c.PolicyOverlay != "/srv/mine" {
 		t.Errorf("overlay alone: %+v %v", c.PolicyOverlay, err)
+	}
+}
+
+// The rate limits have defaults, parse role:n lists, and a bad value names
+// its variable.
+func TestRateLimits(t *testing.T) {
+	load := func(vars map[string]string) (Config, error) {
+		return Load(func(k string) string { return vars[k] })
+	}
+	c, err := load(nil)
+	if err != nil || c.RateLimitWindow != time.Minute || c.RateLimitAddress != 600 || c.RateLimitReplicas != 1 || c.RateLimitBuckets != 100000 ||
+		c.RateLimitKeys["sdk"] != 60000 || c.RateLimitKeys["frontend"] != 120000 || c.RateLimitKeys["*"] != 1200 {
+		t.Fatalf("defaults: %+v, %v", c, err)
+	}
+	c, err = load(map[string]string{"STEWARD_RATE_LIMIT_KEYS": "admin:10, *:0", "STEWARD_RATE_LIMIT_WINDOW": "0", "STEWARD_RATE_LIMIT_ADDRESS": "0", "STEWARD_RATE_LIMIT_REPLICAS": "3"})
+	if err != nil || len(c.RateLimitKeys) != 2 || c.RateLimitKeys["admin"] != 10 || c.RateLimitKeys["*"] != 0 || c.RateLimitWindow != 0 || c.RateLimitAddress != 0 || c.RateLimitReplicas != 3 {
+		t.Fatalf("set: %+v, %v", c, err)
+	}
+	for name, bad := range map[string]string{
+		"STEWARD_RATE_LIMIT_WINDOW": "10ms", "STEWARD_RATE_LIMIT_ADDRESS": "-1", "STEWARD_RATE_LIMIT_KEYS": "admin=10",
+		"STEWARD_RATE_LIMIT_REPLICAS": "0", "STEWARD_RATE_LIMIT_BUCKETS": "many",
+	} {
+		if _, err := load(map[string]string{name: bad}); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s=%q: want an error naming it, got %v", name, bad, err)
+		}
 	}
 }

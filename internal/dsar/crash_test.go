@@ -1,6 +1,7 @@
 package dsar_test
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -33,7 +34,9 @@ const crashWorkerEnv = "STEWARD_DSAR_CRASH_WORKER"
 type crashWorker struct {
 	DB   string `json:"db"`
 	Keys string `json:"keys"`
-	Mode string `json:"mode"` // "work": run the engine's workers until killed
+	Mode string `json:"mode"` // "work": run the engine's workers until killed; "block": the same, every effect then hangs
+	// Lease is the job lease (0: the default).
+	Lease time.Duration `json:"lease"`
 }
 
 // slowConnector stretches every effect on both sides, so a kill lands
@@ -42,12 +45,13 @@ type crashWorker struct {
 // recorded it.
 type slowConnector struct {
 	connectors.Connector
-	after time.Duration
+	after      time.Duration
+	eraseAfter time.Duration // after an erasure instead, when set
 }
 
 func (c slowConnector) Erase(ctx context.Context, p connectors.EraseParams) (connectors.EraseResult, error) {
 	res, err := c.Connector.Erase(ctx, p)
-	time.Sleep(c.after)
+	time.Sleep(cmp.Or(c.eraseAfter, c.after))
 	return res, err
 }
 
@@ -65,7 +69,7 @@ func TestCrashWorkerProcess(t *testing.T) {
 		return
 	}
 	var w crashWorker
-	if err := json.Unmarshal([]byte(spec), &w); err != nil || w.Mode != "work" {
+	if err := json.Unmarshal([]byte(spec), &w); err != nil || (w.Mode != "work" && w.Mode != "block") {
 		t.Fatalf("bad %s: %v", crashWorkerEnv, err)
 	}
 	// Whatever happens to the parent, do not outlive it by much.
@@ -92,8 +96,13 @@ func TestCrashWorkerProcess(t *testing.T) {
 		return nil
 	})
 	slow := slowConnector{Connector: store, after: 100 * time.Millisecond}
+	if w.Mode == "block" {
+		// Hung after an erasure's effect committed, deaf to its context:
+		// only the kill ends it.
+		slow.eraseAfter = time.Hour
+	}
 	clk := clock.Real{}
-	jobClient := jobs.New(pool, jobs.Config{Work: true, FetchPoll: 50 * time.Millisecond, RetryBase: 20 * time.Millisecond}, nil)
+	jobClient := jobs.New(pool, jobs.Config{Work: true, FetchPoll: 50 * time.Millisecond, RetryBase: 20 * time.Millisecond, Lease: w.Lease}, nil)
 	_, err = dsar.New(dsar.Deps{
 		Pool: pool, Keys: kr, Policies: fixedPolicies{e}, Audit: audit.New(clk, e.Revision()), Outbox: notify.NewOutbox(kr, clk, nil),
 		Clock: clk, Connectors: allSystems(slow, e), Jobs: jobClient,
@@ -113,10 +122,10 @@ func TestCrashWorkerProcess(t *testing.T) {
 // effect or email happens twice". A worker process (this test binary,
 // re-executed as TestCrashWorkerProcess) runs the engine against the test's
 // database with connector calls stretched to ~150 ms, and is SIGKILLed while
-// tasks run; an in-process engine then takes over. River rescues the jobs
-// the dead process held once its leadership lapses (~15 s) and they have
-// run longer than RescueAfter; the connector's idempotency keys make a
-// rerun of a task whose effect had committed a no-op.
+// tasks run; an in-process engine then takes over. The jobs the dead
+// process held come back when their leases lapse (a second here; River's
+// rescuer, after RescueAfter, is the backstop); the connector's idempotency
+// keys make a rerun of a task whose effect had committed a no-op.
 func TestWorkersKilledMidTask(t *testing.T) {
 	t.Parallel()
 	secret := make([]byte, 32)
@@ -124,7 +133,7 @@ func TestWorkersKilledMidTask(t *testing.T) {
 	keys := "k1:" + base64.StdEncoding.EncodeToString(secret)
 	r := newRig(t, rigOpts{
 		engine: loadSmallEngine(t), keys: keys, noStart: true,
-		jobs: jobs.Config{JobTimeout: time.Second, RescueAfter: 2 * time.Second},
+		jobs: jobs.Config{JobTimeout: time.Second, RescueAfter: 2 * time.Second, Lease: time.Second},
 	})
 	ctx := context.Background()
 
@@ -154,7 +163,7 @@ func TestWorkersKilledMidTask(t *testing.T) {
 		reqs = append(reqs, req{c.Request.ID, typ, email})
 	}
 
-	spec, _ := json.Marshal(crashWorker{DB: r.url, Keys: keys, Mode: "work"})
+	spec, _ := json.Marshal(crashWorker{DB: r.url, Keys: keys, Mode: "work", Lease: time.Second})
 	var out testutil.SyncBuffer
 	var cmd *exec.Cmd
 	start := func() {
@@ -329,5 +338,185 @@ func TestWorkersKilledMidTask(t *testing.T) {
 		if completed[q.id] != 1 {
 			t.Errorf("%s: %d completion emails delivered", q.id, completed[q.id])
 		}
+	}
+}
+
+// TestKilledReplicaTakenOverByLease is issue 20's "recovery in seconds": a
+// replica hangs in the middle of tasks (each erasure's effect committed,
+// not yet recorded) while a second replica works the same database; the
+// hung tasks stay the first replica's as long as it lives (its leases are
+// renewed), and once it is SIGKILLed the second takes them over by their
+// lapsed leases and completes every request, each effect once, the audit
+// chain whole. JobTimeout is ten minutes here, so River's own rescuer
+// (JobTimeout + 5m) cannot be what recovers them.
+func TestKilledReplicaTakenOverByLease(t *testing.T) {
+	t.Parallel()
+	secret := make([]byte, 32)
+	_, _ = rand.Read(secret)
+	keys := "k1:" + base64.StdEncoding.EncodeToString(secret)
+	const lease = time.Second
+	r := newRig(t, rigOpts{
+		engine: loadSmallEngine(t), keys: keys, noStart: true,
+		jobs: jobs.Config{JobTimeout: 10 * time.Minute, Lease: lease},
+	})
+	ctx := context.Background()
+
+	const n = 6 // erasures and access requests, alternately
+	type req struct{ id, typ string }
+	var reqs []req
+	for i := 0; i < n; i++ {
+		tg := strconv.Itoa(8_100_000 + i)
+		email := fmt.Sprintf("lease%d@example.com", i)
+		r.seedBotUser(tg)
+		if err := r.store.Link(ctx, connectors.Identity{Type: "email", Value: email}, connectors.Identity{Type: "tg", Value: tg}); err != nil {
+			t.Fatal(err)
+		}
+		typ := "access"
+		if i%2 == 0 {
+			typ = "erasure"
+		}
+		c, err := r.svc.Create(ctx, dsar.CreateInput{
+			Type: typ, Subject: identity.MustParse("email:" + email), Region: "DE", Channel: dsar.ChannelStaff,
+			IsStaff: true, IdentityVerified: true, Note: "by post", Actor: "key:reviewer",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		reqs = append(reqs, req{c.Request.ID, typ})
+	}
+
+	spec, _ := json.Marshal(crashWorker{DB: r.url, Keys: keys, Mode: "block", Lease: lease})
+	var out testutil.SyncBuffer
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashWorkerProcess$", "-test.v")
+	cmd.Env = append(os.Environ(), crashWorkerEnv+"="+string(spec))
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	killed := false
+	kill := func() {
+		if !killed {
+			killed = true
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			_ = cmd.Wait()
+		}
+	}
+	t.Cleanup(kill)
+
+	deadline := time.Now().Add(60 * time.Second)
+	wait := func(what string, cond func() bool) {
+		t.Helper()
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s; worker output:\n%s", what, out.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	for _, q := range reqs {
+		if q.typ != "erasure" {
+			continue
+		}
+		wait("erasure "+q.id+" planned", func() bool {
+			d, err := r.svc.Get(ctx, q.id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return d.Status == dsar.AwaitingApproval
+		})
+		if _, err := r.svc.Approve(ctx, q.id, "key:reviewer", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first replica hangs with every erasure's first effect applied
+	// and unrecorded.
+	const hungQuery = `SELECT t.id::text FROM privacy_request_tasks t
+		JOIN recordstore_effects e ON e.idempotency_key = t.id::text || ':' || t.run
+		WHERE t.status = 'running' ORDER BY t.id`
+	wait("the first replica to hang mid-erasure", func() bool { return r.count(`SELECT count(*) FROM (`+hungQuery+`) h`) >= n/2 })
+	rows, err := r.pool.Query(ctx, hungQuery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hung []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		hung = append(hung, id)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The second replica starts beside the live, hung one and sweeps for
+	// lapsed leases for several leases: it takes nothing over.
+	sctx, cancel := context.WithCancel(ctx)
+	if err := r.jobs.Start(sctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c, cc := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cc()
+		_ = r.jobs.Stop(c)
+		cancel()
+	})
+	for i := 0; i < 4; i++ {
+		time.Sleep(lease)
+		if took, err := r.jobs.SweepLeases(ctx); err != nil || took != 0 {
+			t.Fatalf("a sweep took %d jobs of a live replica over (%v)", took, err)
+		}
+	}
+	for _, id := range hung {
+		if n := r.count(`SELECT count(*) FROM privacy_request_tasks WHERE id = $1 AND status = 'running' AND attempts = 1`, id); n != 1 {
+			t.Errorf("hung task %s was claimed again while its replica lived", id)
+		}
+	}
+	if n := r.count(`SELECT count(*) FROM river_job WHERE metadata ? 'steward:lease_takeovers'`); n != 0 {
+		t.Errorf("%d jobs taken over while their replica lived", n)
+	}
+
+	kill()
+	killedAt := time.Now()
+	deadline = time.Now().Add(60 * time.Second) // a guard: the lease is a second
+	wait("every request to complete", func() bool {
+		return r.count(`SELECT count(*) FROM privacy_requests WHERE status = 'completed'`) == n
+	})
+	t.Logf("%d tasks hung; all %d requests completed %s after the kill (lease %s)", len(hung), n, time.Since(killedAt).Round(time.Millisecond), lease)
+
+	// Taken over by their leases, claimed once more, effect once.
+	for _, id := range hung {
+		if c := r.count(`SELECT count(*) FROM river_job WHERE args->>'task_id' = $1 AND (metadata->>'steward:lease_takeovers')::int >= 1`, id); c != 1 {
+			t.Errorf("hung task %s: its job was not taken over by lease", id)
+		}
+		if c := r.count(`SELECT count(*) FROM privacy_request_tasks WHERE id = $1 AND status = 'succeeded' AND attempts = 2`, id); c != 1 {
+			t.Errorf("hung task %s: not succeeded on its second claim", id)
+		}
+	}
+	for _, q := range reqs {
+		d, err := r.svc.Get(ctx, q.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, task := range d.Tasks {
+			if task.Status != dsar.TaskSucceeded || task.Run != 1 {
+				t.Errorf("%s task %s: %s run %d", q.typ, task.Dataset, task.Status, task.Run)
+			}
+			if q.typ == "erasure" {
+				if c, err := r.store.Effects(ctx, task.ID+":1"); err != nil || c != 1 {
+					t.Errorf("erase task %s applied %d effects (%v)", task.ID, c, err)
+				}
+			}
+		}
+		if c := r.count(`SELECT count(*) FROM privacy_request_events WHERE request_id = $1 AND event = 'complete'`, q.id); c != 1 {
+			t.Errorf("%s completed %d times", q.id, c)
+		}
+	}
+	if c := r.count(`SELECT count(*) FROM outbox WHERE payload->>'template' = 'request_completed'`); c != n {
+		t.Errorf("%d completion emails queued for %d requests", c, n)
+	}
+	if res, err := audit.Verify(ctx, r.pool, audit.Keys{}, nil); err != nil || !res.OK {
+		t.Errorf("audit chain after the takeover: %v (%v)", res, err)
 	}
 }

@@ -73,7 +73,10 @@ var errPaused = errors.New("request paused: the task runs again on resume")
 
 // claim marks the task running for this run. A job for another run, for a
 // task already ended, or for a request canceled or paused finds nothing to
-// do.
+// do. A task already running is claimed again: one job exists per (task,
+// run) (TaskArgs is unique), and it runs again only when River retries it
+// or when its worker died and another replica took it over once its lease
+// lapsed (internal/jobs) — never while the first worker still holds it.
 func (s *Service) claim(ctx context.Context, a TaskArgs) (claimed, bool, error) {
 	var c claimed
 	ok := false

@@ -6,7 +6,9 @@
 // registry is closed. Wiring starts and stops it, once, for everyone.
 //
 // Jobs are inserted in the caller's transaction (InsertTx), so a job exists
-// if and only if the change that asked for it committed.
+// if and only if the change that asked for it committed. Every job worked
+// holds a lease renewed while it runs, so a replica that dies mid-job has
+// its jobs taken over by another within seconds (lease.go).
 package jobs
 
 import (
@@ -36,7 +38,13 @@ type Config struct {
 	RetryMax    time.Duration // cap on the retry delay; 10m
 	FetchPoll   time.Duration // how often idle workers look for jobs (LISTEN wakes them sooner); 100ms
 	JobTimeout  time.Duration // one job's run, unless its worker says otherwise; 10m
-	RescueAfter time.Duration // a job running this long is presumed dead and retried; JobTimeout + 5m
+	// RescueAfter is River's own backstop: a job running this long is
+	// presumed dead and retried, lease or not; JobTimeout + 5m.
+	RescueAfter time.Duration
+	// Lease is how long a job's lease lasts unrenewed (see lease.go): a
+	// replica that dies mid-job has its jobs taken over about Lease +
+	// Lease/3 later. Renewed every Lease/3 while the job runs; 15s.
+	Lease time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -58,6 +66,7 @@ func (c Config) withDefaults() Config {
 	def(&c.FetchPoll, 100*time.Millisecond)
 	def(&c.JobTimeout, 10*time.Minute)
 	def(&c.RescueAfter, c.JobTimeout+5*time.Minute)
+	def(&c.Lease, 15*time.Second)
 	return c
 }
 
@@ -68,10 +77,15 @@ type Client struct {
 	log     *slog.Logger
 	workers *river.Workers
 
+	lease *leaseMiddleware
+
 	mu     sync.Mutex
 	queues map[string]river.QueueConfig
 	river  *river.Client[pgx.Tx]
 	err    error
+	// sweeping stops the lease sweep (Stop), swept is closed when it has.
+	sweeping context.CancelFunc
+	swept    chan struct{}
 }
 
 // New returns a client on pool; register workers and queues, then Start.
@@ -79,7 +93,9 @@ func New(pool *pgxpool.Pool, cfg Config, log *slog.Logger) *Client {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Client{pool: pool, cfg: cfg.withDefaults(), log: log, workers: river.NewWorkers(), queues: map[string]river.QueueConfig{}}
+	cfg = cfg.withDefaults()
+	return &Client{pool: pool, cfg: cfg, log: log, workers: river.NewWorkers(), queues: map[string]river.QueueConfig{},
+		lease: newLeaseMiddleware(pool, cfg.Lease, log.With("component", "jobs"))}
 }
 
 // errClosed is a registration after the client was built: a wiring bug,
@@ -145,6 +161,9 @@ func (c *Client) client() (*river.Client[pgx.Tx], error) {
 		// Jobs are chained (a request's plan, then its tasks): the default
 		// 100 ms between fetches would be most of a request's run time.
 		FetchCooldown: 5 * time.Millisecond,
+		// Every job worked here holds a lease renewed while it runs, so a
+		// dead replica's jobs are taken over in seconds (lease.go).
+		Middleware: []rivertype.Middleware{c.lease},
 	}
 	if c.cfg.Work && len(c.queues) > 0 {
 		cfg.Queues = maps.Clone(c.queues)
@@ -188,8 +207,24 @@ func (c *Client) Start(ctx context.Context) error {
 	if err := rc.Start(ctx); err != nil {
 		return fmt.Errorf("jobs: start workers: %w", err)
 	}
+	// Every working replica sweeps, not only River's leader: the dead
+	// replica may have been the leader.
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sweeping == nil {
+		sctx, cancel := context.WithCancel(ctx)
+		c.sweeping, c.swept = cancel, make(chan struct{})
+		go func() {
+			defer close(c.swept)
+			c.lease.sweepLoop(sctx)
+		}()
+	}
 	return nil
 }
+
+// SweepLeases takes over, once, the running jobs whose lease lapsed (a
+// working client does so every Lease/3) and says how many it took.
+func (c *Client) SweepLeases(ctx context.Context) (int, error) { return c.lease.sweep(ctx) }
 
 // Stop lets running jobs finish until ctx ends, then cancels them (River
 // retries a cancelled job on whichever replica takes it).
@@ -200,9 +235,23 @@ func (c *Client) Stop(ctx context.Context) error {
 	if rc == nil || !c.cfg.Work {
 		return nil
 	}
+	// The sweep stops last: while this process drains its jobs, a dead
+	// replica's jobs are still taken over.
+	defer c.stopSweep()
 	err := rc.Stop(ctx)
 	if err != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
 		return rc.StopAndCancel(context.Background())
 	}
 	return err
+}
+
+func (c *Client) stopSweep() {
+	c.mu.Lock()
+	cancel, done := c.sweeping, c.swept
+	c.sweeping = nil
+	c.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
 }

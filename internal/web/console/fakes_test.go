@@ -290,13 +290,17 @@ func (fakeAudit) Verify(context.Context) (audit.Result, error) {
 	return audit.Result{OK: true, Entries: 1, HeadSeq: 1, HeadHash: []byte{0xab}}, nil
 }
 
-type fakeRetention struct{ actor string }
+type fakeRetention struct {
+	actor string
+	runs  []bool // each started run's dry_run
+}
 
 func (f *fakeRetention) Plan(context.Context, string) ([]retention.PlanItem, error) {
 	return []retention.PlanItem{{System: "app_db", Dataset: "users", Rule: "r", Action: "delete", Status: "clear"}}, nil
 }
 func (f *fakeRetention) Start(_ context.Context, o retention.RunOptions) (retention.Run, error) {
 	f.actor = o.Actor
+	f.runs = append(f.runs, o.DryRun)
 	return retention.Run{ID: "r1"}, nil
 }
 func (f *fakeRetention) ListRuns(context.Context, int) ([]retention.Run, error) { return nil, nil }

@@ -290,8 +290,19 @@ func (c *Console) retentionRun(ctx *fiber.Ctx) error {
 	if !ok {
 		return err
 	}
+	// The form states dry_run either way: the checkbox ("1") comes before
+	// a hidden "0", and the first value wins. A post that says neither
+	// (a hand-made request) is refused, not read as a real run.
+	var dry bool
+	switch ctx.FormValue("dry_run") {
+	case "1", "true":
+		dry = true
+	case "0", "false":
+	default:
+		return c.afterRetention(ctx, "run", apperr.Field("dry_run", "required: a dry run or a real one"))
+	}
 	_, err = c.d.Retention.Start(ctx.UserContext(), retention.RunOptions{Trigger: retention.TriggerAPI, Actor: p.Actor(),
-		DryRun: ctx.FormValue("dry_run") != "", Dataset: strings.TrimSpace(strings.Clone(ctx.FormValue("dataset")))})
+		DryRun: dry, Dataset: strings.TrimSpace(strings.Clone(ctx.FormValue("dataset")))})
 	return c.afterRetention(ctx, "run", err)
 }
 

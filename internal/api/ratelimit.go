@@ -1,0 +1,310 @@
+package api
+
+import (
+	"math"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/steward-privacy/steward/internal/apperr"
+	"github.com/steward-privacy/steward/internal/clock"
+)
+
+// RateLimitConfig sets the API's rate limits: token buckets held in this
+// replica's memory, one per client address and one per API key (see
+// docs/operations.md, "Rate limits", for why not PostgreSQL or Redis).
+//
+// The address bucket is charged before authentication, for every request
+// the limiter sees: the public endpoints (verification codes, status,
+// downloads, webhooks, notices), unknown routes and failed authentications,
+// so guessing keys is throttled. A request whose key authenticates is
+// refunded to its address and charged to the key's bucket instead: a
+// product's backend sending thousands of consent checks from one address
+// is limited by its key, not its address. Health, readiness, metrics, the
+// OpenAPI document, the SDK's assets and CORS preflights are not limited;
+// the privacy center and console pages keep their own limiter.
+type RateLimitConfig struct {
+	// Window is the period the limits are counted over; a bucket holds a
+	// whole window's allowance (the burst) and refills evenly across it.
+	// Zero turns rate limiting off.
+	Window time.Duration
+	// PerAddress is the requests a client address may make per Window
+	// without a valid key; 0: no limit.
+	PerAddress int
+	// PerRole is the requests a key of each role may make per Window; "*"
+	// is the limit of roles not listed; a missing or 0 limit is none.
+	PerRole map[string]int
+	// Replicas divides every limit: each replica enforces its share,
+	// rounded up. 1 (or 0) lets a client that is spread over N replicas by
+	// the load balancer make up to N times the limit.
+	Replicas int
+	// MaxBuckets bounds the buckets held for each of addresses and keys;
+	// when full, idle buckets are dropped and then an arbitrary one
+	// (DefaultRateLimit: 100,000, a few MB).
+	MaxBuckets int
+}
+
+// DefaultRateLimit is what `steward serve` uses unless configured
+// otherwise (internal/config's STEWARD_RATE_LIMIT_* defaults).
+func DefaultRateLimit() RateLimitConfig {
+	return RateLimitConfig{
+		Window:     time.Minute,
+		PerAddress: 600,
+		PerRole:    map[string]int{"sdk": 60000, "frontend": 120000, "*": 1200},
+		Replicas:   1,
+		MaxBuckets: 100000,
+	}
+}
+
+// Header names from draft-ietf-httpapi-ratelimit-headers-10 (September
+// 2025), in its structured-field form:
+//
+//	RateLimit-Policy: "address";q=600;w=60
+//	RateLimit: "address";r=37;t=12
+//
+// q is the quota per w seconds, r the requests left, t the seconds until
+// the quota is whole again. A refused request also carries Retry-After
+// (RFC 9110): the seconds until the next request will be admitted.
+const (
+	headerRateLimit       = "RateLimit"
+	headerRateLimitPolicy = "RateLimit-Policy"
+	policyAddress         = "address"
+	policyKey             = "key"
+	localAddressBucket    = "rl_addr"
+)
+
+// rateLimits is the server's limiter state; nil when rate limiting is off.
+type rateLimits struct {
+	cfg       RateLimitConfig
+	addresses *buckets
+	keys      *buckets
+}
+
+func newRateLimits(cfg RateLimitConfig, clk clock.Clock) *rateLimits {
+	if cfg.Window <= 0 {
+		return nil
+	}
+	if clk == nil {
+		clk = clock.Real{}
+	}
+	if cfg.Replicas < 1 {
+		cfg.Replicas = 1
+	}
+	if cfg.MaxBuckets < 1 {
+		cfg.MaxBuckets = DefaultRateLimit().MaxBuckets
+	}
+	return &rateLimits{cfg: cfg, addresses: newBuckets(cfg.Window, cfg.MaxBuckets, clk), keys: newBuckets(cfg.Window, cfg.MaxBuckets, clk)}
+}
+
+// share is this replica's part of limit n.
+func (r *rateLimits) share(n int) int {
+	if n <= 0 {
+		return 0
+	}
+	return (n + r.cfg.Replicas - 1) / r.cfg.Replicas
+}
+
+func (r *rateLimits) forRole(role string) int {
+	if n, ok := r.cfg.PerRole[role]; ok {
+		return r.share(n)
+	}
+	return r.share(r.cfg.PerRole["*"])
+}
+
+// addressBucket is the bucket an address counts against: IPv4 addresses
+// one by one, IPv6 addresses by /64, the smallest block a customer is
+// usually given (so one host cannot rotate through its own addresses).
+func addressBucket(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.Unmap()
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.String()
+	}
+	return a.String()
+}
+
+// limitAddress charges the client's address (behind the trusted proxies)
+// one request, or refuses it with 429.
+func (s *server) limitAddress(c *fiber.Ctx) error {
+	rl := s.limits
+	if rl == nil {
+		return c.Next()
+	}
+	n := rl.share(rl.cfg.PerAddress)
+	if n == 0 {
+		return c.Next()
+	}
+	id := addressBucket(s.clientIP(c))
+	d := rl.addresses.take(id, n)
+	setRateHeaders(c, policyAddress, d, rl.cfg.Window)
+	if !d.ok {
+		return tooManyRequests(c, d, "too many requests from this address")
+	}
+	c.Locals(localAddressBucket, id)
+	return c.Next()
+}
+
+// limitKey runs after authentication: the request is refunded to its
+// address and charged to its key.
+func (s *server) limitKey(c *fiber.Ctx) error {
+	rl := s.limits
+	if rl == nil {
+		return c.Next()
+	}
+	if id, ok := c.Locals(localAddressBucket).(string); ok {
+		rl.addresses.refund(id)
+		c.Locals(localAddressBucket, nil)
+	}
+	k := callerKey(c)
+	n := rl.forRole(k.Role)
+	if n == 0 {
+		c.Response().Header.Del(headerRateLimit)
+		c.Response().Header.Del(headerRateLimitPolicy)
+		return c.Next()
+	}
+	d := rl.keys.take(k.ID, n)
+	setRateHeaders(c, policyKey, d, rl.cfg.Window)
+	if !d.ok {
+		return tooManyRequests(c, d, "too many requests with this API key")
+	}
+	return c.Next()
+}
+
+func setRateHeaders(c *fiber.Ctx, policy string, d decision, window time.Duration) {
+	c.Set(headerRateLimitPolicy, `"`+policy+`";q=`+strconv.Itoa(d.limit)+`;w=`+strconv.Itoa(ceilSeconds(window)))
+	c.Set(headerRateLimit, `"`+policy+`";r=`+strconv.Itoa(d.remaining)+`;t=`+strconv.Itoa(ceilSeconds(d.reset)))
+}
+
+func tooManyRequests(c *fiber.Ctx, d decision, msg string) error {
+	retry := ceilSeconds(d.retryAfter)
+	if retry < 1 {
+		retry = 1
+	}
+	c.Set(fiber.HeaderRetryAfter, strconv.Itoa(retry))
+	return apperr.New(apperr.RateLimited, "%s; retry after %d s", msg, retry)
+}
+
+func ceilSeconds(d time.Duration) int {
+	if d <= 0 {
+		return 0
+	}
+	return int(math.Ceil(d.Seconds()))
+}
+
+// decision is one bucket's answer.
+type decision struct {
+	ok         bool
+	limit      int
+	remaining  int
+	reset      time.Duration // until the bucket is full again
+	retryAfter time.Duration // until one token is there, when refused
+}
+
+// bucket is a token bucket: capacity n, refilled at n per window.
+type bucket struct {
+	tokens float64
+	n      int
+	last   time.Time
+}
+
+func (b *bucket) refill(now time.Time, window time.Duration) {
+	if el := now.Sub(b.last); el > 0 {
+		b.tokens = math.Min(float64(b.n), b.tokens+el.Seconds()*float64(b.n)/window.Seconds())
+	}
+	b.last = now
+}
+
+func (b *bucket) full(now time.Time, window time.Duration) bool {
+	return b.tokens+now.Sub(b.last).Seconds()*float64(b.n)/window.Seconds() >= float64(b.n)
+}
+
+// buckets is a bounded set of token buckets. A bucket left alone for a
+// window is full, the same as none, so idle buckets are swept once per
+// window; when the set is full regardless (an attacker rotating addresses),
+// an arbitrary bucket is dropped for the new one, which at worst hands the
+// dropped client a fresh allowance. Memory stays at MaxBuckets.
+type buckets struct {
+	mu        sync.Mutex
+	clk       clock.Clock
+	window    time.Duration
+	max       int
+	m         map[string]*bucket
+	lastSweep time.Time
+}
+
+func newBuckets(window time.Duration, max int, clk clock.Clock) *buckets {
+	return &buckets{clk: clk, window: window, max: max, m: map[string]*bucket{}, lastSweep: clk.Now()}
+}
+
+// take removes one token from id's bucket of capacity n, if it has one.
+func (bs *buckets) take(id string, n int) decision {
+	now := bs.clk.Now()
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	if now.Sub(bs.lastSweep) >= bs.window {
+		bs.sweep(now)
+	}
+	b, ok := bs.m[id]
+	if !ok {
+		if len(bs.m) >= bs.max {
+			// Sweeping is O(buckets): at most 16 times a window.
+			if now.Sub(bs.lastSweep) >= bs.window/16 {
+				bs.sweep(now)
+			}
+			for victim := range bs.m {
+				if len(bs.m) < bs.max {
+					break
+				}
+				delete(bs.m, victim)
+			}
+		}
+		b = &bucket{tokens: float64(n), n: n, last: now}
+		bs.m[id] = b
+	} else {
+		b.n = n
+		b.refill(now, bs.window)
+	}
+	rate := float64(n) / bs.window.Seconds() // tokens per second
+	d := decision{limit: n}
+	if b.tokens >= 1 {
+		b.tokens--
+		d.ok = true
+	} else {
+		d.retryAfter = time.Duration((1 - b.tokens) / rate * float64(time.Second))
+	}
+	d.remaining = int(b.tokens)
+	d.reset = time.Duration((float64(n) - b.tokens) / rate * float64(time.Second))
+	return d
+}
+
+// refund gives id's bucket back the token a request took.
+func (bs *buckets) refund(id string) {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	if b, ok := bs.m[id]; ok {
+		b.tokens = math.Min(float64(b.n), b.tokens+1)
+	}
+}
+
+// sweep drops the buckets that have refilled; bs.mu is held.
+func (bs *buckets) sweep(now time.Time) {
+	bs.lastSweep = now
+	for id, b := range bs.m {
+		if b.full(now, bs.window) {
+			delete(bs.m, id)
+		}
+	}
+}
+
+func (bs *buckets) len() int {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	return len(bs.m)
+}

@@ -17,11 +17,8 @@ package web
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"embed"
-	"encoding/base64"
 	"errors"
 	"html/template"
 	"io/fs"
@@ -43,6 +40,7 @@ import (
 	"github.com/steward-privacy/steward/internal/dsar"
 	"github.com/steward-privacy/steward/internal/policy"
 	"github.com/steward-privacy/steward/internal/receipt"
+	"github.com/steward-privacy/steward/internal/web/pagekit"
 )
 
 //go:embed templates/*.html
@@ -137,7 +135,10 @@ type Center struct {
 	pages   map[string]*template.Template
 	secure  bool
 	limiter *limiter
-	static  map[string]staticFile
+	static  pagekit.Static
+	headers fiber.Handler
+	csrf    pagekit.CSRF
+	langs   pagekit.Lang
 }
 
 // New builds the privacy center.
@@ -162,23 +163,43 @@ func New(cfg Config, d Deps) (*Center, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := loadStatic()
+	st, err := pagekit.LoadStatic(staticFS, "static")
 	if err != nil {
 		return nil, err
 	}
 	u, _ := url.Parse(cfg.PublicURL)
 	origin, _ := policy.NormalizeOrigin(cfg.PublicURL)
-	return &Center{origin: origin,
+	c := &Center{origin: origin,
 		cfg: cfg, d: d, pages: pages, static: st,
 		secure:  u != nil && u.Scheme == "https",
 		limiter: newLimiter(cfg.PostsPerMinute, time.Minute, d.Clock),
-	}, nil
+	}
+	c.headers = pagekit.SecurityHeaders(pagekit.Headers{
+		Secure: c.secure,
+		// No framing except by Telegram for the Mini App.
+		FrameAncestors: func(ctx *fiber.Ctx) string {
+			if strings.Contains(ctx.Path(), "/tg") || ctx.Cookies(cookieMiniApp) == "1" {
+				return miniAppFramers
+			}
+			return ""
+		},
+		// Pages show a person's requests, choices and links; the static
+		// files and the brand colour are the same for everyone.
+		Cacheable: func(path string) bool {
+			return strings.HasPrefix(path, Prefix+"/static/") || strings.HasSuffix(path, "/brand.css")
+		},
+		// A ?lang= choice is remembered even when the page redirects.
+		Prepare: func(ctx *fiber.Ctx) { c.lang(ctx) },
+	})
+	c.csrf = pagekit.CSRF{Secret: cfg.Secret, Label: "steward csrf v1", Cookie: cookieCSRF, TTL: 12 * time.Hour, SetCookie: c.setCookie}
+	c.langs = pagekit.Lang{Cookie: cookieLang, SetCookie: c.setCookie, Valid: validLang, Negotiate: negotiate}
+	return c, nil
 }
 
 // Mount adds the privacy center's routes to app.
 func (c *Center) Mount(app fiber.Router) {
 	g := app.Group(Prefix, c.headers)
-	g.Get("/static/:name", c.serveStatic)
+	g.Get("/static/:name", c.static.Handler(c.notFound))
 	g.Get("/", c.root)
 	g.Get("/status", c.statusLink)
 	g.Get("/:product/", c.home)
@@ -310,36 +331,18 @@ const (
 )
 
 // lang is the page language: ?lang= (remembered), the cookie, the browser.
-func (c *Center) lang(ctx *fiber.Ctx) string {
-	if l, ok := ctx.Locals("web.lang").(string); ok {
-		return l
-	}
-	l := ctx.Query("lang")
-	if validLang(l) {
-		c.setCookie(ctx, cookieLang, l, 365*24*time.Hour)
-	} else if l = ctx.Cookies(cookieLang); !validLang(l) {
-		l = negotiate(ctx.Get(fiber.HeaderAcceptLanguage))
-	}
-	l = strings.Clone(l)
-	ctx.Locals("web.lang", l)
-	return l
-}
+func (c *Center) lang(ctx *fiber.Ctx) string { return c.langs.Of(ctx) }
 
+// setCookie sets an HttpOnly cookie for the center's paths (a maxAge of
+// zero or less deletes it).
 func (c *Center) setCookie(ctx *fiber.Ctx, name, value string, maxAge time.Duration) {
-	ck := &fiber.Cookie{
-		Name: name, Value: value, Path: Prefix + "/", HTTPOnly: true, Secure: c.secure,
-		SameSite: fiber.CookieSameSiteLaxMode, MaxAge: int(maxAge / time.Second),
-	}
+	sameSite := fiber.CookieSameSiteLaxMode
 	if ctx.Cookies(cookieMiniApp) == "1" && c.secure {
 		// Inside Telegram's web client the center runs in a third-party
 		// iframe, where only SameSite=None cookies are sent.
-		ck.SameSite = fiber.CookieSameSiteNoneMode
+		sameSite = fiber.CookieSameSiteNoneMode
 	}
-	if maxAge < 0 {
-		ck.MaxAge = -1
-		ck.Expires = time.Unix(1, 0)
-	}
-	ctx.Cookie(ck)
+	pagekit.SetCookie(ctx, name, value, Prefix+"/", c.secure, maxAge, sameSite)
 }
 
 // product resolves :product against the loaded bundle.
@@ -411,58 +414,12 @@ func (c *Center) brandCSS(ctx *fiber.Ctx) error {
 
 // --- security -------------------------------------------------------------------
 
-// csp allows this origin's styles, scripts and images (data: for logos and
-// nothing else), forms posting here, and no framing except by Telegram for
-// the Mini App.
-const csp = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; connect-src 'self'; " +
-	"form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
-
-const cspMiniApp = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; connect-src 'self'; " +
-	"form-action 'self'; base-uri 'none'; frame-ancestors https://web.telegram.org https://*.telegram.org"
-
-func (c *Center) headers(ctx *fiber.Ctx) error {
-	if strings.Contains(ctx.Path(), "/tg") || ctx.Cookies(cookieMiniApp) == "1" {
-		ctx.Set("Content-Security-Policy", cspMiniApp)
-	} else {
-		ctx.Set("Content-Security-Policy", csp)
-		ctx.Set("X-Frame-Options", "DENY")
-	}
-	ctx.Set("X-Content-Type-Options", "nosniff")
-	ctx.Set("Referrer-Policy", "same-origin")
-	ctx.Set("Cross-Origin-Opener-Policy", "same-origin")
-	ctx.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), interest-cohort=()")
-	if c.secure {
-		ctx.Set("Strict-Transport-Security", "max-age=31536000")
-	}
-	// A ?lang= choice is remembered even when the page redirects.
-	c.lang(ctx)
-	err := ctx.Next()
-	if !strings.HasPrefix(ctx.Path(), Prefix+"/static/") && !strings.HasSuffix(ctx.Path(), "/brand.css") {
-		// Pages show a person's requests, choices and links.
-		ctx.Set(fiber.HeaderCacheControl, "no-store")
-	}
-	return err
-}
+// miniAppFramers may frame the Mini App: Telegram's web clients.
+const miniAppFramers = "https://web.telegram.org https://*.telegram.org"
 
 // csrfToken is the form token for this browser: an HMAC of a random cookie,
 // so a page on another site, which cannot read the cookie, cannot forge it.
-func (c *Center) csrfToken(ctx *fiber.Ctx) string {
-	seed := ctx.Cookies(cookieCSRF)
-	if len(seed) != 43 {
-		if s, ok := ctx.Locals(cookieCSRF).(string); ok {
-			seed = s
-		} else {
-			b := make([]byte, 32)
-			_, _ = rand.Read(b)
-			seed = base64.RawURLEncoding.EncodeToString(b)
-			ctx.Locals(cookieCSRF, seed)
-			c.setCookie(ctx, cookieCSRF, seed, 12*time.Hour)
-		}
-	}
-	m := hmac.New(sha256.New, c.cfg.Secret)
-	m.Write([]byte("steward csrf v1\x00" + seed))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
-}
+func (c *Center) csrfToken(ctx *fiber.Ctx) string { return c.csrf.Token(ctx) }
 
 // guard protects every form POST: the client's rate limit, an Origin from
 // this site when the browser sends one, and the CSRF token.
@@ -477,9 +434,7 @@ func (c *Center) guard(ctx *fiber.Ctx) error {
 	if !c.sameOrigin(ctx) {
 		return c.message(ctx, fiber.StatusForbidden, "error_title", "err_csrf")
 	}
-	seed := ctx.Cookies(cookieCSRF)
-	got := ctx.FormValue("csrf")
-	if len(seed) != 43 || got == "" || !hmac.Equal([]byte(got), []byte(c.csrfToken(ctx))) {
+	if !c.csrf.Check(ctx) {
 		return c.message(ctx, fiber.StatusForbidden, "error_title", "err_csrf")
 	}
 	return ctx.Next()
@@ -503,16 +458,7 @@ func (c *Center) guardNoCSRF(ctx *fiber.Ctx) error {
 
 // sameOrigin: a POST whose Origin header names another site is refused
 // (browsers send Origin on every cross-site POST).
-func (c *Center) sameOrigin(ctx *fiber.Ctx) bool {
-	o := ctx.Get(fiber.HeaderOrigin)
-	if o == "" {
-		return true
-	}
-	if c.origin != "" && strings.EqualFold(o, c.origin) {
-		return true
-	}
-	return strings.EqualFold(o, ctx.Protocol()+"://"+ctx.Hostname())
-}
+func (c *Center) sameOrigin(ctx *fiber.Ctx) bool { return pagekit.SameOrigin(ctx, c.origin) }
 
 // limiter is a fixed-window counter per client address, per replica: enough
 // to stop one client flooding forms and code sends (the code-send limits in
@@ -545,48 +491,6 @@ func (l *limiter) allow(ip string) bool {
 // ledger's IP hash).
 func (c *Center) ip(ctx *fiber.Ctx) string {
 	return strings.Clone(c.d.ClientIP.IP(ctx.Context().RemoteIP().String(), string(ctx.Request().Header.Peek(fiber.HeaderXForwardedFor))))
-}
-
-// --- static ---------------------------------------------------------------------
-
-type staticFile struct {
-	body  []byte
-	ctype string
-}
-
-func loadStatic() (map[string]staticFile, error) {
-	out := map[string]staticFile{}
-	err := fs.WalkDir(staticFS, "static", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := staticFS.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		ct := "application/octet-stream"
-		switch {
-		case strings.HasSuffix(p, ".css"):
-			ct = "text/css; charset=utf-8"
-		case strings.HasSuffix(p, ".js"):
-			ct = "text/javascript; charset=utf-8"
-		case strings.HasSuffix(p, ".svg"):
-			ct = "image/svg+xml"
-		}
-		out[strings.TrimPrefix(p, "static/")] = staticFile{body: b, ctype: ct}
-		return nil
-	})
-	return out, err
-}
-
-func (c *Center) serveStatic(ctx *fiber.Ctx) error {
-	f, ok := c.static[ctx.Params("name")]
-	if !ok {
-		return c.notFound(ctx)
-	}
-	ctx.Set(fiber.HeaderContentType, f.ctype)
-	ctx.Set(fiber.HeaderCacheControl, "public, max-age=3600")
-	return ctx.Send(f.body)
 }
 
 // --- templates ------------------------------------------------------------------

@@ -23,16 +23,12 @@ package console
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"embed"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"html/template"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -54,6 +50,7 @@ import (
 	"github.com/steward-privacy/steward/internal/retention"
 	"github.com/steward-privacy/steward/internal/staff"
 	"github.com/steward-privacy/steward/internal/web"
+	"github.com/steward-privacy/steward/internal/web/pagekit"
 )
 
 //go:embed templates/*.html
@@ -206,7 +203,11 @@ type Console struct {
 	origin string
 	secure bool
 	pages  map[string]*template.Template
-	static map[string]staticFile
+	static pagekit.Static
+
+	headers fiber.Handler
+	csrf    pagekit.CSRF
+	langs   pagekit.Lang
 }
 
 // New builds the console.
@@ -234,32 +235,47 @@ func New(cfg Config, d Deps) (*Console, error) {
 	if err != nil {
 		return nil, fmt.Errorf("console: templates: %w", err)
 	}
-	st, err := loadStatic()
+	st, err := pagekit.LoadStatic(staticFS, "static")
 	if err != nil {
 		return nil, fmt.Errorf("console: static: %w", err)
 	}
 	u, _ := url.Parse(cfg.PublicURL)
 	origin, _ := policy.NormalizeOrigin(cfg.PublicURL)
-	return &Console{cfg: cfg, d: d, origin: origin, secure: u != nil && u.Scheme == "https", pages: pages, static: st}, nil
+	c := &Console{cfg: cfg, d: d, origin: origin, secure: u != nil && u.Scheme == "https", pages: pages, static: st}
+	// The CSP allows images from data: for the TOTP QR code and fetches
+	// to this origin for the passkey options; no page may frame the
+	// console.
+	c.headers = pagekit.SecurityHeaders(pagekit.Headers{
+		Secure: c.secure,
+		CORP:   true,
+		// Every page shows requests, identities, keys or the log.
+		Cacheable: func(path string) bool { return strings.HasPrefix(path, Prefix+"/static/") },
+		Prepare:   func(ctx *fiber.Ctx) { c.lang(ctx) },
+	})
+	c.csrf = pagekit.CSRF{Secret: cfg.Secret, Label: "steward console csrf v1", Cookie: cookieCSRF, TTL: 24 * time.Hour, SetCookie: c.setCookie}
+	c.langs = pagekit.Lang{Cookie: cookieLang, SetCookie: c.setCookie, Valid: web.ValidLanguage, Negotiate: web.NegotiateLanguage}
+	return c, nil
 }
 
 // Mount adds the console's routes to app.
 func (c *Console) Mount(app fiber.Router) {
 	g := app.Group(Prefix, c.headers)
-	g.Get("/static/:name", c.serveStatic)
+	g.Get("/static/:name", c.static.Handler(c.notFound))
 	g.Get("/", func(ctx *fiber.Ctx) error { return ctx.Redirect(Prefix+"/requests", fiber.StatusSeeOther) })
 
 	g.Get("/signin", c.signinForm)
 	g.Post("/signin", c.guard, c.signinPassword)
 	g.Get("/signin/factor", c.factorForm)
-	g.Post("/signin/totp", c.guard, c.signinTOTP)
-	g.Get("/signin/passkey/options", c.passkeyOptions)
-	g.Post("/signin/passkey", c.guard, c.signinPasskey)
+	g.Post("/signin/totp", c.guard, c.codeStep("factor", "", c.d.Staff.SignInTOTP))
+	g.Get("/signin/passkey/options", c.passkeyOptions("passkey sign-in", c.d.Staff.BeginPasskeySignIn))
+	g.Post("/signin/passkey", c.guard, c.passkeyStep("factor", c.d.Staff.FinishPasskeySignIn))
 	g.Get("/signin/enrol", c.enrolForm)
 	g.Post("/signin/enrol/totp", c.guard, c.enrolTOTP)
-	g.Post("/signin/enrol/totp/confirm", c.guard, c.enrolTOTPConfirm)
-	g.Get("/signin/enrol/passkey/options", c.enrolPasskeyOptions)
-	g.Post("/signin/enrol/passkey", c.guard, c.enrolPasskey)
+	// The secret was shown once; it stays pending on the server, so a
+	// failed confirmation asks for the next code from the app ("-").
+	g.Post("/signin/enrol/totp/confirm", c.guard, c.codeStep("enrol", "-", c.d.Staff.FinishTOTPEnrolment))
+	g.Get("/signin/enrol/passkey/options", c.passkeyOptions("passkey enrolment", c.d.Staff.BeginPasskeyEnrolment))
+	g.Post("/signin/enrol/passkey", c.guard, c.passkeyStep("enrol", c.d.Staff.FinishPasskeyEnrolment))
 	g.Get("/signin/oidc", c.oidcStart)
 	g.Get("/signin/oidc/callback", c.oidcCallback)
 
@@ -407,95 +423,36 @@ const (
 	cookieOIDC    = "steward_staff_oidc"
 	cookieCSRF    = "steward_console_csrf"
 	cookieLang    = "steward_console_lang"
-	localLang     = "console.lang"
 	localMe       = "console.principal"
-	localCSRF     = "console.csrf"
 )
 
 // lang is the page language: ?lang= (remembered), the cookie, the browser.
-func (c *Console) lang(ctx *fiber.Ctx) string {
-	if l, ok := ctx.Locals(localLang).(string); ok {
-		return l
-	}
-	l := ctx.Query("lang")
-	if web.ValidLanguage(l) {
-		c.setCookie(ctx, cookieLang, l, 365*24*time.Hour)
-	} else if l = ctx.Cookies(cookieLang); !web.ValidLanguage(l) {
-		l = web.NegotiateLanguage(ctx.Get(fiber.HeaderAcceptLanguage))
-	}
-	l = strings.Clone(l)
-	ctx.Locals(localLang, l)
-	return l
-}
+func (c *Console) lang(ctx *fiber.Ctx) string { return c.langs.Of(ctx) }
 
 // setCookie sets an HttpOnly cookie for the console's paths only. Lax, not
 // Strict: a link in a reminder email opens the request for a signed-in
-// reviewer; every state change is a CSRF-checked POST anyway.
+// reviewer; every state change is a CSRF-checked POST anyway. A maxAge of
+// zero or less deletes it.
 func (c *Console) setCookie(ctx *fiber.Ctx, name, value string, maxAge time.Duration) {
-	ck := &fiber.Cookie{
-		Name: name, Value: value, Path: Prefix + "/", HTTPOnly: true, Secure: c.secure,
-		SameSite: fiber.CookieSameSiteLaxMode, MaxAge: int(maxAge / time.Second),
-	}
-	if maxAge <= 0 {
-		ck.MaxAge = -1
-		ck.Expires = time.Unix(1, 0)
-	}
-	ctx.Cookie(ck)
+	pagekit.SetCookie(ctx, name, value, Prefix+"/", c.secure, maxAge, fiber.CookieSameSiteLaxMode)
 }
 
 func (c *Console) clearCookie(ctx *fiber.Ctx, name string) { c.setCookie(ctx, name, "", -1) }
 
 // --- security ---------------------------------------------------------------------
 
-// csp: this origin's styles, scripts and images (data: for the TOTP QR
-// code), fetches to this origin (the passkey options), forms posting
-// here, no framing.
-const csp = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; connect-src 'self'; " +
-	"form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
-
-func (c *Console) headers(ctx *fiber.Ctx) error {
-	ctx.Set("Content-Security-Policy", csp)
-	ctx.Set("X-Frame-Options", "DENY")
-	ctx.Set("X-Content-Type-Options", "nosniff")
-	ctx.Set("Referrer-Policy", "same-origin")
-	ctx.Set("Cross-Origin-Opener-Policy", "same-origin")
-	ctx.Set("Cross-Origin-Resource-Policy", "same-origin")
-	ctx.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), interest-cohort=()")
-	if c.secure {
-		ctx.Set("Strict-Transport-Security", "max-age=31536000")
-	}
-	c.lang(ctx)
-	err := ctx.Next()
-	if !strings.HasPrefix(ctx.Path(), Prefix+"/static/") {
-		// Every page shows requests, identities, keys or the log.
-		ctx.Set(fiber.HeaderCacheControl, "no-store")
-	}
-	return err
-}
-
 // csrfToken is the form token: an HMAC of a random browser cookie and the
 // session (or pending sign-in) token, so a form from one session is
 // refused in another and a page on another site cannot forge it.
-func (c *Console) csrfToken(ctx *fiber.Ctx) string {
-	seed := ctx.Cookies(cookieCSRF)
-	if len(seed) != 43 {
-		if s, ok := ctx.Locals(localCSRF).(string); ok {
-			seed = s
-		} else {
-			b := make([]byte, 32)
-			_, _ = rand.Read(b)
-			seed = base64.RawURLEncoding.EncodeToString(b)
-			ctx.Locals(localCSRF, seed)
-			c.setCookie(ctx, cookieCSRF, seed, 24*time.Hour)
-		}
+func (c *Console) csrfToken(ctx *fiber.Ctx) string { return c.csrf.Token(ctx, csrfBind(ctx)) }
+
+// csrfBind is what the form token is bound to: the session, or else the
+// pending sign-in.
+func csrfBind(ctx *fiber.Ctx) string {
+	if bind := ctx.Cookies(cookieSession); bind != "" {
+		return bind
 	}
-	bind := ctx.Cookies(cookieSession)
-	if bind == "" {
-		bind = ctx.Cookies(cookiePending)
-	}
-	m := hmac.New(sha256.New, c.cfg.Secret)
-	m.Write([]byte("steward console csrf v1\x00" + seed + "\x00" + bind))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+	return ctx.Cookies(cookiePending)
 }
 
 // guard protects every form POST: an Origin from this site when the
@@ -505,9 +462,7 @@ func (c *Console) guard(ctx *fiber.Ctx) error {
 	if !c.sameOrigin(ctx) {
 		return c.refuse(ctx, "csrf", "cross-origin post")
 	}
-	seed := ctx.Cookies(cookieCSRF)
-	got := ctx.FormValue("csrf")
-	if len(seed) != 43 || got == "" || !hmac.Equal([]byte(got), []byte(c.csrfToken(ctx))) {
+	if !c.csrf.Check(ctx, csrfBind(ctx)) {
 		return c.refuse(ctx, "csrf", "missing or wrong csrf token")
 	}
 	return ctx.Next()
@@ -528,16 +483,7 @@ func (c *Console) refuse(ctx *fiber.Ctx, action, reason string) error {
 	return c.message(ctx, fiber.StatusForbidden, "forbidden_title", body)
 }
 
-func (c *Console) sameOrigin(ctx *fiber.Ctx) bool {
-	o := ctx.Get(fiber.HeaderOrigin)
-	if o == "" {
-		return true
-	}
-	if c.origin != "" && strings.EqualFold(o, c.origin) {
-		return true
-	}
-	return strings.EqualFold(o, ctx.Protocol()+"://"+ctx.Hostname())
-}
+func (c *Console) sameOrigin(ctx *fiber.Ctx) bool { return pagekit.SameOrigin(ctx, c.origin) }
 
 func (c *Console) ip(ctx *fiber.Ctx) string {
 	return strings.Clone(c.d.ClientIP.IP(ctx.Context().RemoteIP().String(), string(ctx.Request().Header.Peek(fiber.HeaderXForwardedFor))))
@@ -618,41 +564,4 @@ func (c *Console) allow(ctx *fiber.Ctx, action string, kinds ...string) (staff.P
 		return p, c.refuse(ctx, action, "role "+p.Role+" may not perform "+pa), false
 	}
 	return p, nil, true
-}
-
-// --- static -----------------------------------------------------------------------
-
-type staticFile struct {
-	body  []byte
-	ctype string
-}
-
-func loadStatic() (map[string]staticFile, error) {
-	out := map[string]staticFile{}
-	err := fs.WalkDir(staticFS, "static", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := staticFS.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		ct := "application/octet-stream"
-		if strings.HasSuffix(p, ".js") {
-			ct = "text/javascript; charset=utf-8"
-		}
-		out[strings.TrimPrefix(p, "static/")] = staticFile{body: b, ctype: ct}
-		return nil
-	})
-	return out, err
-}
-
-func (c *Console) serveStatic(ctx *fiber.Ctx) error {
-	f, ok := c.static[ctx.Params("name")]
-	if !ok {
-		return c.notFound(ctx)
-	}
-	ctx.Set(fiber.HeaderContentType, f.ctype)
-	ctx.Set(fiber.HeaderCacheControl, "public, max-age=3600")
-	return ctx.Send(f.body)
 }

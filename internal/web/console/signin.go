@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"html/template"
@@ -155,50 +156,62 @@ func (c *Console) factorForm(ctx *fiber.Ctx) error {
 	return c.render(ctx, fiber.StatusOK, "factor", v)
 }
 
-func (c *Console) signinTOTP(ctx *fiber.Ctx) error {
-	p, tok, ok := c.pending(ctx)
-	if !ok {
-		return c.restart(ctx)
+// codeStep is the handler of a second-factor step that takes a TOTP code:
+// signing in with it, or confirming a new authenticator app (page
+// "enrol", where secret stands for the secret shown before).
+func (c *Console) codeStep(page, secret string, finish func(ctx context.Context, pendingToken, code, ip string) (staff.Session, error)) fiber.Handler {
+	return func(ctx *fiber.Ctx) error {
+		p, tok, ok := c.pending(ctx)
+		if !ok {
+			return c.restart(ctx)
+		}
+		next := safeNext(ctx.FormValue("next"))
+		s, err := finish(ctx.UserContext(), tok, normalizeCode(ctx.FormValue("code")), c.ip(ctx))
+		if err != nil {
+			return c.signinFailed(ctx, page, err, signinData{Next: next, Pending: p, Secret: secret}, "code")
+		}
+		return c.signedIn(ctx, s, next)
 	}
-	next := safeNext(ctx.FormValue("next"))
-	s, err := c.d.Staff.SignInTOTP(ctx.UserContext(), tok, normalizeCode(ctx.FormValue("code")), c.ip(ctx))
-	if err != nil {
-		return c.signinFailed(ctx, "factor", err, signinData{Next: next, Pending: p}, "code")
-	}
-	return c.signedIn(ctx, s, next)
 }
 
-// passkeyOptions are navigator.credentials.get's options for the pending
-// sign-in, fetched by the page's script.
-func (c *Console) passkeyOptions(ctx *fiber.Ctx) error {
-	_, tok, ok := c.pending(ctx)
-	if !ok {
-		return ctx.Status(fiber.StatusUnauthorized).JSON(fiber.Map{"error": "no pending sign-in"})
+// passkeyOptions answers the navigator.credentials options of a passkey
+// step of the pending sign-in (what: "passkey sign-in" or "passkey
+// enrolment"), fetched by the page's script.
+func (c *Console) passkeyOptions(what string, begin func(ctx context.Context, pendingToken string) ([]byte, error)) fiber.Handler {
+	return func(ctx *fiber.Ctx) error {
+		_, tok, ok := c.pending(ctx)
+		if !ok {
+			return ctx.Status(fiber.StatusUnauthorized).JSON(fiber.Map{"error": "no pending sign-in"})
+		}
+		b, err := begin(ctx.UserContext(), tok)
+		if err != nil {
+			c.d.Log.Warn(what+" options", "err", err)
+			return ctx.Status(fiber.StatusConflict).JSON(fiber.Map{"error": what + " unavailable"})
+		}
+		ctx.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSONCharsetUTF8)
+		return ctx.Send(b)
 	}
-	b, err := c.d.Staff.BeginPasskeySignIn(ctx.UserContext(), tok)
-	if err != nil {
-		c.d.Log.Warn("passkey options", "err", err)
-		return ctx.Status(fiber.StatusConflict).JSON(fiber.Map{"error": "passkey sign-in unavailable"})
-	}
-	ctx.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSONCharsetUTF8)
-	return ctx.Send(b)
 }
 
-func (c *Console) signinPasskey(ctx *fiber.Ctx) error {
-	p, tok, ok := c.pending(ctx)
-	if !ok {
-		return c.restart(ctx)
+// passkeyStep is the handler of a passkey step on page ("factor": sign in
+// with a passkey; "enrol": register one), given the browser's response.
+func (c *Console) passkeyStep(page string, finish func(ctx context.Context, pendingToken string, response []byte, ip string) (staff.Session, error)) fiber.Handler {
+	return func(ctx *fiber.Ctx) error {
+		p, tok, ok := c.pending(ctx)
+		if !ok {
+			return c.restart(ctx)
+		}
+		next := safeNext(ctx.FormValue("next"))
+		resp := ctx.FormValue("response")
+		if resp == "" {
+			return c.signinFailed(ctx, page, staff.ErrBadCredentials, signinData{Next: next, Pending: p}, "passkey")
+		}
+		s, err := finish(ctx.UserContext(), tok, []byte(resp), c.ip(ctx))
+		if err != nil {
+			return c.signinFailed(ctx, page, err, signinData{Next: next, Pending: p}, "passkey")
+		}
+		return c.signedIn(ctx, s, next)
 	}
-	next := safeNext(ctx.FormValue("next"))
-	resp := ctx.FormValue("response")
-	if resp == "" {
-		return c.signinFailed(ctx, "factor", staff.ErrBadCredentials, signinData{Next: next, Pending: p}, "passkey")
-	}
-	s, err := c.d.Staff.FinishPasskeySignIn(ctx.UserContext(), tok, []byte(resp), c.ip(ctx))
-	if err != nil {
-		return c.signinFailed(ctx, "factor", err, signinData{Next: next, Pending: p}, "passkey")
-	}
-	return c.signedIn(ctx, s, next)
 }
 
 func (c *Console) enrolForm(ctx *fiber.Ctx) error {
@@ -234,52 +247,6 @@ func (c *Console) enrolTOTP(ctx *fiber.Ctx) error {
 	}
 	v.Data = d
 	return c.render(ctx, fiber.StatusOK, "enrol", v)
-}
-
-func (c *Console) enrolTOTPConfirm(ctx *fiber.Ctx) error {
-	p, tok, ok := c.pending(ctx)
-	if !ok {
-		return c.restart(ctx)
-	}
-	next := safeNext(ctx.FormValue("next"))
-	s, err := c.d.Staff.FinishTOTPEnrolment(ctx.UserContext(), tok, normalizeCode(ctx.FormValue("code")), c.ip(ctx))
-	if err != nil {
-		// The secret was shown once; it stays pending on the server, so
-		// the member types the next code from the app.
-		return c.signinFailed(ctx, "enrol", err, signinData{Next: next, Pending: p, Secret: "-"}, "code")
-	}
-	return c.signedIn(ctx, s, next)
-}
-
-func (c *Console) enrolPasskeyOptions(ctx *fiber.Ctx) error {
-	_, tok, ok := c.pending(ctx)
-	if !ok {
-		return ctx.Status(fiber.StatusUnauthorized).JSON(fiber.Map{"error": "no pending sign-in"})
-	}
-	b, err := c.d.Staff.BeginPasskeyEnrolment(ctx.UserContext(), tok)
-	if err != nil {
-		c.d.Log.Warn("passkey enrolment options", "err", err)
-		return ctx.Status(fiber.StatusConflict).JSON(fiber.Map{"error": "passkey enrolment unavailable"})
-	}
-	ctx.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSONCharsetUTF8)
-	return ctx.Send(b)
-}
-
-func (c *Console) enrolPasskey(ctx *fiber.Ctx) error {
-	p, tok, ok := c.pending(ctx)
-	if !ok {
-		return c.restart(ctx)
-	}
-	next := safeNext(ctx.FormValue("next"))
-	resp := ctx.FormValue("response")
-	if resp == "" {
-		return c.signinFailed(ctx, "enrol", staff.ErrBadCredentials, signinData{Next: next, Pending: p}, "passkey")
-	}
-	s, err := c.d.Staff.FinishPasskeyEnrolment(ctx.UserContext(), tok, []byte(resp), c.ip(ctx))
-	if err != nil {
-		return c.signinFailed(ctx, "enrol", err, signinData{Next: next, Pending: p}, "passkey")
-	}
-	return c.signedIn(ctx, s, next)
 }
 
 func (c *Console) oidcStart(ctx *fiber.Ctx) error {

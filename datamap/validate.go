@@ -84,6 +84,10 @@ type validator struct {
 
 // add records a problem about the entry at path, on the line of the entry at
 // (a key inside it, usually, so the line points at the offending value).
+// ValidID reports whether id is a valid purpose, system or dataset id: the
+// one rule for every place that takes a data-map id from outside.
+func ValidID(id string) bool { return idRe.MatchString(id) }
+
 func (v *validator) add(path, at, format string, args ...any) {
 	file := v.m.file
 	if file == "" {

@@ -7,17 +7,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"time"
 
 	"github.com/steward-privacy/steward/connectors/postgres"
+	"github.com/steward-privacy/steward/datamap"
 )
 
 // scanTimeout bounds the whole scan: two catalog queries.
 const scanTimeout = 2 * time.Minute
-
-// systemIDRe is the data map's rule for system ids.
-var systemIDRe = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 
 const datamapUsage = "want: datamap scan --postgres DSN [--schema public] [--system app_db] [--name N] [--out FILE]"
 
@@ -68,8 +65,8 @@ func datamapCmd(ctx context.Context, args []string, stdout io.Writer) error {
 		return usageError{"--postgres is required: the URL or DSN of the database to scan"}
 	case *schema == "":
 		return usageError{"--schema must not be empty"}
-	case !systemIDRe.MatchString(*system):
-		return usageError{fmt.Sprintf("--system %q must match %s", *system, systemIDRe)}
+	case !datamap.ValidID(*system):
+		return usageError{fmt.Sprintf("--system %q must be a data-map id: lower case letters, digits and _, starting with a letter, at most 63", *system)}
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, scanTimeout)

@@ -2,13 +2,13 @@ package api
 
 import (
 	"context"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/steward-privacy/steward/datamap"
 	"github.com/steward-privacy/steward/identity"
 	"github.com/steward-privacy/steward/internal/apperr"
 	"github.com/steward-privacy/steward/internal/dsar"
@@ -526,7 +526,7 @@ func (s *server) recipientTold(c *fiber.Ctx) error {
 		return err
 	}
 	system := c.Params("system")
-	if !systemIDRe.MatchString(system) {
+	if !datamap.ValidID(system) {
 		return apperr.New(apperr.NotFound, "no pending notice to this recipient")
 	}
 	r, err := s.Requests.RecipientTold(c.UserContext(), id, strings.Clone(system), "key:"+callerKey(c).ID, b.Note)
@@ -535,9 +535,6 @@ func (s *server) recipientTold(c *fiber.Ctx) error {
 	}
 	return c.JSON(r)
 }
-
-// systemIDRe is a data-map system id.
-var systemIDRe = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
 
 // acknowledgeReview records that staff looked at a task's review items
 // (records the request reached but left alone because they are not the

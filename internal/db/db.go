@@ -185,6 +185,11 @@ func IsUniqueViolation(err error) bool {
 	return errors.As(err, &pe) && pe.Code == "23505"
 }
 
+// Querier is a pool or a transaction, for reads that run in either.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
 // Tx runs fn in a transaction, committing when it returns nil. Store methods
 // that change state use it so each public method owns its transaction.
 func Tx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error {

@@ -729,6 +729,9 @@ func (s *Service) Status(ctx context.Context, id, token string) (PublicStatus, e
 		exp := linkExpires.UTC()
 		p.DownloadURL, p.DownloadExpires = url, &exp
 	}
+	if !tellsRecipients[p.Type] {
+		return p, nil
+	}
 	// Who was told of the change (GDPR Art. 19: the person may ask).
 	recips, err := s.recipients(ctx, s.Pool, p.ID)
 	if err != nil {

@@ -86,12 +86,20 @@ func (s *Service) queueLedger(ctx context.Context, tx pgx.Tx, r *Request, op str
 func (s *Service) requestSubjects(ctx context.Context, requestID string) ([]identity.Subject, error) {
 	var out []identity.Subject
 	err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
-		found, err := s.identities(ctx, tx, requestID)
-		for _, f := range found {
-			out = append(out, f.subj)
-		}
+		var err error
+		out, err = s.subjectsOf(ctx, tx, requestID)
 		return err
 	})
+	return out, err
+}
+
+// subjectsOf opens the identities of a request in tx, as subjects.
+func (s *Service) subjectsOf(ctx context.Context, tx pgx.Tx, requestID string) ([]identity.Subject, error) {
+	found, err := s.identities(ctx, tx, requestID)
+	out := make([]identity.Subject, 0, len(found))
+	for _, f := range found {
+		out = append(out, f.subj)
+	}
 	return out, err
 }
 
@@ -131,17 +139,11 @@ func (s *Service) withdrawMarketing(ctx context.Context, requestID string, subje
 	engine := s.Policies.Current()
 	n := 0
 	for _, subj := range subjects {
-		product := ""
-		switch subj.Type {
-		case identity.Email:
-			product = "web"
-		case identity.Telegram:
-			product = "bot"
-		default:
-			continue // a user id or customer id has no consent of its own
-		}
+		// The product whose subjects this kind names (email: web, tg: bot);
+		// a user or customer id has no consent of its own.
+		product := engine.ProductOf(subj.Kind())
 		prod, ok := engine.Products[product]
-		if !ok {
+		if !ok || !slices.Contains(prod.Identities, subj.Kind()) {
 			continue
 		}
 		current, err := s.Consent.Current(ctx, subj)
@@ -238,10 +240,7 @@ func (s *Service) LiftRestrictionByPerson(ctx context.Context, id, token string)
 		if actor, err = s.personActor(ctx, tx, id); err != nil {
 			return err
 		}
-		found, err := s.identities(ctx, tx, id)
-		for _, f := range found {
-			subjects = append(subjects, f.subj)
-		}
+		subjects, err = s.subjectsOf(ctx, tx, id)
 		return err
 	})
 	if err != nil {
@@ -266,13 +265,9 @@ func (s *Service) forgetConsent(ctx context.Context, tx pgx.Tx, r *Request) erro
 	if s.Consent == nil {
 		return nil
 	}
-	found, err := s.identities(ctx, tx, r.ID)
+	subjects, err := s.subjectsOf(ctx, tx, r.ID)
 	if err != nil {
 		return err
-	}
-	subjects := make([]identity.Subject, 0, len(found))
-	for _, f := range found {
-		subjects = append(subjects, f.subj)
 	}
 	holds, err := s.legalHolds(ctx, tx, subjects)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/steward-privacy/steward/internal/apperr"
+	"github.com/steward-privacy/steward/internal/db"
 	"github.com/steward-privacy/steward/internal/notify"
 )
 
@@ -186,11 +187,7 @@ func (s *Service) Recipients(ctx context.Context, id string) ([]Recipient, error
 	return s.recipients(ctx, s.Pool, id)
 }
 
-type querier interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-}
-
-func (s *Service) recipients(ctx context.Context, q querier, id string) ([]Recipient, error) {
+func (s *Service) recipients(ctx context.Context, q db.Querier, id string) ([]Recipient, error) {
 	// A webhook notice is done once one of its deliveries was accepted.
 	rows, err := q.Query(ctx, `
 		SELECT n.system, n.method,

@@ -27,6 +27,7 @@ import (
 	"github.com/steward-privacy/steward/identity"
 	"github.com/steward-privacy/steward/internal/apperr"
 	"github.com/steward-privacy/steward/internal/audit"
+	"github.com/steward-privacy/steward/internal/db"
 	"github.com/steward-privacy/steward/internal/keyring"
 )
 
@@ -432,9 +433,7 @@ type Active struct {
 }
 
 // Querier is a pool or a transaction.
-type Querier interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-}
+type Querier = db.Querier
 
 // ActiveByHash returns, per lookup hash among hashes, the newest
 // restriction in force recorded under it.

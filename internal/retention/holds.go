@@ -15,6 +15,7 @@ import (
 	"github.com/steward-privacy/steward/identity"
 	"github.com/steward-privacy/steward/internal/apperr"
 	"github.com/steward-privacy/steward/internal/audit"
+	"github.com/steward-privacy/steward/internal/db"
 	"github.com/steward-privacy/steward/internal/keyring"
 )
 
@@ -238,14 +239,10 @@ func (s *Service) GetHold(ctx context.Context, id string) (Hold, error) {
 	return getHold(ctx, s.Pool, id, s.Clock.Now(), false)
 }
 
-type querier interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-}
-
 const holdCols = `id::text, scope, COALESCE(system, ''), COALESCE(dataset, ''), COALESCE(category, ''), COALESCE(subject_kind, ''),
 	reason, created_by, created_at, expires_at, lifted_at, COALESCE(lifted_by, ''), COALESCE(lift_reason, ''), subject_kid, subject_ct`
 
-func getHold(ctx context.Context, q querier, id string, now time.Time, lock bool) (Hold, error) {
+func getHold(ctx context.Context, q db.Querier, id string, now time.Time, lock bool) (Hold, error) {
 	sql := `SELECT ` + holdCols + ` FROM legal_holds WHERE id = $1`
 	if lock {
 		sql += ` FOR UPDATE`
@@ -278,7 +275,7 @@ func (s *Service) activeHolds(ctx context.Context) ([]Hold, error) {
 		WHERE lifted_at IS NULL AND (expires_at IS NULL OR expires_at > $1) ORDER BY created_at, id`, now)
 }
 
-func scanHolds(ctx context.Context, q querier, now time.Time, kr *keyring.Keyring, sql string, args ...any) ([]Hold, error) {
+func scanHolds(ctx context.Context, q db.Querier, now time.Time, kr *keyring.Keyring, sql string, args ...any) ([]Hold, error) {
 	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("retention: read holds: %w", err)

@@ -86,7 +86,9 @@ func (c *Center) regionOptions(lang, selected string) template.HTML {
 		cached, _ = regionCache.LoadOrStore(key, b.String())
 	}
 	html := cached.(string)
-	if selected != "" && slices.Contains(c.allRegions(), selected) {
+	if selected != "" {
+		// Replaced only where it matches an option exactly, so a value
+		// that is not a region code changes nothing.
 		html = strings.Replace(html, `value="`+selected+`">`, `value="`+selected+`" selected>`, 1)
 	}
 	return template.HTML(html) //nolint:gosec // built above from checked codes and escaped names

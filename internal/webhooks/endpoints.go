@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/steward-privacy/steward/datamap"
 	"github.com/steward-privacy/steward/internal/apperr"
 	"github.com/steward-privacy/steward/internal/audit"
 	"github.com/steward-privacy/steward/internal/clock"
@@ -149,9 +149,6 @@ func validateURL(raw string, allowLoopback bool) (string, bool, error) {
 	return u.String(), loopback, nil
 }
 
-// systemIDRe is a data-map system id.
-var systemIDRe = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
-
 func validateTypes(types []string) ([]string, error) {
 	out := []string{}
 	for _, t := range types {
@@ -179,7 +176,7 @@ func (s *Endpoints) Create(ctx context.Context, in CreateInput, actor string) (E
 	if len(in.Description) > 500 {
 		return Endpoint{}, apperr.Field("description", "at most 500 characters")
 	}
-	if in.RecipientSystem != "" && !systemIDRe.MatchString(in.RecipientSystem) {
+	if in.RecipientSystem != "" && !datamap.ValidID(in.RecipientSystem) {
 		return Endpoint{}, apperr.Field("recipient_system", "a data-map system id (lower case letters, digits and _)")
 	}
 	secret, err := stdwebhook.NewSecret()

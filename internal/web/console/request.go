@@ -2,11 +2,11 @@ package console
 
 import (
 	"context"
-	"regexp"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/steward-privacy/steward/datamap"
 	"github.com/steward-privacy/steward/identity"
 	"github.com/steward-privacy/steward/internal/apperr"
 	"github.com/steward-privacy/steward/internal/dsar"
@@ -247,16 +247,13 @@ func (c *Console) recipientTold(ctx *fiber.Ctx) error {
 	}
 	id, ok := requestID(ctx)
 	system := ctx.Params("system")
-	if !ok || !systemIDRe.MatchString(system) {
+	if !ok || !datamap.ValidID(system) {
 		return c.notFound(ctx)
 	}
 	note := strings.TrimSpace(strings.Clone(ctx.FormValue("note")))
 	_, err = c.d.Requests.RecipientTold(ctx.UserContext(), id, strings.Clone(system), p.Actor(), note)
 	return c.afterAction(ctx, id, "recipient-told", err)
 }
-
-// systemIDRe is a data-map system id (as the API checks it).
-var systemIDRe = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
 
 // replan plans the request again, with identities staff add (one per
 // line, typed like an intake subject) and a note saying why.

@@ -9,7 +9,8 @@
 # All four servers (steward, bare, opa, opadesign) listen on 127.0.0.1 ports
 # picked at random. Each target gets a short warm-up, then
 #   wrk -t1 -c32 -d${BENCH_SECONDS}s --latency -H 'Authorization: Bearer KEY' URL
-# The table (target, req/s, p99) and the ratios steward/bare and
+# The table (target, req/s, p99, the server's CPU time per request) and the
+# ratios steward/bare (by req/s and by CPU per request) and
 # steward/opa-design are printed and written to var/bench/consent-check.txt.
 #
 # Installs wrk (apt) and opa (go install, pinned) if missing. Uses a fresh
@@ -21,6 +22,10 @@
 #   BENCH_WARM_SECONDS  warm-up seconds per target (default 3)
 #   BENCH_LOG_LEVEL     STEWARD_LOG_LEVEL for steward serve (default info: access log on, as in production)
 #   BENCH_KEEP=1        keep the temp dir with the server logs
+#   BENCH_DSAR=0        skip the privacy-request benchmark at the end
+#   BENCH_PPROF=1       build steward with -tags stewardpprof and write a CPU
+#                       profile of its measured run to var/bench/steward-cpu.pprof
+#                       (go tool pprof -top bin/steward var/bench/steward-cpu.pprof)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -107,7 +112,9 @@ command -v curl >/dev/null 2>&1 || die "curl not found"
 
 # ---------------------------------------------------------------- build
 log "building bin/steward, bin/bench-bare, bin/bench-opadesign"
-go build -o bin/steward ./cmd/steward
+pprof_tags=()
+[ "${BENCH_PPROF:-0}" = 1 ] && pprof_tags=(-tags stewardpprof)
+go build "${pprof_tags[@]}" -o bin/steward ./cmd/steward
 go build -o bin/bench-bare ./bench/bare
 go build -o bin/bench-opadesign ./bench/opadesign
 
@@ -147,6 +154,10 @@ steward_env=(
 	"STEWARD_RECEIPT_SIGNING_KEY=$(rand32)"
 	"STEWARD_AUDIT_SIGNING_KEY=$(rand32)"
 	"STEWARD_LOG_LEVEL=$BENCH_LOG_LEVEL"
+	# The rate limiter runs as in production, with a key limit wrk cannot
+	# reach: the default (120,000 a minute for a frontend key) would turn a
+	# long run into 429s and measure the refusal instead of the check.
+	"STEWARD_RATE_LIMIT_KEYS=frontend:1000000000,*:1200"
 )
 steward() { env "${steward_env[@]}" bin/steward "$@"; }
 
@@ -184,9 +195,14 @@ p_steward="$(pick_port)"
 p_bare="$(pick_port)"
 p_opa="$(pick_port)"
 p_opadesign="$(pick_port)"
+pprof_env=()
+if [ "${BENCH_PPROF:-0}" = 1 ]; then
+	p_pprof="$(pick_port)"
+	pprof_env=("STEWARD_PPROF_ADDR=127.0.0.1:$p_pprof")
+fi
 
 log "starting steward on :$p_steward, bare on :$p_bare, opa on :$p_opa, opadesign on :$p_opadesign"
-env "${steward_env[@]}" STEWARD_ADDR="127.0.0.1:$p_steward" bin/steward serve \
+env "${steward_env[@]}" "${pprof_env[@]}" STEWARD_ADDR="127.0.0.1:$p_steward" bin/steward serve \
 	>"$work/steward.out" 2>"$work/steward.log" &
 pids+=($!)
 bin/bench-bare -addr "127.0.0.1:$p_bare" >"$work/bare.log" 2>&1 &
@@ -248,17 +264,36 @@ to_ms() {
 	}'
 }
 
-declare -A rps=() p99=()
+# cpu_ticks PID: user+system CPU time of PID so far, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+declare -A pid_of=([steward]="${pids[0]}" [bare]="${pids[1]}" [opa-design]="${pids[3]}")
+hz="$(getconf CLK_TCK)"
+
+declare -A rps=() p99=() cpu_us=()
 for t in "${targets[@]}"; do
 	log "warming $t for ${BENCH_WARM_SECONDS}s"
 	wrk -t1 -c32 -d"${BENCH_WARM_SECONDS}s" -H "$auth" "${url[$t]}" >"$work/$t.warm" 2>&1 ||
 		{ cat "$work/$t.warm" >&2; die "wrk warm-up failed for $t"; }
 	log "measuring $t for ${BENCH_SECONDS}s"
+	if [ "$t" = steward ] && [ "${BENCH_PPROF:-0}" = 1 ]; then
+		mkdir -p var/bench
+		curl -fsS -o var/bench/steward-cpu.pprof "http://127.0.0.1:$p_pprof/debug/pprof/profile?seconds=$BENCH_SECONDS" &
+		pprof_pid=$!
+	fi
+	ticks0="$(cpu_ticks "${pid_of[$t]}")"
 	wrk -t1 -c32 -d"${BENCH_SECONDS}s" --latency -H "$auth" "${url[$t]}" >"$work/$t.wrk" 2>&1 ||
 		{ cat "$work/$t.wrk" >&2; die "wrk failed for $t"; }
+	ticks1="$(cpu_ticks "${pid_of[$t]}")"
+	reqs="$(awk '/requests in/ {print $1}' "$work/$t.wrk")"
+	# The server's own CPU time per request (opa-design's excludes its opa).
+	cpu_us[$t]="$(awk -v a="$ticks0" -v b="$ticks1" -v hz="$hz" -v n="$reqs" 'BEGIN { if (n > 0) printf "%.1f", (b - a) / hz * 1e6 / n; else print "n/a" }')"
 	if grep -q 'Non-2xx or 3xx responses' "$work/$t.wrk"; then
 		cat "$work/$t.wrk" >&2
 		die "$t answered errors under load; its numbers would be meaningless"
+	fi
+	if [ "$t" = steward ] && [ "${BENCH_PPROF:-0}" = 1 ]; then
+		wait "$pprof_pid" || die "could not take the CPU profile"
+		log "CPU profile written to var/bench/steward-cpu.pprof"
 	fi
 	rps[$t]="$(awk '/^Requests\/sec:/ {print $2}' "$work/$t.wrk")"
 	p99[$t]="$(to_ms "$(awk '$1 == "99%" {print $2}' "$work/$t.wrk")")"
@@ -276,13 +311,17 @@ out=var/bench/consent-check.txt
 	echo "# consent check: GET /v1/consent/check?$QUERY"
 	echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ)  commit $(git rev-parse --short HEAD 2>/dev/null || echo none)  $(go version | cut -d' ' -f3)  $(nproc) cores"
 	echo "# wrk -t1 -c32 -d${BENCH_SECONDS}s --latency (after ${BENCH_WARM_SECONDS}s warm-up); steward log level $BENCH_LOG_LEVEL; opa $OPA_VERSION"
-	printf '%-12s %12s %10s\n' target req/s p99
+	printf '%-12s %12s %10s %16s\n' target req/s p99 'server cpu/req'
 	for t in "${targets[@]}"; do
-		printf '%-12s %12.0f %8sms\n' "$t" "${rps[$t]}" "${p99[$t]}"
+		printf '%-12s %12.0f %8sms %14sus\n' "$t" "${rps[$t]}" "${p99[$t]}" "${cpu_us[$t]}"
 	done
 	echo
 	printf 'steward/bare        %s\n' "$(ratio "${rps[steward]}" "${rps[bare]}")"
+	# Less disturbed by other work on a shared machine than req/s: bare's
+	# CPU time per request over steward's.
+	printf 'steward/bare (cpu)  %s\n' "$(ratio "${cpu_us[bare]}" "${cpu_us[steward]}")"
 	printf 'steward/opa-design  %s\n' "$(ratio "${rps[steward]}" "${rps[opa-design]}")"
+	echo "# load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores (other work on the machine skews req/s more than cpu/req)"
 } >"$out"
 cat "$out"
 log "written to $out"
@@ -291,5 +330,8 @@ log "written to $out"
 # How long an access request with five automated tasks takes from
 # verification to completed (internal/dsar BenchmarkVerifiedToCompleted:
 # p50-ms and p99-ms per request; target p50 < 200 ms), on the same server.
+if [ "${BENCH_DSAR:-1}" = 0 ]; then
+	exit 0
+fi
 log "privacy requests: verified to completed, 50 access requests of 5 automated tasks"
 STEWARD_TEST_DATABASE_URL="$admin_url" go test -run '^$' -bench BenchmarkVerifiedToCompleted -benchtime 50x ./internal/dsar/

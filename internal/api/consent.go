@@ -239,8 +239,42 @@ func (s *server) checkConsent(c *fiber.Ctx) error {
 		return err
 	}
 	s.Metrics.observeDecision(d.Allow, d.Reason)
-	return c.JSON(checkResult{Allow: d.Allow, Reason: d.Reason, Rule: d.Rule, Regime: d.Regime, LegalBasis: d.LegalBasis, PolicyRevision: d.Revision,
-		RestrictionID: d.RestrictionID, RequestID: d.RequestID})
+	res := checkResult{Allow: d.Allow, Reason: d.Reason, Rule: d.Rule, Regime: d.Regime, LegalBasis: d.LegalBasis, PolicyRevision: d.Revision,
+		RestrictionID: d.RestrictionID, RequestID: d.RequestID}
+	var buf [320]byte
+	if b, ok := res.appendJSON(buf[:0]); ok {
+		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+		return c.Send(b)
+	}
+	return c.JSON(res)
+}
+
+// appendJSON appends r as encoding/json would encode it, without
+// reflection: the answer to the most frequent call. It reports false, and
+// the caller encodes with encoding/json, if a value needs escaping.
+func (r *checkResult) appendJSON(b []byte) ([]byte, bool) {
+	str := func(key, v string, omitEmpty bool) bool {
+		if omitEmpty && v == "" {
+			return true
+		}
+		for i := 0; i < len(v); i++ {
+			if c := v[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+				return false
+			}
+		}
+		b = append(b, `,"`...)
+		b = append(b, key...)
+		b = append(b, `":"`...)
+		b = append(b, v...)
+		b = append(b, '"')
+		return true
+	}
+	b = append(b, `{"allow":`...)
+	b = strconv.AppendBool(b, r.Allow)
+	ok := str("reason", r.Reason, false) && str("rule", r.Rule, false) && str("regime", r.Regime, false) &&
+		str("legal_basis", r.LegalBasis, false) && str("policy_revision", r.PolicyRevision, false) &&
+		str("restriction_id", r.RestrictionID, true) && str("request_id", r.RequestID, true)
+	return append(b, '}'), ok
 }
 
 type batchItem struct {

@@ -6,6 +6,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 
 	"github.com/steward-privacy/steward/internal/apperr"
 )
@@ -22,6 +23,13 @@ import (
 // (none of them carries personal data).
 const noStore = "no-store"
 
+// The headers guard sets, as canonical bytes: fasthttp's Set normalises
+// the name on every call, and every response carries these.
+var (
+	hdrNosniff = [2][]byte{fasthttp.AppendNormalizedHeaderKey(nil, fiber.HeaderXContentTypeOptions), []byte("nosniff")}
+	hdrNoStore = [2][]byte{fasthttp.AppendNormalizedHeaderKey(nil, fiber.HeaderCacheControl), []byte(noStore)}
+)
+
 // guard sets the headers every response carries and refuses query values a
 // store could not keep as sent. It runs inside observe, before any route,
 // so errors and unmatched routes get the headers too; a handler's own
@@ -30,9 +38,10 @@ const noStore = "no-store"
 func (s *server) guard(c *fiber.Ctx) error {
 	// Every body is served with the type it declares: JSON is never sniffed
 	// into HTML.
-	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+	h := &c.Response().Header
+	h.SetCanonical(hdrNosniff[0], hdrNosniff[1])
 	if p := c.Path(); p == "/v1" || strings.HasPrefix(p, "/v1/") {
-		c.Set(fiber.HeaderCacheControl, noStore)
+		h.SetCanonical(hdrNoStore[0], hdrNoStore[1])
 		if err := checkQueryText(c); err != nil {
 			return err
 		}

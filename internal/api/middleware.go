@@ -14,6 +14,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/steward-privacy/steward/internal/accesslog"
 	"github.com/steward-privacy/steward/internal/apikey"
 	"github.com/steward-privacy/steward/internal/apperr"
 	"github.com/steward-privacy/steward/internal/policy"
@@ -93,6 +94,17 @@ func (s *server) observe(c *fiber.Ctx) (err error) {
 		level := slog.LevelInfo
 		if status >= 500 {
 			level = slog.LevelError
+		}
+		if h, ok := s.Log.Handler().(*accesslog.Handler); ok {
+			// The process's logger (cmd/steward): the same line, written
+			// without slog's per-record machinery.
+			e := accesslog.Entry{Level: level, RequestID: rid, Method: c.Method(), Route: route, Status: status,
+				Duration: elapsed, BytesOut: len(c.Response().Body())}
+			if k, ok := c.Locals(localKey).(apikey.Key); ok {
+				e.KeyID, e.Role = k.ID, k.Role
+			}
+			h.Write(c.UserContext(), &e)
+			return
 		}
 		if !s.Log.Enabled(c.UserContext(), level) {
 			return

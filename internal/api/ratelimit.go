@@ -5,9 +5,11 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 
 	"github.com/steward-privacy/steward/internal/apperr"
 	"github.com/steward-privacy/steward/internal/clock"
@@ -159,7 +161,7 @@ func (s *server) limitKey(c *fiber.Ctx) error {
 		return c.Next()
 	}
 	if id, ok := c.Locals(localAddressBucket).(string); ok {
-		rl.addresses.refund(id)
+		rl.addresses.refund(id, rl.share(rl.cfg.PerAddress))
 		c.Locals(localAddressBucket, nil)
 	}
 	k := callerKey(c)
@@ -177,9 +179,33 @@ func (s *server) limitKey(c *fiber.Ctx) error {
 	return c.Next()
 }
 
+// The header names normalised as fasthttp normalises them (Ratelimit,
+// Ratelimit-Policy), for ResponseHeader.SetCanonical: the Del and Set of
+// the same names elsewhere must find them.
+var (
+	hdrRateLimit       = fasthttp.AppendNormalizedHeaderKey(nil, headerRateLimit)
+	hdrRateLimitPolicy = fasthttp.AppendNormalizedHeaderKey(nil, headerRateLimitPolicy)
+)
+
 func setRateHeaders(c *fiber.Ctx, policy string, d decision, window time.Duration) {
-	c.Set(headerRateLimitPolicy, `"`+policy+`";q=`+strconv.Itoa(d.limit)+`;w=`+strconv.Itoa(ceilSeconds(window)))
-	c.Set(headerRateLimit, `"`+policy+`";r=`+strconv.Itoa(d.remaining)+`;t=`+strconv.Itoa(ceilSeconds(d.reset)))
+	// Appended into one stack buffer (fasthttp copies the values): every
+	// rate-limited request sets these, keyed ones twice.
+	var buf [64]byte
+	b := append(buf[:0], '"')
+	b = append(b, policy...)
+	b = append(b, `";q=`...)
+	b = strconv.AppendInt(b, int64(d.limit), 10)
+	b = append(b, ";w="...)
+	b = strconv.AppendInt(b, int64(ceilSeconds(window)), 10)
+	h := &c.Response().Header
+	h.SetCanonical(hdrRateLimitPolicy, b)
+	b = append(buf[:0], '"')
+	b = append(b, policy...)
+	b = append(b, `";r=`...)
+	b = strconv.AppendInt(b, int64(d.remaining), 10)
+	b = append(b, ";t="...)
+	b = strconv.AppendInt(b, int64(ceilSeconds(d.reset)), 10)
+	h.SetCanonical(hdrRateLimit, b)
 }
 
 func tooManyRequests(c *fiber.Ctx, d decision, msg string) error {
@@ -207,97 +233,125 @@ type decision struct {
 	retryAfter time.Duration // until one token is there, when refused
 }
 
-// bucket is a token bucket: capacity n, refilled at n per window.
+// bucket is a token bucket of capacity n refilled at n per window, kept as
+// one number so that taking a token is a compare-and-swap instead of a
+// lock: full is the time (Unix nanoseconds) at which the bucket will be
+// full again (GCRA's theoretical arrival time). At time now the bucket
+// holds n - (full-now)/interval tokens, interval being window/n; a full
+// bucket has full <= now. Every consent check passes through two of these
+// (the address, then the key), so under load a mutex here was the busiest
+// lock of the process.
 type bucket struct {
-	tokens float64
-	n      int
-	last   time.Time
-}
-
-func (b *bucket) refill(now time.Time, window time.Duration) {
-	if el := now.Sub(b.last); el > 0 {
-		b.tokens = math.Min(float64(b.n), b.tokens+el.Seconds()*float64(b.n)/window.Seconds())
-	}
-	b.last = now
-}
-
-func (b *bucket) full(now time.Time, window time.Duration) bool {
-	return b.tokens+now.Sub(b.last).Seconds()*float64(b.n)/window.Seconds() >= float64(b.n)
+	full atomic.Int64
 }
 
 // buckets is a bounded set of token buckets. A bucket left alone for a
 // window is full, the same as none, so idle buckets are swept once per
 // window; when the set is full regardless (an attacker rotating addresses),
 // an arbitrary bucket is dropped for the new one, which at worst hands the
-// dropped client a fresh allowance. Memory stays at MaxBuckets.
+// dropped client a fresh allowance. Memory stays at MaxBuckets. The map is
+// read under a read lock; only a new bucket or a sweep takes the write lock.
 type buckets struct {
-	mu        sync.Mutex
+	mu        sync.RWMutex
 	clk       clock.Clock
 	window    time.Duration
 	max       int
 	m         map[string]*bucket
-	lastSweep time.Time
+	lastSweep atomic.Int64 // Unix nanoseconds
 }
 
 func newBuckets(window time.Duration, max int, clk clock.Clock) *buckets {
-	return &buckets{clk: clk, window: window, max: max, m: map[string]*bucket{}, lastSweep: clk.Now()}
+	bs := &buckets{clk: clk, window: window, max: max, m: map[string]*bucket{}}
+	bs.lastSweep.Store(clk.Now().UnixNano())
+	return bs
+}
+
+// interval is the time one of n tokens takes to come back; capacity is the
+// time a whole bucket takes (the window, up to rounding).
+func (bs *buckets) interval(n int) (interval, capacity int64) {
+	interval = max(int64(bs.window)/int64(n), 1)
+	return interval, interval * int64(n)
 }
 
 // take removes one token from id's bucket of capacity n, if it has one.
 func (bs *buckets) take(id string, n int) decision {
-	now := bs.clk.Now()
-	bs.mu.Lock()
-	defer bs.mu.Unlock()
-	if now.Sub(bs.lastSweep) >= bs.window {
-		bs.sweep(now)
-	}
-	b, ok := bs.m[id]
-	if !ok {
-		if len(bs.m) >= bs.max {
-			// Sweeping is O(buckets): at most 16 times a window.
-			if now.Sub(bs.lastSweep) >= bs.window/16 {
-				bs.sweep(now)
-			}
-			for victim := range bs.m {
-				if len(bs.m) < bs.max {
-					break
-				}
-				delete(bs.m, victim)
-			}
+	now := bs.clk.Now().UnixNano()
+	if now-bs.lastSweep.Load() >= int64(bs.window) {
+		bs.mu.Lock()
+		if now-bs.lastSweep.Load() >= int64(bs.window) {
+			bs.sweep(now)
 		}
-		b = &bucket{tokens: float64(n), n: n, last: now}
-		bs.m[id] = b
-	} else {
-		b.n = n
-		b.refill(now, bs.window)
+		bs.mu.Unlock()
 	}
-	rate := float64(n) / bs.window.Seconds() // tokens per second
+	bs.mu.RLock()
+	b := bs.m[id]
+	bs.mu.RUnlock()
+	if b == nil {
+		b = bs.add(id, now)
+	}
+	interval, capacity := bs.interval(n)
 	d := decision{limit: n}
-	if b.tokens >= 1 {
-		b.tokens--
-		d.ok = true
-	} else {
-		d.retryAfter = time.Duration((1 - b.tokens) / rate * float64(time.Second))
+	for {
+		full := b.full.Load()
+		next := max(full, now) + interval
+		if next-now > capacity {
+			// Refused: one token is back when full-now <= capacity-interval.
+			d.retryAfter = time.Duration(full - now - capacity + interval)
+			d.remaining = int(max(capacity-(full-now), 0) / interval)
+			d.reset = time.Duration(max(full-now, 0))
+			return d
+		}
+		if b.full.CompareAndSwap(full, next) {
+			d.ok = true
+			d.remaining = int((capacity - (next - now)) / interval)
+			d.reset = time.Duration(next - now)
+			return d
+		}
 	}
-	d.remaining = int(b.tokens)
-	d.reset = time.Duration((float64(n) - b.tokens) / rate * float64(time.Second))
-	return d
 }
 
-// refund gives id's bucket back the token a request took.
-func (bs *buckets) refund(id string) {
+// add returns id's bucket, creating it (full) if there is none.
+func (bs *buckets) add(id string, now int64) *bucket {
 	bs.mu.Lock()
 	defer bs.mu.Unlock()
-	if b, ok := bs.m[id]; ok {
-		b.tokens = math.Min(float64(b.n), b.tokens+1)
+	if b := bs.m[id]; b != nil {
+		return b
 	}
+	if len(bs.m) >= bs.max {
+		// Sweeping is O(buckets): at most 16 times a window.
+		if now-bs.lastSweep.Load() >= int64(bs.window)/16 {
+			bs.sweep(now)
+		}
+		for victim := range bs.m {
+			if len(bs.m) < bs.max {
+				break
+			}
+			delete(bs.m, victim)
+		}
+	}
+	b := &bucket{}
+	b.full.Store(now)
+	bs.m[id] = b
+	return b
 }
 
-// sweep drops the buckets that have refilled; bs.mu is held.
-func (bs *buckets) sweep(now time.Time) {
-	bs.lastSweep = now
+// refund gives id's bucket of capacity n back the token a request took.
+func (bs *buckets) refund(id string, n int) {
+	bs.mu.RLock()
+	b := bs.m[id]
+	bs.mu.RUnlock()
+	if b == nil {
+		return
+	}
+	interval, _ := bs.interval(n)
+	b.full.Add(-interval) // below now is simply full
+}
+
+// sweep drops the buckets that have refilled; bs.mu is held for writing.
+func (bs *buckets) sweep(now int64) {
+	bs.lastSweep.Store(now)
 	for id, b := range bs.m {
-		if b.full(now, bs.window) {
+		if b.full.Load() <= now {
 			delete(bs.m, id)
 		}
 	}

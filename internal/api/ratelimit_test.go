@@ -147,3 +147,33 @@ func TestRateLimitAddressThroughTrustedProxiesOnly(t *testing.T) {
 		e.do(req{method: "GET", path: "/nope", header: xff("203.0.113.200")}).problem(t, 429, "rate_limited")
 	})
 }
+
+// A keyed request carries one set of rate-limit headers, the key's (the
+// address's, set first, are replaced, not repeated), and a role without a
+// limit none at all (the address's are removed).
+func TestRateLimitHeadersReplacedOrRemoved(t *testing.T) {
+	e, _, _ := limitedEnv(t)
+	cfg := api.DefaultConfig()
+	cfg.BodyLimit = bodyLimit
+	cfg.RateLimit = api.RateLimitConfig{Window: time.Minute, PerAddress: 5, PerRole: map[string]int{"admin": 3, "*": 0}, MaxBuckets: 1000}
+	e.app = api.New(cfg, e.deps)
+	r := e.do(req{method: "GET", path: "/v1/admin/audit/verify", role: "admin"})
+	r.ok(t, 200, nil)
+	if got := r.header.Values("RateLimit"); len(got) != 1 || got[0] != `"key";r=2;t=20` {
+		t.Errorf("admin: RateLimit %q, want one key header", got)
+	}
+	if got := r.header.Values("RateLimit-Policy"); len(got) != 1 || got[0] != `"key";q=3;w=60` {
+		t.Errorf("admin: RateLimit-Policy %q, want one key header", got)
+	}
+	r = e.do(req{method: "GET", path: "/v1/admin/audit/verify", role: "auditor"})
+	r.ok(t, 200, nil)
+	if got := r.header.Values("RateLimit"); len(got) != 0 || r.header.Get("RateLimit-Policy") != "" {
+		t.Errorf("auditor without a limit: RateLimit %q, RateLimit-Policy %q", got, r.header.Get("RateLimit-Policy"))
+	}
+	if got := r.header.Values("X-Content-Type-Options"); len(got) != 1 || got[0] != "nosniff" {
+		t.Errorf("X-Content-Type-Options %q", got)
+	}
+	if got := r.header.Values("Cache-Control"); len(got) != 1 || got[0] != "no-store" {
+		t.Errorf("Cache-Control %q", got)
+	}
+}

@@ -87,7 +87,7 @@ type Store struct {
 
 	// touched is when each key's use was last queued for writing; pending
 	// holds the uses Flush has yet to write.
-	touchMu sync.Mutex
+	touchMu sync.RWMutex
 	touched map[string]time.Time
 	pending map[string]time.Time
 
@@ -312,6 +312,14 @@ func (s *Store) forgetUnknown(hash [32]byte) {
 
 // used queues a key's use for Flush, at most once per TouchEvery.
 func (s *Store) used(id string, now time.Time) {
+	// Nearly every call finds the use queued less than TouchEvery ago: a
+	// read lock answers that without making concurrent requests queue.
+	s.touchMu.RLock()
+	last, ok := s.touched[id]
+	s.touchMu.RUnlock()
+	if ok && now.Sub(last) < TouchEvery {
+		return
+	}
 	s.touchMu.Lock()
 	if last, ok := s.touched[id]; !ok || now.Sub(last) >= TouchEvery {
 		s.touched[id] = now

@@ -1,11 +1,13 @@
 package consent
 
 import (
+	"context"
 	"encoding/hex"
 	"testing"
 	"time"
 
 	"github.com/steward-privacy/steward/internal/policy"
+	"github.com/steward-privacy/steward/policies"
 )
 
 var cursorCases = []string{
@@ -101,5 +103,47 @@ func TestCacheIsBounded(t *testing.T) {
 	}
 	if c.Len() != 3 {
 		t.Fatalf("len %d", c.Len())
+	}
+}
+
+// validJurisdiction, which replaced the regexp on the check path, accepts
+// exactly what the regexp accepts.
+func TestValidJurisdictionMatchesRegexp(t *testing.T) {
+	cases := []string{"", "D", "DE", "de", "DEU", "US-CA", "US-", "US-C", "US-CAL", "US-CALI", "US_CA", "GB-ENG", "FR-75", "FR-7Z9", "D1", "1D", "US-ca", "US--C", "ÄB", "US-C\x00", "DE\n"}
+	for i := 0; i < 2000; i++ {
+		b := make([]byte, i%7)
+		for j := range b {
+			b[j] = "AZaz09-_\x00Ä"[(i*7+j*13)%11]
+		}
+		cases = append(cases, string(b))
+	}
+	for _, c := range cases {
+		if got, want := validJurisdiction(c), jurisdictionRe.MatchString(c); got != want {
+			t.Errorf("validJurisdiction(%q) = %v, regexp says %v", c, got, want)
+		}
+	}
+}
+
+// productOf answers as the engine's ProductOf, and a new engine (a policy
+// reload) is asked afresh rather than answered from the old one's index.
+func TestProductOfRemembersPerEngine(t *testing.T) {
+	load := func() *policy.Engine {
+		eng, err := policy.Load(context.Background(), policies.FS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return eng
+	}
+	a, b := load(), load()
+	s := &Service{}
+	for _, eng := range []*policy.Engine{a, a, b, a} {
+		for _, kind := range []string{"email", "tg", "visitor", "unknown-kind"} {
+			if got, want := s.productOf(eng, kind), eng.ProductOf(kind); got != want {
+				t.Fatalf("productOf(%s) = %q, ProductOf %q", kind, got, want)
+			}
+		}
+		if idx := s.products.Load(); idx == nil || idx.eng != eng || len(idx.m) != 4 {
+			t.Fatalf("index not rebuilt for the engine in force: %+v", idx)
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -64,6 +65,40 @@ type Service struct {
 	// publicURL is where people reach Steward (links to notice texts).
 	publicURL string
 	webhooks  WebhookQueue
+	// products remembers Engine.ProductOf per subject type for the engine
+	// in force: it walks the products map, which every check without a
+	// product paid for.
+	products atomic.Pointer[productIndex]
+}
+
+// productIndex is one engine's subject type -> product answers so far.
+type productIndex struct {
+	eng *policy.Engine
+	m   map[string]string
+}
+
+// productOf is eng.ProductOf(kind), remembered until the engine changes.
+func (s *Service) productOf(eng *policy.Engine, kind string) string {
+	old := s.products.Load()
+	if old != nil && old.eng == eng {
+		if p, ok := old.m[kind]; ok {
+			return p
+		}
+	}
+	p := eng.ProductOf(kind)
+	// Copy on write; kinds are the few subject types identity accepts,
+	// bounded anyway so that no input can grow it.
+	m := map[string]string{kind: p}
+	if old != nil && old.eng == eng {
+		if len(old.m) >= 64 {
+			return p
+		}
+		for k, v := range old.m {
+			m[k] = v
+		}
+	}
+	s.products.CompareAndSwap(old, &productIndex{eng: eng, m: m})
+	return p
 }
 
 // Options are the Service's optional collaborators.
@@ -111,10 +146,32 @@ func NormalizeJurisdiction(j string) (string, error) {
 		return "", nil
 	}
 	u := strings.ToUpper(j)
-	if !jurisdictionRe.MatchString(u) {
+	if !validJurisdiction(u) {
 		return "", apperr.Field("jurisdiction", "must be an ISO 3166-1 country code (DE) or ISO 3166-2 subdivision (US-CA)")
 	}
 	return u, nil
+}
+
+// validJurisdiction is jurisdictionRe without the regexp engine, which
+// every consent check went through: two upper-case letters, optionally a
+// hyphen and one to three upper-case letters or digits.
+func validJurisdiction(u string) bool {
+	upper := func(c byte) bool { return c >= 'A' && c <= 'Z' }
+	if len(u) < 2 || !upper(u[0]) || !upper(u[1]) {
+		return false
+	}
+	if len(u) == 2 {
+		return true
+	}
+	if u[2] != '-' || len(u) < 4 || len(u) > 6 {
+		return false
+	}
+	for i := 3; i < len(u); i++ {
+		if c := u[i]; !upper(c) && !(c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Service) product(p string, subj identity.Subject) (string, error) {
@@ -557,9 +614,10 @@ func (s *Service) ValidateCheck(in *CheckInput, field string) error {
 	if in.Age < -1 || in.Age > 150 {
 		return apperr.Field(field+"age", "must be between 0 and 150")
 	}
+	eng := s.Engine()
 	if in.Product == "" {
-		in.Product = s.Engine().ProductOf(string(in.Subject.Type))
-	} else if _, ok := s.Engine().Products[in.Product]; !ok {
+		in.Product = s.productOf(eng, string(in.Subject.Type))
+	} else if _, ok := eng.Products[in.Product]; !ok {
 		return apperr.Field(field+"product", "unknown product %q", in.Product)
 	}
 	return s.offered(field+"purpose", in.Purpose, in.Product)

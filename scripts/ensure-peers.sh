@@ -7,6 +7,8 @@
 #   versitygw    an S3 server (go install, ~4 min once)
 #   unzip        an independent ZIP reader for the export packages (apt)
 #   chromium     the browser the page tests drive (apt, ~90 s once)
+#   pgbouncer    the transaction pooler the pooler tests start (apt; Debian's
+#                /usr/sbin, which internal/testpeer also searches)
 #   axe-core     the WCAG checker the page tests inject (npm, into
 #                $(go env GOPATH)/share/axe-core, where internal/browsertest
 #                looks)
@@ -94,6 +96,12 @@ ensure_chromium() {
 		type -P google-chrome >/dev/null 2>&1 || apt_tool chromium chromium
 }
 
+# ensure_pgbouncer: Debian's package (1.18 in bookworm). It lands in
+# /usr/sbin, often not on a user's PATH, so that is looked at too.
+ensure_pgbouncer() {
+	type -P pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || apt_tool pgbouncer pgbouncer
+}
+
 case "${1:-all}" in
 all)
 	# The two go installs compile at once: together they take about as
@@ -103,12 +111,14 @@ all)
 	if ! have versitygw; then go_tool versitygw "$VERSITYGW_MODULE" & pids+=($!); fi
 	apt_tool unzip unzip
 	ensure_chromium
+	ensure_pgbouncer
 	axe_core
 	for p in "${pids[@]}"; do wait "$p" || exit 1; done
 	;;
 versitygw) go_tool versitygw "$VERSITYGW_MODULE" ;;
 stripe-mock) go_tool stripe-mock "$STRIPE_MOCK_MODULE" ;;
 chromium) ensure_chromium ;;
+pgbouncer) ensure_pgbouncer ;;
 axe-core) axe_core ;;
-*) die "usage: $0 [all|versitygw|stripe-mock|chromium|axe-core]" ;;
+*) die "usage: $0 [all|versitygw|stripe-mock|chromium|pgbouncer|axe-core]" ;;
 esac

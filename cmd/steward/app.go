@@ -86,6 +86,11 @@ type application struct {
 	listener *db.Listener
 	consent  *consent.Service
 
+	// session is the pool for the leader elector's advisory lock: pool
+	// itself, or a small pool on STEWARD_DATABASE_SESSION_URL when
+	// DATABASE_URL names a transaction pooler.
+	session *pgxpool.Pool
+
 	// restrictions is the ledger of restricted processing (GDPR Art. 18):
 	// connectors write it, the consent check reads it, staff lift.
 	restrictions *restrictions.Ledger
@@ -191,10 +196,10 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, clk clock.C
 	if _, err := retention.FromEngine(engine); err != nil {
 		return nil, err
 	}
-	if _, err := db.MigrateUp(ctx, cfg.DatabaseURL, log); err != nil {
+	if _, err := db.MigrateUp(ctx, cfg.SessionURL(), log); err != nil {
 		return nil, err
 	}
-	if a.pool, err = db.Open(ctx, cfg.DatabaseURL); err != nil {
+	if a.pool, err = openMain(ctx, cfg); err != nil {
 		return nil, err
 	}
 	a.onClose(a.pool.Close)
@@ -274,7 +279,14 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, clk clock.C
 	a.rekey.Gauge = rekey.NewGauge(metrics.Registry)
 	a.rekey.Gauge.Set(float64(keyStatus.Remaining()))
 	a.retain.Pace = &cfg.RetentionPace
-	a.listener = db.NewListener(cfg.DatabaseURL, log)
+	a.listener = db.NewListener(cfg.SessionURL(), log)
+	a.session = a.pool
+	if cfg.Pooled() {
+		if a.session, err = db.OpenSession(ctx, cfg.DatabaseSessionURL); err != nil {
+			return nil, fmt.Errorf("STEWARD_DATABASE_SESSION_URL: %w", err)
+		}
+		a.onClose(a.session.Close)
+	}
 	cache := consent.NewCache(cfg.CacheSubjects)
 	// A restriction changed on this replica is seen by its next check at
 	// once; the NOTIFY carries it to the others.
@@ -292,7 +304,8 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, clk clock.C
 	})
 	a.listener.Subscribe(consent.NotifyChannel, cache)
 	a.listener.Subscribe(apikey.NotifyChannel, a.keys)
-	a.jobs = jobs.New(a.pool, jobs.Config{Work: true, Lease: cfg.JobLease, JobTimeout: cfg.JobTimeout}, log)
+	// Behind a transaction pooler River polls: its LISTEN would not last.
+	a.jobs = jobs.New(a.pool, jobs.Config{Work: true, Lease: cfg.JobLease, JobTimeout: cfg.JobTimeout, PollOnly: cfg.Pooled()}, log)
 	a.retain.Register(a.jobs, cfg.RetentionWorkers)
 	if a.requests, err = dsar.New(dsar.Deps{
 		Pool: a.pool, Keys: a.kr, Policies: a.policies, Audit: a.audit, Outbox: outbox, Clock: clk, Log: log,
@@ -355,6 +368,15 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, clk clock.C
 	return a, nil
 }
 
+// openMain opens the main pool on DATABASE_URL; when that names a
+// transaction pooler (cfg.Pooled), without named prepared statements.
+func openMain(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
+	if cfg.Pooled() {
+		return db.OpenPooled(ctx, cfg.DatabaseURL)
+	}
+	return db.Open(ctx, cfg.DatabaseURL)
+}
+
 // receiptSigner is r as a consent.ReceiptSigner, nil when r is.
 func receiptSigner(r *receipt.Signer) consent.ReceiptSigner {
 	if r == nil {
@@ -412,7 +434,7 @@ func (a *application) start(ctx context.Context) {
 		// The cron expression was checked when the configuration loaded.
 		tasks = append(tasks, leader.Task{Name: "retention sweep", Cron: a.cfg.RetentionSchedule, Run: a.retain.RunScheduled})
 	}
-	if sched, err := leader.Schedule(a.pool, schedulerLockID, a.log, tasks...); err != nil {
+	if sched, err := leader.Schedule(a.session, schedulerLockID, a.log, tasks...); err != nil {
 		a.log.Error("scheduler did not start", "err", err)
 	} else {
 		a.onClose(sched.Stop)

@@ -56,6 +56,13 @@ func randB64(n int) string {
 func newEnv(t testing.TB, extra map[string]string) *env {
 	t.Helper()
 	url, pool := dbtest.New(t)
+	return newEnvAt(t, url, pool, extra)
+}
+
+// newEnvAt is newEnv on a migrated database the test provides (a private
+// cluster the test may restart, for the database-fault tests).
+func newEnvAt(t testing.TB, url string, pool *pgxpool.Pool, extra map[string]string) *env {
+	t.Helper()
 	vars := map[string]string{
 		"DATABASE_URL":                url,
 		"STEWARD_IDENTITY_KEYS":       "k1:" + randB64(32),
@@ -108,7 +115,8 @@ func (e *env) start(prepare ...func(*application)) *replica {
 	e.t.Helper()
 	cfg := e.cfg
 	logs := &testutil.SyncBuffer{}
-	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	// The production logger (logger.go): the access log the tests read is the one served.
+	log := newLogger(logs, slog.LevelDebug)
 	// Generous: start compiles and smoke-tests every policy, which on a
 	// 2-core machine running the whole suite in parallel can take a while.
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)

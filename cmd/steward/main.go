@@ -93,7 +93,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		defer bw.Close()
 		logOut = bw
 	}
-	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	log := newLogger(logOut, cfg.LogLevel)
 	switch cmd {
 	case "serve":
 		err = serve(ctx, cfg, log)
@@ -187,16 +187,16 @@ func migrate(ctx context.Context, cfg config.Config, args []string, stdout io.Wr
 	}
 	switch args[0] {
 	case "up":
-		n, err := db.MigrateUp(ctx, cfg.DatabaseURL, log)
+		n, err := db.MigrateUp(ctx, cfg.SessionURL(), log)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "applied %d migration(s)\n", n)
 		return nil
 	case "down":
-		return db.MigrateDown(ctx, cfg.DatabaseURL, log)
+		return db.MigrateDown(ctx, cfg.SessionURL(), log)
 	case "status":
-		return db.MigrateStatus(ctx, cfg.DatabaseURL, stdout)
+		return db.MigrateStatus(ctx, cfg.SessionURL(), stdout)
 	}
 	return usageError{fmt.Sprintf("unknown migrate command %q", args[0])}
 }
@@ -533,7 +533,7 @@ func auditCmd(ctx context.Context, cfg config.Config, args []string, stdout io.W
 		}
 		doc = b
 	}
-	pool, err := db.Open(ctx, cfg.DatabaseURL)
+	pool, err := openMain(ctx, cfg)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/robfig/cron/v3"
 
 	"github.com/steward-privacy/steward/internal/challengelogin"
@@ -21,7 +23,11 @@ import (
 
 // Config is the whole service configuration.
 type Config struct {
-	DatabaseURL        string
+	DatabaseURL string
+	// DatabaseSessionURL is a direct (unpooled) URL for the work that needs
+	// a real session when DATABASE_URL names a transaction pooler; empty
+	// when DATABASE_URL is direct. See SessionURL and Pooled.
+	DatabaseSessionURL string
 	Addr               string
 	PolicyDir          string
 	PolicyBundle       string
@@ -116,6 +122,7 @@ type Var struct{ Name, Default, Help string }
 // Vars is the documented set, in the order of docs/configuration.md.
 var Vars = []Var{
 	{"DATABASE_URL", "", "PostgreSQL URL (required). `make run` sets it to the local server."},
+	{"STEWARD_DATABASE_SESSION_URL", "", "A direct (unpooled) PostgreSQL URL to the same database, set when `DATABASE_URL` names a transaction pooler (PgBouncer in transaction mode, Neon's `-pooler` endpoint). Migrations, the scheduler's leader lock and the cache-invalidation `LISTEN` use it (2 connections per replica); everything else stays on `DATABASE_URL`, which then runs without named prepared statements, and the job workers poll instead of listening. Neon's pooled host without it is refused. See docs/operations.md, \"Behind a transaction pooler\"."},
 	{"STEWARD_ADDR", "127.0.0.1:8080", "Listen address."},
 	{"STEWARD_POLICY_DIR", "(embedded bundle)", "Directory with the Rego policy bundle, to run edited policies without rebuilding."},
 	{"STEWARD_POLICY_BUNDLE", "", "An OPA bundle archive (.tar.gz) to load instead of the embedded bundle or STEWARD_POLICY_DIR."},
@@ -221,6 +228,7 @@ func Load(getenv func(string) string) (Config, error) {
 		ResendBaseURL:     get("STEWARD_RESEND_BASE_URL"),
 		ResendAudienceID:  get("STEWARD_RESEND_AUDIENCE_ID"),
 	}
+	c.DatabaseSessionURL = get("STEWARD_DATABASE_SESSION_URL")
 	c.ReceiptRetiredKeys = list(get("STEWARD_RECEIPT_RETIRED_KEYS"))
 	c.AuditSigningKey = get("STEWARD_AUDIT_SIGNING_KEY")
 	c.AuditRetiredKeys = list(get("STEWARD_AUDIT_RETIRED_KEYS"))
@@ -382,6 +390,9 @@ func Load(getenv func(string) string) (Config, error) {
 	if n := btoi(c.PolicyDir != "") + btoi(c.PolicyBundle != "") + btoi(c.PolicyOverlay != ""); n > 1 {
 		return c, fmt.Errorf("STEWARD_POLICY_DIR, STEWARD_POLICY_BUNDLE and STEWARD_POLICY_OVERLAY: set one at most")
 	}
+	if err := c.checkDatabaseURLs(); err != nil {
+		return c, err
+	}
 	return c, nil
 }
 
@@ -430,6 +441,71 @@ func positiveInt(get func(string) string, name string) (int, error) {
 		return 0, fmt.Errorf("%s: want a positive whole number", name)
 	}
 	return n, nil
+}
+
+// SessionURL is the URL for work that needs a real session (migrations'
+// and the leader's advisory locks, LISTEN): STEWARD_DATABASE_SESSION_URL,
+// else DATABASE_URL.
+func (c Config) SessionURL() string {
+	if c.DatabaseSessionURL != "" {
+		return c.DatabaseSessionURL
+	}
+	return c.DatabaseURL
+}
+
+// Pooled reports whether DATABASE_URL names a transaction pooler, which
+// setting STEWARD_DATABASE_SESSION_URL declares.
+func (c Config) Pooled() bool { return c.DatabaseSessionURL != "" }
+
+// checkDatabaseURLs checks the session URL parses, and refuses the one
+// pooled setup that can be told from the URL alone: Neon's pooled host
+// (ep-...-pooler.) with no session URL, where the leader lock and LISTEN
+// would silently not hold.
+func (c Config) checkDatabaseURLs() error {
+	if c.DatabaseSessionURL != "" {
+		if _, err := pgconn.ParseConfig(c.DatabaseSessionURL); err != nil {
+			return fmt.Errorf("STEWARD_DATABASE_SESSION_URL: want a PostgreSQL URL such as postgres://user@host:5432/db: %s", parseProblem(err))
+		}
+		if c.DatabaseSessionURL == c.DatabaseURL {
+			return fmt.Errorf("STEWARD_DATABASE_SESSION_URL: is DATABASE_URL; set it only when DATABASE_URL names a transaction pooler, to the direct URL")
+		}
+		if neonPooler(c.DatabaseSessionURL) {
+			return fmt.Errorf("STEWARD_DATABASE_SESSION_URL: names Neon's pooled endpoint (-pooler in the host); it needs the direct one (the host without -pooler)")
+		}
+	}
+	if c.DatabaseSessionURL == "" && neonPooler(c.DatabaseURL) {
+		return fmt.Errorf("DATABASE_URL names Neon's pooled endpoint (-pooler in the host): set STEWARD_DATABASE_SESSION_URL to the direct one (the same URL without -pooler), which the leader lock, LISTEN and migrations need (docs/operations.md, \"Behind a transaction pooler\")")
+	}
+	return nil
+}
+
+// parseProblem is why a URL did not parse, without the URL itself (it may
+// carry a password).
+func parseProblem(err error) string {
+	msg := err.Error()
+	var pe *pgconn.ParseConfigError
+	if !errors.As(err, &pe) {
+		return "malformed"
+	}
+	// "cannot parse `<redacted URL>`: why": keep the why only.
+	if i := strings.LastIndex(msg, "`: "); strings.HasPrefix(msg, "cannot parse `") && i > 0 {
+		return msg[i+3:]
+	}
+	return "malformed"
+}
+
+// neonPooler reports whether url's host is a Neon pooled endpoint
+// (ep-name-123456-pooler.region.aws.neon.tech).
+func neonPooler(url string) bool {
+	cfg, err := pgconn.ParseConfig(url)
+	if err != nil {
+		return false
+	}
+	h := cfg.Host
+	for _, fb := range cfg.Fallbacks {
+		h += " " + fb.Host
+	}
+	return strings.Contains(h, "-pooler.")
 }
 
 // RequireDatabase checks DATABASE_URL is set.

@@ -149,3 +149,45 @@ func TestRateLimits(t *testing.T) {
 		}
 	}
 }
+
+// A session URL declares DATABASE_URL a pooler; a bad one stops Steward
+// with the variable named and without echoing a password; Neon's pooled
+// host without a session URL (or as one) is refused.
+func TestDatabaseSessionURL(t *testing.T) {
+	load := func(vars map[string]string) (Config, error) {
+		return Load(func(k string) string { return vars[k] })
+	}
+	const pooled, direct = "postgres://app:pw@pooler:6432/steward", "postgres://app:pw@db:5432/steward"
+	c, err := load(map[string]string{"DATABASE_URL": direct})
+	if err != nil || c.Pooled() || c.SessionURL() != direct {
+		t.Errorf("unset: pooled %v session %q, %v", c.Pooled(), c.SessionURL(), err)
+	}
+	c, err = load(map[string]string{"DATABASE_URL": pooled, "STEWARD_DATABASE_SESSION_URL": direct})
+	if err != nil || !c.Pooled() || c.SessionURL() != direct || c.DatabaseURL != pooled {
+		t.Errorf("set: pooled %v session %q, %v", c.Pooled(), c.SessionURL(), err)
+	}
+	for name, tc := range map[string]struct {
+		vars map[string]string
+		want string
+	}{
+		"malformed session URL":             {map[string]string{"DATABASE_URL": pooled, "STEWARD_DATABASE_SESSION_URL": "postgres://app:s3cret@db:notaport/x"}, "STEWARD_DATABASE_SESSION_URL: want a PostgreSQL URL"},
+		"session URL is DATABASE_URL":       {map[string]string{"DATABASE_URL": pooled, "STEWARD_DATABASE_SESSION_URL": pooled}, "STEWARD_DATABASE_SESSION_URL: is DATABASE_URL"},
+		"Neon pooler without a session URL": {map[string]string{"DATABASE_URL": "postgres://u:p@ep-cool-river-123456-pooler.eu-central-1.aws.neon.tech/neondb?sslmode=require"}, "DATABASE_URL names Neon's pooled endpoint"},
+		"Neon pooler as the session URL":    {map[string]string{"DATABASE_URL": "postgres://u:p@ep-cool-river-123456-pooler.eu-central-1.aws.neon.tech/neondb", "STEWARD_DATABASE_SESSION_URL": "postgres://u:p@ep-cool-river-123456-pooler.eu-central-1.aws.neon.tech/neondb?sslmode=require"}, "STEWARD_DATABASE_SESSION_URL: names Neon's pooled endpoint"},
+	} {
+		_, err := load(tc.vars)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: want %q, got %v", name, tc.want, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%s: error shows the password: %v", name, err)
+		}
+	}
+	// Neon's direct host with its pooled one: accepted.
+	if _, err := load(map[string]string{
+		"DATABASE_URL":                 "postgres://u:p@ep-cool-river-123456-pooler.eu-central-1.aws.neon.tech/neondb",
+		"STEWARD_DATABASE_SESSION_URL": "postgres://u:p@ep-cool-river-123456.eu-central-1.aws.neon.tech/neondb",
+	}); err != nil {
+		t.Errorf("Neon pooled + direct: %v", err)
+	}
+}

@@ -28,15 +28,49 @@ import (
 
 // Open connects a pool and checks the database answers.
 func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	return open(ctx, url, 20, false)
+}
+
+// OpenPooled is Open for a URL that names a transaction pooler (PgBouncer
+// in transaction mode, Neon's pooled endpoint): consecutive statements of
+// one client connection may run on different server connections, so the
+// pool must not use named prepared statements, which exist on one server
+// connection only (PgBouncer before 1.21 does not track them: "prepared
+// statement ... does not exist" or "... already exists"). It uses pgx's
+// cache_describe mode: each query is parsed as the unnamed statement
+// within its own round trip, while the parameter and result types are
+// still learned once and cached, so every Go type the default mode
+// accepts is accepted (exec mode would guess types from Go values and
+// refuse some), at no extra round trip. default_query_exec_mode in the
+// URL still wins.
+func OpenPooled(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	return open(ctx, url, 20, true)
+}
+
+// SessionConns caps the pool OpenSession makes: the leader elector, its
+// only user, holds one connection while it leads and needs one to try
+// when it does not (its calls are serialised).
+const SessionConns = 1
+
+// OpenSession opens the small pool for work that needs a real session
+// (the leader elector's advisory lock) on a direct, unpooled URL.
+func OpenSession(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	return open(ctx, url, SessionConns, false)
+}
+
+func open(ctx context.Context, url string, maxConns int32, pooled bool) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return nil, fmt.Errorf("parse DATABASE_URL: %w", err)
+		return nil, fmt.Errorf("parse database URL: %w", err)
 	}
 	// pgx defaults to max(4, cores) connections; concurrent writers then
 	// queue in the pool rather than overlap their commits in PostgreSQL
 	// (group commit). pool_max_conns in the URL still wins.
 	if !strings.Contains(url, "pool_max_conns") {
-		cfg.MaxConns = 20
+		cfg.MaxConns = maxConns
+	}
+	if pooled && !strings.Contains(url, "default_query_exec_mode") {
+		cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeCacheDescribe
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -58,7 +92,7 @@ const migrationLockID = 7_403_112_001
 func provider(url string) (*goose.Provider, *sql.DB, error) {
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
-		return nil, nil, fmt.Errorf("parse DATABASE_URL: %w", err)
+		return nil, nil, fmt.Errorf("parse database URL: %w", err)
 	}
 	sqldb := stdlib.OpenDB(*cfg)
 	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(migrationLockID), lock.WithLockTimeout(1, 600))
@@ -75,7 +109,9 @@ func provider(url string) (*goose.Provider, *sql.DB, error) {
 	return p, sqldb, nil
 }
 
-// MigrateUp applies every pending migration and returns how many ran.
+// MigrateUp applies every pending migration and returns how many ran. The
+// migrations hold session advisory locks, so url must be a real session:
+// a direct URL, never a transaction pooler's.
 func MigrateUp(ctx context.Context, url string, log *slog.Logger) (int, error) {
 	p, sqldb, err := provider(url)
 	if err != nil {
@@ -105,7 +141,8 @@ const riverLockID = 7_403_112_002
 // River version compiled in. It runs under an advisory
 // lock: concurrent replicas wait, then find nothing to do.
 func migrateRiver(ctx context.Context, url string, log *slog.Logger) (int, error) {
-	pool, err := Open(ctx, url)
+	// Two connections: one holds the lock, River migrates on the other.
+	pool, err := open(ctx, url, 2, false)
 	if err != nil {
 		return 0, fmt.Errorf("river migrate: %w", err)
 	}

@@ -30,7 +30,10 @@ type Listener struct {
 	up   atomic.Bool
 }
 
-// NewListener returns a listener for the database at url.
+// NewListener returns a listener for the database at url, which must be a
+// real session (a direct URL, never a transaction pooler's: there the
+// LISTEN would stay on a server connection handed to other clients and
+// notifications would be lost while the listener believes it is up).
 func NewListener(url string, log *slog.Logger) *Listener {
 	return &Listener{url: url, log: log, subs: map[string][]Subscriber{}}
 }

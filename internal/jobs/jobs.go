@@ -45,6 +45,12 @@ type Config struct {
 	// replica that dies mid-job has its jobs taken over about Lease +
 	// Lease/3 later. Renewed every Lease/3 while the job runs; 15s.
 	Lease time.Duration
+	// PollOnly keeps River off LISTEN (new-job wake-ups, leader
+	// resignations), for a pool behind a transaction pooler, where a
+	// LISTEN lasts only until the server connection is handed to another
+	// client. Idle workers then find jobs by the FetchPoll poll alone, and a
+	// resigned River leader is replaced within about five seconds.
+	PollOnly bool
 }
 
 func (c Config) withDefaults() Config {
@@ -161,6 +167,7 @@ func (c *Client) client() (*river.Client[pgx.Tx], error) {
 		// Jobs are chained (a request's plan, then its tasks): the default
 		// 100 ms between fetches would be most of a request's run time.
 		FetchCooldown: 5 * time.Millisecond,
+		PollOnly:      c.cfg.PollOnly,
 		// Every job worked here holds a lease renewed while it runs, so a
 		// dead replica's jobs are taken over in seconds (lease.go).
 		Middleware: []rivertype.Middleware{c.lease},

@@ -3,6 +3,12 @@
 // whose connection holds the lock is the leader until that connection ends,
 // which it does when the process dies, so leadership moves on by itself.
 // The Elector plugs into gocron v2 as its distributed elector.
+//
+// The lock needs a real session: behind a transaction pooler (PgBouncer in
+// transaction mode, Neon's pooled endpoint) the elector's pool must be on
+// the direct URL (STEWARD_DATABASE_SESSION_URL), because through the pooler
+// the lock stays on a server connection other clients share, and a second
+// replica is granted it too (TestElectorThroughTransactionPoolerIsNotExclusive).
 package leader
 
 import (

@@ -183,6 +183,11 @@ func TestOutageAnswers503AndRecovers(t *testing.T) {
 		if st != 503 || h.Get("Retry-After") == "" || h.Get("Content-Type") != "application/problem+json" || !strings.Contains(b, `"code":"unavailable"`) {
 			t.Errorf("during the outage, %s: %d Retry-After %q %s", p, st, h.Get("Retry-After"), b)
 		}
+		// Every operation documents its 503: the answer must match it.
+		path, _, _ := strings.Cut(p, "?")
+		if err := openapiDoc(t).Validate("GET", path, st, h.Get("Content-Type"), []byte(b)); err != nil {
+			t.Errorf("during the outage, %s does not match openapi.json: %v", p, err)
+		}
 	}
 	if st, _, b := get("/readyz"); st != 503 {
 		t.Errorf("readyz during the outage: %d %s", st, b)

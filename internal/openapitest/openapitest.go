@@ -5,8 +5,9 @@
 // sends. Hand-written documents drift; this package lets the HTTP tests
 // assert, response by response, that the status, the media type and the body
 // are all documented, and lets a test list the operations that were never
-// exercised. It only reads responses: requests are the server's own business
-// to refuse.
+// exercised. Validate only reads responses; requests.go and fuzz.go read the
+// request side of the document so the abuse harness can generate hostile
+// requests from it (cmd/steward/abuse_test.go).
 //
 // Only what Steward's document uses is supported: response objects may be
 // $refs into the same document, schemas may $ref anything in the document,

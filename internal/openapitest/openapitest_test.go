@@ -952,3 +952,76 @@ func TestRequestBodies(t *testing.T) {
 		}
 	}
 }
+
+// TestDocumentKeysUniqueAndOutagesDocumented: the document is edited by
+// hand, and encoding/json keeps the last of two equal keys silently, so a
+// response pasted twice would hide one of them. And every operation that
+// reaches the database (those documenting a 500) answers a database outage
+// with 503 and Retry-After, not 500: the document must say so.
+func TestDocumentKeysUniqueAndOutagesDocumented(t *testing.T) {
+	_, raw := loadDoc(t)
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	var walk func(path string) error
+	walk = func(path string) error {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		switch tok {
+		case json.Delim('{'):
+			seen := map[string]bool{}
+			for dec.More() {
+				k, err := dec.Token()
+				if err != nil {
+					return err
+				}
+				key := k.(string)
+				if seen[key] {
+					t.Errorf("%s: key %q appears twice", path, key)
+				}
+				seen[key] = true
+				if err := walk(path + "/" + key); err != nil {
+					return err
+				}
+			}
+			_, err = dec.Token()
+			return err
+		case json.Delim('['):
+			for i := 0; dec.More(); i++ {
+				if err := walk(path + "/" + strconv.Itoa(i)); err != nil {
+					return err
+				}
+			}
+			_, err = dec.Token()
+			return err
+		}
+		return nil
+	}
+	if err := walk(""); err != nil {
+		t.Fatal(err)
+	}
+
+	var doc struct {
+		Paths map[string]map[string]struct {
+			Responses map[string]json.RawMessage `json:"responses"`
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for path, item := range doc.Paths {
+		for method, op := range item {
+			if _, ok := op.Responses["500"]; !ok {
+				continue
+			}
+			n++
+			if _, ok := op.Responses["503"]; !ok {
+				t.Errorf("%s %s documents 500 but not the outage's 503", strings.ToUpper(method), path)
+			}
+		}
+	}
+	if n < 50 {
+		t.Errorf("only %d operations document a 500; the document was not read", n)
+	}
+}

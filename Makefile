@@ -22,7 +22,7 @@ TEST_PG_URL = if [ -n "$${STEWARD_TEST_DATABASE_URL:-}" ]; then \
 		DATABASE_URL="$$STEWARD_TEST_DATABASE_URL" scripts/ensure-postgres.sh; \
 	else env -u DATABASE_URL scripts/ensure-postgres.sh; fi
 
-.PHONY: help build run test lint bench fuzz clean screenshots
+.PHONY: help build run test lint bench fuzz clean screenshots chaos
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "; printf "Usage: make TARGET [VAR=value]\n\nTargets:\n"} \
@@ -41,6 +41,22 @@ test: ## Run all tests with -race against PostgreSQL (started if needed); instal
 	@url="$$($(TEST_PG_URL))"; \
 	echo "go test -race -count=1 -timeout 14m ./...  (PostgreSQL: $${url%%\?*})"; \
 	STEWARD_TEST_DATABASE_URL="$$url" $(GO) test -race -count=1 -timeout 14m ./...
+
+CHAOS_KILLS ?= 60
+CHAOS_REQUESTS ?= 60
+CHAOS_SEED ?=
+CHAOS_RUN ?= TestChaos|TestAbuse|TestDatabaseFaults|TestBehindTransactionPooler
+# The abuse harness (TestAbuse*): every generated input, ABUSE_ROUNDS times, reshuffled; ABUSE_SEED reproduces a run.
+ABUSE_ROUNDS ?= 10
+ABUSE_SEED ?=
+
+chaos: ## Longer reliability harness: CHAOS_KILLS (60) SIGKILLs over CHAOS_REQUESTS (60) requests, ABUSE_ROUNDS (10) of the fuzzer, database faults, the pooler; CHAOS_SEED/ABUSE_SEED replay
+	@scripts/ensure-peers.sh
+	@url="$$($(TEST_PG_URL))"; \
+	echo "go test -race -count=1 -run '$(CHAOS_RUN)' ./cmd/steward/  (kills $(CHAOS_KILLS), requests $(CHAOS_REQUESTS), seed $(if $(CHAOS_SEED),$(CHAOS_SEED),random))"; \
+	STEWARD_TEST_DATABASE_URL="$$url" STEWARD_CHAOS_KILLS=$(CHAOS_KILLS) STEWARD_CHAOS_REQUESTS=$(CHAOS_REQUESTS) STEWARD_CHAOS_SEED=$(CHAOS_SEED) \
+		STEWARD_ABUSE_ROUNDS=$(ABUSE_ROUNDS) STEWARD_ABUSE_SEED=$(ABUSE_SEED) \
+		$(GO) test -race -count=1 -timeout 30m -v -run '$(CHAOS_RUN)' ./cmd/steward/
 
 screenshots: ## Re-take the pages' screenshots into docs/screenshots (Chromium tests)
 	@scripts/ensure-peers.sh
@@ -62,7 +78,7 @@ bench: ## Consent-check load test (scripts/bench.sh), then Go benchmarks
 	@scripts/ensure-peers.sh
 	scripts/bench.sh
 	@url="$$($(TEST_PG_URL))"; \
-	STEWARD_TEST_DATABASE_URL="$$url" $(GO) test -run '^$$' -bench . -benchmem ./...
+	STEWARD_TEST_DATABASE_URL="$$url" $(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./...
 
 fuzz: ## Run every Fuzz* target for FUZZTIME each (default 15s)
 	@scripts/ensure-peers.sh

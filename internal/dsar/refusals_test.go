@@ -270,6 +270,19 @@ func TestIllegalTransitionsAreRefused(t *testing.T) {
 	if _, err := r.svc.Deny(ctx, id, "key:reviewer", " "); !isCode(err, apperr.Invalid) {
 		t.Errorf("deny without a reason: %v", err)
 	}
+	// The reason is emailed: a control character (a terminal escape here)
+	// is the staff member's input error, found by the abuse fuzzer as a 500
+	// from the email template after the request had moved.
+	untouched := r.snapshot(id)
+	for _, act := range []func() error{
+		func() error { _, err := r.svc.Deny(ctx, id, "key:reviewer", "a\x1b[31mb"); return err },
+		func() error { _, err := r.svc.Extend(ctx, id, "key:reviewer", "a\x07b"); return err },
+	} {
+		if err := act(); !isCode(err, apperr.Invalid) {
+			t.Errorf("a reason with a control character: %v, want invalid", err)
+		}
+	}
+	r.unchanged(id, untouched, "reasons with control characters")
 	if _, err := r.svc.Deny(ctx, id, "key:reviewer", "The account holds an open dispute"); err != nil {
 		t.Fatal(err)
 	}

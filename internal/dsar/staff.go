@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/jackc/pgx/v5"
 
@@ -302,6 +303,11 @@ func (s *Service) RevealIdentities(ctx context.Context, id, actor string) ([]str
 	return out, err
 }
 
+// reasonRequired checks a staff member's reason. A denial's or an
+// extension's reason is emailed to the person, whose templates refuse
+// control characters (they could forge lines or terminal escapes): it is
+// refused here, as the field it is, rather than failing the email after
+// the request moved.
 func reasonRequired(reason string) (string, error) {
 	reason = strings.TrimSpace(reason)
 	if reason == "" {
@@ -309,6 +315,11 @@ func reasonRequired(reason string) (string, error) {
 	}
 	if len(reason) > 2000 {
 		return "", apperr.Field("reason", "at most 2000 characters")
+	}
+	for _, r := range reason {
+		if unicode.IsControl(r) && r != '\n' && r != '\t' && r != '\r' {
+			return "", apperr.Field("reason", "no control characters other than line breaks and tabs")
+		}
 	}
 	return reason, nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -212,5 +213,69 @@ func TestOutageAnswers503AndRecovers(t *testing.T) {
 	}
 	if strings.Contains(r.logs.String(), `"msg":"request failed"`) {
 		t.Error("the outage logged a request failure (a 500) instead of unavailable")
+	}
+}
+
+// TestSilentClientsAreToldOrLeftQuietly: a client that opens a connection
+// and sends nothing within the read timeout gets a 408 problem and the
+// connection closed (RFC 9110: clients' pools know a 408 on a connection
+// they left idle; the 400 this used to be logged as an unsolicited answer
+// and could be paired with the client's next request). A keep-alive
+// connection left idle after a request is closed without a word.
+func TestSilentClientsAreToldOrLeftQuietly(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, map[string]string{"STEWARD_READ_TIMEOUT": "1s", "STEWARD_IDLE_TIMEOUT": "1s"})
+	r := e.start()
+	addr := strings.TrimPrefix(r.base, "http://")
+
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(15 * time.Second))
+	br := bufio.NewReader(conn)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("a silent new connection: %v, want a 408", err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 408 || res.Header.Get("Content-Type") != "application/problem+json" || !strings.Contains(string(b), `"code":"request_timeout"`) {
+		t.Errorf("a silent new connection: %d %s %s", res.StatusCode, res.Header.Get("Content-Type"), b)
+	}
+	if !res.Close {
+		t.Error("the 408 does not close the connection")
+	}
+	if n, err := br.Read(make([]byte, 1)); n != 0 || err == nil {
+		t.Errorf("after the 408 the connection carried %d more bytes (%v)", n, err)
+	}
+
+	ka, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ka.Close()
+	_ = ka.SetDeadline(time.Now().Add(15 * time.Second))
+	if _, err := ka.Write([]byte("GET /healthz HTTP/1.1\r\nHost: steward\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	kbr := bufio.NewReader(ka)
+	first, err := http.ReadResponse(kbr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, first.Body)
+	first.Body.Close()
+	if first.StatusCode != 200 || first.Close {
+		t.Fatalf("healthz on a keep-alive connection: %d, close %v", first.StatusCode, first.Close)
+	}
+	began := time.Now()
+	rest, err := io.ReadAll(kbr)
+	if len(rest) != 0 {
+		t.Errorf("an idle keep-alive connection was sent %q", rest)
+	}
+	if err != nil || time.Since(began) > 10*time.Second {
+		t.Errorf("the idle keep-alive connection was not closed by the server: %v after %s", err, time.Since(began))
 	}
 }

@@ -26,6 +26,7 @@ var statusOf = map[apperr.Code]int{
 	apperr.TooLarge:         fiber.StatusRequestEntityTooLarge,
 	apperr.UnsupportedMedia: fiber.StatusUnsupportedMediaType,
 	apperr.RateLimited:      fiber.StatusTooManyRequests,
+	apperr.Timeout:          fiber.StatusRequestTimeout,
 	apperr.Unavailable:      fiber.StatusServiceUnavailable,
 	apperr.Internal:         fiber.StatusInternalServerError,
 }
@@ -41,6 +42,7 @@ var titleOf = map[apperr.Code]string{
 	apperr.TooLarge:         "Request body too large",
 	apperr.UnsupportedMedia: "Unsupported media type",
 	apperr.RateLimited:      "Too many requests",
+	apperr.Timeout:          "Request timeout",
 	apperr.Unavailable:      "Service unavailable",
 	apperr.Internal:         "Internal error",
 }
@@ -72,7 +74,10 @@ func fromFiber(fe *fiber.Error) *apperr.Error {
 	case fiber.StatusRequestEntityTooLarge:
 		return apperr.New(apperr.TooLarge, "request body is larger than this server accepts")
 	case fiber.StatusRequestTimeout:
-		return apperr.New(apperr.Invalid, "request was not received in time")
+		// 408, not 400: a client's pool recognises a 408 on a connection
+		// it opened and left idle as the server closing it (RFC 9110
+		// 15.5.9), where a 400 reads as an answer nobody asked for.
+		return apperr.New(apperr.Timeout, "request was not received in time")
 	case fiber.StatusRequestHeaderFieldsTooLarge:
 		return apperr.New(apperr.Invalid, "request headers are too large")
 	case fiber.StatusUnsupportedMediaType:

@@ -25,8 +25,11 @@ const (
 	UnsupportedMedia Code = "unsupported_media_type"
 	MethodNotAllowed Code = "method_not_allowed"
 	RateLimited      Code = "rate_limited"
-	Unavailable      Code = "unavailable"
-	Internal         Code = "internal"
+	// Timeout: the request did not arrive within the read timeout (a
+	// client that opened a connection and sent nothing, or too slowly).
+	Timeout     Code = "request_timeout"
+	Unavailable Code = "unavailable"
+	Internal    Code = "internal"
 )
 
 // FieldError points at one offending input field, so a person can fix it.

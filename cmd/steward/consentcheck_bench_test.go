@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/steward-privacy/steward/internal/clock"
 	"github.com/steward-privacy/steward/internal/logbuf"
+	"github.com/steward-privacy/steward/internal/testutil"
 )
 
 // BenchmarkConsentCheckVsBare is scripts/bench.sh's steward/bare ratio
@@ -122,31 +122,12 @@ func BenchmarkConsentCheckVsBare(b *testing.B) {
 	run(bareClient, 2000)
 	stewardCPU, bareCPU = 0, 0
 	const rounds, per = 10, 5000
-	var stewardTook, bareTook time.Duration
-	var ratios []float64
-	checks := 0
+	var p testutil.Paired
 	for b.Loop() {
-		for r := range rounds {
-			var s, bt time.Duration
-			// Each round's pair runs under the same load; alternating the
-			// order and taking the median resists a machine whose other
-			// work comes and goes.
-			if r%2 == 0 {
-				bt = run(bareClient, per)
-				s = run(stewardClient, per)
-			} else {
-				s = run(stewardClient, per)
-				bt = run(bareClient, per)
-			}
-			stewardTook += s
-			bareTook += bt
-			ratios = append(ratios, bt.Seconds()/s.Seconds())
-			checks += per
-		}
+		p.Rounds(rounds, per, func(n int) time.Duration { return run(stewardClient, n) }, func(n int) time.Duration { return run(bareClient, n) })
 	}
-	slices.Sort(ratios)
-	ratio := ratios[len(ratios)/2]
-	sRate, bRate := float64(checks)/stewardTook.Seconds(), float64(checks)/bareTook.Seconds()
+	ratio, checks := p.Ratio(), p.Ops
+	sRate, bRate := p.Rates()
 	b.ReportMetric(sRate, "steward-req/s")
 	b.ReportMetric(bRate, "bare-req/s")
 	b.ReportMetric(ratio, "steward/bare")

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +17,7 @@ import (
 	"github.com/steward-privacy/steward/internal/apikey"
 	"github.com/steward-privacy/steward/internal/consent"
 	"github.com/steward-privacy/steward/internal/policy"
+	"github.com/steward-privacy/steward/internal/testutil"
 )
 
 // BenchmarkSDKRecordOverHTTP: what the SDK's path costs the API itself: a
@@ -94,31 +94,12 @@ func BenchmarkSDKRecordOverHTTP(b *testing.B) {
 	run(webOrigin, 500)
 	run("", 500)
 	const rounds, per = 10, 500
-	var sdkTook, baseTook time.Duration
-	var ratios []float64
-	writes := 0
+	var p testutil.Paired
 	for b.Loop() {
-		for r := range rounds {
-			var took, base time.Duration
-			// Alternate which goes first; each round's pair runs under the
-			// same load, so the median of the rounds' ratios resists a
-			// machine whose other work comes and goes.
-			if r%2 == 0 {
-				base = run("", per)
-				took = run(webOrigin, per)
-			} else {
-				took = run(webOrigin, per)
-				base = run("", per)
-			}
-			sdkTook += took
-			baseTook += base
-			ratios = append(ratios, base.Seconds()/took.Seconds())
-			writes += per
-		}
+		p.Rounds(rounds, per, func(n int) time.Duration { return run(webOrigin, n) }, func(n int) time.Duration { return run("", n) })
 	}
-	slices.Sort(ratios)
-	ratio := ratios[len(ratios)/2]
-	sdkRate, baseRate := float64(writes)/sdkTook.Seconds(), float64(writes)/baseTook.Seconds()
+	ratio, writes := p.Ratio(), p.Ops
+	sdkRate, baseRate := p.Rates()
 	b.ReportMetric(sdkRate, "sdk-req/s")
 	b.ReportMetric(baseRate, "baseline-req/s")
 	b.ReportMetric(ratio, "sdk/baseline")

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/steward-privacy/steward/internal/sdk"
+	"github.com/steward-privacy/steward/internal/testutil"
 )
 
 // BenchmarkSDKSize reports the script's size as served: bytes and gzipped
@@ -99,31 +99,12 @@ func BenchmarkSDKConsentWrite(b *testing.B) {
 	// neither path always meets a warmer (or fuller) database and one
 	// iteration (what -benchtime 1s gets here) already compares fairly.
 	const rounds, per = 10, 150
-	var sdkTook, baseTook time.Duration
-	var ratios []float64
-	writes := 0
+	var p testutil.Paired
 	for b.Loop() {
-		for r := range rounds {
-			var took, base time.Duration
-			// Alternate which goes first; each round's pair runs under the
-			// same load, so the median of the rounds' ratios resists a
-			// machine whose other work comes and goes.
-			if r%2 == 0 {
-				base = run("", per)
-				took = run(s.host, per)
-			} else {
-				took = run(s.host, per)
-				base = run("", per)
-			}
-			sdkTook += took
-			baseTook += base
-			ratios = append(ratios, base.Seconds()/took.Seconds())
-			writes += per
-		}
+		p.Rounds(rounds, per, func(n int) time.Duration { return run(s.host, n) }, func(n int) time.Duration { return run("", n) })
 	}
-	slices.Sort(ratios)
-	ratio := ratios[len(ratios)/2]
-	sdkRate, baseRate := float64(writes)/sdkTook.Seconds(), float64(writes)/baseTook.Seconds()
+	ratio, writes := p.Ratio(), p.Ops
+	sdkRate, baseRate := p.Rates()
 	b.ReportMetric(sdkRate, "sdk-writes/s")
 	b.ReportMetric(baseRate, "baseline-writes/s")
 	b.ReportMetric(ratio, "sdk/baseline")

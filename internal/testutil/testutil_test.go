@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
@@ -93,5 +94,35 @@ func TestOnlyTestsImport(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestPairedAlternatesAndTakesTheMedian(t *testing.T) {
+	var p Paired
+	var order []string
+	// The path takes 2, 4 and 8 units against the baseline's 2: ratios 1,
+	// 0.5 and 0.25, median 0.5.
+	costs := []time.Duration{2, 4, 8}
+	i := 0
+	p.Rounds(3, 10, func(n int) time.Duration {
+		order = append(order, "path")
+		c := costs[i]
+		i++
+		return c * time.Millisecond
+	}, func(n int) time.Duration {
+		order = append(order, "base")
+		return 2 * time.Millisecond
+	})
+	if got := strings.Join(order, ","); got != "base,path,path,base,base,path" {
+		t.Errorf("order %s: the rounds must alternate which goes first", got)
+	}
+	if r := p.Ratio(); r != 0.5 {
+		t.Errorf("Ratio() = %v, want the median 0.5", r)
+	}
+	if p.Ops != 30 || p.Took != 14*time.Millisecond || p.BaseTook != 6*time.Millisecond {
+		t.Errorf("totals %+v", p)
+	}
+	if path, base := p.Rates(); path != 30/0.014 || base != 30/0.006 {
+		t.Errorf("Rates() = %v, %v", path, base)
 	}
 }

@@ -66,11 +66,8 @@ type recordResponse struct {
 }
 
 func (s *server) recordConsent(c *fiber.Ctx) error {
-	if err := requireJSON(c); err != nil {
-		return err
-	}
 	var req recordRequest
-	if err := decodeStrict(c.Body(), &req); err != nil {
+	if err := jsonBody(c, &req); err != nil {
 		return err
 	}
 	subj, err := parseSubject("subject", req.Subject)
@@ -305,11 +302,8 @@ type batchResponse struct {
 }
 
 func (s *server) checkConsentBatch(c *fiber.Ctx) error {
-	if err := requireJSON(c); err != nil {
-		return err
-	}
 	var req batchRequest
-	if err := decodeStrict(c.Body(), &req); err != nil {
+	if err := jsonBody(c, &req); err != nil {
 		return err
 	}
 	if len(req.Checks) == 0 {

@@ -10,8 +10,19 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/gofiber/fiber/v2"
+
 	"github.com/steward-privacy/steward/internal/apperr"
 )
+
+// jsonBody is a request body that must be JSON: the media type checked
+// (415 otherwise), then decoded strictly into v.
+func jsonBody(c *fiber.Ctx, v any) error {
+	if err := requireJSON(c); err != nil {
+		return err
+	}
+	return decodeStrict(c.Body(), v)
+}
 
 // decodeStrict decodes one JSON object into v, refusing unknown fields,
 // trailing data and wrong types with a message that names the field.

@@ -49,11 +49,8 @@ func (s *server) createWebhookEndpoint(c *fiber.Ctx) error {
 	if err := s.needWebhooks(); err != nil {
 		return err
 	}
-	if err := requireJSON(c); err != nil {
-		return err
-	}
 	var in webhooks.CreateInput
-	if err := decodeStrict(c.Body(), &in); err != nil {
+	if err := jsonBody(c, &in); err != nil {
 		return err
 	}
 	if in.URL == "" {

@@ -125,11 +125,8 @@ func (s *server) allowed(c *fiber.Ctx, action string) (bool, error) {
 }
 
 func (s *server) createRequest(c *fiber.Ctx) error {
-	if err := requireJSON(c); err != nil {
-		return err
-	}
 	var b createRequestBody
-	if err := decodeStrict(c.Body(), &b); err != nil {
+	if err := jsonBody(c, &b); err != nil {
 		return err
 	}
 	subj, err := parseSubject("subject", b.Subject)
@@ -173,11 +170,8 @@ type verifiedResponse struct {
 }
 
 func (s *server) verifyRequest(c *fiber.Ctx) error {
-	if err := requireJSON(c); err != nil {
-		return err
-	}
 	var b verifyBody
-	if err := decodeStrict(c.Body(), &b); err != nil {
+	if err := jsonBody(c, &b); err != nil {
 		return err
 	}
 	id, err := requestID(c)
@@ -362,10 +356,7 @@ func optionalBody(c *fiber.Ctx, v any) error {
 	if len(strings.TrimSpace(string(c.Body()))) == 0 {
 		return nil
 	}
-	if err := requireJSON(c); err != nil {
-		return err
-	}
-	return decodeStrict(c.Body(), v)
+	return jsonBody(c, v)
 }
 
 // staffAction runs one staff action on a request.

@@ -93,11 +93,8 @@ func (s *server) liftRestriction(c *fiber.Ctx) error {
 	if err := s.needRestrictions(); err != nil {
 		return err
 	}
-	if err := requireJSON(c); err != nil {
-		return err
-	}
 	var b liftBody
-	if err := decodeStrict(c.Body(), &b); err != nil {
+	if err := jsonBody(c, &b); err != nil {
 		return err
 	}
 	if err := s.authorize(c, "restrictions.manage"); err != nil {

@@ -80,11 +80,8 @@ func (s *server) startRetentionRun(c *fiber.Ctx) error {
 	if err := s.needRetention(); err != nil {
 		return err
 	}
-	if err := requireJSON(c); err != nil {
-		return err
-	}
 	var b startRunBody
-	if err := decodeStrict(c.Body(), &b); err != nil {
+	if err := jsonBody(c, &b); err != nil {
 		return err
 	}
 	if b.DryRun == nil {
@@ -180,11 +177,8 @@ func (s *server) createHold(c *fiber.Ctx) error {
 	if err := s.needRetention(); err != nil {
 		return err
 	}
-	if err := requireJSON(c); err != nil {
-		return err
-	}
 	var b retention.HoldInput
-	if err := decodeStrict(c.Body(), &b); err != nil {
+	if err := jsonBody(c, &b); err != nil {
 		return err
 	}
 	if err := s.authorize(c, "holds.manage"); err != nil {
@@ -225,11 +219,8 @@ func (s *server) liftHold(c *fiber.Ctx) error {
 	if err := s.needRetention(); err != nil {
 		return err
 	}
-	if err := requireJSON(c); err != nil {
-		return err
-	}
 	var b liftBody
-	if err := decodeStrict(c.Body(), &b); err != nil {
+	if err := jsonBody(c, &b); err != nil {
 		return err
 	}
 	if err := s.authorize(c, "holds.manage"); err != nil {

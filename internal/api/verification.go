@@ -20,11 +20,8 @@ type challengeLoginBody struct {
 }
 
 func (s *server) challengeLogin(c *fiber.Ctx) error {
-	if err := requireJSON(c); err != nil {
-		return err
-	}
 	var b challengeLoginBody
-	if err := decodeStrict(c.Body(), &b); err != nil {
+	if err := jsonBody(c, &b); err != nil {
 		return err
 	}
 	id, err := requestID(c)
@@ -43,11 +40,8 @@ type invoiceBody struct {
 }
 
 func (s *server) verifyInvoice(c *fiber.Ctx) error {
-	if err := requireJSON(c); err != nil {
-		return err
-	}
 	var b invoiceBody
-	if err := decodeStrict(c.Body(), &b); err != nil {
+	if err := jsonBody(c, &b); err != nil {
 		return err
 	}
 	id, err := requestID(c)

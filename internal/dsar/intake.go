@@ -603,9 +603,9 @@ func (s *Service) Verify(ctx context.Context, id, code string) (VerifyResult, er
 			}
 			return s.event(ctx, tx, id, "verification_failed", "", "", actorSystem, "", det)
 		}
-		token, th := newStatusToken()
-		if _, err := tx.Exec(ctx, `UPDATE privacy_requests SET status_token_hash = $2 WHERE id = $1`, id, th); err != nil {
-			return fmt.Errorf("dsar: rotate status token: %w", err)
+		token, err := rotateStatusToken(ctx, tx, id)
+		if err != nil {
+			return err
 		}
 		// The code reaches "reasonable": where the policy asks for more,
 		// the request waits for a second factor (verification.go).

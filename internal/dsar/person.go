@@ -126,10 +126,8 @@ func (s *Service) VerifyAccess(ctx context.Context, id, code string) (string, er
 			}
 			return s.event(ctx, tx, id, "access_code_failed", "", "", actorSystem, "", det)
 		}
-		var th []byte
-		token, th = newStatusToken()
-		if _, err := tx.Exec(ctx, `UPDATE privacy_requests SET status_token_hash = $2 WHERE id = $1`, id, th); err != nil {
-			return fmt.Errorf("dsar: rotate status token: %w", err)
+		if token, err = rotateStatusToken(ctx, tx, id); err != nil {
+			return err
 		}
 		actor, err := s.personActor(ctx, tx, id)
 		if err != nil {

@@ -175,6 +175,16 @@ func newStatusToken() (token string, hash []byte) {
 	return token, tokenHash(token)
 }
 
+// rotateStatusToken gives request id a fresh status token, voiding the one
+// before: each successful verification or status sign-in hands out its own.
+func rotateStatusToken(ctx context.Context, tx pgx.Tx, id string) (string, error) {
+	token, th := newStatusToken()
+	if _, err := tx.Exec(ctx, `UPDATE privacy_requests SET status_token_hash = $2 WHERE id = $1`, id, th); err != nil {
+		return "", fmt.Errorf("dsar: rotate status token: %w", err)
+	}
+	return token, nil
+}
+
 func tokenHash(token string) []byte {
 	h := sha256.Sum256([]byte(token))
 	return h[:]

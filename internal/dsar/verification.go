@@ -253,9 +253,9 @@ func (s *Service) ChallengeLogin(ctx context.Context, id, token string) (VerifyR
 			return s.event(ctx, tx, id, "verification_failed", "", "", actorSystem, "", map[string]any{
 				"method": MethodChallengeLogin, "reason": err.Error()})
 		}
-		tok, th := newStatusToken()
-		if _, err := tx.Exec(ctx, `UPDATE privacy_requests SET status_token_hash = $2 WHERE id = $1`, id, th); err != nil {
-			return fmt.Errorf("dsar: rotate status token: %w", err)
+		tok, err := rotateStatusToken(ctx, tx, id)
+		if err != nil {
+			return err
 		}
 		if _, err := s.addVerification(ctx, tx, &r, VerificationStep{Method: MethodChallengeLogin, Level: LevelAccountLogin, Actor: actorSystem}); err != nil {
 			return err

@@ -3,11 +3,12 @@ package api
 import (
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/steward-privacy/steward/internal/cowmap"
 )
 
 // Metrics are the service's Prometheus collectors on their own registry (no
@@ -19,10 +20,13 @@ type Metrics struct {
 	decisions *prometheus.CounterVec
 
 	// Resolved children, cached: WithLabelValues hashes its labels on every
-	// call, which shows up on a path that answers in microseconds.
-	reqChildren sync.Map // reqKey -> prometheus.Counter
-	latChildren sync.Map // latKey -> prometheus.Observer
-	decChildren sync.Map // decKey -> prometheus.Counter
+	// call, which shows up on a path that answers in microseconds. The
+	// label sets are few, as cowmap needs: routes are patterns (or
+	// "unmatched"), methods are fiber's nine (it answers any other itself,
+	// before the middleware), statuses and reasons are Steward's own.
+	reqChildren cowmap.Map[reqKey, prometheus.Counter]
+	latChildren cowmap.Map[latKey, prometheus.Observer]
+	decChildren cowmap.Map[decKey, prometheus.Counter]
 }
 
 type reqKey struct {
@@ -57,34 +61,25 @@ func NewMetrics() *Metrics {
 }
 
 func (m *Metrics) observeRequest(route, method string, status int, d time.Duration) {
-	rk := reqKey{route, method, status}
-	c, ok := m.reqChildren.Load(rk)
-	if !ok {
-		// Keys outlive the request: copy strings that may point into
-		// fiber's reused request buffers before storing them.
-		rk = reqKey{strings.Clone(route), strings.Clone(method), status}
-		c, _ = m.reqChildren.LoadOrStore(rk, m.requests.WithLabelValues(rk.route, rk.method, strconv.Itoa(status)))
-	}
-	c.(prometheus.Counter).Inc()
-	lk := latKey{route, method}
-	o, ok := m.latChildren.Load(lk)
-	if !ok {
-		lk = latKey{strings.Clone(route), strings.Clone(method)}
-		o, _ = m.latChildren.LoadOrStore(lk, m.latency.WithLabelValues(lk.route, lk.method))
-	}
-	o.(prometheus.Observer).Observe(d.Seconds())
+	// Keys outlive the request: the kept ones copy strings that may point
+	// into fiber's reused request buffers.
+	m.reqChildren.LoadOrAdd(reqKey{route, method, status}, func(k reqKey) (reqKey, prometheus.Counter) {
+		k = reqKey{strings.Clone(k.route), strings.Clone(k.method), k.status}
+		return k, m.requests.WithLabelValues(k.route, k.method, strconv.Itoa(k.status))
+	}).Inc()
+	m.latChildren.LoadOrAdd(latKey{route, method}, func(k latKey) (latKey, prometheus.Observer) {
+		k = latKey{strings.Clone(k.route), strings.Clone(k.method)}
+		return k, m.latency.WithLabelValues(k.route, k.method)
+	}).Observe(d.Seconds())
 }
 
 func (m *Metrics) observeDecision(allow bool, reason string) {
-	k := decKey{allow, reason}
-	c, ok := m.decChildren.Load(k)
-	if !ok {
-		k.reason = strings.Clone(reason)
+	m.decChildren.LoadOrAdd(decKey{allow, reason}, func(k decKey) (decKey, prometheus.Counter) {
+		k.reason = strings.Clone(k.reason)
 		result := "deny"
-		if allow {
+		if k.allow {
 			result = "allow"
 		}
-		c, _ = m.decChildren.LoadOrStore(k, m.decisions.WithLabelValues(result, reason))
-	}
-	c.(prometheus.Counter).Inc()
+		return k, m.decisions.WithLabelValues(result, k.reason)
+	}).Inc()
 }

@@ -135,15 +135,20 @@ type AuthzDecision struct {
 // subjects of the given kinds (nil when the action names no subject).
 func (e *Engine) Authorize(ctx context.Context, role, action string, kinds []string) (AuthzDecision, error) {
 	kinds = uniqueSorted(kinds)
-	key := role + "\x00" + action + "\x00" + strings.Join(kinds, ",")
+	// One kind, as on every consent check, is its own join: no allocation.
+	key := authzKey{role, action, strings.Join(kinds, ",")}
 	if d, ok := e.authzMemo.Load(key); ok {
-		return d.(AuthzDecision), nil
+		return d, nil
 	}
 	d, err := e.evalAuthz(ctx, role, action, kinds)
 	if err != nil {
 		return AuthzDecision{}, err
 	}
-	e.remember(&e.authzMemo, key, d)
+	if e.authzMemo.Len() < authzMemoLimit {
+		e.authzMemo.LoadOrAdd(key, func(k authzKey) (authzKey, AuthzDecision) {
+			return authzKey{strings.Clone(k.role), strings.Clone(k.action), strings.Clone(k.kinds)}, d
+		})
+	}
 	return d, nil
 }
 

@@ -31,9 +31,10 @@ import (
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/tester"
 	"github.com/open-policy-agent/opa/v1/util"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/steward-privacy/steward/datamap"
-	"go.yaml.in/yaml/v3"
+	"github.com/steward-privacy/steward/internal/cowmap"
 )
 
 // Purpose is one processing purpose from data/purposes.json.
@@ -155,7 +156,7 @@ type Engine struct {
 	decisions *decisionQueries // retention, dsar, deadlines (decisions.go)
 
 	consentMemo sync.Map // ConsentInput -> Decision
-	authzMemo   sync.Map // string -> AuthzDecision
+	authzMemo   cowmap.Map[authzKey, AuthzDecision]
 	memoSize    atomic.Int64
 }
 
@@ -163,6 +164,14 @@ type Engine struct {
 // notice versions) cannot grow memory without bound; past it, decisions are
 // still made, just not remembered.
 const memoLimit = 200_000
+
+// authzMemoLimit bounds the authorization memo, which is copied whole when
+// it grows (cowmap): roles × actions × subject kinds are a few hundred.
+const authzMemoLimit = 1024
+
+// authzKey is one authorization question; kinds are sorted, unique and
+// joined with commas.
+type authzKey struct{ role, action, kinds string }
 
 // Load reads a bundle: *.rego modules (tests excluded) and data/*.json files,
 // each file's content placed at data.steward.<file name>.

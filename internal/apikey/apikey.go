@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"regexp"
 	"strings"
@@ -84,6 +85,16 @@ type Store struct {
 	cache   map[[32]byte]Key
 	enabled bool
 	gen     atomic.Uint64
+	// recent maps a cheap keyed hash of a secret that authenticated to the
+	// secret and its SHA-256, so that a frequent caller skips hashing its
+	// secret with SHA-256 on every request (the consent check's largest
+	// single cost after the socket). It holds only secrets that matched a
+	// key, at most recentMax of them, is cleared with the cache, and an
+	// entry counts only after a constant-time comparison of the whole
+	// secret. The process already holds every secret it is sent, and its
+	// database and keyring credentials; the database keeps only hashes.
+	recent     map[uint64]recentSecret
+	recentSeed maphash.Seed
 
 	// touched is when each key's use was last queued for writing; pending
 	// holds the uses Flush has yet to write.
@@ -117,7 +128,7 @@ const (
 
 // NewStore returns a key store; audit may be nil.
 func NewStore(pool *pgxpool.Pool, clk clock.Clock, audit AuditFunc) *Store {
-	return &Store{pool: pool, clock: clk, audit: audit, cache: map[[32]byte]Key{}, touched: map[string]time.Time{}, pending: map[string]time.Time{}, unknown: map[[32]byte]time.Time{}}
+	return &Store{pool: pool, clock: clk, audit: audit, cache: map[[32]byte]Key{}, recent: map[uint64]recentSecret{}, recentSeed: maphash.MakeSeed(), touched: map[string]time.Time{}, pending: map[string]time.Time{}, unknown: map[[32]byte]time.Time{}}
 }
 
 var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$`)
@@ -223,16 +234,41 @@ func (s *Store) Revoke(ctx context.Context, id, actor string) (Key, error) {
 // the caller cannot tell which, on purpose.
 var ErrInvalid = apperr.New(apperr.Unauthenticated, "missing, invalid, revoked or expired API key; send Authorization: Bearer <key>")
 
+// recentSecret is an entry of Store.recent.
+type recentSecret struct {
+	secret string
+	hash   [32]byte
+}
+
+// recentMax bounds Store.recent: keys in use at once are far fewer.
+const recentMax = 4096
+
 // Authenticate returns the key for a secret.
 func (s *Store) Authenticate(ctx context.Context, secret string) (Key, error) {
 	if !strings.HasPrefix(secret, secretPrefix) || len(secret) > 128 {
 		return Key{}, ErrInvalid
 	}
-	hash := sha256.Sum256([]byte(secret))
 	now := s.clock.Now()
+	short := maphash.String(s.recentSeed, secret)
 	s.mu.RLock()
-	k, ok := s.cache[hash]
+	r, known := s.recent[short]
+	var hash [32]byte
+	var k Key
+	var ok bool
+	if known && constantTimeEqual(r.secret, secret) {
+		hash = r.hash
+		k, ok = s.cache[hash]
+	}
 	s.mu.RUnlock()
+	if !ok {
+		hash = sha256.Sum256([]byte(secret))
+		s.mu.RLock()
+		k, ok = s.cache[hash]
+		s.mu.RUnlock()
+		if ok {
+			s.rememberRecent(short, secret, hash)
+		}
+	}
 	if ok {
 		// A cached key still expires on time: the cache holds the
 		// expiry, not a verdict.
@@ -242,11 +278,19 @@ func (s *Store) Authenticate(ctx context.Context, secret string) (Key, error) {
 		s.used(k.ID, now)
 		return k, nil
 	}
+	return s.lookup(ctx, secret, short, hash, now)
+}
+
+// lookup is Authenticate for a secret the cache does not hold: the negative
+// cache, then the database. Its own function, so that the variables the
+// query needs on the heap are allocated only when it runs.
+func (s *Store) lookup(ctx context.Context, secret string, short uint64, hash [32]byte, now time.Time) (Key, error) {
 	if s.knownUnknown(hash, now) {
 		return Key{}, ErrInvalid
 	}
 	gen := s.gen.Load()
 	s.lookups.Add(1)
+	var k Key
 	err := scanKey(s.pool.QueryRow(ctx, `SELECT `+keyColumns+` FROM api_keys WHERE secret_hash = $1`, hash[:]), &k)
 	if errors.Is(err, pgx.ErrNoRows) {
 		s.rememberUnknown(hash, now)
@@ -265,6 +309,7 @@ func (s *Store) Authenticate(ctx context.Context, secret string) (Key, error) {
 		s.cache[hash] = k
 	}
 	s.mu.Unlock()
+	s.rememberRecent(short, secret, hash)
 	s.used(k.ID, now)
 	return k, nil
 }
@@ -391,7 +436,36 @@ func (s *Store) dropAll() {
 	s.mu.Lock()
 	s.gen.Add(1)
 	clear(s.cache)
+	clear(s.recent)
 	s.mu.Unlock()
+}
+
+// rememberRecent files a secret whose hash is in the cache under its short
+// hash (Store.recent). Only a cached key's secret is kept: one the cache
+// was not allowed to keep is hashed again next time.
+func (s *Store) rememberRecent(short uint64, secret string, hash [32]byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, cached := s.cache[hash]; !cached {
+		return
+	}
+	if len(s.recent) >= recentMax {
+		clear(s.recent)
+	}
+	s.recent[short] = recentSecret{secret: strings.Clone(secret), hash: hash}
+}
+
+// constantTimeEqual compares two secrets in time that depends on their
+// length only, as crypto/subtle does for byte slices.
+func constantTimeEqual(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	var v byte
+	for i := 0; i < len(a); i++ {
+		v |= a[i] ^ b[i]
+	}
+	return v == 0
 }
 
 // Notify handles a revocation notice from any replica. Keys are few, so
@@ -404,5 +478,6 @@ func (s *Store) Connected(up bool) {
 	s.gen.Add(1)
 	s.enabled = up
 	clear(s.cache)
+	clear(s.recent)
 	s.mu.Unlock()
 }

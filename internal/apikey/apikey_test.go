@@ -220,3 +220,50 @@ func TestBogusKeysCostOneLookupPerSecret(t *testing.T) {
 		t.Fatalf("malformed secrets: %d lookups", n)
 	}
 }
+
+// TestRecentSecretsNeedTheWholeSecret: a key used again is recognised
+// without hashing its secret anew (no allocation at all), yet a secret
+// that differs in one character, or is cut short, is refused; revoking one
+// key refuses it at once and leaves the other working.
+func TestRecentSecretsNeedTheWholeSecret(t *testing.T) {
+	s, _, _ := setup(t)
+	ctx := context.Background()
+	a, secretA, err := s.Create(ctx, apikey.CreateInput{Name: "a", Role: "frontend"}, roles, "system:cli")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, secretB, err := s.Create(ctx, apikey.CreateInput{Name: "b", Role: "admin"}, roles, "system:cli")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		for secret, role := range map[string]string{secretA: "frontend", secretB: "admin"} {
+			if k, err := s.Authenticate(ctx, secret); err != nil || k.Role != role {
+				t.Fatalf("round %d: %+v %v", i, k, err)
+			}
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		if _, err := s.Authenticate(ctx, secretA); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("a recent key's authentication allocates %.0f times", n)
+	}
+	last := secretA[len(secretA)-1]
+	flipped := secretA[:len(secretA)-1] + string(rune(last^1))
+	for _, wrong := range []string{flipped, secretA[:len(secretA)-1], secretA + "x", "x" + secretA[1:]} {
+		if _, err := s.Authenticate(ctx, wrong); !errors.Is(err, apikey.ErrInvalid) {
+			t.Fatalf("secret %q accepted: %v", wrong, err)
+		}
+	}
+	if _, err := s.Revoke(ctx, a.ID, "system:cli"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Authenticate(ctx, secretA); !errors.Is(err, apikey.ErrInvalid) {
+		t.Fatalf("revoked key still accepted: %v", err)
+	}
+	if k, err := s.Authenticate(ctx, secretB); err != nil || k.Role != "admin" {
+		t.Fatalf("the other key after a revocation: %+v %v", k, err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/steward-privacy/steward/identity"
+	"github.com/steward-privacy/steward/internal/apikey"
 	"github.com/steward-privacy/steward/internal/apperr"
 	"github.com/steward-privacy/steward/internal/consent"
 	"github.com/steward-privacy/steward/internal/policy"
@@ -207,6 +208,12 @@ func parseAge(field, raw string) (int, error) {
 }
 
 func (s *server) checkConsent(c *fiber.Ctx) error {
+	return s.checkConsentAs(c, callerKey(c))
+}
+
+// checkConsentAs answers GET /v1/consent/check for key k, authenticated
+// by the caller (the chain's authenticate, or the fused path).
+func (s *server) checkConsentAs(c *fiber.Ctx, k apikey.Key) error {
 	if err := checkQuery(c, "subject", "purpose", "jurisdiction", "age", "product"); err != nil {
 		return err
 	}
@@ -222,7 +229,8 @@ func (s *server) checkConsent(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if err := s.authorize(c, "consent.check", subj.Kind()); err != nil {
+	kinds := [1]string{subj.Kind()}
+	if err := s.authorizeKey(c, k, "consent.check", kinds[:]); err != nil {
 		return err
 	}
 	// Copies: the decision memo keeps its input, and fiber's query strings
@@ -238,10 +246,13 @@ func (s *server) checkConsent(c *fiber.Ctx) error {
 	s.Metrics.observeDecision(d.Allow, d.Reason)
 	res := checkResult{Allow: d.Allow, Reason: d.Reason, Rule: d.Rule, Regime: d.Regime, LegalBasis: d.LegalBasis, PolicyRevision: d.Revision,
 		RestrictionID: d.RestrictionID, RequestID: d.RequestID}
+	// Copied into the response's pooled buffer (SetBody): fiber's Send
+	// would keep a reference to buf, which would then live on the heap.
 	var buf [320]byte
 	if b, ok := res.appendJSON(buf[:0]); ok {
-		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-		return c.Send(b)
+		c.Response().Header.SetContentType(fiber.MIMEApplicationJSON)
+		c.Response().SetBody(b)
+		return nil
 	}
 	return c.JSON(res)
 }

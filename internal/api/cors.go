@@ -157,29 +157,42 @@ func stripDefaultPort(host string) string {
 // cors answers preflights and grants the response to allowed origins. It
 // runs before authentication: a preflight carries no key.
 func (s *server) cors(c *fiber.Ctx) error {
-	// Every answer depends on Origin, including those to requests without
-	// one, so no cache may hand one origin's answer to another.
-	c.Vary(fiber.HeaderOrigin)
-	ro := originOf(c)
-	granted := ro.origin != "" && !ro.same && s.origins.get(s.Consent.Engine()).allows(ro.origin, "")
 	if c.Method() == fiber.MethodOptions && c.Get(fiber.HeaderAccessControlRequestMethod) != "" {
-		c.Vary(fiber.HeaderAccessControlRequestMethod, fiber.HeaderAccessControlRequestHeaders)
-		if !granted {
+		c.Vary(fiber.HeaderOrigin, fiber.HeaderAccessControlRequestMethod, fiber.HeaderAccessControlRequestHeaders)
+		if !s.originGranted(c) {
 			return errOriginNotAllowed
 		}
-		// The header exactly as the browser sent it: it compares bytes.
 		c.Set(fiber.HeaderAccessControlAllowOrigin, c.Get(fiber.HeaderOrigin))
 		c.Set(fiber.HeaderAccessControlAllowMethods, corsMethods)
 		c.Set(fiber.HeaderAccessControlAllowHeaders, corsHeaders)
 		c.Set(fiber.HeaderAccessControlMaxAge, corsMaxAge)
 		return c.SendStatus(fiber.StatusNoContent)
 	}
-	if granted {
+	s.corsActual(c)
+	return c.Next()
+}
+
+// corsActual sets the headers of an actual (not preflight) request: cors
+// and the consent check's fused path both call it.
+func (s *server) corsActual(c *fiber.Ctx) {
+	if h := &c.Response().Header; len(h.PeekBytes(hdrVary)) == 0 {
+		// Nothing varies yet (always, on the fused path): set it, without
+		// fiber's Vary reading and splitting the header first.
+		h.SetCanonical(hdrVary, []byte(fiber.HeaderOrigin))
+	} else {
+		c.Vary(fiber.HeaderOrigin)
+	}
+	if s.originGranted(c) {
 		c.Set(fiber.HeaderAccessControlAllowOrigin, c.Get(fiber.HeaderOrigin))
-		// The rate-limit headers too, so the SDK can back off (ratelimit.go).
 		c.Set(fiber.HeaderAccessControlExposeHeaders, corsExposeHeaders)
 	}
-	return c.Next()
+}
+
+// originGranted reports whether the request comes from another origin that
+// may read the consent API's answers.
+func (s *server) originGranted(c *fiber.Ctx) bool {
+	ro := originOf(c)
+	return ro.origin != "" && !ro.same && s.origins.get(s.Consent.Engine()).allows(ro.origin, "")
 }
 
 // corsExposeHeaders are the response headers a granted page's script may read.
@@ -194,7 +207,11 @@ var errOriginNotAllowed = apperr.New(apperr.Forbidden,
 // public, and what the origin rule protects is that no other site's
 // visitors can be made to write into this product's ledger.
 func (s *server) checkOrigin(c *fiber.Ctx, product string) error {
-	k, _ := c.Locals(localKey).(apikey.Key)
+	return s.checkOriginKey(c, callerKey(c), product)
+}
+
+// checkOriginKey is checkOrigin for a key the caller holds.
+func (s *server) checkOriginKey(c *fiber.Ctx, k apikey.Key, product string) error {
 	if k.Role != "sdk" {
 		return nil
 	}

@@ -26,8 +26,10 @@ const noStore = "no-store"
 // The headers guard sets, as canonical bytes: fasthttp's Set normalises
 // the name on every call, and every response carries these.
 var (
-	hdrNosniff = [2][]byte{fasthttp.AppendNormalizedHeaderKey(nil, fiber.HeaderXContentTypeOptions), []byte("nosniff")}
-	hdrNoStore = [2][]byte{fasthttp.AppendNormalizedHeaderKey(nil, fiber.HeaderCacheControl), []byte(noStore)}
+	hdrNosniff   = [2][]byte{fasthttp.AppendNormalizedHeaderKey(nil, fiber.HeaderXContentTypeOptions), []byte("nosniff")}
+	hdrNoStore   = [2][]byte{fasthttp.AppendNormalizedHeaderKey(nil, fiber.HeaderCacheControl), []byte(noStore)}
+	hdrRequestID = fasthttp.AppendNormalizedHeaderKey(nil, fiber.HeaderXRequestID)
+	hdrVary      = fasthttp.AppendNormalizedHeaderKey(nil, fiber.HeaderVary)
 )
 
 // guard sets the headers every response carries and refuses query values a
@@ -36,17 +38,24 @@ var (
 // c.Set (the export download, the SDK's assets) still wins, as it comes
 // later.
 func (s *server) guard(c *fiber.Ctx) error {
+	if err := guardRequest(c); err != nil {
+		return err
+	}
+	return c.Next()
+}
+
+// guardRequest is guard's work, which the consent check's fused path also
+// does.
+func guardRequest(c *fiber.Ctx) error {
 	// Every body is served with the type it declares: JSON is never sniffed
 	// into HTML.
 	h := &c.Response().Header
 	h.SetCanonical(hdrNosniff[0], hdrNosniff[1])
 	if p := c.Path(); p == "/v1" || strings.HasPrefix(p, "/v1/") {
 		h.SetCanonical(hdrNoStore[0], hdrNoStore[1])
-		if err := checkQueryText(c); err != nil {
-			return err
-		}
+		return checkQueryText(c)
 	}
-	return c.Next()
+	return nil
 }
 
 // checkQueryText refuses a query value (or name) holding NUL or invalid

@@ -37,7 +37,10 @@ var (
 )
 
 func newRequestID() string {
-	return ridPrefix + "-" + strconv.FormatUint(ridCounter.Add(1), 36)
+	var buf [32]byte
+	b := append(buf[:0], ridPrefix...)
+	b = append(b, '-')
+	return string(strconv.AppendUint(b, ridCounter.Add(1), 36))
 }
 
 // validRequestID accepts a caller's id only if it is short and plain, so it
@@ -67,62 +70,83 @@ func routeOf(c *fiber.Ctx) string {
 // records metrics and the access log. The log carries the route pattern,
 // never the path or query, because subjects travel in the query string.
 func (s *server) observe(c *fiber.Ctx) (err error) {
-	start := time.Now()
-	rid := c.Get(fiber.HeaderXRequestID)
+	rid, start := s.begin(c)
+	c.Locals(localRequestID, rid)
+	defer func() {
+		k, _ := c.Locals(localKey).(apikey.Key)
+		err = s.finish(c, rid, start, k, recover(), err)
+	}()
+	return c.Next()
+}
+
+// begin is the first step of every request (observe, and the consent
+// check's fused path): it takes the caller's request id if it is plain, or
+// makes one, and echoes it.
+func (s *server) begin(c *fiber.Ctx) (rid string, start time.Time) {
+	start = time.Now()
+	rid = c.Get(fiber.HeaderXRequestID)
 	if !validRequestID(rid) {
 		rid = newRequestID()
 	} else {
 		rid = strings.Clone(rid)
 	}
-	c.Locals(localRequestID, rid)
-	c.Set(fiber.HeaderXRequestID, rid)
-	defer func() {
-		if r := recover(); r != nil {
-			s.Log.Error("panic serving request", "request_id", rid, "route", routeOf(c), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			err = apperr.New(apperr.Internal, "internal error")
+	c.Response().Header.SetCanonical(hdrRequestID, []byte(rid))
+	return rid, start
+}
+
+// finish is the last step of every request: a panic (recovered by the
+// caller's deferred call) becomes an internal error, an error becomes its
+// problem, and the request is counted and logged with its key (the zero
+// Key when none authenticated). It returns nil: the answer is written.
+func (s *server) finish(c *fiber.Ctx, rid string, start time.Time, k apikey.Key, panicked any, err error) error {
+	if panicked != nil {
+		s.Log.Error("panic serving request", "request_id", rid, "route", routeOf(c), "panic", fmt.Sprint(panicked), "stack", string(debug.Stack()))
+		err = apperr.New(apperr.Internal, "internal error")
+	}
+	if err != nil {
+		// writeProblem quotes the id; the fused path sets it only now.
+		c.Locals(localRequestID, rid)
+		if werr := s.writeProblem(c, err); werr != nil {
+			s.Log.Error("write problem", "request_id", rid, "err", werr)
 		}
-		if err != nil {
-			if werr := s.writeProblem(c, err); werr != nil {
-				s.Log.Error("write problem", "request_id", rid, "err", werr)
-			}
-			err = nil
+	}
+	status := c.Response().StatusCode()
+	route := routeOf(c)
+	end := time.Now()
+	elapsed := end.Sub(start)
+	s.Metrics.observeRequest(route, c.Method(), status, elapsed)
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	hasKey := k.ID != ""
+	if h, ok := s.Log.Handler().(*accesslog.Handler); ok {
+		// The process's logger (cmd/steward): the same line, written
+		// without slog's per-record machinery.
+		e := accesslog.Entry{Time: end, Level: level, RequestID: rid, Method: c.Method(), Route: route, Status: status,
+			Duration: elapsed, BytesOut: len(c.Response().Body())}
+		if hasKey {
+			e.KeyID, e.Role = k.ID, k.Role
 		}
-		status := c.Response().StatusCode()
-		route := routeOf(c)
-		elapsed := time.Since(start)
-		s.Metrics.observeRequest(route, c.Method(), status, elapsed)
-		level := slog.LevelInfo
-		if status >= 500 {
-			level = slog.LevelError
-		}
-		if h, ok := s.Log.Handler().(*accesslog.Handler); ok {
-			// The process's logger (cmd/steward): the same line, written
-			// without slog's per-record machinery.
-			e := accesslog.Entry{Level: level, RequestID: rid, Method: c.Method(), Route: route, Status: status,
-				Duration: elapsed, BytesOut: len(c.Response().Body())}
-			if k, ok := c.Locals(localKey).(apikey.Key); ok {
-				e.KeyID, e.Role = k.ID, k.Role
-			}
-			h.Write(c.UserContext(), &e)
-			return
-		}
-		if !s.Log.Enabled(c.UserContext(), level) {
-			return
-		}
-		attrs := []slog.Attr{
-			slog.String("request_id", rid),
-			slog.String("method", c.Method()),
-			slog.String("route", route),
-			slog.Int("status", status),
-			slog.Int64("duration_us", elapsed.Microseconds()),
-			slog.Int("bytes_out", len(c.Response().Body())),
-		}
-		if k, ok := c.Locals(localKey).(apikey.Key); ok {
-			attrs = append(attrs, slog.String("key_id", k.ID), slog.String("role", k.Role))
-		}
-		s.Log.LogAttrs(c.UserContext(), level, "http_request", attrs...)
-	}()
-	return c.Next()
+		h.Write(c.UserContext(), &e)
+		return nil
+	}
+	if !s.Log.Enabled(c.UserContext(), level) {
+		return nil
+	}
+	attrs := []slog.Attr{
+		slog.String("request_id", rid),
+		slog.String("method", c.Method()),
+		slog.String("route", route),
+		slog.Int("status", status),
+		slog.Int64("duration_us", elapsed.Microseconds()),
+		slog.Int("bytes_out", len(c.Response().Body())),
+	}
+	if hasKey {
+		attrs = append(attrs, slog.String("key_id", k.ID), slog.String("role", k.Role))
+	}
+	s.Log.LogAttrs(c.UserContext(), level, "http_request", attrs...)
+	return nil
 }
 
 // KeyAuthenticator resolves an API key's secret to the key (*apikey.Store).
@@ -148,17 +172,22 @@ func (a engineAuthorizer) Authorize(ctx context.Context, role, action string, ki
 
 // authenticate requires a valid Bearer API key.
 func (s *server) authenticate(c *fiber.Ctx) error {
-	h := c.Get(fiber.HeaderAuthorization)
-	scheme, secret, ok := strings.Cut(h, " ")
-	if !ok || !strings.EqualFold(scheme, "bearer") {
-		return apikey.ErrInvalid
-	}
-	k, err := s.Keys.Authenticate(c.UserContext(), strings.TrimSpace(secret))
+	k, err := s.keyOf(c)
 	if err != nil {
 		return err
 	}
 	c.Locals(localKey, k)
 	return c.Next()
+}
+
+// keyOf is the key whose secret the Authorization header carries.
+func (s *server) keyOf(c *fiber.Ctx) (apikey.Key, error) {
+	h := c.Get(fiber.HeaderAuthorization)
+	scheme, secret, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") {
+		return apikey.Key{}, apikey.ErrInvalid
+	}
+	return s.Keys.Authenticate(c.UserContext(), strings.TrimSpace(secret))
 }
 
 // authorize asks the authz policy whether the caller's role may do action on
@@ -168,6 +197,11 @@ func (s *server) authorize(c *fiber.Ctx, action string, kinds ...string) error {
 	if !ok {
 		return apikey.ErrInvalid
 	}
+	return s.authorizeKey(c, k, action, kinds)
+}
+
+// authorizeKey is authorize for a key the caller holds.
+func (s *server) authorizeKey(c *fiber.Ctx, k apikey.Key, action string, kinds []string) error {
 	d, err := s.Authz.Authorize(c.UserContext(), k.Role, action, kinds)
 	if err != nil {
 		return fmt.Errorf("authorize: %w", err)
@@ -176,7 +210,7 @@ func (s *server) authorize(c *fiber.Ctx, action string, kinds ...string) error {
 		return apperr.New(apperr.Forbidden, "%s", d.Reason)
 	}
 	// A publishable key from a browser counts only on a product's origins.
-	return s.checkOrigin(c, "")
+	return s.checkOriginKey(c, k, "")
 }
 
 func callerKey(c *fiber.Ctx) apikey.Key {

@@ -11,6 +11,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
 
+	"github.com/steward-privacy/steward/internal/apikey"
 	"github.com/steward-privacy/steward/internal/apperr"
 	"github.com/steward-privacy/steward/internal/clock"
 )
@@ -81,8 +82,8 @@ const (
 // rateLimits is the server's limiter state; nil when rate limiting is off.
 type rateLimits struct {
 	cfg       RateLimitConfig
-	addresses *buckets
-	keys      *buckets
+	addresses *buckets[netip.Prefix]
+	keys      *buckets[string]
 }
 
 func newRateLimits(cfg RateLimitConfig, clk clock.Clock) *rateLimits {
@@ -98,7 +99,7 @@ func newRateLimits(cfg RateLimitConfig, clk clock.Clock) *rateLimits {
 	if cfg.MaxBuckets < 1 {
 		cfg.MaxBuckets = DefaultRateLimit().MaxBuckets
 	}
-	return &rateLimits{cfg: cfg, addresses: newBuckets(cfg.Window, cfg.MaxBuckets, clk), keys: newBuckets(cfg.Window, cfg.MaxBuckets, clk)}
+	return &rateLimits{cfg: cfg, addresses: newBuckets[netip.Prefix](cfg.Window, cfg.MaxBuckets, clk), keys: newBuckets[string](cfg.Window, cfg.MaxBuckets, clk)}
 }
 
 // share is this replica's part of limit n.
@@ -119,64 +120,87 @@ func (r *rateLimits) forRole(role string) int {
 // addressBucket is the bucket an address counts against: IPv4 addresses
 // one by one, IPv6 addresses by /64, the smallest block a customer is
 // usually given (so one host cannot rotate through its own addresses).
-func addressBucket(ip string) string {
-	a, err := netip.ParseAddr(ip)
-	if err != nil {
-		return ip
-	}
+// Buckets are keyed by the prefix itself, not its text: the address of
+// every request is looked up, and formatting it was an allocation each.
+func addressBucket(a netip.Addr) netip.Prefix {
 	a = a.Unmap()
 	if a.Is6() {
 		p, _ := a.Prefix(64)
-		return p.String()
+		return p
 	}
-	return a.String()
+	return netip.PrefixFrom(a, a.BitLen())
 }
 
 // limitAddress charges the client's address (behind the trusted proxies)
 // one request, or refuses it with 429.
 func (s *server) limitAddress(c *fiber.Ctx) error {
+	id, charged, err := s.chargeAddress(c)
+	if err != nil {
+		return err
+	}
+	if charged {
+		c.Locals(localAddressBucket, id)
+	}
+	return c.Next()
+}
+
+// chargeAddress takes one request from the client address's bucket and
+// returns the bucket's id, and whether it was charged (not when addresses
+// are not limited), so that an authenticated request can be refunded
+// (chargeKey).
+func (s *server) chargeAddress(c *fiber.Ctx) (id netip.Prefix, charged bool, err error) {
 	rl := s.limits
 	if rl == nil {
-		return c.Next()
+		return id, false, nil
 	}
 	n := rl.share(rl.cfg.PerAddress)
 	if n == 0 {
-		return c.Next()
+		return id, false, nil
 	}
-	id := addressBucket(s.clientIP(c))
+	id = addressBucket(s.clientAddr(c))
 	d := rl.addresses.take(id, n)
 	setRateHeaders(c, policyAddress, d, rl.cfg.Window)
 	if !d.ok {
-		return tooManyRequests(c, d, "too many requests from this address")
+		return id, false, tooManyRequests(c, d, "too many requests from this address")
 	}
-	c.Locals(localAddressBucket, id)
-	return c.Next()
+	return id, true, nil
 }
 
 // limitKey runs after authentication: the request is refunded to its
 // address and charged to its key.
 func (s *server) limitKey(c *fiber.Ctx) error {
-	rl := s.limits
-	if rl == nil {
-		return c.Next()
-	}
-	if id, ok := c.Locals(localAddressBucket).(string); ok {
-		rl.addresses.refund(id, rl.share(rl.cfg.PerAddress))
+	addr, charged := c.Locals(localAddressBucket).(netip.Prefix)
+	if charged {
 		c.Locals(localAddressBucket, nil)
 	}
-	k := callerKey(c)
+	if err := s.chargeKey(c, callerKey(c), addr, charged); err != nil {
+		return err
+	}
+	return c.Next()
+}
+
+// chargeKey refunds the request to address bucket addr (if it was charged)
+// and takes it from key k's bucket, or refuses it with 429.
+func (s *server) chargeKey(c *fiber.Ctx, k apikey.Key, addr netip.Prefix, charged bool) error {
+	rl := s.limits
+	if rl == nil {
+		return nil
+	}
+	if charged {
+		rl.addresses.refund(addr, rl.share(rl.cfg.PerAddress))
+	}
 	n := rl.forRole(k.Role)
 	if n == 0 {
 		c.Response().Header.Del(headerRateLimit)
 		c.Response().Header.Del(headerRateLimitPolicy)
-		return c.Next()
+		return nil
 	}
 	d := rl.keys.take(k.ID, n)
 	setRateHeaders(c, policyKey, d, rl.cfg.Window)
 	if !d.ok {
 		return tooManyRequests(c, d, "too many requests with this API key")
 	}
-	return c.Next()
+	return nil
 }
 
 // The header names normalised as fasthttp normalises them (Ratelimit,
@@ -251,30 +275,30 @@ type bucket struct {
 // an arbitrary bucket is dropped for the new one, which at worst hands the
 // dropped client a fresh allowance. Memory stays at MaxBuckets. The map is
 // read under a read lock; only a new bucket or a sweep takes the write lock.
-type buckets struct {
+type buckets[K comparable] struct {
 	mu        sync.RWMutex
 	clk       clock.Clock
 	window    time.Duration
 	max       int
-	m         map[string]*bucket
+	m         map[K]*bucket
 	lastSweep atomic.Int64 // Unix nanoseconds
 }
 
-func newBuckets(window time.Duration, max int, clk clock.Clock) *buckets {
-	bs := &buckets{clk: clk, window: window, max: max, m: map[string]*bucket{}}
+func newBuckets[K comparable](window time.Duration, max int, clk clock.Clock) *buckets[K] {
+	bs := &buckets[K]{clk: clk, window: window, max: max, m: map[K]*bucket{}}
 	bs.lastSweep.Store(clk.Now().UnixNano())
 	return bs
 }
 
 // interval is the time one of n tokens takes to come back; capacity is the
 // time a whole bucket takes (the window, up to rounding).
-func (bs *buckets) interval(n int) (interval, capacity int64) {
+func (bs *buckets[K]) interval(n int) (interval, capacity int64) {
 	interval = max(int64(bs.window)/int64(n), 1)
 	return interval, interval * int64(n)
 }
 
 // take removes one token from id's bucket of capacity n, if it has one.
-func (bs *buckets) take(id string, n int) decision {
+func (bs *buckets[K]) take(id K, n int) decision {
 	now := bs.clk.Now().UnixNano()
 	if now-bs.lastSweep.Load() >= int64(bs.window) {
 		bs.mu.Lock()
@@ -311,7 +335,7 @@ func (bs *buckets) take(id string, n int) decision {
 }
 
 // add returns id's bucket, creating it (full) if there is none.
-func (bs *buckets) add(id string, now int64) *bucket {
+func (bs *buckets[K]) add(id K, now int64) *bucket {
 	bs.mu.Lock()
 	defer bs.mu.Unlock()
 	if b := bs.m[id]; b != nil {
@@ -336,7 +360,7 @@ func (bs *buckets) add(id string, now int64) *bucket {
 }
 
 // refund gives id's bucket of capacity n back the token a request took.
-func (bs *buckets) refund(id string, n int) {
+func (bs *buckets[K]) refund(id K, n int) {
 	bs.mu.RLock()
 	b := bs.m[id]
 	bs.mu.RUnlock()
@@ -348,7 +372,7 @@ func (bs *buckets) refund(id string, n int) {
 }
 
 // sweep drops the buckets that have refilled; bs.mu is held for writing.
-func (bs *buckets) sweep(now int64) {
+func (bs *buckets[K]) sweep(now int64) {
 	bs.lastSweep.Store(now)
 	for id, b := range bs.m {
 		if b.full.Load() <= now {
@@ -357,7 +381,7 @@ func (bs *buckets) sweep(now int64) {
 	}
 }
 
-func (bs *buckets) len() int {
+func (bs *buckets[K]) len() int {
 	bs.mu.Lock()
 	defer bs.mu.Unlock()
 	return len(bs.m)

@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -13,7 +14,7 @@ import (
 // buckets are swept after a window.
 func TestRateLimitBucketsBounded(t *testing.T) {
 	clk := clock.NewFake(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
-	bs := newBuckets(time.Minute, 500, clk)
+	bs := newBuckets[string](time.Minute, 500, clk)
 	for i := 0; i < 100000; i++ {
 		if d := bs.take(fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255), 10); !d.ok {
 			t.Fatalf("fresh address %d refused", i)
@@ -34,14 +35,17 @@ func TestRateLimitBucketsBounded(t *testing.T) {
 
 func TestRateLimitAddressBucket(t *testing.T) {
 	for in, want := range map[string]string{
-		"203.0.113.9":          "203.0.113.9",
-		"::ffff:203.0.113.9":   "203.0.113.9",
+		"203.0.113.9":          "203.0.113.9/32",
+		"::ffff:203.0.113.9":   "203.0.113.9/32",
 		"2001:db8:1:2:3:4:5:6": "2001:db8:1:2::/64",
 		"2001:db8:1:2:ffff::1": "2001:db8:1:2::/64",
-		"not-an-address":       "not-an-address",
 	} {
-		if got := addressBucket(in); got != want {
-			t.Errorf("addressBucket(%q) = %q, want %q", in, got, want)
+		got := addressBucket(netip.MustParseAddr(in))
+		if got.String() != want {
+			t.Errorf("addressBucket(%q) = %s, want %s", in, got, want)
+		}
+		if n := testing.AllocsPerRun(50, func() { addressBucket(netip.MustParseAddr(in)) }); n != 0 {
+			t.Errorf("addressBucket(%q) allocates %.0f times", in, n)
 		}
 	}
 }
@@ -60,7 +64,7 @@ func TestRateLimitReplicaShare(t *testing.T) {
 }
 
 func BenchmarkRateLimitTake(b *testing.B) {
-	bs := newBuckets(time.Minute, 100000, clock.Real{})
+	bs := newBuckets[string](time.Minute, 100000, clock.Real{})
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
 		for pb.Next() {

@@ -11,8 +11,8 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net/netip"
 	"reflect"
-	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -54,6 +54,11 @@ type Config struct {
 	// RateLimit sets the limits per client address and per API key
 	// (ratelimit.go); the zero value turns them off.
 	RateLimit RateLimitConfig
+	// UnfusedConsentCheck serves GET /v1/consent/check through the
+	// middleware chain like every other route, instead of through its
+	// fused path (fastcheck.go). Both answer alike; the chain's version is
+	// what TestFusedCheckMatchesChain compares the fused one with.
+	UnfusedConsentCheck bool
 }
 
 // DefaultConfig is what `steward serve` uses unless configured otherwise.
@@ -175,6 +180,11 @@ func New(cfg Config, d Deps) *fiber.App {
 		// Proxies are not trusted by default: the client IP is the peer's.
 		EnableTrustedProxyCheck: true,
 	})
+	if !cfg.UnfusedConsentCheck {
+		// The consent check runs its chain fused (fastcheck.go);
+		// registered first, fiber matches it before the middleware below.
+		app.Get("/v1/consent/check", s.checkConsentFused)
+	}
 	app.Use(s.observe)
 	app.Use(s.guard) // headers on every response; query text (guard.go)
 	if d.Pages != nil {
@@ -232,8 +242,10 @@ func New(cfg Config, d Deps) *fiber.App {
 	authed.Get("/consents", s.currentConsent)
 	authed.Get("/consents/history", s.consentHistory)
 	authed.Get("/consents/receipts/:event_id", s.consentReceipt)
-	authed.Get("/consent/check", s.checkConsent)
 	authed.Get("/consent/banner", s.consentBanner)
+	if cfg.UnfusedConsentCheck {
+		authed.Get("/consent/check", s.checkConsent)
+	}
 	authed.Post("/consent/check", s.checkConsentBatch)
 	authed.Get("/admin/audit", s.listAudit)
 	authed.Get("/admin/audit/export", s.exportAudit)
@@ -286,7 +298,12 @@ func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 // clientIP is the caller's address: behind trusted proxies, the right-most
 // untrusted X-Forwarded-For entry (see internal/clientip), else the peer.
 func (s *server) clientIP(c *fiber.Ctx) string {
-	return strings.Clone(s.ClientIP.IP(c.Context().RemoteIP().String(), string(c.Request().Header.Peek(fiber.HeaderXForwardedFor))))
+	return s.clientAddr(c).String()
+}
+
+// clientAddr is clientIP as an address, which costs no allocation.
+func (s *server) clientAddr(c *fiber.Ctx) netip.Addr {
+	return s.ClientIP.Of(c.Context().RemoteIP(), c.Request().Header.Peek(fiber.HeaderXForwardedFor))
 }
 
 // isNilPointer reports whether v is nil or an interface holding a nil

@@ -12,6 +12,7 @@ package clientip
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 )
@@ -56,35 +57,45 @@ func (r *Resolver) Trusted(addr netip.Addr) bool {
 	return false
 }
 
-// IP is the client's address given the connection's peer and the
-// X-Forwarded-For header(s) (joined with commas). Without a trusted peer,
-// the header is ignored.
-func (r *Resolver) IP(peer string, forwardedFor string) string {
-	p, err := netip.ParseAddr(peer)
-	if err != nil {
-		return peer
+// Of is the client's address given the connection's peer and the
+// X-Forwarded-For header(s) (joined with commas; nil when absent). Without
+// a trusted peer, the header is ignored. It allocates nothing unless the
+// peer is a trusted proxy that forwarded an address: the rate limiter asks
+// it for every request. A peer that is not an IP address is the
+// unspecified IPv4 address.
+func (r *Resolver) Of(peer net.IP, forwardedFor []byte) netip.Addr {
+	p, ok := netip.AddrFromSlice(peer)
+	if !ok {
+		return netip.IPv4Unspecified()
 	}
 	client := p.Unmap()
-	if !r.Trusted(client) || forwardedFor == "" {
-		return client.String()
+	if !r.Trusted(client) || len(forwardedFor) == 0 {
+		return client
 	}
+	return r.forwarded(client, string(forwardedFor))
+}
+
+// forwarded walks X-Forwarded-For from the right, starting at a trusted
+// peer: the client is the first address that is not a trusted proxy.
+func (r *Resolver) forwarded(client netip.Addr, forwardedFor string) netip.Addr {
 	parts := strings.Split(forwardedFor, ",")
 	for i := len(parts) - 1; i >= 0; i-- {
 		s := strings.TrimSpace(parts[i])
-		// An entry may carry a port ("1.2.3.4:5678", "[::1]:80").
-		if ap, err := netip.ParseAddrPort(s); err == nil {
-			s = ap.Addr().String()
-		}
 		a, err := netip.ParseAddr(s)
 		if err != nil {
-			// Garbage from an untrusted hop: the last address we could
-			// believe is the client.
-			return client.String()
+			// An entry may carry a port ("1.2.3.4:5678", "[::1]:80").
+			ap, perr := netip.ParseAddrPort(s)
+			if perr != nil {
+				// Garbage from an untrusted hop: the last address we
+				// could believe is the client.
+				return client
+			}
+			a = ap.Addr()
 		}
 		client = a.Unmap()
 		if !r.Trusted(client) {
-			return client.String()
+			return client
 		}
 	}
-	return client.String()
+	return client
 }

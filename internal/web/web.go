@@ -490,7 +490,7 @@ func (l *limiter) allow(ip string) bool {
 // ip is the client's address (rate limits, code-send limits, the consent
 // ledger's IP hash).
 func (c *Center) ip(ctx *fiber.Ctx) string {
-	return strings.Clone(c.d.ClientIP.IP(ctx.Context().RemoteIP().String(), string(ctx.Request().Header.Peek(fiber.HeaderXForwardedFor))))
+	return c.d.ClientIP.Of(ctx.Context().RemoteIP(), ctx.Request().Header.Peek(fiber.HeaderXForwardedFor)).String()
 }
 
 // --- templates ------------------------------------------------------------------

@@ -486,7 +486,7 @@ func (c *Console) refuse(ctx *fiber.Ctx, action, reason string) error {
 func (c *Console) sameOrigin(ctx *fiber.Ctx) bool { return pagekit.SameOrigin(ctx, c.origin) }
 
 func (c *Console) ip(ctx *fiber.Ctx) string {
-	return strings.Clone(c.d.ClientIP.IP(ctx.Context().RemoteIP().String(), string(ctx.Request().Header.Peek(fiber.HeaderXForwardedFor))))
+	return c.d.ClientIP.Of(ctx.Context().RemoteIP(), ctx.Request().Header.Peek(fiber.HeaderXForwardedFor)).String()
 }
 
 // authed requires a live staff session. An unknown or expired one goes to

@@ -257,6 +257,16 @@ func (s *server) checkConsentAs(c *fiber.Ctx, k apikey.Key) error {
 	return c.JSON(res)
 }
 
+// jsonPlain marks the bytes encoding/json writes as themselves in a string:
+// printable ASCII other than the quote, the backslash and the three it
+// escapes for HTML.
+var jsonPlain = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
 // appendJSON appends r as encoding/json would encode it, without
 // reflection: the answer to the most frequent call. It reports false, and
 // the caller encodes with encoding/json, if a value needs escaping.
@@ -266,7 +276,7 @@ func (r *checkResult) appendJSON(b []byte) ([]byte, bool) {
 			return true
 		}
 		for i := 0; i < len(v); i++ {
-			if c := v[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			if !jsonPlain[v[i]] {
 				return false
 			}
 		}

@@ -272,7 +272,7 @@ func (s *Service) Record(ctx context.Context, in RecordInput) (Event, error) {
 		return Event{}, err
 	}
 	now := s.now()
-	key := string(s.kr.Hash(in.Subject))
+	key := s.kr.HashString(in.Subject)
 	var ev Event
 	err := db.Tx(ctx, s.pool, func(tx pgx.Tx) error {
 		subj, err := s.upsertSubject(ctx, tx, in.Subject, now)
@@ -471,7 +471,7 @@ func notifyChange(ctx context.Context, tx pgx.Tx, hash []byte) error {
 
 // state returns the subject's consent state, from the cache when it can.
 func (s *Service) state(ctx context.Context, subj identity.Subject) (*subjectState, string, error) {
-	key := string(s.kr.Hash(subj))
+	key := s.kr.HashString(subj)
 	if st, ok := s.cache.get(key); ok {
 		return st, key, nil
 	}
@@ -691,7 +691,7 @@ func (s *Service) CheckBatch(ctx context.Context, ins []CheckInput) ([]policy.De
 	var missing []identity.Subject
 	missIdx := map[identity.Subject][]int{}
 	for i, in := range ins {
-		keysOf[i] = string(s.kr.Hash(in.Subject))
+		keysOf[i] = s.kr.HashString(in.Subject)
 		if st, ok := s.cache.get(keysOf[i]); ok {
 			states[i] = st
 			continue

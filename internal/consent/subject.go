@@ -134,7 +134,7 @@ func (s *Service) Forget(ctx context.Context, tx pgx.Tx, subjects []identity.Sub
 		return ForgetResult{}, fmt.Errorf("consent: forget: %w", err)
 	}
 	for _, subj := range subjects {
-		s.cache.invalidate(string(s.kr.Hash(subj)))
+		s.cache.invalidate(s.kr.HashString(subj))
 	}
 	return res, nil
 }

@@ -37,7 +37,7 @@ type Keyring struct {
 
 type ringKey struct {
 	id      string
-	macPool sync.Pool // of hash.Hash; hmac.New per call would allocate on the hot path
+	macPool sync.Pool // of *macState; hmac.New per call would allocate on the hot path
 	aead    cipher.AEAD
 	// lookupOnly keys hash for lookups and never seal or open: everything
 	// sealed under them was re-keyed, only hash-only rows still need them.
@@ -140,7 +140,7 @@ func newRingKey(kid string, secret []byte) (*ringKey, error) {
 		return nil, fmt.Errorf("gcm: %w", err)
 	}
 	k := &ringKey{id: kid, aead: aead}
-	k.macPool.New = func() any { return hmac.New(sha256.New, macKey) }
+	k.macPool.New = func() any { return &macState{h: hmac.New(sha256.New, macKey)} }
 	return k, nil
 }
 
@@ -175,19 +175,57 @@ const (
 	domainValue   = "value\x00"
 )
 
+// macState is a pooled HMAC with buffers for its input and its sum: a
+// value handed to the hash.Hash interface escapes, so without them every
+// lookup hash would allocate its input's copy and its sum.
+type macState struct {
+	h   hash.Hash
+	in  []byte
+	sum [sha256.Size]byte
+}
+
+// macAppend appends the MAC of domain followed by parts to dst.
+func (k *ringKey) macAppend(dst []byte, domain string, parts ...string) []byte {
+	st := k.macPool.Get().(*macState)
+	st.in = append(st.in[:0], domain...)
+	for _, p := range parts {
+		st.in = append(st.in, p...)
+	}
+	st.h.Reset()
+	st.h.Write(st.in)
+	dst = append(dst, st.h.Sum(st.sum[:0])...)
+	if cap(st.in) <= 4<<10 {
+		k.macPool.Put(st)
+	}
+	return dst
+}
+
 func (k *ringKey) mac(domain, v string) []byte {
-	h := k.macPool.Get().(hash.Hash)
-	h.Reset()
-	h.Write([]byte(domain))
-	h.Write([]byte(v))
-	sum := h.Sum(make([]byte, 0, sha256.Size))
-	k.macPool.Put(h)
-	return sum
+	return k.macAppend(make([]byte, 0, sha256.Size), domain, v)
+}
+
+// subjectParts is s.String() in pieces, for macAppend to join without a
+// concatenation.
+func subjectParts(s identity.Subject, buf *[5]string) []string {
+	if s.Type == identity.OAuth {
+		*buf = [5]string{string(s.Type), ":", s.Provider, ":", s.Value}
+		return buf[:]
+	}
+	*buf = [5]string{string(s.Type), ":", s.Value}
+	return buf[:3]
 }
 
 // Hash is the lookup hash of s under the active key.
 func (kr *Keyring) Hash(s identity.Subject) []byte {
-	return kr.keys[kr.active].mac(domainSubject, s.String())
+	var buf [5]string
+	return kr.keys[kr.active].macAppend(make([]byte, 0, sha256.Size), domainSubject, subjectParts(s, &buf)...)
+}
+
+// HashString is Hash as a string (a map key), made with one allocation.
+func (kr *Keyring) HashString(s identity.Subject) string {
+	var buf [5]string
+	var out [sha256.Size]byte
+	return string(kr.keys[kr.active].macAppend(out[:0], domainSubject, subjectParts(s, &buf)...))
 }
 
 // Hashes returns the lookup hash of s under every key, active first and

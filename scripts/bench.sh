@@ -7,18 +7,21 @@
 #               `opa run --server` sidecar per request (the design not taken)
 #
 # All four servers (steward, bare, opa, opadesign) listen on 127.0.0.1 ports
-# picked at random. Each target gets a short warm-up, then
+# picked at random. Each target gets a short warm-up, then in each of
+# BENCH_ROUNDS rounds (the targets' order alternating)
 #   wrk -t1 -c32 -d${BENCH_SECONDS}s --latency -H 'Authorization: Bearer KEY' URL
-# The table (target, req/s, p99, the server's CPU time per request) and the
-# ratios steward/bare (by req/s and by CPU per request) and
-# steward/opa-design are printed and written to var/bench/consent-check.txt.
+# The table (target; the median round's req/s, p99 and server CPU time per
+# request) and the ratios steward/bare (by req/s and by CPU per request) and
+# steward/opa-design, each the median of the rounds' ratios with the lowest
+# and highest, are printed and written to var/bench/consent-check.txt.
 #
 # Installs wrk (apt) and opa (go install, pinned) if missing. Uses a fresh
 # database steward_bench on the server scripts/ensure-postgres.sh finds (or on
 # the server of $DATABASE_URL), dropped again on exit, and throwaway secrets.
 #
 # Environment (optional):
-#   BENCH_SECONDS       measured seconds per target (default 10)
+#   BENCH_SECONDS       measured seconds per target and round (default 5)
+#   BENCH_ROUNDS        rounds, alternating the targets' order (default 5)
 #   BENCH_WARM_SECONDS  warm-up seconds per target (default 3)
 #   BENCH_LOG_LEVEL     STEWARD_LOG_LEVEL for steward serve (default info: access log on, as in production)
 #   BENCH_KEEP=1        keep the temp dir with the server logs
@@ -31,7 +34,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 OPA_VERSION=v1.22.2
-BENCH_SECONDS="${BENCH_SECONDS:-10}"
+BENCH_SECONDS="${BENCH_SECONDS:-5}"
+BENCH_ROUNDS="${BENCH_ROUNDS:-5}"
 BENCH_WARM_SECONDS="${BENCH_WARM_SECONDS:-3}"
 BENCH_LOG_LEVEL="${BENCH_LOG_LEVEL:-info}"
 BENCH_DB=steward_bench
@@ -41,7 +45,7 @@ QUERY="subject=$SUBJECT&purpose=analytics&jurisdiction=US-CA"
 log() { printf 'bench: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-for v in BENCH_SECONDS BENCH_WARM_SECONDS; do
+for v in BENCH_SECONDS BENCH_WARM_SECONDS BENCH_ROUNDS; do
 	[[ "${!v}" =~ ^[1-9][0-9]{0,3}$ ]] || die "$v must be a whole number of seconds (1-9999)"
 done
 
@@ -269,13 +273,13 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 declare -A pid_of=([steward]="${pids[0]}" [bare]="${pids[1]}" [opa-design]="${pids[3]}")
 hz="$(getconf CLK_TCK)"
 
+# measure T ROUND: one measured wrk run against T, its figures filed under
+# "T ROUND" in rps, p99 and cpu_us.
 declare -A rps=() p99=() cpu_us=()
-for t in "${targets[@]}"; do
-	log "warming $t for ${BENCH_WARM_SECONDS}s"
-	wrk -t1 -c32 -d"${BENCH_WARM_SECONDS}s" -H "$auth" "${url[$t]}" >"$work/$t.warm" 2>&1 ||
-		{ cat "$work/$t.warm" >&2; die "wrk warm-up failed for $t"; }
-	log "measuring $t for ${BENCH_SECONDS}s"
-	if [ "$t" = steward ] && [ "${BENCH_PPROF:-0}" = 1 ]; then
+measure() {
+	local t="$1" r="$2" ticks0 ticks1 reqs pprof_pid=""
+	log "round $r: measuring $t for ${BENCH_SECONDS}s"
+	if [ "$t" = steward ] && [ "$r" = 1 ] && [ "${BENCH_PPROF:-0}" = 1 ]; then
 		mkdir -p var/bench
 		curl -fsS -o var/bench/steward-cpu.pprof "http://127.0.0.1:$p_pprof/debug/pprof/profile?seconds=$BENCH_SECONDS" &
 		pprof_pid=$!
@@ -286,22 +290,64 @@ for t in "${targets[@]}"; do
 	ticks1="$(cpu_ticks "${pid_of[$t]}")"
 	reqs="$(awk '/requests in/ {print $1}' "$work/$t.wrk")"
 	# The server's own CPU time per request (opa-design's excludes its opa).
-	cpu_us[$t]="$(awk -v a="$ticks0" -v b="$ticks1" -v hz="$hz" -v n="$reqs" 'BEGIN { if (n > 0) printf "%.1f", (b - a) / hz * 1e6 / n; else print "n/a" }')"
+	cpu_us["$t $r"]="$(awk -v a="$ticks0" -v b="$ticks1" -v hz="$hz" -v n="$reqs" 'BEGIN { if (n > 0) printf "%.1f", (b - a) / hz * 1e6 / n; else print "n/a" }')"
 	if grep -q 'Non-2xx or 3xx responses' "$work/$t.wrk"; then
 		cat "$work/$t.wrk" >&2
 		die "$t answered errors under load; its numbers would be meaningless"
 	fi
-	if [ "$t" = steward ] && [ "${BENCH_PPROF:-0}" = 1 ]; then
+	if [ -n "$pprof_pid" ]; then
 		wait "$pprof_pid" || die "could not take the CPU profile"
 		log "CPU profile written to var/bench/steward-cpu.pprof"
 	fi
-	rps[$t]="$(awk '/^Requests\/sec:/ {print $2}' "$work/$t.wrk")"
-	p99[$t]="$(to_ms "$(awk '$1 == "99%" {print $2}' "$work/$t.wrk")")"
-	[ -n "${rps[$t]}" ] || { cat "$work/$t.wrk" >&2; die "could not parse wrk output for $t"; }
+	rps["$t $r"]="$(awk '/^Requests\/sec:/ {print $2}' "$work/$t.wrk")"
+	p99["$t $r"]="$(to_ms "$(awk '$1 == "99%" {print $2}' "$work/$t.wrk")")"
+	[ -n "${rps["$t $r"]}" ] || { cat "$work/$t.wrk" >&2; die "could not parse wrk output for $t"; }
 	if grep -q 'Socket errors' "$work/$t.wrk"; then
 		log "$t: $(grep 'Socket errors' "$work/$t.wrk" | sed 's/^ *//')"
 	fi
+}
+
+for t in "${targets[@]}"; do
+	log "warming $t for ${BENCH_WARM_SECONDS}s"
+	wrk -t1 -c32 -d"${BENCH_WARM_SECONDS}s" -H "$auth" "${url[$t]}" >"$work/$t.warm" 2>&1 ||
+		{ cat "$work/$t.warm" >&2; die "wrk warm-up failed for $t"; }
 done
+# Rounds alternate the order of the targets, so that a machine busier at
+# one moment than the next does not always favour the same one; each
+# round's ratios compare runs seconds apart, and the median round is what
+# is reported (with the spread).
+for ((r = 1; r <= BENCH_ROUNDS; r++)); do
+	order=("${targets[@]}")
+	((r % 2 == 0)) && order=(bare steward opa-design)
+	for t in "${order[@]}"; do
+		measure "$t" "$r"
+	done
+done
+
+# median VALUE...: the median of numbers (the lower middle one of an even
+# count).
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# figures T FIELD: every round's value of FIELD (rps, p99, cpu_us) for T.
+figures() {
+	local -n f="$2"
+	local r
+	for ((r = 1; r <= BENCH_ROUNDS; r++)); do printf '%s ' "${f["$1 $r"]}"; done
+}
+# round_ratios A B FIELD [inverse]: each round's A/B of FIELD (B/A if inverse).
+round_ratios() {
+	local -n f="$3"
+	local r
+	for ((r = 1; r <= BENCH_ROUNDS; r++)); do
+		if [ "${4:-}" = inverse ]; then ratio "${f["$2 $r"]}" "${f["$1 $r"]}"; else ratio "${f["$1 $r"]}" "${f["$2 $r"]}"; fi
+		echo
+	done
+}
+# spread VALUE...: "median (min-max)".
+spread() {
+	local sorted
+	sorted="$(printf '%s\n' "$@" | sort -g)"
+	printf '%s (%s-%s)' "$(median "$@")" "$(head -n1 <<<"$sorted")" "$(tail -n1 <<<"$sorted")"
+}
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }'; }
 
@@ -310,17 +356,22 @@ out=var/bench/consent-check.txt
 {
 	echo "# consent check: GET /v1/consent/check?$QUERY"
 	echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ)  commit $(git rev-parse --short HEAD 2>/dev/null || echo none)  $(go version | cut -d' ' -f3)  $(nproc) cores"
-	echo "# wrk -t1 -c32 -d${BENCH_SECONDS}s --latency (after ${BENCH_WARM_SECONDS}s warm-up); steward log level $BENCH_LOG_LEVEL; opa $OPA_VERSION"
+	echo "# wrk -t1 -c32 -d${BENCH_SECONDS}s --latency per target, $BENCH_ROUNDS rounds in alternating order (after ${BENCH_WARM_SECONDS}s warm-up); medians; steward log level $BENCH_LOG_LEVEL; opa $OPA_VERSION"
 	printf '%-12s %12s %10s %16s\n' target req/s p99 'server cpu/req'
 	for t in "${targets[@]}"; do
-		printf '%-12s %12.0f %8sms %14sus\n' "$t" "${rps[$t]}" "${p99[$t]}" "${cpu_us[$t]}"
+		# shellcheck disable=SC2046 # word splitting intended
+		printf '%-12s %12.0f %8sms %14sus\n' "$t" "$(median $(figures "$t" rps))" "$(median $(figures "$t" p99))" "$(median $(figures "$t" cpu_us))"
 	done
 	echo
-	printf 'steward/bare        %s\n' "$(ratio "${rps[steward]}" "${rps[bare]}")"
+	echo "# ratios: the median round's (lowest-highest round)"
+	# shellcheck disable=SC2046
+	printf 'steward/bare        %s\n' "$(spread $(round_ratios steward bare rps))"
 	# Less disturbed by other work on a shared machine than req/s: bare's
 	# CPU time per request over steward's.
-	printf 'steward/bare (cpu)  %s\n' "$(ratio "${cpu_us[bare]}" "${cpu_us[steward]}")"
-	printf 'steward/opa-design  %s\n' "$(ratio "${rps[steward]}" "${rps[opa-design]}")"
+	# shellcheck disable=SC2046
+	printf 'steward/bare (cpu)  %s\n' "$(spread $(round_ratios steward bare cpu_us inverse))"
+	# shellcheck disable=SC2046
+	printf 'steward/opa-design  %s\n' "$(spread $(round_ratios steward opa-design rps))"
 	echo "# load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores (other work on the machine skews req/s more than cpu/req)"
 } >"$out"
 cat "$out"

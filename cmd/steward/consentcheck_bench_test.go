@@ -121,7 +121,7 @@ func BenchmarkConsentCheckVsBare(b *testing.B) {
 	run(stewardClient, 2000) // warm: key and subject caches, policy memo, connections
 	run(bareClient, 2000)
 	stewardCPU, bareCPU = 0, 0
-	const rounds, per = 10, 5000
+	const rounds, per = 10, 20000
 	var p testutil.Paired
 	for b.Loop() {
 		p.Rounds(rounds, per, func(n int) time.Duration { return run(stewardClient, n) }, func(n int) time.Duration { return run(bareClient, n) })

@@ -28,16 +28,22 @@ func (s *server) checkConsentFused(c *fiber.Ctx) (err error) {
 		return err
 	}
 	s.corsActual(c)
-	addr, charged, err := s.chargeAddress(c)
-	if err != nil {
-		return err
+	// The address is charged as the chain charges it, but its headers are
+	// set only if the answer is to carry them: a key that authenticates
+	// replaces them with its own.
+	addr, ad, limited := s.takeAddress(c)
+	if limited && !ad.ok {
+		return s.answerAddress(c, ad)
 	}
 	key, err := s.keyOf(c)
 	if err != nil {
+		if limited {
+			_ = s.answerAddress(c, ad) // ad.ok: only the headers
+		}
 		return err
 	}
 	k = key
-	if err := s.chargeKey(c, k, addr, charged); err != nil {
+	if err := s.chargeKey(c, k, addr, limited); err != nil {
 		return err
 	}
 	return s.checkConsentAs(c, k)

@@ -39,7 +39,7 @@ func TestFusedCheckMatchesChain(t *testing.T) {
 		sv.e = newEnvWith(t, func(c *api.Config) {
 			c.UnfusedConsentCheck = unfused
 			c.CORSOrigins = []string{configuredOrigin}
-			c.RateLimit = api.RateLimitConfig{Window: time.Minute, PerAddress: 20, PerRole: map[string]int{"frontend": 16, "*": 30}, Replicas: 1}
+			c.RateLimit = api.RateLimitConfig{Window: time.Minute, PerAddress: 20, PerRole: map[string]int{"frontend": 16, "auditor": 0, "*": 30}, Replicas: 1}
 		}, func(d *api.Deps) {
 			d.Metrics = sv.metrics
 			d.Clock = clk
@@ -86,6 +86,7 @@ func TestFusedCheckMatchesChain(t *testing.T) {
 		{name: "a server-side call with an Origin", path: q + "tg:1&purpose=analytics", role: "frontend", header: map[string]string{"Origin": evilOrigin}},
 		{name: "the sdk key on a telegram user", path: q + "tg:1&purpose=analytics", role: "sdk"},
 		{name: "a role without consent.check", path: q + "tg:1&purpose=analytics", role: "intruder"},
+		{name: "a role without a rate limit", path: q + "tg:1&purpose=analytics", role: "auditor"},
 		{name: "no key", path: q + "tg:1&purpose=analytics"},
 		{name: "a bogus key", path: q + "tg:1&purpose=analytics", header: map[string]string{"Authorization": "Bearer stw_bogus"}},
 		{name: "another scheme", path: q + "tg:1&purpose=analytics", header: map[string]string{"Authorization": "Basic Zm9vOmJhcg=="}},

@@ -149,21 +149,36 @@ func (s *server) limitAddress(c *fiber.Ctx) error {
 // are not limited), so that an authenticated request can be refunded
 // (chargeKey).
 func (s *server) chargeAddress(c *fiber.Ctx) (id netip.Prefix, charged bool, err error) {
+	id, d, limited := s.takeAddress(c)
+	if !limited {
+		return id, false, nil
+	}
+	return id, d.ok, s.answerAddress(c, d)
+}
+
+// takeAddress takes one request from the client address's bucket, if
+// addresses are limited, and returns the bucket and its answer.
+func (s *server) takeAddress(c *fiber.Ctx) (id netip.Prefix, d decision, limited bool) {
 	rl := s.limits
 	if rl == nil {
-		return id, false, nil
+		return id, d, false
 	}
 	n := rl.share(rl.cfg.PerAddress)
 	if n == 0 {
-		return id, false, nil
+		return id, d, false
 	}
 	id = addressBucket(s.clientAddr(c))
-	d := rl.addresses.take(id, n)
-	setRateHeaders(c, policyAddress, d, rl.cfg.Window)
+	return id, rl.addresses.take(id, n), true
+}
+
+// answerAddress sets the address's rate-limit headers from its bucket's
+// answer d and refuses the request if d did.
+func (s *server) answerAddress(c *fiber.Ctx, d decision) error {
+	setRateHeaders(c, policyAddress, d, s.limits.cfg.Window)
 	if !d.ok {
-		return id, false, tooManyRequests(c, d, "too many requests from this address")
+		return tooManyRequests(c, d, "too many requests from this address")
 	}
-	return id, true, nil
+	return nil
 }
 
 // limitKey runs after authentication: the request is refunded to its

@@ -41,6 +41,8 @@ test: ## Run all tests with -race against PostgreSQL (started if needed); instal
 	@url="$$($(TEST_PG_URL))"; \
 	echo "go test -race -count=1 -timeout 14m ./...  (PostgreSQL: $${url%%\?*})"; \
 	STEWARD_TEST_DATABASE_URL="$$url" $(GO) test -race -count=1 -timeout 14m ./...
+	@# Allocation counts, which -race distorts (its sync.Pool drops items at random).
+	$(GO) test -count=1 -run 'Allocat' ./internal/keyring ./internal/cowmap
 
 CHAOS_KILLS ?= 60
 CHAOS_REQUESTS ?= 60

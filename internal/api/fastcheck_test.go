@@ -185,12 +185,11 @@ func compareAnswers(a, b result) string {
 }
 
 // chainRoutes are the route labels the chain gives a request it refuses
-// before the handler: the authenticated group's mount when a key or a
-// limit fails, "unmatched" when guard refuses the query. The fused path
-// labels them with the route itself, which is what they are; this one
-// difference is expected, and mapped before comparing.
-var chainRoutes = strings.NewReplacer(`route="/v1"`, `route="/v1/consent/check"`, `route="unmatched"`, `route="/v1/consent/check"`,
-	`"route":"/v1"`, `"route":"/v1/consent/check"`, `"route":"unmatched"`, `"route":"/v1/consent/check"`)
+// before fiber has matched a route: "unmatched", when guard refuses the
+// query or the address's limit runs out (both run for every path, known or
+// not). The fused path labels them with the route itself, which is what
+// they are; this one difference is expected, and mapped before comparing.
+var chainRoutes = strings.NewReplacer(`route="unmatched"`, `route="/v1/consent/check"`, `"route":"unmatched"`, `"route":"/v1/consent/check"`)
 
 // scrape is the server's request and decision metrics as /metrics exposes
 // them, added up by labels after mapping the chain's route labels.

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"reflect"
+	"slices"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -237,7 +238,11 @@ func New(cfg Config, d Deps) *fiber.App {
 	v1.Get("/notices/:product", s.listNotices)
 	v1.Get("/notices/:product/:version", s.getNotice)
 
-	authed := v1.Group("", s.authenticate, s.limitKey)
+	// Keyed routes authenticate and charge the key as their own first
+	// handlers, not as a group middleware: a refusal is then counted and
+	// logged under the route it was for, as the fused consent check does,
+	// instead of under the group's mount ("/v1").
+	authed := keyedRoutes{v1, []fiber.Handler{s.authenticate, s.limitKey}}
 	authed.Post("/consents", s.recordConsent)
 	authed.Get("/consents", s.currentConsent)
 	authed.Get("/consents/history", s.consentHistory)
@@ -292,6 +297,19 @@ func New(cfg Config, d Deps) *fiber.App {
 	authed.Post("/webhooks/deliveries/:id/replay", s.replayWebhookDelivery)
 	return app
 }
+
+// keyedRoutes registers routes on r with handlers pre running first.
+type keyedRoutes struct {
+	r   fiber.Router
+	pre []fiber.Handler
+}
+
+func (k keyedRoutes) with(h fiber.Handler) []fiber.Handler { return append(slices.Clip(k.pre), h) }
+
+// Get registers HEAD too, as fiber's Get does.
+func (k keyedRoutes) Get(path string, h fiber.Handler)    { k.r.Get(path, k.with(h)...) }
+func (k keyedRoutes) Post(path string, h fiber.Handler)   { k.r.Post(path, k.with(h)...) }
+func (k keyedRoutes) Delete(path string, h fiber.Handler) { k.r.Delete(path, k.with(h)...) }
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 

@@ -846,6 +846,8 @@ func TestServerRoutesDocumented(t *testing.T) {
 
 var (
 	groupRe = regexp.MustCompile(`(\w+)\s*:=\s*(\w+)\.Group\(\s*"([^"]*)"`)
+	// keyedRoutes{router, handlers} registers on router (server.go).
+	keyedRe = regexp.MustCompile(`(\w+)\s*:=\s*keyedRoutes\{\s*(\w+)\s*,`)
 	routeRe = regexp.MustCompile(`(\w+)\.(Get|Post|Put|Patch|Delete|Head|Options)\(\s*"([^"]*)"`)
 	paramRe = regexp.MustCompile(`:(\w+)`)
 )
@@ -862,6 +864,13 @@ func fiberRoutes(t *testing.T, src string) []string {
 			t.Fatalf("group %s is made from unknown router %s", m[1], m[2])
 		}
 		prefix[m[1]] = parent + m[3]
+	}
+	for _, m := range keyedRe.FindAllStringSubmatch(src, -1) {
+		parent, ok := prefix[m[2]]
+		if !ok {
+			t.Fatalf("keyed routes %s are made from unknown router %s", m[1], m[2])
+		}
+		prefix[m[1]] = parent
 	}
 	var out []string
 	for _, m := range routeRe.FindAllStringSubmatch(src, -1) {

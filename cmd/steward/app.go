@@ -368,13 +368,11 @@ func build(ctx context.Context, cfg config.Config, log *slog.Logger, clk clock.C
 	return a, nil
 }
 
-// openMain opens the main pool on DATABASE_URL; when that names a
-// transaction pooler (cfg.Pooled), without named prepared statements.
+// openMain opens the main pool on DATABASE_URL, of
+// STEWARD_DATABASE_MAX_CONNS connections; when that names a transaction
+// pooler (cfg.Pooled), without named prepared statements.
 func openMain(ctx context.Context, cfg config.Config) (*pgxpool.Pool, error) {
-	if cfg.Pooled() {
-		return db.OpenPooled(ctx, cfg.DatabaseURL)
-	}
-	return db.Open(ctx, cfg.DatabaseURL)
+	return db.OpenSized(ctx, cfg.DatabaseURL, cfg.DatabaseMaxConns, cfg.Pooled())
 }
 
 // receiptSigner is r as a consent.ReceiptSigner, nil when r is.

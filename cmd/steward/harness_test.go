@@ -82,6 +82,15 @@ func newEnvAt(t testing.TB, url string, pool *pgxpool.Pool, extra map[string]str
 		"STEWARD_RATE_LIMIT_ADDRESS": "100000000",
 		"STEWARD_RATE_LIMIT_KEYS":    "*:100000000",
 	}
+	if _, bench := t.(*testing.B); !bench {
+		// The smallest pool the workers allow (10 + 2 + 2), not the
+		// production 20: the suite runs several tests' replicas at once
+		// against one server and its max_connections (100 by default),
+		// and a burst past that is refused, which a replica answers with
+		// 503 (a crash-harness run in CI saw exactly that). Benchmarks
+		// keep the production size.
+		vars["STEWARD_DATABASE_MAX_CONNS"] = "14"
+	}
 	for k, v := range extra {
 		vars[k] = v
 	}

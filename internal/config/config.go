@@ -28,6 +28,9 @@ type Config struct {
 	// a real session when DATABASE_URL names a transaction pooler; empty
 	// when DATABASE_URL is direct. See SessionURL and Pooled.
 	DatabaseSessionURL string
+	// DatabaseMaxConns caps this replica's pool on DATABASE_URL
+	// (STEWARD_DATABASE_MAX_CONNS; default 20).
+	DatabaseMaxConns int
 	Addr               string
 	PolicyDir          string
 	PolicyBundle       string
@@ -123,6 +126,7 @@ type Var struct{ Name, Default, Help string }
 var Vars = []Var{
 	{"DATABASE_URL", "", "PostgreSQL URL (required). `make run` sets it to the local server."},
 	{"STEWARD_DATABASE_SESSION_URL", "", "A direct (unpooled) PostgreSQL URL to the same database, set when `DATABASE_URL` names a transaction pooler (PgBouncer in transaction mode, Neon's `-pooler` endpoint). Migrations, the scheduler's leader lock and the cache-invalidation `LISTEN` use it (2 connections per replica); everything else stays on `DATABASE_URL`, which then runs without named prepared statements, and the job workers poll instead of listening. Neon's pooled host without it is refused. See docs/operations.md, \"Behind a transaction pooler\"."},
+	{"STEWARD_DATABASE_MAX_CONNS", "20", "The most connections one replica opens on `DATABASE_URL` (API, job workers, retention; the session URL's 2 are extra). Replicas × this must stay under the server's `max_connections` with room for everything else that connects; PostgreSQL refuses connections past it, and Steward then answers 503 with `Retry-After`. At least the request and retention workers plus 2. A `pool_max_conns` parameter in the URL wins."},
 	{"STEWARD_ADDR", "127.0.0.1:8080", "Listen address."},
 	{"STEWARD_POLICY_DIR", "(embedded bundle)", "Directory with the Rego policy bundle, to run edited policies without rebuilding."},
 	{"STEWARD_POLICY_BUNDLE", "", "An OPA bundle archive (.tar.gz) to load instead of the embedded bundle or STEWARD_POLICY_DIR."},
@@ -229,6 +233,11 @@ func Load(getenv func(string) string) (Config, error) {
 		ResendAudienceID:  get("STEWARD_RESEND_AUDIENCE_ID"),
 	}
 	c.DatabaseSessionURL = get("STEWARD_DATABASE_SESSION_URL")
+	maxConns, merr := positiveInt(get, "STEWARD_DATABASE_MAX_CONNS")
+	if merr != nil {
+		return c, merr
+	}
+	c.DatabaseMaxConns = maxConns
 	c.ReceiptRetiredKeys = list(get("STEWARD_RECEIPT_RETIRED_KEYS"))
 	c.AuditSigningKey = get("STEWARD_AUDIT_SIGNING_KEY")
 	c.AuditRetiredKeys = list(get("STEWARD_AUDIT_RETIRED_KEYS"))
@@ -368,6 +377,12 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.RetentionWorkers, err = positiveInt(get, "STEWARD_RETENTION_WORKERS"); err != nil {
 		return c, err
+	}
+	// A job worker may hold a connection while it needs a second one (its
+	// audit entry, say): a pool with no room beyond the workers can stall
+	// them all.
+	if need := c.RequestWorkers + c.RetentionWorkers + 2; c.DatabaseMaxConns < need {
+		return c, fmt.Errorf("STEWARD_DATABASE_MAX_CONNS: %d leaves the job workers no room; want at least %d (STEWARD_REQUEST_WORKERS + STEWARD_RETENTION_WORKERS + 2)", c.DatabaseMaxConns, need)
 	}
 	if c.RetentionPace, err = strconv.ParseFloat(get("STEWARD_RETENTION_PACE"), 64); err != nil || c.RetentionPace < 0 || c.RetentionPace > 100 || math.IsNaN(c.RetentionPace) {
 		return c, fmt.Errorf("STEWARD_RETENTION_PACE: want a number from 0 to 100, such as 1")

@@ -150,6 +150,34 @@ func TestRateLimits(t *testing.T) {
 	}
 }
 
+// The main pool's size defaults to 20, is set by STEWARD_DATABASE_MAX_CONNS,
+// and must leave the job workers room: fewer connections than workers + 2
+// is refused, naming the variable.
+func TestDatabaseMaxConns(t *testing.T) {
+	load := func(vars map[string]string) (Config, error) {
+		return Load(func(k string) string { return vars[k] })
+	}
+	if c, err := load(nil); err != nil || c.DatabaseMaxConns != 20 {
+		t.Fatalf("default: %d %v", c.DatabaseMaxConns, err)
+	}
+	if c, err := load(map[string]string{"STEWARD_DATABASE_MAX_CONNS": "8", "STEWARD_REQUEST_WORKERS": "4"}); err != nil || c.DatabaseMaxConns != 8 {
+		t.Fatalf("set: %d %v", c.DatabaseMaxConns, err)
+	}
+	for _, vars := range []map[string]string{
+		{"STEWARD_DATABASE_MAX_CONNS": "0"},
+		{"STEWARD_DATABASE_MAX_CONNS": "many"},
+		{"STEWARD_DATABASE_MAX_CONNS": "13"}, // 10 request + 2 retention workers + 2
+		{"STEWARD_DATABASE_MAX_CONNS": "20", "STEWARD_REQUEST_WORKERS": "30"},
+	} {
+		if _, err := load(vars); err == nil || !strings.Contains(err.Error(), "STEWARD_DATABASE_MAX_CONNS") {
+			t.Errorf("%v: want an error naming STEWARD_DATABASE_MAX_CONNS, got %v", vars, err)
+		}
+	}
+	if _, err := load(map[string]string{"STEWARD_DATABASE_MAX_CONNS": "14"}); err != nil {
+		t.Errorf("exactly the workers + 2: %v", err)
+	}
+}
+
 // A session URL declares DATABASE_URL a pooler; a bad one stops Steward
 // with the variable named and without echoing a password; Neon's pooled
 // host without a session URL (or as one) is refused.

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"strings"
 	"time"
 
@@ -28,7 +29,20 @@ import (
 
 // Open connects a pool and checks the database answers.
 func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
-	return open(ctx, url, 20, false)
+	return open(ctx, url, DefaultMaxConns, false)
+}
+
+// DefaultMaxConns is the pool size Open and OpenPooled use
+// (STEWARD_DATABASE_MAX_CONNS's default).
+const DefaultMaxConns = 20
+
+// OpenSized is Open (or OpenPooled, if pooled) with a pool of at most
+// maxConns connections.
+func OpenSized(ctx context.Context, url string, maxConns int, pooled bool) (*pgxpool.Pool, error) {
+	if maxConns < 1 {
+		maxConns = DefaultMaxConns
+	}
+	return open(ctx, url, int32(min(maxConns, math.MaxInt32)), pooled)
 }
 
 // OpenPooled is Open for a URL that names a transaction pooler (PgBouncer
@@ -44,7 +58,7 @@ func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 // refuse some), at no extra round trip. default_query_exec_mode in the
 // URL still wins.
 func OpenPooled(ctx context.Context, url string) (*pgxpool.Pool, error) {
-	return open(ctx, url, 20, true)
+	return open(ctx, url, DefaultMaxConns, true)
 }
 
 // SessionConns caps the pool OpenSession makes: the leader elector, its

@@ -30,7 +30,7 @@ type Config struct {
 	DatabaseSessionURL string
 	// DatabaseMaxConns caps this replica's pool on DATABASE_URL
 	// (STEWARD_DATABASE_MAX_CONNS; default 20).
-	DatabaseMaxConns int
+	DatabaseMaxConns   int
 	Addr               string
 	PolicyDir          string
 	PolicyBundle       string

@@ -22,7 +22,8 @@ func (s *server) checkConsentFused(c *fiber.Ctx) (err error) {
 	rid, start := s.begin(c)
 	var k apikey.Key
 	defer func() {
-		err = s.finish(c, rid, start, k, recover(), err)
+		s.finish(c, rid, start, k, recover(), err)
+		err = nil
 	}()
 	if err := guardRequest(c); err != nil {
 		return err
@@ -38,7 +39,7 @@ func (s *server) checkConsentFused(c *fiber.Ctx) (err error) {
 	key, err := s.keyOf(c)
 	if err != nil {
 		if limited {
-			_ = s.answerAddress(c, ad) // ad.ok: only the headers
+			s.addressHeaders(c, ad)
 		}
 		return err
 	}

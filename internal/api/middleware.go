@@ -74,7 +74,8 @@ func (s *server) observe(c *fiber.Ctx) (err error) {
 	c.Locals(localRequestID, rid)
 	defer func() {
 		k, _ := c.Locals(localKey).(apikey.Key)
-		err = s.finish(c, rid, start, k, recover(), err)
+		s.finish(c, rid, start, k, recover(), err)
+		err = nil
 	}()
 	return c.Next()
 }
@@ -97,8 +98,9 @@ func (s *server) begin(c *fiber.Ctx) (rid string, start time.Time) {
 // finish is the last step of every request: a panic (recovered by the
 // caller's deferred call) becomes an internal error, an error becomes its
 // problem, and the request is counted and logged with its key (the zero
-// Key when none authenticated). It returns nil: the answer is written.
-func (s *server) finish(c *fiber.Ctx, rid string, start time.Time, k apikey.Key, panicked any, err error) error {
+// Key when none authenticated). The answer is then written: the caller
+// returns nil to fiber.
+func (s *server) finish(c *fiber.Ctx, rid string, start time.Time, k apikey.Key, panicked any, err error) {
 	if panicked != nil {
 		s.Log.Error("panic serving request", "request_id", rid, "route", routeOf(c), "panic", fmt.Sprint(panicked), "stack", string(debug.Stack()))
 		err = apperr.New(apperr.Internal, "internal error")
@@ -129,10 +131,10 @@ func (s *server) finish(c *fiber.Ctx, rid string, start time.Time, k apikey.Key,
 			e.KeyID, e.Role = k.ID, k.Role
 		}
 		h.Write(c.UserContext(), &e)
-		return nil
+		return
 	}
 	if !s.Log.Enabled(c.UserContext(), level) {
-		return nil
+		return
 	}
 	attrs := []slog.Attr{
 		slog.String("request_id", rid),
@@ -146,7 +148,6 @@ func (s *server) finish(c *fiber.Ctx, rid string, start time.Time, k apikey.Key,
 		attrs = append(attrs, slog.String("key_id", k.ID), slog.String("role", k.Role))
 	}
 	s.Log.LogAttrs(c.UserContext(), level, "http_request", attrs...)
-	return nil
 }
 
 // KeyAuthenticator resolves an API key's secret to the key (*apikey.Store).

@@ -132,28 +132,17 @@ func addressBucket(a netip.Addr) netip.Prefix {
 }
 
 // limitAddress charges the client's address (behind the trusted proxies)
-// one request, or refuses it with 429.
+// one request, or refuses it with 429; limitKey refunds it once a key
+// authenticates.
 func (s *server) limitAddress(c *fiber.Ctx) error {
-	id, charged, err := s.chargeAddress(c)
-	if err != nil {
-		return err
-	}
-	if charged {
+	id, d, limited := s.takeAddress(c)
+	if limited {
+		if err := s.answerAddress(c, d); err != nil {
+			return err
+		}
 		c.Locals(localAddressBucket, id)
 	}
 	return c.Next()
-}
-
-// chargeAddress takes one request from the client address's bucket and
-// returns the bucket's id, and whether it was charged (not when addresses
-// are not limited), so that an authenticated request can be refunded
-// (chargeKey).
-func (s *server) chargeAddress(c *fiber.Ctx) (id netip.Prefix, charged bool, err error) {
-	id, d, limited := s.takeAddress(c)
-	if !limited {
-		return id, false, nil
-	}
-	return id, d.ok, s.answerAddress(c, d)
 }
 
 // takeAddress takes one request from the client address's bucket, if
@@ -174,11 +163,17 @@ func (s *server) takeAddress(c *fiber.Ctx) (id netip.Prefix, d decision, limited
 // answerAddress sets the address's rate-limit headers from its bucket's
 // answer d and refuses the request if d did.
 func (s *server) answerAddress(c *fiber.Ctx, d decision) error {
-	setRateHeaders(c, policyAddress, d, s.limits.cfg.Window)
+	s.addressHeaders(c, d)
 	if !d.ok {
 		return tooManyRequests(c, d, "too many requests from this address")
 	}
 	return nil
+}
+
+// addressHeaders sets the address's rate-limit headers from its bucket's
+// answer d.
+func (s *server) addressHeaders(c *fiber.Ctx, d decision) {
+	setRateHeaders(c, policyAddress, d, s.limits.cfg.Window)
 }
 
 // limitKey runs after authentication: the request is refunded to its

@@ -24,6 +24,9 @@ func TestSubjectHashUnchanged(t *testing.T) {
 		if got := kr.Hash(s); !bytes.Equal(got, want) {
 			t.Errorf("%s: Hash %x, want %x", raw, got, want)
 		}
+		if got := kr.Hashes(s); len(got) != 1 || !bytes.Equal(got[0], want) {
+			t.Errorf("%s: Hashes %x, want [%x]", raw, got, want)
+		}
 		if got := kr.HashString(s); got != string(want) {
 			t.Errorf("%s: HashString differs from Hash", raw)
 		}

@@ -232,9 +232,11 @@ func (kr *Keyring) HashString(s identity.Subject) string {
 // lookup-only keys included, so a lookup finds identities written before a
 // rotation and the hashes erased subjects keep.
 func (kr *Keyring) Hashes(s identity.Subject) [][]byte {
+	var buf [5]string
+	parts := subjectParts(s, &buf)
 	out := make([][]byte, 0, len(kr.order))
 	for _, kid := range kr.order {
-		out = append(out, kr.keys[kid].mac(domainSubject, s.String()))
+		out = append(out, kr.keys[kid].macAppend(make([]byte, 0, sha256.Size), domainSubject, parts...))
 	}
 	return out
 }
